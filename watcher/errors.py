@@ -1,0 +1,42 @@
+"""Exceptions a user can act on.
+
+WatcherError
+ ├── ConfigError    the configuration is wrong: the message names the key
+ ├── InputError     a log file or argument cannot be used as given
+ ├── SourceError    a source cannot be reached or read
+ ├── StoreError     the state store cannot be opened or is from a newer version
+ ├── DaemonError    the daemon is not running or refused a request
+ └── NotifyError    a webhook could not be reached
+
+cli.py turns each into one line on stderr and a non-zero exit; nothing else prints them.
+"""
+
+
+class WatcherError(Exception):
+    """Base class: `str(exc)` is a complete sentence that says what to fix."""
+
+
+class ConfigError(WatcherError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class InputError(WatcherError):
+    pass
+
+
+class SourceError(WatcherError):
+    pass
+
+
+class StoreError(WatcherError):
+    pass
+
+
+class DaemonError(WatcherError):
+    pass
+
+
+class NotifyError(WatcherError):
+    pass
