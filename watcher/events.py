@@ -65,7 +65,8 @@ class ErrorEvent:
     """One error record: a multi-line traceback is one event carrying its first matching line."""
 
     source: str
-    at: float
+    at: float | None
+    """The record's own time, or the receive time; None only for an untimed file being classified."""
     rule: str
     message: str
 
