@@ -87,7 +87,9 @@ class NotifyConfig(_Model):
             try:
                 url = path.read_text().strip()
             except OSError as exc:
-                raise ValueError(f"{channel}_webhook_file: cannot read {path}: {exc.strerror}") from None
+                raise ValueError(
+                    f"{channel}_webhook_file: cannot read {path}: {exc.strerror}"
+                ) from None
             object.__setattr__(self, f"{channel}_webhook", SecretStr(url))
         return self
 
@@ -136,7 +138,9 @@ class JournalSourceConfig(_SourceBase):
     @field_validator("known_hosts", mode="before")
     @classmethod
     def _no_disabling(cls, v: Any) -> Any:
-        if v is False or (isinstance(v, str) and v.strip().lower() in ("", "none", "off", "no", "false")):
+        if v is False or (
+            isinstance(v, str) and v.strip().lower() in ("", "none", "off", "no", "false")
+        ):
             raise ValueError("host key checking cannot be disabled; give a known_hosts file")
         return v
 
@@ -201,7 +205,9 @@ class RuleConfig(_Model):
             raise ValueError("set either regex or field")
         if self.field is not None and self.values is None and self.min is None and self.max is None:
             raise ValueError("a field rule needs values, min or max")
-        if self.regex is not None and (self.values is not None or self.min is not None or self.max is not None):
+        if self.regex is not None and (
+            self.values is not None or self.min is not None or self.max is not None
+        ):
             raise ValueError("values, min and max belong to field rules, not regex rules")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
