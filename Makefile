@@ -1,0 +1,39 @@
+# novavms-watcher: `make run` and `make test` are the two commands a newcomer needs.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+CONFIG  ?= config/watcher.toml
+STATE   ?= $(CURDIR)/.state
+
+.PHONY: run test lint services bench install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# The daemon on the documented config, with its SQLite store under ./.state.
+run: install
+	WATCHER_STATE_DIR=$(STATE) $(BIN)/watcher run --config $(CONFIG)
+
+lint: install
+	$(BIN)/ruff check watcher tests bench
+	$(BIN)/ruff format --check watcher tests bench
+	$(BIN)/mypy
+
+# Installs and starts what the tests need (Debian packages, journald, ...), then the whole suite.
+services:
+	bash tests/services.sh
+
+test: install services lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/classify_bench.py
+
+clean:
+	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis
