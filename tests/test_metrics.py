@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from asyncio.subprocess import PIPE
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.test_api import FakeControl, running
+from watcher import __version__
+from watcher.events import State
+from watcher.metrics import BAD_LINE_REASONS, NOTIFY_RESULTS, SNAPSHOT_TRIGGERS, STATES, Metrics
+
+SOURCES = ("cloud", "gw/gw-berlin-01")
+RULES = ("json-level", "panic")
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry) -> Metrics:
+    return Metrics(registry, sources=SOURCES, rules=RULES)
+
+
+def states(registry: CollectorRegistry, incident: str) -> dict[str, float | None]:
+    return {
+        s: registry.get_sample_value("watcher_incident_state", {"incident": incident, "state": s})
+        for s in STATES
+    }
+
+
+class TestSeriesFromTheStart:
+    def test_source_series_exist_at_zero(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Every per-source series of a configured source is exported at 0 before any event."""
+        for source in SOURCES:
+            labels = {"source": source}
+            assert registry.get_sample_value("watcher_source_lines_total", labels) == 0
+            assert registry.get_sample_value("watcher_source_gaps_total", labels) == 0
+            assert registry.get_sample_value("watcher_source_up", labels) == 0
+            assert registry.get_sample_value("watcher_source_watermark_timestamp_seconds", labels) == 0
+            for rule in RULES:
+                assert registry.get_sample_value("watcher_source_errors_total", {**labels, "rule": rule}) == 0
+            for reason in BAD_LINE_REASONS:
+                assert (
+                    registry.get_sample_value("watcher_source_bad_lines_total", {**labels, "reason": reason})
+                    == 0
+                )
+
+    def test_global_series_exist_at_zero(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Notification, outbox and snapshot series exist at 0, and build info names the version."""
+        for channel in ("incident", "oncall"):
+            for result in NOTIFY_RESULTS:
+                labels = {"channel": channel, "result": result}
+                assert registry.get_sample_value("watcher_notifications_total", labels) == 0
+        assert registry.get_sample_value("watcher_notification_outbox_pending") == 0
+        for trigger in SNAPSHOT_TRIGGERS:
+            assert registry.get_sample_value("watcher_snapshots_total", {"trigger": trigger}) == 0
+        assert registry.get_sample_value("watcher_build_info", {"version": __version__}) == 1
+
+    def test_added_source_starts_at_zero(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """add_source creates the new source's series, errors per known rule included."""
+        metrics.add_source("gw/gw-paris-02")
+        labels = {"source": "gw/gw-paris-02", "rule": "panic"}
+        assert registry.get_sample_value("watcher_source_errors_total", labels) == 0
+        assert registry.get_sample_value("watcher_source_lines_total", {"source": "gw/gw-paris-02"}) == 0
+
+    def test_label_names_follow_the_contract(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Each family carries exactly the label names DESIGN.md §5 gives it."""
+        metrics.add_incident("P1-a", 900)
+        expected = {
+            "watcher_incident_state": {"incident", "state"},
+            "watcher_incident_clean_streak_seconds": {"incident"},
+            "watcher_incident_window_seconds": {"incident"},
+            "watcher_incident_resolved_timestamp_seconds": {"incident"},
+            "watcher_source_up": {"source"},
+            "watcher_source_watermark_timestamp_seconds": {"source"},
+            "watcher_source_lines_total": {"source"},
+            "watcher_source_errors_total": {"source", "rule"},
+            "watcher_source_gaps_total": {"source"},
+            "watcher_notifications_total": {"channel", "result"},
+            "watcher_notification_outbox_pending": set(),
+            "watcher_snapshots_total": {"trigger"},
+        }
+        seen = {s.name: set(s.labels) for fam in registry.collect() for s in fam.samples}
+        for name, labels in expected.items():
+            assert seen[name] == labels, name
+
+    def test_registries_are_independent(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """A second Metrics on its own registry neither collides nor shares counts."""
+        other = CollectorRegistry()
+        Metrics(other, sources=SOURCES, rules=RULES).lines("cloud", 5)
+        assert registry.get_sample_value("watcher_source_lines_total", {"source": "cloud"}) == 0
+
+
+class TestCounters:
+    def test_lines_accumulate_batches(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """lines() adds each batch to the source's counter."""
+        metrics.lines("cloud", 1000)
+        metrics.lines("cloud", 24)
+        assert registry.get_sample_value("watcher_source_lines_total", {"source": "cloud"}) == 1024
+
+    def test_lines_for_an_unknown_source(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """A source the constructor did not name is counted rather than lost."""
+        metrics.lines("edge", 3)
+        assert registry.get_sample_value("watcher_source_lines_total", {"source": "edge"}) == 3
+
+    def test_errors_gaps_bad_lines(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """error, gap and bad_line each count under their own labels."""
+        metrics.error("cloud", "panic")
+        metrics.error("cloud", "panic")
+        metrics.gap("gw/gw-berlin-01")
+        metrics.bad_line("cloud", "bad_utf8", 4)
+        get = registry.get_sample_value
+        assert get("watcher_source_errors_total", {"source": "cloud", "rule": "panic"}) == 2
+        assert get("watcher_source_errors_total", {"source": "cloud", "rule": "json-level"}) == 0
+        assert get("watcher_source_gaps_total", {"source": "gw/gw-berlin-01"}) == 1
+        assert get("watcher_source_bad_lines_total", {"source": "cloud", "reason": "bad_utf8"}) == 4
+
+    def test_notifications_snapshots_outbox(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Notification results and snapshot triggers count; the outbox gauge follows the last value."""
+        metrics.notification("incident", "retried")
+        metrics.notification("incident", "sent")
+        metrics.snapshot("container_stop")
+        metrics.outbox_pending(7)
+        metrics.outbox_pending(2)
+        get = registry.get_sample_value
+        assert get("watcher_notifications_total", {"channel": "incident", "result": "sent"}) == 1
+        assert get("watcher_notifications_total", {"channel": "incident", "result": "retried"}) == 1
+        assert get("watcher_snapshots_total", {"trigger": "container_stop"}) == 1
+        assert get("watcher_notification_outbox_pending") == 2
+
+    def test_source_up_and_watermark(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """source_up is 1 or 0 and the watermark gauge holds the last time given."""
+        metrics.source_up("cloud", True)
+        metrics.watermark("cloud", 1_795_000_000.5)
+        assert registry.get_sample_value("watcher_source_up", {"source": "cloud"}) == 1
+        metrics.source_up("cloud", False)
+        assert registry.get_sample_value("watcher_source_up", {"source": "cloud"}) == 0
+        assert (
+            registry.get_sample_value("watcher_source_watermark_timestamp_seconds", {"source": "cloud"})
+            == 1_795_000_000.5
+        )
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda m: m.bad_line("cloud", "weird"),
+            lambda m: m.notification("incident", "lost"),
+            lambda m: m.snapshot("cron"),
+            lambda m: m.incident("P1-a", state="fixed", clean_streak=0, resolved_at=None),
+        ],
+    )
+    def test_unbounded_values_are_refused(self, metrics: Metrics, call: Callable[[Metrics], object]) -> None:
+        """A label value outside its fixed set raises instead of minting a new series."""
+        with pytest.raises(ValueError, match="must be one of"):
+            call(metrics)
+
+
+class TestIncidents:
+    def test_added_incident_is_investigating(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """A new incident exports investigating=1, its window, and 0 for streak and resolution."""
+        metrics.add_incident("P1-a", 900)
+        assert states(registry, "P1-a") == {s: float(s == "investigating") for s in STATES}
+        get = registry.get_sample_value
+        assert get("watcher_incident_window_seconds", {"incident": "P1-a"}) == 900
+        assert get("watcher_incident_clean_streak_seconds", {"incident": "P1-a"}) == 0
+        assert get("watcher_incident_resolved_timestamp_seconds", {"incident": "P1-a"}) == 0
+
+    def test_state_is_exclusive(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """After every change exactly one state is 1, the current one."""
+        metrics.add_incident("P1-a", 900)
+        for state in ("verifying", "blind", "verifying", "resolved", "regressed", "closed"):
+            metrics.incident("P1-a", state=state, clean_streak=10, resolved_at=None)
+            assert states(registry, "P1-a") == {s: float(s == state) for s in STATES}
+
+    def test_accepts_the_state_enum(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """The engine's State values work as well as plain strings."""
+        metrics.incident("P1-a", state=State.BLIND, clean_streak=0, resolved_at=None)
+        assert states(registry, "P1-a")["blind"] == 1
+
+    def test_resolution_and_regression(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """resolved_timestamp is set on resolution and back to 0 on regression; the streak follows."""
+        metrics.add_incident("P1-a", 900)
+        metrics.incident("P1-a", state="resolved", clean_streak=900, resolved_at=1_795_000_900)
+        get = registry.get_sample_value
+        assert get("watcher_incident_resolved_timestamp_seconds", {"incident": "P1-a"}) == 1_795_000_900
+        assert get("watcher_incident_clean_streak_seconds", {"incident": "P1-a"}) == 900
+        metrics.incident("P1-a", state="regressed", clean_streak=0, resolved_at=None)
+        assert get("watcher_incident_resolved_timestamp_seconds", {"incident": "P1-a"}) == 0
+        assert get("watcher_incident_clean_streak_seconds", {"incident": "P1-a"}) == 0
+
+    def test_remove_incident_drops_its_series(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """remove_incident leaves no series of that incident and touches no other; twice is harmless."""
+        metrics.add_incident("P1-a", 900)
+        metrics.add_incident("P1-b", 600)
+        metrics.remove_incident("P1-a")
+        metrics.remove_incident("P1-a")
+        body = metrics.exposition()[0].decode()
+        assert 'incident="P1-a"' not in body
+        assert registry.get_sample_value("watcher_incident_window_seconds", {"incident": "P1-b"}) == 600
+        assert states(registry, "P1-b")["investigating"] == 1
+
+
+class TestExposition:
+    def test_body_parses_as_text_format(self, metrics: Metrics) -> None:
+        """exposition() gives the 0.0.4 text format that the Prometheus parser reads back."""
+        metrics.add_incident("P1-a", 900)
+        body, content_type = metrics.exposition()
+        assert content_type.startswith("text/plain; version=0.0.4")
+        names = {fam.name for fam in text_string_to_metric_families(body.decode())}
+        assert {"watcher_incident_state", "watcher_source_lines", "watcher_build_info"} <= names
+
+    @pytest.mark.prometheus
+    async def test_promtool_finds_nothing(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """`promtool check metrics` on the served /metrics body reports no finding at all."""
+        promtool = shutil.which("promtool")
+        if promtool is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail("promtool is missing in CI: install Debian's prometheus package")
+            pytest.skip("promtool is not installed")
+        metrics.add_incident("P1-a", 900)
+        metrics.incident("P1-a", state="resolved", clean_streak=900, resolved_at=1_795_000_900)
+        metrics.lines("cloud", 10)
+        metrics.error("cloud", "panic")
+        served = running(FakeControl(), metrics=metrics)
+        async with (
+            served as server,
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{server.port}/metrics") as resp,
+        ):
+            assert resp.status == 200
+            body = await resp.read()
+        proc = await asyncio.create_subprocess_exec(
+            promtool, "check", "metrics", stdin=PIPE, stdout=PIPE, stderr=PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(body), timeout=30)
+        assert (proc.returncode, out, err) == (0, b"", b"")

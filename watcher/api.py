@@ -1,0 +1,343 @@
+"""The daemon's local HTTP server: /metrics, /healthz and the JSON API the CLI drives.
+
+Security model: the server listens on loopback by default. Reads (metrics,
+status, timeline) are open to local users; every POST needs the bearer token
+from `<state_dir>/api-token`. A Host header that is not ours is refused on every
+route, so a web page the SRE has open cannot reach the API through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from watcher.errors import DaemonError
+from watcher.metrics import Metrics
+from watcher.times import parse_duration
+from watcher.token import load_or_create_token, read_token
+
+__all__ = ["INCIDENT_ID", "MAX_BODY", "ApiServer", "Control", "load_or_create_token", "read_token"]
+
+INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""Use with fullmatch: `$` would also accept a trailing newline."""
+MAX_BODY = 64 * 1024
+_MAX_TEXT = 4096
+_LOOPBACK_NAMES = frozenset({"localhost"})
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+log = logging.getLogger(__name__)
+
+
+class Control(Protocol):
+    """What the API asks of the daemon.
+
+    Methods raise KeyError for an unknown incident (404), ValueError for input
+    the daemon refuses, such as mitigating a closed incident (400), and
+    FileExistsError when opening an id that exists (409). A sentence in the
+    exception's first argument is passed to the user as is.
+    """
+
+    def status(self) -> dict[str, object]: ...
+
+    async def open_incident(
+        self, incident: str, title: str, scope: list[str], window: float | None, by: str
+    ) -> dict[str, object]: ...
+
+    async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]: ...
+
+    async def close(self, incident: str, reason: str, by: str) -> dict[str, object]: ...
+
+    def timeline(self, incident: str) -> dict[str, object]: ...
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+class ApiServer:
+    def __init__(
+        self,
+        control: Control,
+        metrics: Metrics,
+        *,
+        listen: str,
+        token: str,
+        health: Callable[[], tuple[bool, str]],
+    ) -> None:
+        self._control = control
+        self._metrics = metrics
+        self._listen = listen
+        host, _, port = listen.rpartition(":")
+        self._host = host.strip("[]").lower()
+        self._requested_port = int(port)
+        self._token = token.encode()
+        self._health = health
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+        app = web.Application(middlewares=[self._guard_middleware()], client_max_size=MAX_BODY)
+        app.router.add_get("/metrics", self._get_metrics)
+        app.router.add_get("/healthz", self._get_healthz)
+        app.router.add_get("/api/v1/status", self._get_status)
+        app.router.add_post("/api/v1/incidents", self._post_incident)
+        app.router.add_post("/api/v1/incidents/{id}/mitigations", self._post_mitigation)
+        app.router.add_post("/api/v1/incidents/{id}/close", self._post_close)
+        app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
+        self._app = app
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (the real one when `listen` asked for port 0)."""
+        return self._site.port if self._site is not None else self._requested_port
+
+    async def start(self) -> None:
+        # No access log: scrapes every 15 s would drown the daemon's own log.
+        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=3.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host or None, self._requested_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            # asyncio rewraps bind errors into a long sentence; errno gives the short reason.
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            reason = reason[:1].lower() + reason[1:]
+            raise DaemonError(f"cannot listen on {self._listen}: {reason}") from None
+        self._runner, self._site = runner, site
+        log.info("API and /metrics listening on %s", site.name)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # Guards, in order: Host (421), then for POSTs Origin (403), token (401), size (413).
+
+    def _guard_middleware(self) -> Middleware:
+        @web.middleware
+        async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+            try:
+                if not self._host_allowed(request.headers.get("Host", "")):
+                    raise _Refused(421, "refused: the Host header does not name this server")
+                if request.method not in ("GET", "HEAD"):
+                    self._check_mutation(request)
+                return await handler(request)
+            except _Refused as exc:
+                return _error(exc.status, exc.message, exc.headers)
+            except web.HTTPException as exc:
+                allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+                return _error(exc.status, _http_sentence(exc, request), allow)
+            except Exception:
+                log.exception("API %s %s failed", request.method, request.path)
+                return _error(500, "internal error in the watcher daemon; its log has the details")
+
+        return guard
+
+    def _host_allowed(self, header: str) -> bool:
+        name, port = _split_host(header.strip().lower())
+        if name is None:
+            return False
+        if name in _LOOPBACK_NAMES or _is_ip(name, loopback=True):
+            # Any port: an `ssh -L` tunnel changes it, and rebinding needs a foreign *name*.
+            return True
+        if name == self._host and port in (None, self.port):
+            return True
+        # Listening on every interface, scrapers address us by IP; an IP literal cannot be rebound.
+        return self._host in _WILDCARDS and _is_ip(name, loopback=False)
+
+    def _check_mutation(self, request: web.Request) -> None:
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._host_allowed(urlsplit(origin).netloc):
+            raise _Refused(403, "refused: cross-origin requests cannot change incidents")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "replace"), self._token
+        ):
+            raise _Refused(
+                401,
+                "missing or wrong API token: send `Authorization: Bearer <token>` with the token "
+                "from the daemon's state_dir/api-token",
+                {"WWW-Authenticate": 'Bearer realm="watcher"'},
+            )
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise _Refused(413, f"request body is larger than {MAX_BODY // 1024} KiB")
+
+    # Routes
+
+    async def _get_metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self._metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def _get_healthz(self, request: web.Request) -> web.Response:
+        ok, reason = self._health()
+        return web.Response(status=200 if ok else 503, text=("ok" if ok else reason) + "\n")
+
+    async def _get_status(self, request: web.Request) -> web.Response:
+        return web.json_response(self._control.status())
+
+    async def _post_incident(self, request: web.Request) -> web.Response:
+        body = await _json_body(request, required=("id", "title"), optional=("scope", "window"))
+        incident = _incident_id(body["id"], "id")
+        title = _text(body["title"], "title")
+        scope = body.get("scope", [])
+        if not isinstance(scope, list) or not all(isinstance(g, str) and g for g in scope):
+            raise _Refused(400, 'scope must be a list of source-name globs such as ["gw/*"]')
+        window = _window(body.get("window"))
+        with _control_errors(incident):
+            result = await self._control.open_incident(incident, title, scope, window, _by(request))
+        return web.json_response(result, status=201)
+
+    async def _post_mitigation(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"], "incident id")
+        body = await _json_body(request, required=("action",), optional=())
+        action = _text(body["action"], "action")
+        with _control_errors(incident):
+            result = await self._control.mitigate(incident, action, _by(request))
+        return web.json_response(result, status=201)
+
+    async def _post_close(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"], "incident id")
+        body = await _json_body(request, required=(), optional=("reason",))
+        reason = _text(body["reason"], "reason", empty_ok=True) if "reason" in body else ""
+        with _control_errors(incident):
+            result = await self._control.close(incident, reason, _by(request))
+        return web.json_response(result)
+
+    async def _get_timeline(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"], "incident id")
+        with _control_errors(incident):
+            result = self._control.timeline(incident)
+        return web.json_response(result)
+
+
+@contextlib.contextmanager
+def _control_errors(incident: str) -> Iterator[None]:
+    """Turn the Control protocol's exceptions into HTTP answers; anything else is a bug (500)."""
+    try:
+        yield
+    except KeyError as exc:
+        raise _Refused(404, _sentence(exc, f"no incident named {incident}")) from None
+    except FileExistsError as exc:
+        raise _Refused(409, _sentence(exc, f"incident {incident} already exists")) from None
+    except ValueError as exc:
+        raise _Refused(400, _sentence(exc, f"incident {incident} refused the request")) from None
+
+
+def _sentence(exc: BaseException, fallback: str) -> str:
+    # KeyError("P1-x") carries just the key; only a message with words in it is shown as is.
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, str) and " " in first.strip() else fallback
+
+
+async def _json_body(
+    request: web.Request, *, required: tuple[str, ...], optional: tuple[str, ...]
+) -> dict[str, object]:
+    raw = await request.read()  # raises 413 past client_max_size even without Content-Length
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        raise _Refused(400, "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _Refused(400, "request body must be a JSON object")
+    known = (*required, *optional)
+    for key in body:
+        if key not in known:
+            raise _Refused(400, f"unknown field {key!r} (expected {', '.join(known)})")
+    for key in required:
+        if key not in body:
+            raise _Refused(400, f"missing field {key!r}")
+    return body
+
+
+def _incident_id(value: object, what: str) -> str:
+    if not isinstance(value, str) or not INCIDENT_ID.fullmatch(value):
+        raise _Refused(
+            400,
+            f"{what} must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
+            f"or digit (such as P1-2026-11-27-gateways), got {value!r}",
+        )
+    return value
+
+
+def _text(value: object, what: str, *, empty_ok: bool = False) -> str:
+    if not isinstance(value, str) or (not value.strip() and not empty_ok):
+        raise _Refused(400, f"{what} must be a non-empty string")
+    if len(value) > _MAX_TEXT:
+        raise _Refused(400, f"{what} is longer than {_MAX_TEXT} characters")
+    return value.strip()
+
+
+def _window(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _Refused(400, f"window: expected a duration such as 90s, 15m or 2h, got {value!r}")
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise _Refused(400, f"window: {exc}") from None
+    if seconds <= 0:
+        raise _Refused(400, "window: must be longer than 0s")
+    return seconds
+
+
+def _by(request: web.Request) -> str:
+    """Who made the call, for the timeline: the CLI sends user@host."""
+    user = request.headers.get("X-Watcher-User", "").strip()
+    if not user:
+        return "api"
+    if len(user) > 128 or not user.isprintable():
+        raise _Refused(400, "X-Watcher-User must be a short printable name such as alice@bastion")
+    return user
+
+
+def _split_host(value: str) -> tuple[str | None, int | None]:
+    """`name[:port]` or `[v6][:port]` into its parts; (None, None) when malformed."""
+    if value.startswith("["):
+        name, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return None, None
+        port = rest[1:] if rest else None
+    elif value.count(":") == 1:
+        name, _, port = value.partition(":")
+    else:
+        name, port = value, None
+    if not name or (port is not None and not port.isdigit()):
+        return None, None
+    return name, int(port) if port is not None else None
+
+
+def _is_ip(name: str, *, loopback: bool) -> bool:
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or not loopback
+
+
+def _http_sentence(exc: web.HTTPException, request: web.Request) -> str:
+    if exc.status == 404:
+        return f"no such endpoint: {request.method} {request.path}"
+    if exc.status == 405:
+        return f"{request.method} is not allowed on {request.path}"
+    if exc.status == 413:
+        return f"request body is larger than {MAX_BODY // 1024} KiB"
+    return exc.reason
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
