@@ -1,0 +1,502 @@
+"""FileSource against real files: rotation, truncation, restarts, limits, memory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from watcher.config import FileSourceConfig
+from watcher.events import Gap, LogLine, SourceDown, SourceEvent, Watermark
+from watcher.framing import TRUNCATION_MARKER, LineSplitter, decode
+from watcher.sources.file import CHUNK, FileSource
+
+POLL = 0.002
+
+
+def make(path: Path, max_line_bytes: int = 1 << 20) -> FileSource:
+    cfg = FileSourceConfig(name="edge", kind="file", path=path)
+    return FileSource(cfg, max_line_bytes=max_line_bytes, poll_interval=POLL)
+
+
+def write(path: Path, data: bytes) -> None:
+    with path.open("ab") as fh:
+        fh.write(data)
+
+
+def numbered(prefix: str, lo: int, hi: int) -> bytes:
+    return b"".join(f"{prefix}{i}\n".encode() for i in range(lo, hi))
+
+
+def offset(line: LogLine) -> int:
+    assert line.cursor is not None
+    return int(line.cursor.rsplit(":", 1)[1])
+
+
+def texts(events: list[SourceEvent]) -> list[str]:
+    return [e.text for e in events if isinstance(e, LogLine)]
+
+
+class Reader:
+    """Pumps a source's events into a list in the background; waits on conditions."""
+
+    def __init__(self, src: FileSource, after: str | None = None) -> None:
+        self.src = src
+        self.gen = src.read(after)
+        self.events: list[SourceEvent] = []
+
+    async def __aenter__(self) -> Reader:
+        self.task = asyncio.create_task(self._pump())
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.gen.aclose()
+
+    async def _pump(self) -> None:
+        async for ev in self.gen:
+            self.events.append(ev)
+
+    async def until(self, pred: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            # Polled: stats and the fake clock change inside the source's loop, with no event.
+            while not pred():  # noqa: ASYNC110
+                await asyncio.sleep(POLL)
+
+    async def lines(self, n: int) -> list[str]:
+        await self.until(lambda: len(self.texts()) >= n)
+        return self.texts()
+
+    def texts(self) -> list[str]:
+        return texts(self.events)
+
+    def cursor_of(self, text: str) -> str:
+        cursor = next(e.cursor for e in self.events if isinstance(e, LogLine) and e.text == text)
+        assert cursor is not None
+        return cursor
+
+    async def watermark_after_line(self, text: str) -> None:
+        def seen() -> bool:
+            idx = [i for i, e in enumerate(self.events) if isinstance(e, LogLine) and e.text == text]
+            return bool(idx) and any(isinstance(e, Watermark) for e in self.events[idx[0] :])
+
+        await self.until(seen)
+
+
+class TestFollow:
+    """Following one file by name."""
+
+    async def test_lines_in_order_exactly_once(self, tmp_path: Path) -> None:
+        """Lines written in many small appends arrive once each, in order, with rising cursors."""
+        path = tmp_path / "app.log"
+        path.touch()
+        async with Reader(make(path)) as r:
+            for i in range(0, 2000, 100):
+                write(path, numbered("line ", i, i + 100))
+                await asyncio.sleep(0)
+            got = await r.lines(2000)
+            offsets = [offset(e) for e in r.events if isinstance(e, LogLine)]
+        assert got == [f"line {i}" for i in range(2000)]
+        assert offsets == sorted(offsets) and offsets[-1] == path.stat().st_size
+
+    async def test_watermark_only_at_eof(self, tmp_path: Path) -> None:
+        """A backlog yields no watermark until every line of it has been delivered."""
+        path = tmp_path / "app.log"
+        write(path, numbered("old ", 0, 50_000))
+        async with Reader(make(path)) as r:
+            await r.watermark_after_line("old 49999")
+            first_wm = next(i for i, e in enumerate(r.events) if isinstance(e, Watermark))
+        assert len(texts(r.events[:first_wm])) == 50_000
+
+    async def test_missing_file_appears_later(self, tmp_path: Path) -> None:
+        """A missing file is SourceDown, without watermarks, then read from its start once it exists."""
+        path = tmp_path / "later.log"
+        async with Reader(make(path)) as r:
+            await r.until(lambda: bool(r.events))
+            assert r.events == [SourceDown("edge", "file missing")]
+            write(path, b"first\nsecond\n")
+            await r.watermark_after_line("second")
+        assert r.texts() == ["first", "second"]
+
+    async def test_delete_and_recreate_freezes_watermark(self, tmp_path: Path) -> None:
+        """A deleted file is drained, then SourceDown with no watermark until a new one is read from 0."""
+        path = tmp_path / "app.log"
+        write(path, b"a1\na2\n")
+        src = make(path)
+        async with Reader(src) as r:
+            await r.watermark_after_line("a2")
+            path.unlink()
+            await r.until(lambda: SourceDown("edge", "file removed") in r.events)
+            down_at = r.events.index(SourceDown("edge", "file removed"))
+            path.mkdir()  # unreadable as a log: every retry is counted, so time visibly passes
+            await r.until(lambda: src.stats.reopen_errors >= 3)
+            assert not any(isinstance(e, Watermark) for e in r.events[down_at:])
+            path.rmdir()
+            write(path, b"b1\n")
+            await r.watermark_after_line("b1")
+        assert r.texts() == ["a1", "a2", "b1"]
+        assert src.stats.last_error is not None and "not a regular file" in src.stats.last_error
+
+
+class TestRotation:
+    """Rename+create rotation and copytruncate while following."""
+
+    async def test_rename_create_drains_old_file_first(self, tmp_path: Path) -> None:
+        """Lines the writer adds to the renamed file come before the new file's, each exactly once."""
+        path = tmp_path / "app.log"
+        src = make(path)
+        old = path.open("ab", buffering=0)
+        old.write(numbered("n", 0, 100))
+        async with Reader(src) as r:
+            await r.lines(100)
+            old.write(numbered("n", 100, 300))
+            path.rename(tmp_path / "app.log.1")
+            old.write(numbered("n", 300, 400))  # late writes before the writer reopens
+            old.close()
+            write(path, numbered("n", 400, 500))
+            got = await r.lines(500)
+            await r.watermark_after_line("n499")
+        assert got == [f"n{i}" for i in range(500)]
+        assert src.stats.rotations == 1
+
+    async def test_rename_then_create_later(self, tmp_path: Path) -> None:
+        """A renamed file with no successor yet counts as a rotation, the path as missing."""
+        path = tmp_path / "app.log"
+        src = make(path)
+        write(path, b"old\n")
+        async with Reader(src) as r:
+            await r.watermark_after_line("old")
+            path.rename(tmp_path / "app.log.1")
+            await r.until(lambda: SourceDown("edge", "file missing") in r.events)
+            write(path, b"new\n")
+            await r.watermark_after_line("new")
+        assert r.texts() == ["old", "new"]
+        assert src.stats.rotations == 1
+
+    async def test_copytruncate_append_writer(self, tmp_path: Path) -> None:
+        """A copy-truncated file is counted and read again from 0."""
+        path = tmp_path / "app.log"
+        src = make(path)
+        write(path, numbered("before ", 0, 10))
+        write(path, b"lost half")
+        async with Reader(src) as r:
+            await r.lines(10)
+            os.truncate(path, 0)
+            await r.until(lambda: src.stats.truncations_detected == 1)
+            write(path, numbered("after ", 0, 3))
+            got = await r.lines(13)
+        assert got[10:] == ["after 0", "after 1", "after 2"]
+
+    async def test_rewrite_to_same_size_detected(self, tmp_path: Path) -> None:
+        """A file truncated and refilled to exactly our offset is caught by its first bytes."""
+        path = tmp_path / "app.log"
+        src = make(path)
+        write(path, numbered("x", 0, 1000))
+        size = path.stat().st_size
+        async with Reader(src) as r:
+            await r.watermark_after_line("x999")
+            with path.open("r+b") as fh:
+                fh.write(b"y" * (size - 1) + b"\n")
+            await r.until(lambda: src.stats.truncations_detected == 1)
+            got = await r.lines(1001)
+        assert got[1000] == "y" * (size - 1)
+
+    async def test_copytruncate_leaves_no_nul_bytes(self, tmp_path: Path) -> None:
+        """A writer without O_APPEND leaves a NUL hole that is skipped, never delivered."""
+        path = tmp_path / "app.log"
+        src = make(path)
+        write(path, numbered("before ", 0, 200))  # longer than the fingerprint
+        fd = os.open(path, os.O_WRONLY)
+        os.lseek(fd, 0, os.SEEK_END)  # the writer keeps its own offset
+        async with Reader(src) as r:
+            await r.watermark_after_line("before 199")
+            os.truncate(path, 0)
+            os.write(fd, b"after 0\nafter 1\n")  # the file grows past our offset at once
+            os.close(fd)
+            got = await r.lines(202)
+            await r.watermark_after_line("after 1")
+        assert got[200:] == ["after 0", "after 1"]
+        assert src.stats.truncations_detected == 1
+        assert not any("\0" in t for t in r.texts())
+
+
+class TestPartialLine:
+    """A last line without its newline is held back, then delivered once."""
+
+    async def test_held_until_newline(self, tmp_path: Path) -> None:
+        """The partial line appears once, when its newline is written; no watermark passes it."""
+        path = tmp_path / "app.log"
+        write(path, b"first\npar")
+        async with Reader(make(path)) as r:
+            await r.lines(1)  # "par" came in the same read
+            write(path, b"tial\n")
+            await r.watermark_after_line("partial")
+        assert r.texts() == ["first", "partial"]
+        # "par" may be older than any read that found EOF, so no watermark may pass it.
+        partial_at = [e.text for e in r.events if isinstance(e, LogLine)].index("partial")
+        line_idx = [i for i, e in enumerate(r.events) if isinstance(e, LogLine)][partial_at]
+        assert not any(isinstance(e, Watermark) for e in r.events[:line_idx])
+
+    async def test_watermark_stops_before_a_new_partial_line(self, tmp_path: Path) -> None:
+        """With a partial line held, the watermark advances only to the last EOF before it began."""
+        path = tmp_path / "app.log"
+        ticks = [0.0]
+
+        def clock() -> float:
+            ticks[0] += 1.0
+            return ticks[0]
+
+        def wms() -> list[float]:
+            return [e.at for e in r.events if isinstance(e, Watermark)]
+
+        async def write_after_idle_eof(data: bytes) -> float:
+            last = wms()[-1]
+            await r.until(lambda: ticks[0] > last)  # another read has found EOF since
+            write(path, data)
+            return ticks[0]
+
+        cfg = FileSourceConfig(name="edge", kind="file", path=path)
+        src = FileSource(cfg, max_line_bytes=1024, clock=clock, poll_interval=POLL)
+        write(path, b"a\n")
+        async with Reader(src) as r:
+            await r.watermark_after_line("a")
+            written_at = await write_after_idle_eof(b"b\npar")  # a block-buffered writer
+            await r.watermark_after_line("b")
+            assert wms()[-1] <= written_at
+            write(path, b"tial\n")
+            await r.watermark_after_line("partial")
+            before = wms()[-1]
+            written_at = await write_after_idle_eof(b"q")  # a partial line alone
+            await r.until(lambda: wms()[-1] > before)
+            assert wms()[-1] <= written_at
+        assert wms() == sorted(set(wms()))
+
+    async def test_held_across_restart(self, tmp_path: Path) -> None:
+        """A restart from the last cursor re-reads the partial line and delivers it once."""
+        path = tmp_path / "app.log"
+        write(path, b"one\ntw")
+        async with Reader(make(path)) as r:
+            await r.lines(1)
+            cursor = r.cursor_of("one")
+        write(path, b"o\nthree\n")
+        async with Reader(make(path), cursor) as r2:
+            await r2.watermark_after_line("three")
+        assert r2.texts() == ["two", "three"]
+
+
+class TestErrors:
+    """I/O errors at runtime."""
+
+    async def test_error_then_resume_in_place(self, tmp_path: Path) -> None:
+        """A failing stat is SourceDown and counted; once it works again reading resumes in place."""
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        path = logs / "app.log"
+        write(path, b"a\npar")
+        src = make(path)
+        async with Reader(src) as r:
+            await r.lines(1)
+            logs.rename(tmp_path / "moved")
+            logs.write_bytes(b"")  # stat(logs/app.log) now fails with ENOTDIR
+            await r.until(lambda: src.stats.reopen_errors >= 2)
+            down = [e for e in r.events if isinstance(e, SourceDown)]
+            assert len(down) == 1 and "Not a directory" in down[0].reason
+            logs.unlink()
+            (tmp_path / "moved").rename(logs)
+            write(path, b"tial\nb\n")
+            await r.watermark_after_line("b")
+        assert r.texts() == ["a", "partial", "b"]
+        assert src.stats.last_error is not None
+
+
+class TestRestart:
+    """Resuming from a saved cursor."""
+
+    async def test_resume_mid_file(self, tmp_path: Path) -> None:
+        """A restart delivers exactly the lines after the cursor."""
+        path = tmp_path / "app.log"
+        write(path, numbered("l", 0, 100))
+        async with Reader(make(path)) as r:
+            await r.lines(40)
+            cursor = r.cursor_of("l39")
+        write(path, numbered("l", 100, 110))
+        async with Reader(make(path), cursor) as r2:
+            await r2.watermark_after_line("l109")
+        assert r2.texts() == [f"l{i}" for i in range(40, 110)]
+
+    async def test_crlf_offsets(self, tmp_path: Path) -> None:
+        """Cursors count the CR the splitter drops, so a restart lands on the next line."""
+        path = tmp_path / "app.log"
+        write(path, b"a\r\nb\r\r\nc\r\n")
+        async with Reader(make(path)) as r:
+            await r.lines(3)
+            cursor = r.cursor_of("a")
+        async with Reader(make(path), cursor) as r2:
+            await r2.watermark_after_line("c")
+        assert r2.texts() == ["b\r", "c"]
+
+    async def test_rotated_while_stopped(self, tmp_path: Path) -> None:
+        """The rotated file's unread rest comes first, then the new file from its start."""
+        path = tmp_path / "app.log"
+        write(path, numbered("l", 0, 50))
+        async with Reader(make(path)) as r:
+            await r.lines(20)
+            cursor = r.cursor_of("l19")
+        write(path, numbered("l", 50, 60))
+        path.rename(tmp_path / "app.log-20240501")
+        write(path, numbered("l", 60, 70))
+        src = make(path)
+        async with Reader(src, cursor) as r2:
+            await r2.watermark_after_line("l69")
+        assert r2.texts() == [f"l{i}" for i in range(20, 70)]
+        assert src.stats.rotations == 1
+        assert not any(isinstance(e, Gap) for e in r2.events)
+
+    async def test_replaced_while_stopped(self, tmp_path: Path) -> None:
+        """A file replaced while stopped is read from its start after a Gap."""
+        path = tmp_path / "app.log"
+        write(path, numbered("old", 0, 50))
+        async with Reader(make(path)) as r:
+            await r.lines(20)
+            cursor = r.cursor_of("old19")
+        path.unlink()
+        write(path, numbered("new", 0, 30))  # on ext4/tmpfs this often reuses the inode
+        async with Reader(make(path), cursor) as r2:
+            await r2.watermark_after_line("new29")
+        gap = r2.events[0]
+        assert isinstance(gap, Gap) and "replaced" in gap.reason and gap.start <= gap.end
+        assert r2.texts() == [f"new{i}" for i in range(30)]
+
+    async def test_rewritten_in_place_while_stopped(self, tmp_path: Path) -> None:
+        """Same inode, larger than the offset, different first bytes: read from the start after a Gap."""
+        path = tmp_path / "app.log"
+        write(path, numbered("old", 0, 50))
+        async with Reader(make(path)) as r:
+            await r.lines(20)
+            cursor = r.cursor_of("old19")
+        with path.open("r+b") as fh:
+            fh.truncate(0)
+            fh.write(numbered("new", 0, 100))
+        async with Reader(make(path), cursor) as r2:
+            await r2.watermark_after_line("new99")
+        assert isinstance(r2.events[0], Gap)
+        assert r2.texts() == [f"new{i}" for i in range(100)]
+
+    async def test_unreadable_cursor_reads_from_start(self, tmp_path: Path) -> None:
+        """A cursor that does not parse is logged and the file is read from its start."""
+        path = tmp_path / "app.log"
+        write(path, b"x\n")
+        async with Reader(make(path), "garbage") as r:
+            await r.watermark_after_line("x")
+        assert r.texts() == ["x"]
+
+
+class TestLimits:
+    """Long lines, bad bytes and bounded memory."""
+
+    async def test_long_line_truncated(self, tmp_path: Path) -> None:
+        """A 10 MB line keeps max_line_bytes plus the marker and is counted."""
+        path = tmp_path / "app.log"
+        write(path, b"A" * 10_000_000 + b"\nnext\n")
+        src = make(path, max_line_bytes=1024)
+        async with Reader(src) as r:
+            got = await r.lines(2)
+        assert got == ["A" * 1024 + TRUNCATION_MARKER.format(10_000_000 - 1024), "next"]
+        assert src.stats.lines_truncated == 1
+        assert r.cursor_of("next").endswith(f":{path.stat().st_size}")
+
+    async def test_bad_utf8_counted(self, tmp_path: Path) -> None:
+        """Bytes that are not UTF-8 are replaced and counted, and reading goes on."""
+        path = tmp_path / "app.log"
+        write(path, b"ok\n\xff\xfebad\nfine\n")
+        src = make(path)
+        async with Reader(src) as r:
+            got = await r.lines(3)
+        assert got == ["ok", "\ufffd\ufffdbad", "fine"]
+        assert src.stats.bad_utf8 == 1
+
+    async def test_memory_bounded_under_burst(self, tmp_path: Path) -> None:
+        """200 MB written faster than it is consumed never raises traced memory past 4 MB."""
+        path = tmp_path / "big.log"
+        path.touch()
+        line = b"x" * 4095 + b"\n"
+        block = line * 256  # 1 MiB, reused: the writer's own memory stays flat
+        total = 200
+
+        def writer() -> None:
+            with path.open("ab") as fh:
+                for _ in range(total):
+                    fh.write(block)
+
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            done = asyncio.create_task(asyncio.to_thread(writer))
+            n = 0
+            gen = make(path, max_line_bytes=8192).read(None)
+            async with asyncio.timeout(120):
+                async for ev in gen:
+                    if isinstance(ev, LogLine):
+                        n += 1
+                        if n % 64 == 0:
+                            await asyncio.sleep(0.0001)  # the slow consumer
+                        if n == total * 256:
+                            break
+            await gen.aclose()
+            await done
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        assert n == total * 256
+        assert peak < 4 << 20, f"peak {peak / 1e6:.1f} MB"
+
+
+def _expected(content: bytes, max_line_bytes: int) -> list[tuple[str, int]]:
+    """What a whole-file split gives: each line's text and the offset after its newline."""
+    lines = LineSplitter(max_line_bytes).feed(content.replace(b"\0", b""))
+    ends = [i + 1 for i, b in enumerate(content) if b == 10]
+    return [(decode(line)[0], end) for line, end in zip(lines, ends, strict=True)]
+
+
+async def _read_all(path: Path, max_line_bytes: int, n: int) -> list[tuple[str, int]]:
+    async with Reader(make(path, max_line_bytes)) as r:
+        await r.lines(n)
+    return [(e.text, offset(e)) for e in r.events if isinstance(e, LogLine)]
+
+
+_piece = st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from([b"\n", b"\r\n", b"\r", b"\0" * 7, b"\xff", "é".encode()]),
+    st.integers(1, 3000).map(lambda n: b"y" * n),
+)
+
+
+class TestOffsets:
+    """Cursor offsets are exact for any content and any chunk boundary."""
+
+    @settings(max_examples=40, deadline=None)
+    @example(pieces=[b"\n"], pad=0)  # CR ends one chunk, its LF starts the next
+    @given(pieces=st.lists(_piece, min_size=1, max_size=400), pad=st.integers(0, 3))
+    def test_cursors_match_newline_positions(self, pieces: list[bytes], pad: int) -> None:
+        """Every line's cursor is the offset after its own newline, across chunk boundaries."""
+        body = b"".join(pieces)
+        # Grow past one chunk, placing a CR / NUL right at the boundary now and then.
+        filler = b"f" * (CHUNK - 1 - pad) + [b"\r", b"\0", b"", b"\n"][pad]
+        content = filler + body + b"\n"
+        expected = _expected(content, 500)
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "p.log"
+            path.write_bytes(content)
+            got = asyncio.run(_read_all(path, 500, len(expected)))
+        assert got == expected
