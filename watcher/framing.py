@@ -50,15 +50,26 @@ class LineSplitter:
 
     def feed(self, chunk: bytes) -> list[Line]:
         out: list[Line] = []
-        start = 0
-        while True:
-            nl = chunk.find(b"\n", start)
+        if self._buf or self._cut:
+            nl = chunk.find(b"\n")
             if nl < 0:
-                break
-            self._take(chunk, start, nl)
+                self._take(chunk, 0, len(chunk))
+                return out
+            self._take(chunk, 0, nl)
             out.append(self._finish())
-            start = nl + 1
-        self._take(chunk, start, len(chunk))
+            chunk = chunk[nl + 1 :]
+        # The common case, whole lines inside one chunk, goes through C-level split.
+        parts = chunk.split(b"\n")
+        tail = parts.pop()
+        limit = self.max_line_bytes
+        for part in parts:
+            if len(part) > limit:
+                out.append(Line(part[:limit], len(part) - limit))
+            elif part.endswith(b"\r"):
+                out.append(Line(part[:-1]))
+            else:
+                out.append(Line(part))
+        self._take(tail, 0, len(tail))
         return out
 
     def flush(self) -> Line | None:
