@@ -85,7 +85,14 @@ def parse_grep(m: Measured) -> tuple[int, dict[str, int] | None]:
     return int(m.stdout.strip()), None
 
 
-def parse_watcher(m: Measured) -> tuple[int, dict[str, int]]:
+@dataclass(frozen=True, slots=True)
+class WatcherCounts:
+    errors: int
+    errors_by_rule: dict[str, int]
+    doc: Mapping[str, object]  # the object they came from: optional fields to check too
+
+
+def parse_watcher(m: Measured) -> WatcherCounts:
     """Counts from `classify --json`, whatever its exit code (it may flag found errors)."""
     try:
         doc = _find_counts(_json_document(m.stdout))
@@ -98,7 +105,26 @@ def parse_watcher(m: Measured) -> tuple[int, dict[str, int]]:
     assert isinstance(raw, dict)  # _find_counts only returns objects where it is one
     by_rule = {str(k): int(v) for k, v in raw.items()}
     total = doc.get("errors")
-    return (total if isinstance(total, int) else sum(by_rule.values())), by_rule
+    return WatcherCounts(total if isinstance(total, int) else sum(by_rule.values()), by_rule, doc)
+
+
+def optional_mismatches(doc: Mapping[str, object], truth: Mapping[str, object]) -> list[str]:
+    """Differences in the fields classify --json may carry besides the error counts.
+
+    Its `ignored_by_rule` counts error lines an ignore rule won over: the truth's
+    `suppressed_by_ignore`, not every line an ignore rule matches.
+    """
+    out = []
+    for field_name, truth_name in (("lines", "lines"), ("records", "records")):
+        got = doc.get(field_name)
+        if isinstance(got, int) and got != truth[truth_name]:
+            out.append(f"{field_name} {got} != truth {truth[truth_name]}")
+    ignored, want = doc.get("ignored_by_rule"), truth["suppressed_by_ignore"]
+    if isinstance(ignored, dict) and isinstance(want, dict):
+        got_ignored = {k: ignored.get(k, 0) for k in want}
+        if got_ignored != want:
+            out.append(f"ignored_by_rule {got_ignored} != truth {want}")
+    return out
 
 
 def _json_document(text: str) -> object:
@@ -229,13 +255,15 @@ class Bench:
         self.rows.append(row)
         m = best_of(self.repeat, stages, self.watcher_env)
         try:
-            row.errors, row.errors_by_rule = parse_watcher(m)
+            counts = parse_watcher(m)
         except (RuntimeError, ValueError, TypeError, KeyError) as exc:
             row.note = f"not available: {exc}"
             return
+        row.errors, row.errors_by_rule = counts.errors, counts.errors_by_rule
         row.available, row.note = True, how
         fill(row, m, self.lines, self.size)
         compare(row, self.truth)
+        row.mismatches += optional_mismatches(counts.doc, self.truth)
 
     def rss_independence(self) -> dict[str, object]:
         """watcher's peak RSS on a 2 MB prefix and on the whole file: memory must not scale."""

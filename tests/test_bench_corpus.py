@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import mtail
-from bench.classify_bench import parse_watcher
+from bench.classify_bench import optional_mismatches, parse_watcher
 from bench.corpus import (
     ERROR_RULES,
     IGNORE_RULES,
@@ -176,8 +176,17 @@ class TestBenchGlue:
     )
     def test_watcher_counts_read_tolerantly(self, stdout: str) -> None:
         """classify --json counts are found at the top level or nested, total or not."""
-        m = Measured(1.0, 0, [0], stdout, "")
-        assert parse_watcher(m) == (3, {"level": 2, "oom": 1})
+        counts = parse_watcher(Measured(1.0, 0, [0], stdout, ""))
+        assert (counts.errors, counts.errors_by_rule) == (3, {"level": 2, "oom": 1})
+
+    def test_watcher_optional_fields_are_checked(self) -> None:
+        """lines, records and ignored_by_rule, when classify --json has them, must match too."""
+        truth = {"lines": 9, "records": 8, "suppressed_by_ignore": {"planned-maintenance": 2}}
+        good = {"lines": 9, "records": 8, "ignored_by_rule": {"planned-maintenance": 2}}
+        assert optional_mismatches(good, truth) == []
+        assert optional_mismatches({}, truth) == []
+        bad = {"lines": 9, "records": 7, "ignored_by_rule": {"zero-errors": 2}}
+        assert [m.split()[0] for m in optional_mismatches(bad, truth)] == ["records", "ignored_by_rule"]
 
     def test_watcher_without_counts_is_an_error(self) -> None:
         """Output without errors_by_rule is reported with the command's last stderr line."""
