@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from asyncio.subprocess import PIPE
 from collections.abc import Callable
 
@@ -11,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import require_binary
 from tests.test_api import FakeControl, running
 from watcher import __version__
 from watcher.events import State
@@ -221,11 +220,7 @@ class TestExposition:
     @pytest.mark.prometheus
     async def test_promtool_finds_nothing(self, registry: CollectorRegistry, metrics: Metrics) -> None:
         """`promtool check metrics` on the served /metrics body reports no finding at all."""
-        promtool = shutil.which("promtool")
-        if promtool is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail("promtool is missing in CI: install Debian's prometheus package")
-            pytest.skip("promtool is not installed")
+        promtool = require_binary("promtool")
         metrics.add_incident("P1-a", 900)
         metrics.incident("P1-a", state="resolved", clean_streak=900, resolved_at=1_795_000_900)
         metrics.lines("cloud", 10)

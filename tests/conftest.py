@@ -1,0 +1,45 @@
+"""Shared test helpers: real services are required in CI, optional on a laptop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+
+def require_binary(name: str) -> str:
+    """The path of `name`; skips on a developer machine without it, fails in CI (CI=true)."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is missing in CI: tests/services.sh should have installed it")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], within: float = 20.0, what: str = "condition"
+) -> None:
+    """Poll an async predicate every 50 ms until it holds; fail with `what` after `within` s."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if await predicate():
+                return
+        except (OSError, ConnectionError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)
