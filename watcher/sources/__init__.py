@@ -8,10 +8,14 @@ promise that every line up to that time has been yielded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from watcher.events import SourceEvent
+from watcher.config import FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
+from watcher.events import SourceDown, SourceEvent
+from watcher.sources.file import FileSource
 
 
 class Source(Protocol):
@@ -20,3 +24,31 @@ class Source(Protocol):
     def read(self, after: str | None) -> AsyncIterator[SourceEvent]:
         """Yield forever, resuming after cursor `after` (None: from the configured start)."""
         ...
+
+
+class Unsupported:
+    """A configured kind this build cannot read yet: shown down with the reason, never as clean."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    async def read(self, after: str | None) -> AsyncIterator[SourceEvent]:
+        yield SourceDown(self.name, self.reason)
+        await asyncio.Event().wait()  # stays down; the daemon keeps running
+
+
+def build_sources(
+    settings: Settings, *, clock: Callable[[], float] = time.time
+) -> list[tuple[Source, SourceConfig]]:
+    """One Source per configured source (a journal source with hosts is one per host)."""
+    built: list[tuple[Source, SourceConfig]] = []
+    for cfg in settings.sources:
+        if isinstance(cfg, FileSourceConfig):
+            built.append((FileSource(cfg, max_line_bytes=settings.max_line_bytes, clock=clock), cfg))
+        elif isinstance(cfg, JournalSourceConfig):
+            for name in cfg.source_names():
+                built.append((Unsupported(name, "journal sources are not supported by this build yet"), cfg))
+        else:
+            built.append((Unsupported(cfg.name, "docker sources are not supported by this build yet"), cfg))
+    return built

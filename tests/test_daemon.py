@@ -1,0 +1,259 @@
+"""The daemon end to end: real files, the real HTTP API, a real process killed and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import free_port, require_binary, wait_until
+from watcher import config
+from watcher.client import Client
+from watcher.daemon import Daemon
+from watcher.times import format_time, parse_time
+
+WINDOW = 3.0
+
+
+def write_config(tmp: Path, log: Path, port: int, window: float = WINDOW) -> Path:
+    path = tmp / "watcher.toml"
+    path.write_text(
+        f"""
+state_dir = "{tmp / "state"}"
+[http]
+listen = "127.0.0.1:{port}"
+[resolution]
+window = "{window}s"
+blind_after = "2s"
+[[sources]]
+name = "edge"
+kind = "file"
+path = "{log}"
+[[rules]]
+name = "level"
+field = "level"
+values = ["error"]
+"""
+    )
+    return path
+
+
+def stamp(at: float) -> str:
+    return format_time(at) or ""
+
+
+def append(log: Path, *lines: str) -> None:
+    with log.open("a") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+
+
+async def incident(client: Client, incident_id: str = "P1-test") -> dict[str, Any]:
+    doc = await client.status()
+    incidents: list[dict[str, Any]] = doc["incidents"]  # type: ignore[assignment]
+    return next(i for i in incidents if i["id"] == incident_id)
+
+
+@asynccontextmanager
+async def running(settings: config.Settings) -> AsyncIterator[Daemon]:
+    daemon = Daemon(settings)
+    await daemon.startup()
+    task = asyncio.create_task(daemon.run())
+    await daemon.ready.wait()
+    try:
+        yield daemon
+    finally:
+        daemon.should_exit.set()
+        await task
+        await daemon.shutdown()
+
+
+@contextmanager
+def process(cfg: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`watcher run` as a user starts it: the installed entry point in a subprocess."""
+    exe = Path(sys.executable).with_name("watcher")
+    proc = subprocess.Popen([str(exe), "run", "--config", str(cfg)], stderr=subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+async def healthy(port: int) -> bool:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+        return resp.status == 200
+
+
+class TestIncidentFlow:
+    async def test_open_mitigate_resolve_regress(self, tmp_path: Path) -> None:
+        """Clean for the window resolves at streak_start + window; a later error regresses it."""
+        log = tmp_path / "edge.log"
+        append(log, f'{{"ts":"{stamp(time.time())}","level":"info","msg":"up"}}')
+        settings = config.load(write_config(tmp_path, log, free_port()))
+        async with running(settings), Client(settings) as client:
+            await client.open_incident("P1-test", "edge broken", ["edge*"], None)
+            doc = await client.mitigate("P1-test", "rollback")
+            mitigated = parse_time(str(doc["mitigated_at"]))
+
+            async def state_is(want: str) -> bool:
+                return bool((await incident(client))["state"] == want)
+
+            await wait_until(lambda: state_is("resolved"), what="resolved")
+            inc = await incident(client)
+            assert parse_time(inc["resolved_at"]) == pytest.approx(mitigated + WINDOW, abs=0.002)
+
+            append(log, f'{{"ts":"{stamp(time.time())}","level":"error","msg":"boom again"}}')
+            await wait_until(lambda: state_is("regressed"), what="regressed")
+            timeline = await client.timeline("P1-test")
+            kinds = [e["kind"] for e in timeline["events"]]  # type: ignore[attr-defined]
+            assert kinds[:3] == ["opened", "mitigated", "resolved"] and "regressed" in kinds
+
+    async def test_unreachable_source_is_down_and_daemon_keeps_running(self, tmp_path: Path) -> None:
+        """A missing file shows down with the reason; the incident goes blind, never resolved."""
+        settings = config.load(write_config(tmp_path, tmp_path / "missing.log", free_port()))
+        async with running(settings), Client(settings) as client:
+            await client.open_incident("P1-test", "t", [], None)
+            await client.mitigate("P1-test", "x")
+
+            async def blind() -> bool:
+                doc = await client.status()
+                src = doc["sources"][0]  # type: ignore[index]
+                return bool(src["up"] is False and (await incident(client))["state"] == "blind")
+
+            await wait_until(blind, what="blind")
+            src = (await client.status())["sources"][0]  # type: ignore[index]
+            assert src["reason"] == "file missing"
+
+    async def test_cli_says_when_daemon_is_not_running(self, tmp_path: Path) -> None:
+        """The CLI never shows a traceback: one line naming the address."""
+        cfg = write_config(tmp_path, tmp_path / "x.log", free_port())
+        exe = Path(sys.executable).with_name("watcher")
+        proc = await asyncio.create_subprocess_exec(
+            str(exe), "status", "--config", str(cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        _out, err = await proc.communicate()
+        assert proc.returncode == 1
+        assert b"not running" in err and b"Traceback" not in err
+
+
+class TestRestartSafety:
+    async def test_sigkill_mid_streak_loses_nothing(self, tmp_path: Path) -> None:
+        """Kill -9, write while down, restart: same incident, lines once, same resolution time."""
+        log = tmp_path / "edge.log"
+        port = free_port()
+        cfg = write_config(tmp_path, log, port, window=4.0)
+        settings = config.load(cfg)
+        with process(cfg) as proc:
+            await wait_until(lambda: healthy(port), what="daemon up")
+            async with Client(settings) as client:
+                await client.open_incident("P1-test", "t", [], None)
+                await client.mitigate("P1-test", "rollback")
+                first = time.time()
+                append(log, f'{{"ts":"{stamp(first)}","level":"error","msg":"one"}}')
+
+                async def saw_first() -> bool:
+                    return bool((await incident(client))["errors"] == 1)
+
+                await wait_until(saw_first, what="first error")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+        second = time.time()
+        append(log, *(f'{{"ts":"{stamp(second)}","level":"info","n":{i}}}' for i in range(500)))
+        append(log, f'{{"ts":"{stamp(second)}","level":"error","msg":"two"}}')
+        with process(cfg):
+            await wait_until(lambda: healthy(port), what="daemon up again")
+            async with Client(settings) as client:
+
+                async def resolved() -> bool:
+                    return bool((await incident(client))["state"] == "resolved")
+
+                await wait_until(resolved, what="resolved after restart")
+                inc = await incident(client)
+                timeline = await client.timeline("P1-test")
+        assert inc["errors"] == 2  # each error line read exactly once across the kill
+        assert parse_time(inc["resolved_at"]) == pytest.approx(parse_time(stamp(second)) + 4.0, abs=0.002)
+        assert len(timeline["mitigations"]) == 1  # type: ignore[arg-type]
+
+    async def test_sigterm_exits_zero_promptly(self, tmp_path: Path) -> None:
+        """systemd's stop: drain, commit and exit 0 well within 10 s."""
+        port = free_port()
+        cfg = write_config(tmp_path, tmp_path / "edge.log", port)
+        with process(cfg) as proc:
+            await wait_until(lambda: healthy(port), what="daemon up")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait, 10)
+            assert code == 0 and time.monotonic() - started < 10
+
+
+@pytest.mark.prometheus
+class TestPrometheus:
+    async def test_prometheus_scrapes_the_streak(self, tmp_path: Path) -> None:
+        """A real Prometheus scrapes /metrics and answers a query for the clean streak."""
+        prometheus = require_binary("prometheus")
+        promtool = require_binary("promtool")
+        port, prom_port = free_port(), free_port()
+        log = tmp_path / "edge.log"
+        log.touch()
+        settings = config.load(write_config(tmp_path, log, port, window=600))
+        (tmp_path / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            f"  - job_name: watcher\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        )
+        async with running(settings), Client(settings) as client:
+            await client.open_incident("P1-prom", "t", [], None)
+            await client.mitigate("P1-prom", "x")
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                    body = await resp.read()
+                check = await asyncio.create_subprocess_exec(
+                    promtool,
+                    "check",
+                    "metrics",
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+                out, err = await check.communicate(body)
+                assert (check.returncode, out + err) == (0, b"")
+                prom = await asyncio.create_subprocess_exec(
+                    prometheus,
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                try:
+                    query = f"http://127.0.0.1:{prom_port}/api/v1/query"
+                    params = {"query": 'watcher_incident_clean_streak_seconds{incident="P1-prom"} > 0'}
+
+                    async def answered() -> bool:
+                        async with http.get(query, params=params) as resp:
+                            doc = await resp.json()
+                        return bool(doc["status"] == "success" and doc["data"]["result"])
+
+                    await wait_until(answered, within=30, what="prometheus to scrape the streak")
+                finally:
+                    prom.terminate()
+                    await asyncio.wait_for(prom.wait(), 10)
+
+
+def test_entry_point_is_installed() -> None:
+    """The console script exists where pip put it, as users run it."""
+    assert os.access(Path(sys.executable).with_name("watcher"), os.X_OK)

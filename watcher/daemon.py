@@ -1,0 +1,342 @@
+"""`watcher run`: startup, run, shutdown. The only TaskGroup in the program.
+
+One task per source feeds a bounded queue (backpressure: a burst waits in the
+log file, not in memory); one consumer runs rules -> engine -> store, metrics
+and the outbox. Everything the engine concluded is committed to the store
+together with the resume points of the lines that led to it, so a kill at any
+instant restarts from a consistent place and re-reads, exactly once, what the
+engine had not yet made durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from watcher import sdnotify
+from watcher.api import ApiServer, load_or_create_token
+from watcher.config import FileSourceConfig, Settings
+from watcher.engine import Engine
+from watcher.errors import StoreError
+from watcher.events import ErrorEvent, Gap, LogLine, SourceDown, SourceEvent, Transition, Watermark
+from watcher.grouping import SourceClassifier
+from watcher.lines import LineParser
+from watcher.metrics import Metrics
+from watcher.rules import RuleSet
+from watcher.sources import Source, build_sources
+from watcher.status import incident_json, source_json, timeline_json
+from watcher.store import Store
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 8192
+BATCH = 4096
+PERSIST_EVERY = 1.0  # seconds between commits of resume points when nothing else happened
+TICK = 1.0
+
+
+@dataclass
+class SourceState:
+    source: Source
+    classifier: SourceClassifier
+    cursor: str | None = None
+    up: bool = False
+    reason: str | None = "starting"
+    lines: int = 0
+    errors: int = 0
+    dirty: bool = False
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.should_exit = asyncio.Event()
+        self.ready = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
+        self._pending: list[Transition] = []
+        self._last_persist = 0.0
+        self._lock = asyncio.Lock()
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        s = self.settings
+        self.store = Store.open(s.state_dir)
+        self.ruleset = RuleSet.compile(s.rules, s.ignore)
+        built = build_sources(s, clock=self.clock)
+        names = [src.name for src, _ in built]
+        snap = self.store.engine_state()
+        self.engine = (
+            Engine.restore(snap, blind_after=s.resolution.blind_after, sources=names)
+            if snap
+            else Engine(blind_after=s.resolution.blind_after, sources=names)
+        )
+        self.metrics = Metrics(self.registry, sources=names, rules=self.ruleset.rule_names)
+        resume = self.store.resume_points()
+        self.sources: dict[str, SourceState] = {}
+        for src, cfg in built:
+            parser = (
+                LineParser(cfg.format, cfg.timestamp_field, cfg.timestamp_format)
+                if isinstance(cfg, FileSourceConfig)
+                else LineParser()
+            )
+            point = resume.get(src.name)
+            self.sources[src.name] = SourceState(
+                src,
+                SourceClassifier(src.name, self.ruleset.for_source(src.name, cfg.rules), parser, timed=False),
+                cursor=point.cursor if point else None,
+            )
+        for inc in self.store.incidents():
+            self.metrics.add_incident(inc.id, inc.window)
+        self._refresh_incident_metrics()
+        self.api = ApiServer(
+            self,
+            self.metrics,
+            listen=s.http.listen,
+            token=load_or_create_token(s.state_dir),
+            health=self._health,
+        )
+        await self.api.start()
+        log.info("listening on %s; %d sources", s.http.listen, len(self.sources))
+
+    async def run(self) -> None:
+        tasks: list[asyncio.Task[None]] = []  # hard references: tasks are not garbage collected
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for st in self.sources.values():
+                    tasks.append(tg.create_task(self._read(st), name=f"source {st.source.name}"))
+                tasks.append(tg.create_task(self._consume(), name="consumer"))
+                tasks.append(tg.create_task(self._ticker(), name="ticker"))
+                tasks.append(tg.create_task(self._watchdog(), name="watchdog"))
+                sdnotify.notify("READY=1")
+                self.ready.set()
+                await self.should_exit.wait()
+                sdnotify.notify("STOPPING=1")
+                cancelled = [t.get_name() for t in tasks if not t.done()]
+                for t in tasks:
+                    t.cancel()
+                log.info("stopping: cancelled %s", ", ".join(cancelled))
+        except* asyncio.CancelledError:
+            pass
+
+    async def shutdown(self) -> None:
+        """Drain what was already read (the queue is bounded, so this is quick), commit, close."""
+        while not self._queue.empty():
+            self._handle(*self._queue.get_nowait())
+        self._flush_lines()
+        self._persist(force=True)
+        await self.api.stop()
+        self.store.close()
+
+    async def serve(self) -> None:
+        """startup -> run -> shutdown, with SIGTERM/SIGINT turned into a graceful stop."""
+        await self.startup()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.should_exit.set)
+        try:
+            await self.run()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.shutdown()
+
+    # ---- tasks ----------------------------------------------------------------------
+
+    async def _read(self, st: SourceState) -> None:
+        async for event in st.source.read(st.cursor):
+            await self._queue.put((st.source.name, event))
+
+    async def _consume(self) -> None:
+        while True:
+            name, event = await self._queue.get()
+            self._handle(name, event)
+            for _ in range(BATCH):
+                try:
+                    name, event = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                self._handle(name, event)
+            self._flush_lines()
+            self._persist()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            self._pending += self.engine.tick(self.clock())
+            self._refresh_incident_metrics()
+            self.metrics.outbox_pending(self.store.pending_count())
+            self._persist()
+
+    async def _watchdog(self) -> None:
+        interval = sdnotify.watchdog_interval()
+        if interval is None:
+            return
+        while True:  # sent from the event loop itself: a stuck loop stops the pings
+            sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    # ---- the pipeline ---------------------------------------------------------------
+
+    def _handle(self, name: str, event: SourceEvent) -> None:
+        st = self.sources[name]
+        if isinstance(event, LogLine):
+            st.lines += 1
+            st.cursor = event.cursor
+            st.dirty = True
+            classifier = st.classifier
+            found = classifier.feed(event.text, event.at, event.fields, now=self.clock())
+            if not classifier.timed and classifier.stats.last_at is not None:
+                # A source is untimed (every line its own record) until it shows a timestamp.
+                classifier.timed = True
+            if found is not None:
+                self._error(st, found)
+        elif isinstance(event, Watermark):
+            if not st.up:
+                st.up, st.reason = True, None
+                self.metrics.source_up(name, True)
+            self.metrics.watermark(name, event.at)
+            self._pending += self.engine.advance(name, event.at)
+            st.dirty = True
+        elif isinstance(event, Gap):
+            self.metrics.gap(name)
+            self._pending += self.engine.gap(event)
+        elif isinstance(event, SourceDown):
+            if st.up or st.reason != event.reason:
+                log.warning("source %s down: %s", name, event.reason)
+            st.up, st.reason = False, event.reason
+            self.metrics.source_up(name, False)
+
+    def _error(self, st: SourceState, event: ErrorEvent) -> None:
+        st.errors += 1
+        self.metrics.error(st.source.name, event.rule)
+        self._pending += self.engine.observe(event)
+
+    def _flush_lines(self) -> None:
+        for name, st in self.sources.items():
+            if st.lines:
+                self.metrics.lines(name, st.lines)
+                self.engine.count_lines(name, st.lines)
+                st.lines = 0
+
+    def _persist(self, *, force: bool = False) -> None:
+        """One commit: transitions, their announcements, engine state and the resume points behind them."""
+        now = time.monotonic()
+        if not (force or self._pending or now - self._last_persist >= PERSIST_EVERY):
+            return
+        self._last_persist = now
+        pending, self._pending = self._pending, []
+        try:
+            with self.store.transaction():
+                self._record(pending)
+                for name, st in self.sources.items():
+                    if st.dirty:
+                        self.store.save_resume(name, st.cursor, self.engine.watermark(name))
+                self.store.save_engine_state(self.engine.snapshot())
+        except StoreError as exc:
+            # Keep the transitions for the next attempt: the engine has already moved on.
+            self._pending = pending + self._pending
+            log.error("cannot commit state, will retry: %s", exc)
+            return
+        for st in self.sources.values():
+            st.dirty = False
+        if pending:
+            self._refresh_incident_metrics()
+
+    def _record(self, transitions: Sequence[Transition]) -> None:
+        if not transitions:
+            return
+        self.store.append_timeline(transitions)
+        created = self.clock()
+        for t in transitions:
+            payload = {"incident": t.incident, "kind": str(t.kind), "at": t.at, "state": str(t.state)}
+            self.store.enqueue("incident", str(t.kind), {**payload, "detail": dict(t.detail)}, created)
+            log.info("%s %s at %.3f -> %s", t.incident, t.kind, t.at, t.state)
+
+    def _refresh_incident_metrics(self) -> None:
+        for incident in self.engine.incident_ids():
+            s = self.engine.status(incident)
+            self.metrics.incident(
+                incident, state=str(s.state), clean_streak=s.clean_streak, resolved_at=s.resolved_at
+            )
+
+    def _health(self) -> tuple[bool, str]:
+        if not self.ready.is_set():
+            return False, "starting"
+        return True, "ok"
+
+    # ---- Control: what the HTTP API calls -------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        now = self.clock()
+        return {
+            "now": now,
+            "incidents": [incident_json(self.engine.status(i), now) for i in self.engine.incident_ids()],
+            "sources": [
+                source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.classifier.stats)
+                for name, st in self.sources.items()
+            ],
+            "outbox": {"pending": self.store.pending_count(), "dead": self.store.dead_count()},
+        }
+
+    async def open_incident(
+        self, incident: str, title: str, scope: list[str], window: float | None, by: str
+    ) -> dict[str, object]:
+        async with self._lock:
+            if self.store.incident(incident) is not None:
+                raise FileExistsError(f"incident {incident} already exists")
+            span = window if window is not None else self.settings.resolution.window
+            now = self.clock()
+            with self.store.transaction():
+                self.store.create_incident(incident, title, scope or ["*"], span, now, by)
+                self._pending += self.engine.open(incident, title, scope or ["*"], span, now)
+                self.metrics.add_incident(incident, span)
+                self._persist(force=True)
+            return incident_json(self.engine.status(incident), now)
+
+    async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]:
+        async with self._lock:
+            self._require_open(incident)
+            now = self.clock()
+            with self.store.transaction():
+                self.store.add_mitigation(incident, now, action, by)
+                self._pending += self.engine.mitigate(incident, action, now)
+                self._persist(force=True)
+            return incident_json(self.engine.status(incident), now)
+
+    async def close(self, incident: str, reason: str, by: str) -> dict[str, object]:
+        async with self._lock:
+            self._require_open(incident)
+            now = self.clock()
+            with self.store.transaction():
+                self.store.close_incident(incident, now, reason, by)
+                self._pending += self.engine.close(incident, reason, now)
+                self._persist(force=True)
+            return incident_json(self.engine.status(incident), now)
+
+    def timeline(self, incident: str) -> dict[str, object]:
+        row = self.store.incident(incident)
+        if row is None:
+            raise KeyError(f"no incident {incident}")
+        return timeline_json(row, self.store.timeline(incident))
+
+    def _require_open(self, incident: str) -> None:
+        row = self.store.incident(incident)
+        if row is None:
+            raise KeyError(f"no incident {incident}")
+        if row.closed_at is not None:
+            raise ValueError(f"incident {incident} is closed")

@@ -1,0 +1,152 @@
+"""`watcher replay`: recorded logs through the same rules and engine as the daemon, in event time.
+
+Each file is one source. Its watermark is its own last timestamp, because a
+file that stops early proves nothing after its end, unless the user asserts
+with `until` that every file is complete through that time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from watcher.classify import ClassifyStats, classify_stream
+from watcher.config import Settings
+from watcher.engine import Engine
+from watcher.errors import InputError
+from watcher.events import ErrorEvent, Kind, State, Transition
+from watcher.rules import RuleSet
+from watcher.times import format_time
+
+INCIDENT = "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """A recorded log: `name` is its source name (what rules' `sources` globs see)."""
+
+    name: str
+    open: Callable[[], BinaryIO]
+    size: int | None = None
+    """Bytes, when known in advance (not for stdin): the progress bar's total."""
+
+
+@dataclass
+class Verdict:
+    resolved_at: float | None
+    streak_start: float
+    verified_to: float | None
+    window: float
+    mitigated_at: float
+    errors: int
+    lines: int
+    last_error: ErrorEvent | None
+    history: list[Transition]
+    files: dict[str, ClassifyStats] = field(default_factory=dict)
+
+    @property
+    def resolved(self) -> bool:
+        return self.resolved_at is not None
+
+    def as_json(self) -> dict[str, object]:
+        last = self.last_error
+        return {
+            "verdict": "resolved" if self.resolved else "unresolved",
+            "resolved_at": format_time(self.resolved_at),
+            "streak_start": format_time(self.streak_start),
+            "errors": self.errors,
+            "last_error": None
+            if last is None
+            else {
+                "time": format_time(last.at),
+                "source": last.source,
+                "rule": last.rule,
+                "message": last.message,
+            },
+            "gaps": [],
+            "lines": self.lines,
+            "mitigated_at": format_time(self.mitigated_at),
+            "window": self.window,
+            "verified_to": format_time(self.verified_to),
+            "clean_streak": max(0.0, (self.verified_to or self.streak_start) - self.streak_start),
+            "history": [{"kind": str(t.kind), "at": format_time(t.at)} for t in self.history],
+            "sources": {
+                name: {
+                    "lines": s.lines,
+                    "errors": s.errors,
+                    "first": format_time(s.first_at),
+                    "last": format_time(s.last_at),
+                    "format": s.format,
+                    "bad_utf8": s.bad_utf8,
+                    "truncated": s.truncated,
+                }
+                for name, s in self.files.items()
+            },
+        }
+
+
+def replay(
+    inputs: Sequence[Input],
+    settings: Settings,
+    *,
+    mitigated_at: float,
+    window: float,
+    until: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Verdict:
+    names = [i.name for i in inputs]
+    if len(set(names)) != len(names):
+        raise InputError("two inputs have the same source name; name them NAME=FILE")
+    ruleset = RuleSet.compile(settings.rules, settings.ignore)
+    engine = Engine(blind_after=math.inf, sources=names)
+    engine.open(INCIDENT, "replay", ["*"], window, -math.inf)
+    history = [t for t in engine.mitigate(INCIDENT, "replay --mitigated-at", mitigated_at) if _kept(t)]
+    files: dict[str, ClassifyStats] = {}
+
+    for item in inputs:
+
+        def observe(event: ErrorEvent, name: str = item.name) -> None:
+            if event.at is None:
+                raise InputError(
+                    f"{name}: an error record has no timestamp; replay needs the logs' own times"
+                )
+            history.extend(t for t in engine.observe(event) if _kept(t))
+
+        with item.open() as stream:
+            stats = classify_stream(
+                stream,
+                item.name,
+                ruleset.for_source(item.name),
+                max_line_bytes=settings.max_line_bytes,
+                on_error=observe,
+                progress=progress,
+            )
+        files[item.name] = stats
+        watermark = until if until is not None else stats.last_at
+        if watermark is None:
+            raise InputError(
+                f"{item.name}: no timestamps found; replay needs logs with their own times "
+                "(docker logs -t, journalctl -o json, or lines with ts/time fields)"
+            )
+        engine.count_lines(item.name, stats.lines)
+        history.extend(t for t in engine.advance(item.name, watermark) if _kept(t))
+
+    status = engine.status(INCIDENT)
+    return Verdict(
+        resolved_at=status.resolved_at if status.state is State.RESOLVED else None,
+        streak_start=status.streak_start if status.streak_start is not None else mitigated_at,
+        verified_to=status.verified_to,
+        window=window,
+        mitigated_at=mitigated_at,
+        errors=status.errors,
+        lines=sum(s.lines for s in files.values()),
+        last_error=status.last_error,
+        history=history,
+        files=files,
+    )
+
+
+def _kept(t: Transition) -> bool:
+    return t.kind in (Kind.RESOLVED, Kind.REGRESSED)

@@ -1,0 +1,83 @@
+"""The JSON shapes of `/api/v1/status` and `/api/v1/incidents/{id}/timeline`.
+
+Times are RFC 3339 UTC strings; durations are seconds. The CLI renders these
+same documents, so what `--json` prints is what the API serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from watcher.engine import IncidentStatus
+from watcher.grouping import ClassifyStats
+from watcher.store import IncidentRow, TimelineRow
+from watcher.times import format_time
+
+
+def incident_json(s: IncidentStatus, now: float) -> dict[str, object]:
+    last = s.last_error
+    return {
+        "id": s.id,
+        "title": s.title,
+        "state": str(s.state),
+        "scope": list(s.scope),
+        "window": s.window,
+        "opened_at": format_time(s.opened_at),
+        "mitigated_at": format_time(s.mitigated_at),
+        "streak_start": format_time(s.streak_start),
+        "verified_to": format_time(s.verified_to),
+        "clean_streak": round(s.clean_streak, 3),
+        "progress": round(min(1.0, s.clean_streak / s.window), 4) if s.window else 0.0,
+        "resolved_at": format_time(s.resolved_at),
+        "errors": s.errors,
+        "gaps": s.gaps,
+        "lines": s.lines,
+        "last_error": None
+        if last is None
+        else {
+            "time": format_time(last.at),
+            "source": last.source,
+            "rule": last.rule,
+            "message": last.message,
+        },
+        "blind_sources": list(s.blind_sources),
+        "sources": list(s.sources),
+    }
+
+
+def source_json(
+    name: str, up: bool, reason: str | None, watermark: float | None, now: float, stats: ClassifyStats
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "up": up,
+        "reason": reason,
+        "watermark": format_time(watermark),
+        "lag": None if watermark is None else round(max(0.0, now - watermark), 3),
+        "lines": stats.lines,
+        "errors": stats.errors,
+    }
+
+
+def timeline_json(incident: IncidentRow, rows: Sequence[TimelineRow]) -> dict[str, object]:
+    return {
+        "id": incident.id,
+        "title": incident.title,
+        "scope": list(incident.scope),
+        "window": incident.window,
+        "opened_at": format_time(incident.opened_at),
+        "closed_at": format_time(incident.closed_at),
+        "mitigations": [
+            {"at": format_time(m.at), "action": m.action, "by": m.by} for m in incident.mitigations
+        ],
+        "events": [
+            {
+                "at": format_time(r.at),
+                "kind": r.kind,
+                "state": r.state,
+                "detail": dict(r.detail),
+                "recorded_at": format_time(r.recorded_at),
+            }
+            for r in rows
+        ],
+    }
