@@ -16,22 +16,26 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from watcher import __version__, checks, config, views
+from watcher import __version__, config, views
 from watcher.classify import classify_stream
-from watcher.client import Client
-from watcher.daemon import Daemon
 from watcher.errors import ConfigError, InputError, WatcherError
 from watcher.events import ErrorEvent
 from watcher.replay import Input, replay
 from watcher.rules import RuleSet
 from watcher.times import parse_duration, parse_time
+
+if TYPE_CHECKING:
+    from watcher.client import Client
+
+# The daemon, the API client and the SSH checks are imported by the commands that use
+# them: aiohttp and asyncssh would add half a second to every `classify` and `replay`.
 
 app = typer.Typer(
     name="watcher",
@@ -125,6 +129,8 @@ def _main(
 @command
 def check_config(config_file: ConfigOpt = None) -> None:
     """Validate the config and reach each source; exit 1 with one line per problem."""
+    from watcher import checks
+
     path = _config_path(config_file)
     settings = config.load(path)
     report = checks.run(settings)
@@ -243,6 +249,8 @@ def replay_cmd(
 @command
 def run(config_file: ConfigOpt = None) -> None:
     """The daemon: follow every source, verify incidents, serve /metrics and the API."""
+    from watcher.daemon import Daemon
+
     settings = _settings(config_file)
     logging.basicConfig(
         level=os.environ.get("WATCHER_LOG_LEVEL", "INFO").upper(),
@@ -259,6 +267,8 @@ app.add_typer(incident_app, name="incident")
 def _call(
     config_file: Path | None, fn: Callable[[Client], Coroutine[Any, Any, dict[str, object]]]
 ) -> dict[str, object]:
+    from watcher.client import Client
+
     client = Client(_settings(config_file))
     return asyncio.run(fn(client))
 
@@ -324,6 +334,8 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Incidents with streak progress; sources with watermark lag."""
+    from watcher.client import Client
+
     settings = _settings(config_file)
     client = Client(settings)
     if json_out:
