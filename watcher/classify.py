@@ -1,0 +1,295 @@
+"""Classify a whole file or stdin: count lines, records and error events per rule.
+
+The format is sniffed from the first 64 KiB (`journal`, `docker` or `auto`), and so is
+whether the file is *timed*: when most of those lines carry a time of their own, a line
+without one continues the record before it; in an untimed file only the continuation
+patterns group lines (watcher.grouping). Input is read in 16 MiB chunks; a line longer
+than max_line_bytes is cut, counted and marked, so memory does not grow with the input.
+
+Engines, all with identical results: `reference` feeds every line through
+framing.LineSplitter and grouping.SourceClassifier; `python` and `hyperscan` find the
+lines that matter with watcher.scan and feed only those, counting the rest in bulk
+(`hyperscan` on Linux x86_64 only; `auto` picks it there and `python` elsewhere).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Literal
+
+from watcher import framing
+from watcher.errors import InputError
+from watcher.events import ErrorEvent
+from watcher.grouping import ClassifyStats, SourceClassifier, opens_context
+from watcher.lines import Format, LineParser, ParsedLine, sniff_format
+from watcher.rules import SourceRules
+from watcher.scan import HYPERSCAN, Finder, TimedLines, bad_lines, blank_lines, line_start
+
+__all__ = ["ClassifyStats", "Engine", "classify_stream"]
+
+Engine = Literal["auto", "hyperscan", "python", "reference"]
+CHUNK = 16 << 20
+SNIFF = 64 << 10
+
+
+def classify_stream(
+    stream: BinaryIO,
+    source: str,
+    rules: SourceRules,
+    *,
+    fmt: Format = "auto",
+    max_line_bytes: int = 1 << 20,
+    on_error: Callable[[ErrorEvent], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+    engine: Engine = "auto",
+    chunk_size: int = CHUNK,
+) -> ClassifyStats:
+    """Read `stream` to its end and count.
+
+    `on_error` gets each error event in file order; `progress` the number of bytes read
+    so far, after each chunk. `chunk_size` is there for tests (chunk boundaries).
+    """
+    if engine == "hyperscan" and not HYPERSCAN:
+        raise InputError(
+            "the hyperscan engine is not available here (Linux x86_64 only); use --engine python"
+        )
+    head_chunks, size = [], 0  # enough chunks for the sample, fed like any others afterwards
+    while size < SNIFF and (chunk := _read(stream, chunk_size)):
+        head_chunks.append(chunk)
+        size += len(chunk)
+    head = b"".join(head_chunks)[:SNIFF]
+    if fmt == "auto":
+        fmt = sniff_format(head)
+    parser = LineParser(fmt)
+    whole = len(head) < SNIFF
+    clf = SourceClassifier(source, rules, parser, timed=_is_timed(head, parser, whole))
+    emit = on_error or (lambda _event: None)
+    chunks = itertools.chain(head_chunks, iter(lambda: _read(stream, chunk_size), b""))
+    if engine == "reference":
+        _run(_Reference(clf, max_line_bytes, emit), chunks, progress)
+    else:
+        use_hs = HYPERSCAN and engine != "python"
+        finder = Finder(rules.prefilters(), fmt, clf.timed, use_hs)
+        _run(_Fast(clf, finder, max_line_bytes, emit), chunks, progress)
+    return clf.stats
+
+
+def _run(reader: _Reference | _Fast, chunks: Iterator[bytes], progress: Callable[[int], None] | None) -> None:
+    total = 0
+    for chunk in chunks:
+        reader.feed(chunk)
+        total += len(chunk)
+        if progress is not None:
+            progress(total)
+    reader.finish()
+    reader.clf.stats.bytes = total
+
+
+def _read(stream: BinaryIO, size: int) -> bytes:
+    """`size` bytes, fewer only at the end: a pipe's read() may return less."""
+    data = stream.read(size)
+    while data and len(data) < size:
+        more = stream.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _is_timed(head: bytes, parser: LineParser, whole: bool) -> bool:
+    """Whether most lines of the sample carry a time of their own."""
+    lines = head.split(b"\n")
+    if not whole or not lines[-1]:
+        lines.pop()  # cut off mid-line, or the empty rest after the final newline
+    if not lines:
+        return False
+    timed = sum(1 for ln in lines if parser.parse(framing.decode(framing.Line(ln.removesuffix(b"\r")))[0]).at)
+    return timed * 2 > len(lines)
+
+
+class _Reference:
+    """Every line through framing.LineSplitter and SourceClassifier: the semantics, spelled out."""
+
+    def __init__(self, clf: SourceClassifier, max_line_bytes: int, emit: Callable[[ErrorEvent], None]):
+        self.clf = clf
+        self._splitter = framing.LineSplitter(max_line_bytes)
+        self._emit = emit
+
+    def feed(self, chunk: bytes) -> None:
+        for line in self._splitter.feed(chunk):
+            self._line(line)
+
+    def finish(self) -> None:
+        line = self._splitter.flush()
+        if line is not None:
+            self._line(line)
+
+    def _line(self, line: framing.Line) -> None:
+        event = self.clf.feed_line(line)
+        if event is not None:
+            self._emit(event)
+
+
+class _Fast:
+    """Feeds a SourceClassifier from raw chunks, parsing only the lines a Finder points at.
+
+    Chunks are cut at their last newline; the unfinished rest waits for the next chunk,
+    at most max_line_bytes of it (the rest only counted), like framing.LineSplitter.
+    """
+
+    def __init__(
+        self, clf: SourceClassifier, finder: Finder, max_line_bytes: int, emit: Callable[[ErrorEvent], None]
+    ):
+        self.clf = clf
+        self._finder = finder
+        self._max = max_line_bytes
+        self._emit = emit
+        self._timed = TimedLines(clf.parser.fmt)
+        self._parser = clf.parser
+        self._carry = bytearray()
+        self._dropped = 0
+
+    def feed(self, chunk: bytes) -> None:
+        start = 0
+        if self._carry or self._dropped:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                self._hold(chunk, 0, len(chunk))
+                return
+            self._hold(chunk, 0, nl)
+            self._line(self._take_carry())
+            start = nl + 1
+        last = chunk.rfind(b"\n", start)
+        if last >= 0:
+            self._block(chunk, start, last + 1)
+            start = last + 1
+        self._hold(chunk, start, len(chunk))
+
+    def finish(self) -> None:
+        if self._carry or self._dropped:
+            self._line(self._take_carry())
+
+    def _hold(self, chunk: bytes, a: int, b: int) -> None:
+        take = min(b - a, max(0, self._max - len(self._carry)))
+        self._carry += chunk[a : a + take]
+        self._dropped += b - a - take
+
+    def _take_carry(self) -> framing.Line:
+        data, cut = bytes(self._carry), self._dropped
+        self._carry.clear()
+        self._dropped = 0
+        return framing.Line(data if cut or not data.endswith(b"\r") else data[:-1], cut)
+
+    def _line(self, line: framing.Line) -> None:
+        event = self.clf.feed_line(line)
+        if event is not None:
+            self._emit(event)
+
+    def _block(self, buf: bytes, start: int, end: int) -> None:
+        """Lines [start, end) of `buf`, each ending with a newline."""
+        blk = _Block(buf, start, end, self._max)
+        forced = {start, *blk.long}
+        scanned: bytes | bytearray = buf
+        text = None
+        if not buf.isascii():
+            try:
+                text = str(memoryview(buf)[start:end], "utf-8")
+            except UnicodeDecodeError:
+                bad = bad_lines(buf, start, end)
+                forced.update(bad)
+                scanned = blank_lines(buf, bad, end)  # hyperscan wants valid UTF-8
+                text = str(memoryview(scanned)[start:end], "utf-8")
+        stats = self.clf.stats
+        if stats.first_at is None:
+            stats.first_at = self._time(blk, reverse=False)
+        if self._finder.every_line:
+            self._walk(blk, blk.starts())
+        else:
+            if text is None and self._finder.needs_text:
+                text = buf[start:end].decode("ascii")
+            self._walk(blk, iter(sorted(forced | self._finder.find(scanned, start, end, text))))
+        last = self._time(blk, reverse=True)
+        if last is not None:
+            stats.last_at = last
+
+    def _time(self, blk: _Block, reverse: bool) -> float | None:
+        """The own time of the block's first (or last) line that has one."""
+        for ls in self._timed.starts(blk.buf, blk.start, blk.end, reverse):
+            at = blk.parsed(ls, self._parser).at
+            if at is not None:
+                return at
+        return None
+
+    def _walk(self, blk: _Block, starts: Iterator[int]) -> None:
+        """Feed the lines at `starts` (ascending) and, after a line that may start a
+        traceback's context, the line after it; count the lines between in bulk."""
+        clf = self.clf
+        pos = blk.start  # the first line not yet counted
+        pending = next(starts, None)
+        force = False
+        while True:
+            if not (force and pos < blk.end):
+                while pending is not None and pending < pos:
+                    pending = next(starts, None)
+                if pending is None:
+                    break
+            ls = pos if force and pos < blk.end else pending
+            assert ls is not None
+            if ls > pos:
+                self._skip(blk, pos, ls)
+            end = blk.line_end(ls)
+            self._line(blk.line(ls, end))
+            pos = end + 1
+            force = opens_context(clf.prev_message or "")
+        if pos < blk.end:
+            self._skip(blk, pos, blk.end)
+
+    def _skip(self, blk: _Block, a: int, b: int) -> None:
+        """Lines [a, b): each a record of its own, without an error; the last one is parsed,
+        since the next line may continue its record."""
+        last = line_start(blk.buf, a, b - 1)
+        raw = blk.buf[last : b - 1]
+        text = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8")
+        self.clf.skip(blk.buf.count(b"\n", a, b), self.clf.parser.parse(text))
+
+
+class _Block:
+    """A buffer's run of whole lines, and which of them are longer than max_line_bytes."""
+
+    def __init__(self, buf: bytes, start: int, end: int, max_line_bytes: int) -> None:
+        self.buf, self.start, self.end, self.max = buf, start, end, max_line_bytes
+        self.long = self._long_lines()
+
+    def _long_lines(self) -> dict[int, int]:
+        """Start -> end of each line longer than max: such a line covers a whole window of
+        max/2 bytes, so looking for a newline in each window finds them in a few steps."""
+        buf, step, out = self.buf, max(1, self.max // 2), {}
+        pos = self.start
+        for w in range(self.start, self.end, step):
+            if w < pos or buf.find(b"\n", w, w + step) >= 0:
+                continue
+            ls, le = line_start(buf, self.start, w), buf.find(b"\n", w, self.end)
+            if le - ls > self.max:
+                out[ls] = le
+            pos = le + 1
+        return out
+
+    def line_end(self, ls: int) -> int:
+        return self.long[ls] if ls in self.long else self.buf.find(b"\n", ls, self.end)
+
+    def line(self, ls: int, le: int) -> framing.Line:
+        """The line as framing.LineSplitter would give it."""
+        if le - ls > self.max:
+            return framing.Line(self.buf[ls : ls + self.max], le - ls - self.max)
+        data = self.buf[ls:le]
+        return framing.Line(data[:-1] if data.endswith(b"\r") else data)
+
+    def parsed(self, ls: int, parser: LineParser) -> ParsedLine:
+        return parser.parse(framing.decode(self.line(ls, self.line_end(ls)))[0])
+
+    def starts(self) -> Iterator[int]:
+        pos = self.start
+        while pos < self.end:
+            yield pos
+            pos = self.buf.find(b"\n", pos, self.end) + 1

@@ -1,0 +1,189 @@
+"""Multi-line records: a head line and its continuation lines make one record, one event.
+
+A line continues the record before it when (`is_continuation`):
+
+1. the source is timed (its lines carry timestamps) and this line has none of its own;
+2. its message is empty or only whitespace, or starts with a space or tab (traceback
+   frames, Java's `\\tat ...`, Go's `\\t/app/main.go:10 +0x1d`);
+3. its message starts with `Caused by: `, `Suppressed: `, `... N more`, `goroutine N [`,
+   `[signal `, `created by `, `During handling of the above exception`,
+   `The above exception was the direct cause`, or is `exit status N`;
+4. the message before starts with a space or tab and this one is the last line of a
+   Python traceback (`ValueError: bad frame`), or the message before starts with
+   `goroutine ` or a tab and this one is a Go function line (`main.(*Srv).handle(0xc0)`);
+5. the message before is blank and this one is `Traceback (most recent call last):`
+   (a chained exception).
+
+Everything else starts a new record. The decision depends only on this line and the
+one before it, which is what lets the fast scanner (watcher.scan) skip the lines that
+cannot be continuations. A record is an error when any of its lines matches an error
+rule that no ignore rule vetoes; it counts once, under the rule of its first matching
+line, with that line as the event's message and the head's time as its time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from watcher import framing
+from watcher.events import ErrorEvent
+from watcher.lines import Format, LineParser, ParsedLine
+from watcher.rules import SourceRules
+
+_PREFIXES = (
+    "Caused by: ",
+    "Suppressed: ",
+    r"\.\.\. [0-9]+ more",
+    r"goroutine [0-9]+ \[",
+    r"\[signal ",
+    "created by ",
+    "During handling of the above exception",
+    "The above exception was the direct cause",
+)
+_CONTINUES = re.compile("|".join(_PREFIXES) + r"|exit status [0-9]+\Z")
+_PY_FINAL = re.compile(
+    r"[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failure|Fault)(?:: .*)?", re.S
+)
+_GO_FUNC = re.compile(r"[\w./*()\[\]-]+\.[\w.*()\[\]-]*\(.*\)", re.S)
+_TRACEBACK = "Traceback (most recent call last):"
+
+# Regex source, to compile as bytes, for the start of every message that may continue a record whatever
+# came before (rules 2 and 3) or make the next line one (rules 4 and 5): whitespace,
+# including the non-ASCII spaces str.isspace() knows (as UTF-8), the end of the line, or a
+# prefix. `goroutine ` is wider than rule 3's `goroutine N [` because rule 4 looks for it.
+CONTINUATION_START = "|".join(
+    [
+        r"[ \t\n\x0b\x0c\r\x1c-\x1f]",
+        r"\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80",
+        "goroutine ",
+        "exit status [0-9]",
+        *_PREFIXES,
+    ]
+)
+CONTINUATION_FIRST = r"[ \t\n\x0b\x0c\r\x1c-\x1f\xc2\xe1\xe2\xe3geCS.\[cDT]"
+"""The first bytes of CONTINUATION_START's alternatives (tests check they agree)."""
+
+
+def is_continuation(
+    prev_message: str | None, message: str, has_own_timestamp: bool, source_is_timed: bool
+) -> bool:
+    """Whether `message` continues the record of `prev_message` (None: there is no line before)."""
+    if prev_message is None:
+        return False
+    if source_is_timed and not has_own_timestamp:
+        return True
+    if not message or message[0] in " \t" or message.isspace() or _CONTINUES.match(message):
+        return True
+    first = prev_message[:1]
+    if first in (" ", "\t") and _PY_FINAL.fullmatch(message):
+        return True
+    if (first == "\t" or prev_message.startswith("goroutine ")) and _GO_FUNC.fullmatch(message):
+        return True
+    return message == _TRACEBACK and (not prev_message or prev_message.isspace())
+
+
+def opens_context(message: str) -> bool:
+    """Whether the line after this message can be a continuation by rule 4 or 5 alone."""
+    return not message or message[0] in " \t" or message.isspace() or message.startswith("goroutine ")
+
+
+@dataclass(slots=True)
+class ClassifyStats:
+    """What a classifier counted; `format`, `timed` and `bytes` describe a whole file."""
+
+    lines: int = 0
+    records: int = 0
+    errors_by_rule: dict[str, int] = field(default_factory=dict)
+    """Error records per rule, every rule of the source present (0 when none)."""
+    ignored_by_rule: dict[str, int] = field(default_factory=dict)
+    """Lines an ignore rule kept from being errors, per ignore rule."""
+    bad_utf8: int = 0
+    truncated: int = 0
+    first_at: float | None = None
+    """The first own timestamp seen."""
+    last_at: float | None = None
+    """The last own timestamp seen (a file's watermark for replay)."""
+    format: Format = "auto"
+    timed: bool = True
+    bytes: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(self.errors_by_rule.values())
+
+
+class SourceClassifier:
+    """Streaming classifier for one source: feed it lines in order, get error events back."""
+
+    def __init__(self, source: str, rules: SourceRules, parser: LineParser, timed: bool = True) -> None:
+        self.source = source
+        self.rules = rules
+        self.parser = parser
+        self.timed = timed
+        self.stats = ClassifyStats(
+            errors_by_rule=dict.fromkeys(rules.rule_names, 0),
+            ignored_by_rule=dict.fromkeys(rules.ignore_names, 0),
+            format=parser.fmt,
+            timed=timed,
+        )
+        self.prev_message: str | None = None
+        self._head_at: float | None = None
+        self._counted = False
+
+    def feed(
+        self,
+        text: str,
+        at: float | None = None,
+        fields: Mapping[str, object] | None = None,
+        now: float | None = None,
+    ) -> ErrorEvent | None:
+        """One line. `at`/`fields` come from sources that know them (Docker's time, journald's
+        fields, with `text` then being the message as is); otherwise they are parsed from
+        `text`. `now` (receive time) is the record's time only when its head has none.
+        """
+        if fields is not None:
+            line = ParsedLine(at, text, fields)
+        else:
+            line = self.parser.parse(text)
+            if at is not None:
+                line = ParsedLine(at, line.message, line.fields)
+        stats = self.stats
+        stats.lines += 1
+        if line.at is not None:
+            if stats.first_at is None:
+                stats.first_at = line.at
+            stats.last_at = line.at
+        if not is_continuation(self.prev_message, line.message, line.at is not None, self.timed):
+            stats.records += 1
+            self._head_at = line.at if line.at is not None else now
+            self._counted = False
+        self.prev_message = line.message
+        rule, ignored = self.rules.match(line)
+        if ignored is not None:
+            stats.ignored_by_rule[ignored] += 1
+        if rule is None or self._counted:
+            return None
+        self._counted = True
+        stats.errors_by_rule[rule] += 1
+        return ErrorEvent(self.source, self._head_at, rule, line.message)
+
+    def feed_line(self, line: framing.Line, now: float | None = None) -> ErrorEvent | None:
+        """A line from framing.LineSplitter: decoded with replacement, counted if not UTF-8 or cut."""
+        text, bad = framing.decode(line)
+        self.stats.bad_utf8 += bad
+        self.stats.truncated += line.cut > 0
+        return self.feed(text, now=now)
+
+    def skip(self, lines: int, last: ParsedLine, now: float | None = None) -> None:
+        """Count `lines` lines known to start records of their own and to match no rule.
+
+        `last` is the last of them: the record the next line may continue. The fast
+        scanner calls this for the lines between the ones it must look at.
+        """
+        self.stats.lines += lines
+        self.stats.records += lines
+        self.prev_message = last.message
+        self._head_at = last.at if last.at is not None else now
+        self._counted = False

@@ -1,0 +1,341 @@
+"""One line of log text into its own time, its message and its fields (DESIGN.md §1).
+
+Where the time comes from, first that applies:
+
+1. a leading RFC 3339 timestamp (`docker logs -t`, Python logging's `2026-11-27 14:05:00,123`),
+   stripped from the message with one space or tab after it; the text after it is read
+   again, so a body with its own leading timestamp (Python logging inside Docker)
+   loses that one too, and the outer (Docker's) time wins;
+2. for a message starting with `{`: a `ts`, `time`, `timestamp` or `@timestamp` key (in
+   that order of preference) with an RFC 3339 string or an epoch number;
+3. otherwise a logfmt `ts=` or `time=` pair.
+
+Times are recognised by their shape, not by parsing the whole line, so that a JSON line
+cut by max_line_bytes keeps its time and so that the fast scanner (watcher.scan) can
+decide "this line has a time of its own" with the very regexes used here
+(`timed_pattern`). A timestamp is `YYYY-MM-DD[T ]hh:mm:ss` with an optional `.`/`,`
+fraction and an optional `Z`/`±hh:mm` offset (none means UTC); whatever follows it is
+not looked at. An epoch number has at most 19 digits and ends at a quote, comma,
+bracket, space or the end; values above 1e11 are taken as milliseconds (then µs, ns).
+Field values are parsed lazily, on first access, because most lines never reach a
+field rule.
+
+Every regex here is ASCII-only and never matches a newline: the scanner runs the same
+sources over whole buffers of bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from types import MappingProxyType
+from typing import Literal
+
+Format = Literal["auto", "docker", "journal", "json", "logfmt", "text"]
+
+_TS = re.compile(
+    r"([12][0-9]{3})-([01][0-9])-([0-3][0-9])[Tt ]([0-2][0-9]):([0-5][0-9]):([0-6][0-9])"
+    r"(?:[.,]([0-9]+))?(?:[Zz]|([+-])([0-2][0-9]):?([0-5][0-9]))?"
+)
+# The same shape without groups, to build other regexes from; a line starts with a
+# timestamp exactly when it starts with DATE_TIME, since all that follows is optional.
+TIMESTAMP = re.sub(r"\((?!\?)", "(?:", _TS.pattern)
+DATE_TIME = TIMESTAMP[: TIMESTAMP.index("(?:[.,]")]
+EPOCH = r"[0-9]{1,19}(?:\.[0-9]+)?(?=[\"',}\] \t\r]|$)"
+JSON_TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
+LOGFMT_TIME_KEYS = ("ts", "time")
+_SP = r"[ \t\r]*"  # JSON whitespace within one line
+_VALUE = rf"\"?(?={DATE_TIME}|{EPOCH})"
+REALTIME = rf'"__REALTIME_TIMESTAMP"{_SP}:{_SP}"([0-9]{{1,19}})"'
+MESSAGE_TOKEN = rf'"MESSAGE"{_SP}:{_SP}(?:"((?:[^"\\\n]|\\.)*+)"|\[([0-9, \t\r]*)\])'
+_KEY_START = r"(?<![^ \t])"  # a logfmt key starts the text or follows a space or tab
+
+_LEAD = re.compile(_TS.pattern + r"[ \t]?")
+_EPOCH = re.compile(EPOCH)
+_REALTIME = re.compile(REALTIME)
+_MESSAGE = re.compile(MESSAGE_TOKEN)
+_PAIR = re.compile(_KEY_START + r'([^ \t="]+)=(?:"((?:[^"\\]|\\.)*+)"|([^ \t]*))')
+_ESCAPE = re.compile(r"\\(.)")
+_UNESCAPE = {"n": "\n", "t": "\t", "r": "\r"}
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+NO_FIELDS: Mapping[str, object] = MappingProxyType({})
+_JSON_FORMATS = ("auto", "docker", "journal", "json")
+_LOGFMT_FORMATS = ("auto", "docker", "journal", "logfmt")
+
+
+def _time_key(keys: tuple[str, ...], json: bool, group: str = "(", value: str = _VALUE) -> str:
+    """A JSON `"key":` or logfmt `key=` (without its boundary) followed by a time value."""
+    alternatives = "|".join(re.escape(k) for k in keys)
+    key = f'"{group}{alternatives})"{_SP}:{_SP}' if json else f"{group}{alternatives})="
+    return key + value
+
+
+def time_key_start(fmt: Format) -> str | None:
+    """Regex for a line start of JSON `{"ts":` or logfmt `ts=` kind, before a time value.
+
+    A line that starts with it and then DATE_TIME has its own time, and (outside journal
+    records) its message is the whole line; None when `fmt` reads no time keys.
+    """
+    starts = []
+    if fmt in _JSON_FORMATS:
+        starts.append(rf'\{{"(?:{"|".join(re.escape(k) for k in JSON_TIME_KEYS)})":"?')
+    if fmt in _LOGFMT_FORMATS:
+        starts.append(f'(?:{"|".join(re.escape(k) for k in LOGFMT_TIME_KEYS)})="?')
+    return f"(?:{'|'.join(starts)})" if starts else None
+
+
+def timed_pattern(fmt: Format) -> str:
+    """Regex source that matches at the start of a line exactly when `LineParser(fmt)` finds its time.
+
+    For the default keys; the scanner uses it to find the lines without a time of their own.
+    The first alternative is a shortcut for the usual shapes (a leading timestamp, or a
+    line that starts with its time key); the others are the general rules.
+    """
+    key_start = time_key_start(fmt)
+    shapes = [DATE_TIME if key_start is None else f"{key_start}?{DATE_TIME}"]
+    if fmt in _JSON_FORMATS:
+        shapes.append(r"\{[^\n]*?" + _time_key(JSON_TIME_KEYS, json=True, group="(?:"))
+    if fmt in _LOGFMT_FORMATS:
+        not_json = "" if fmt == "logfmt" else r"(?!\{)"
+        shapes.append(not_json + r"(?:[^\n]*?[ \t])??" + _time_key(LOGFMT_TIME_KEYS, json=False, group="(?:"))
+    if fmt == "journal":
+        shapes.append(rf"\{{[^\n]*?{REALTIME}")
+    return "(?:" + "|".join(shapes) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLine:
+    at: float | None
+    """The line's own timestamp, epoch seconds UTC; None when it has none."""
+    message: str
+    """The text after a leading timestamp; for a journald record, its MESSAGE."""
+    fields: Mapping[str, object]
+    """JSON top-level keys, logfmt pairs or journald fields; empty when there are none."""
+
+
+class LineParser:
+    """Parses lines of one source; `fmt` says which shapes to look for (see the module doc).
+
+    `auto` and `docker` read all of them (a docker file is an auto file whose lines all
+    start with a timestamp), `json` and `logfmt` only their own fields, `text` no fields,
+    `journal` reads `journalctl -o json` records and other lines as `auto`.
+    `timestamp_field` replaces the default time keys; `timestamp_format` is a strptime
+    format for its value (no zone in the format means UTC).
+    """
+
+    def __init__(
+        self,
+        fmt: Format = "auto",
+        timestamp_field: str | None = None,
+        timestamp_format: str | None = None,
+    ) -> None:
+        self.fmt: Format = fmt
+        self._journal = fmt == "journal"
+        self._json = fmt in _JSON_FORMATS
+        self._logfmt = fmt in _LOGFMT_FORMATS
+        self._logfmt_all = fmt == "logfmt"  # logfmt even on lines that start with `{`
+        keys = (timestamp_field,) if timestamp_field else None
+        self._format = timestamp_format
+        # With a strptime format any string value may be a time; strptime decides.
+        value = _VALUE if timestamp_format is None else r"(?=\S)"
+        self._json_time = re.compile(_time_key(keys or JSON_TIME_KEYS, json=True, value=value))
+        self._logfmt_time = re.compile(
+            _KEY_START + _time_key(keys or LOGFMT_TIME_KEYS, json=False, value=value)
+        )
+
+    def parse(self, text: str) -> ParsedLine:
+        if self._journal and text[:1] == "{":
+            record = _journal_record(text)
+            if record is not None:
+                return record
+        lead = _LEAD.match(text)
+        if lead is not None:
+            body = text[lead.end() :]
+            inner = _LEAD.match(body)
+            if inner is not None:
+                body = body[inner.end() :]
+            return ParsedLine(_epoch(lead), body, self._fields(body))
+        return ParsedLine(self._embedded_time(text), text, self._fields(text))
+
+    def _embedded_time(self, text: str) -> float | None:
+        if text[:1] == "{" and not self._logfmt_all:
+            if not self._json:
+                return None
+            pattern = self._json_time
+        elif self._logfmt:
+            pattern = self._logfmt_time
+        else:
+            return None
+        best: tuple[int, float] | None = None
+        for m in pattern.finditer(text):
+            rank = self._rank(m.group(1))
+            if best is not None and rank >= best[0]:
+                continue
+            at = self._value(text, m.end())
+            if at is not None:
+                best = (rank, at)
+                if rank == 0:
+                    break
+        return best[1] if best else None
+
+    def _rank(self, key: str) -> int:
+        keys = JSON_TIME_KEYS if key in JSON_TIME_KEYS else (key,)
+        return keys.index(key)
+
+    def _value(self, text: str, pos: int) -> float | None:
+        if self._format is not None:
+            return _strptime(text, pos, self._format)
+        ts = _TS.match(text, pos)
+        if ts is not None:
+            return _epoch(ts)
+        num = _EPOCH.match(text, pos)
+        return _epoch_number(num.group()) if num is not None else None
+
+    def _fields(self, body: str) -> Mapping[str, object]:
+        if body[:1] == "{" and self._json and not self._logfmt_all:
+            return _LazyFields(body, _json_or_logfmt if self._logfmt else _json_only)
+        if self._logfmt and "=" in body:
+            return _LazyFields(body, logfmt_fields)
+        return NO_FIELDS
+
+
+def sniff_format(head: bytes) -> Format:
+    """`journal`, `docker` or `auto`, from the first lines of a file (its first 64 KiB will do)."""
+    lines = [ln.rstrip(b"\r") for ln in head.split(b"\n")[:-1] or [head]]
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        return "auto"
+    if all(_is_journal_json(ln) for ln in lines[:5]):
+        return "journal"
+    stamped = sum(1 for ln in lines if _DOCKER_TS.match(ln))
+    return "docker" if stamped >= 0.9 * len(lines) else "auto"
+
+
+_DOCKER_TS = re.compile(
+    rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2}) "
+)
+
+
+def _is_journal_json(line: bytes) -> bool:
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and "__REALTIME_TIMESTAMP" in obj
+
+
+def _epoch(m: re.Match[str]) -> float:
+    """Seconds of a TIMESTAMP match; out-of-range fields roll over like timegm's."""
+    y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    year, month0 = divmod(int(y) * 12 + int(mo) - 1, 12)
+    days = date(year, month0 + 1, 1).toordinal() - _EPOCH_DAY + int(d) - 1
+    at = days * 86400 + int(h) * 3600 + int(mi) * 60 + int(s)
+    if sign is not None:
+        offset = int(oh) * 3600 + int(om) * 60
+        at += -offset if sign == "+" else offset
+    return at + float("0." + frac) if frac else float(at)
+
+
+def _epoch_number(text: str) -> float:
+    value = float(text)
+    while value > 1e11:  # milliseconds, microseconds or nanoseconds since the epoch
+        value /= 1000
+    return value
+
+
+def _strptime(text: str, pos: int, fmt: str) -> float | None:
+    if text[pos : pos + 1] == '"':
+        end = text.find('"', pos + 1)
+        raw = text[pos + 1 : end if end >= 0 else len(text)]
+    else:
+        raw = re.split(r"[\s,}]", text[pos:], maxsplit=1)[0]
+    try:
+        dt = datetime.strptime(raw, fmt)
+    except ValueError:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _journal_record(text: str) -> ParsedLine | None:
+    realtime = _REALTIME.search(text)
+    if realtime is None:
+        return None
+    token = _MESSAGE.search(text)
+    message = "" if token is None else _journal_message(token)
+    return ParsedLine(int(realtime.group(1)) / 1e6, message, _LazyFields(text, _json_only))
+
+
+def _journal_message(token: re.Match[str]) -> str:
+    text, byte_list = token.groups()
+    if text is not None:
+        try:
+            decoded: str = json.loads(f'"{text}"', strict=False)
+        except ValueError:
+            return text
+        return decoded
+    try:  # journald writes a MESSAGE that is not UTF-8 as a list of byte values
+        data = bytes(int(b) for b in byte_list.replace(",", " ").split())
+    except ValueError:
+        return ""
+    return data.decode("utf-8", errors="replace")
+
+
+def _no_constant(name: str) -> None:
+    """NaN and Infinity are neither numbers nor strings to a rule."""
+
+
+def _json_only(text: str) -> dict[str, object]:
+    try:
+        obj = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _json_or_logfmt(text: str) -> dict[str, object]:
+    """A `{` line that is not a JSON object is just text, which may still carry pairs."""
+    try:
+        obj = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return logfmt_fields(text)
+    return obj if isinstance(obj, dict) else {}
+
+
+def logfmt_fields(text: str) -> dict[str, object]:
+    """`key=value` and `key="quoted \\"value\\""` pairs; the last of a repeated key wins."""
+    out: dict[str, object] = {}
+    for m in _PAIR.finditer(text):
+        key, quoted, bare = m.groups()
+        out[key] = bare if quoted is None else _ESCAPE.sub(lambda e: _UNESCAPE.get(e[1], e[1]), quoted)
+    return out
+
+
+class _LazyFields(Mapping[str, object]):
+    """Fields parsed on first access: most lines never meet a field rule."""
+
+    __slots__ = ("_data", "_load", "_text")
+
+    def __init__(self, text: str, load: Callable[[str], dict[str, object]]) -> None:
+        self._text = text
+        self._load = load
+        self._data: dict[str, object] | None = None
+
+    def _fields(self) -> dict[str, object]:
+        if self._data is None:
+            self._data = self._load(self._text)
+        return self._data
+
+    def __getitem__(self, key: str) -> object:
+        return self._fields()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._fields())
+
+    def __repr__(self) -> str:
+        return repr(self._fields())

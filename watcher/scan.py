@@ -1,0 +1,355 @@
+"""The fast path of `watcher classify`/`replay`: the same results as line-by-line, 2-5x faster.
+
+Line by line (the `reference` engine) every line is decoded, parsed and matched in
+Python. Here each buffer of whole lines is first searched, in C, for the few lines that
+can matter, and only those go through the precise path (LineParser, SourceRules,
+SourceClassifier):
+
+- lines a rule's Prefilter matches (a guaranteed superset of the rule's matches);
+- lines that may continue a record (grouping.py rules 1-3: no time of their own in a
+  timed file, a message starting with whitespace or a continuation prefix) and the line
+  after any line that may make the next one a continuation (rules 4-5);
+- the first line of every buffer, lines that are not UTF-8 and lines longer than
+  max_line_bytes.
+
+Every other line is a record of its own without an error; SourceClassifier.skip counts
+them in bulk. Hyperscan (Linux x86_64 only; `hyperscan` is not installed elsewhere)
+runs the prefilters; Python's `re` runs them everywhere else, and also runs, on every
+platform, the continuation search and the prefilters hyperscan cannot take. A rule
+regex with a negative lookaround, a conditional or verbose mode has no cheap superset:
+its source is then classified line by line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import cast
+
+from watcher.grouping import CONTINUATION_FIRST, CONTINUATION_START
+from watcher.lines import (
+    DATE_TIME,
+    MESSAGE_TOKEN,
+    REALTIME,
+    TIMESTAMP,
+    Format,
+    time_key_start,
+    timed_pattern,
+)
+from watcher.rules import Prefilter
+
+try:  # declared for Linux x86_64 only (pyproject); anywhere else the `re` engine runs
+    import hyperscan
+
+    HYPERSCAN = True
+except ImportError:  # pragma: no cover - exercised on other platforms
+    HYPERSCAN = False
+
+_NON_ASCII = r"[^\x00-\x7f]"
+# Dotted and dotless i, long s, Kelvin sign: Python's IGNORECASE folds them to i, s, k.
+_FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
+_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+_SCOPED_FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-[imsx]+)?:")
+_EMPTY_MIN = re.compile(r"\{,([0-9]+)\}")
+_WINDOW = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Adapted:
+    """One prefilter regex, loosened to raw lines, in the dialects of both engines."""
+
+    python: str
+    hyperscan: tuple[str, ...] | None
+    """PCRE patterns whose union is a superset of `python`; None: only `re` can run it."""
+    prefilter_mode: bool = False
+    """Hyperscan must approximate (HS_FLAG_PREFILTER: backreferences, lookarounds)."""
+
+
+def adapt(pattern: str, anchored: bool = False) -> Adapted | None:
+    """`pattern` as a superset over raw lines, or None when there is no safe one.
+
+    A rule regex is written for the message, which on the raw line may follow a
+    timestamp or sit inside JSON: unless `anchored`, `^ $ \\A \\Z` are dropped (which
+    only widens the match). Hyperscan gets `\\b` dropped, `\\s` widened to Python's
+    spaces, `{,n}` spelled `{0,n}`, and an extra pattern for the lines where its older
+    Unicode tables or case folding could disagree with Python's.
+    """
+    py: list[str] = []
+    hs: list[str] = []
+    hs_ok, prefilter_mode, tables, caseless = True, False, False, False
+    i, n = 0, len(pattern)
+    flags = _GLOBAL_FLAGS.match(pattern)
+    if flags is not None:
+        if "x" in flags[1]:
+            return None  # verbose mode: whitespace and `#` change meaning; not worth a parser
+        caseless = "i" in flags[1]
+        hs_ok = not set(flags[1]) & set("aLu")
+        i = flags.end()
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            esc, k = pattern[i : i + 2], pattern[i + 1 : i + 2]
+            i += 2
+            if k in ("A", "Z") and not anchored:
+                continue
+            py.append(esc)
+            if k in ("b", "B"):
+                tables = True  # hyperscan has no \b in UCP mode; dropping it only widens
+            elif k == "s":
+                hs.append(r"[\s\x1c-\x1f]")
+            else:
+                hs_ok &= k not in ("u", "U", "N")
+                prefilter_mode |= k.isdigit()
+                tables |= k in ("d", "D", "w", "W", "S")
+                hs.append(esc)
+            continue
+        if c == "[":
+            j = _class_end(pattern, i)
+            body = pattern[i:j]
+            py.append(body)
+            hs_ok &= "[:" not in body[1:] and not re.search(r"\\[uUN]", body)  # POSIX classes
+            tables |= bool(re.search(r"\\[dDwWsS]", body))
+            if "\\s" in body:
+                hs_ok &= not body.startswith("[^")
+                body = body.replace("\\s", "\\s\\x1c-\\x1f")
+            hs.append(body)
+            i = j
+            continue
+        if c == "(":
+            if pattern.startswith("(?#", i):
+                i = pattern.index(")", i) + 1
+                continue
+            if pattern.startswith(("(?!", "(?<!", "(?("), i):
+                return None  # a negative condition may hold on the message and not on the line
+            scoped = _SCOPED_FLAGS.match(pattern, i)
+            if scoped is not None:
+                if "x" in scoped[1]:
+                    return None
+                caseless |= "i" in scoped[1]
+                hs_ok &= not set(scoped[1]) & set("aLu")
+            prefilter_mode |= pattern.startswith(("(?=", "(?<=", "(?>", "(?P="), i)
+        elif c in "^$" and not anchored:
+            i += 1
+            continue
+        elif c == "{" and (m := _EMPTY_MIN.match(pattern, i)):
+            py.append(m[0])
+            hs.append(f"{{0,{m[1]}}}")
+            i = m.end()
+            continue
+        elif c in "*+?}" and pattern.startswith("+", i + 1):
+            prefilter_mode = True  # possessive
+        py.append(c)
+        hs.append(c)
+        i += 1
+    body_py, body_hs = "".join(py), "".join(hs)
+    if flags is not None:  # a global flag group must lead; scoped, it may be combined
+        body_py, body_hs = f"(?{flags[1]}:{body_py})", f"(?{flags[1]}:{body_hs})"
+    try:
+        re.compile(body_py)
+    except re.error:
+        return None
+    if not hs_ok or (caseless and not pattern.isascii()):
+        return Adapted(body_py, None)
+    extra = [_NON_ASCII] if tables else [f"[{_FOLDS_TO_ASCII}]"] if caseless else []
+    return Adapted(body_py, (body_hs, *extra), prefilter_mode)
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """Index after the `]` that closes the class opening at `i`."""
+    j = i + 1
+    if pattern.startswith("^", j):
+        j += 1
+    if pattern.startswith("]", j):
+        j += 1
+    while j < len(pattern) and pattern[j] != "]":
+        j += 2 if pattern[j] == "\\" else 1
+    return j + 1
+
+
+class Finder:
+    """Finds, in a buffer of whole lines, the starts of the lines the precise path must see."""
+
+    def __init__(
+        self, prefilters: tuple[Prefilter, ...], fmt: Format, timed: bool, use_hyperscan: bool
+    ) -> None:
+        adapted = [adapt(p, False) for f in prefilters for p in f.message]
+        adapted += [adapt(p, True) for f in prefilters for p in f.line]
+        self.every_line = None in adapted
+        hs: list[tuple[bytes, int]] = []
+        python: list[str] = []
+        for a in adapted:
+            if a is None:
+                continue
+            flags = _hyperscan_flags(a) if use_hyperscan else None
+            if flags is None:
+                python.append(a.python)
+            else:
+                hs += [(p.encode(), flags) for p in a.hyperscan or ()]
+        self._python = [re.compile(p, re.M) for p in python]
+        self._db = _database(hs) if hs else None
+        self._context = re.compile(_context_pattern(fmt, timed).encode(), re.M)  # `$`: a line's end
+
+    @property
+    def needs_text(self) -> bool:
+        """Whether find() wants the buffer decoded (for the prefilters only `re` can run)."""
+        return bool(self._python)
+
+    def find(self, buf: bytes | bytearray, start: int, end: int, text: str | None) -> set[int]:
+        """Starts of lines in [start, end) that need the precise path; `text` is buf[start:end] decoded."""
+        found = {s for m in self._context.finditer(buf, start, end) if (s := m.start() + 1) < end}
+        if self._python:
+            assert text is not None
+            found.update(_python_starts(self._python, text, start))
+        if self._db is not None:
+            # A Python callback per match is fine: prefilters match few lines. (Scanning in
+            # a thread does not pay: each callback waits for the GIL.)
+            ends: list[int] = []
+            view = cast(
+                bytes, memoryview(buf)[start:end]
+            )  # the binding takes any buffer; its stub says bytes
+            self._db.scan(view, match_event_handler=lambda _i, _f, to, _fl, _c: ends.append(to))
+            found.update(line_start(buf, start, start + to - 1) for to in ends)
+        return found
+
+
+def _hyperscan_flags(a: Adapted) -> int | None:
+    """Compile flags for `a`'s patterns, or None when hyperscan rejects one of them."""
+    if a.hyperscan is None:
+        return None
+    flags = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP | hyperscan.HS_FLAG_MULTILINE
+    if a.prefilter_mode:
+        flags |= hyperscan.HS_FLAG_PREFILTER
+    try:
+        _database([(p.encode(), flags) for p in a.hyperscan])
+    except hyperscan.error:
+        return None
+    return flags
+
+
+def _database(patterns: list[tuple[bytes, int]]) -> hyperscan.Database:
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(
+        expressions=[p for p, _ in patterns],
+        ids=list(range(len(patterns))),
+        elements=len(patterns),
+        flags=[f for _, f in patterns],
+    )
+    return db
+
+
+def _context_pattern(fmt: Format, timed: bool) -> str:
+    """A line (after a newline) that may be a continuation by itself or enable the next one.
+
+    Its message may start after up to two leading timestamps (lines.LineParser): when
+    the line starts with one, only the shape of the message after them matters (the
+    line has a time). A line that starts with its time key (`{"ts":"2026-...`) has a time
+    and a message that starts with `{` or a key: it never matters. Any other line
+    matters when its message looks like a continuation or, in a timed file, when it
+    has no time of its own.
+    """
+    lead = rf"(?>{TIMESTAMP}(?:[ \t]|(?![ \t])))"
+    shape = f"(?={CONTINUATION_FIRST})(?:{CONTINUATION_START})"  # a cheap first test: most lines fail it
+    key_start = time_key_start(fmt)
+    keyed = f"|({key_start}{DATE_TIME})" if timed and key_start is not None and fmt != "journal" else ""
+    other = [shape]
+    if timed:
+        other.insert(0, f"(?!{timed_pattern(fmt)})")
+    if fmt == "journal":  # a record whose MESSAGE is missing, escaped, bytes or continuation-like
+        key = r'"MESSAGE"[ \t\r]*:[ \t\r]*'
+        other.append(
+            rf"\{{(?=[^\n]*?{REALTIME})(?:(?![^\n]*?{MESSAGE_TOKEN})"
+            rf'|[^\n]*?{key}(?:\[|"[^"\\\n]*\\|"(?:"|{shape})))'
+        )
+    # All after the newline is a lookahead, so that a match never swallows the next
+    # line's newline. The atomic group commits to the first of: a leading timestamp
+    # (group 1), a time key (group 2, never matters), neither.
+    rest = f"(?:{'|'.join(other)})"
+    if keyed:
+        rest = f"(?(2)(?!)|{rest})"
+    return rf"\n(?=(?>({lead}){keyed}|)(?(1){lead}?{shape}|{rest}))"
+
+
+def line_start(buf: bytes | bytearray, start: int, pos: int) -> int:
+    nl = buf.rfind(b"\n", start, pos)
+    return start if nl < 0 else nl + 1
+
+
+def _python_starts(patterns: list[re.Pattern[str]], text: str, start: int) -> list[int]:
+    """Line starts (byte offsets, `text` being decoded from `start` on) of the lines each pattern matches.
+
+    After a match the search goes on at the next line, so a match running into the
+    next lines cannot hide a match within one of them.
+    """
+    chars: set[int] = set()
+    for rx in patterns:
+        pos = 0
+        while (m := rx.search(text, pos)) is not None and m.start() < len(text):
+            chars.add(text.rfind("\n", 0, m.start()) + 1)
+            pos = text.find("\n", m.start()) + 1
+            if pos == 0:
+                break
+    if text.isascii():
+        return [start + c for c in chars]
+    out, c0, b = [], 0, start
+    for c in sorted(chars):  # char offsets to byte offsets, one pass
+        b += len(text[c0:c].encode())
+        c0 = c
+        out.append(b)
+    return out
+
+
+def bad_lines(buf: bytes, start: int, end: int) -> list[int]:
+    """Starts of the lines in [start, end) that are not valid UTF-8.
+
+    Decodes window by window, so a chunk with many bad lines costs a few passes over
+    each window, not one pass over the chunk per bad line.
+    """
+    view, out, pos = memoryview(buf), [], start
+    while pos < end:
+        stop = buf.find(b"\n", min(pos + _WINDOW, end - 1), end) + 1
+        try:
+            str(view[pos:stop], "utf-8")
+        except UnicodeDecodeError as exc:
+            ls = line_start(buf, pos, pos + exc.start)
+            out.append(ls)
+            pos = buf.find(b"\n", pos + exc.start, end) + 1
+            continue
+        pos = stop
+    return out
+
+
+def blank_lines(buf: bytes, starts: list[int], end: int) -> bytearray:
+    """A copy of `buf` with the lines at `starts` overwritten by spaces (their length kept)."""
+    out = bytearray(buf)
+    for ls in starts:
+        le = buf.find(b"\n", ls, end)
+        out[ls:le] = b" " * (le - ls)
+    return out
+
+
+class TimedLines:
+    """Lines that may carry their own time, by the same regexes LineParser uses."""
+
+    def __init__(self, fmt: Format) -> None:
+        pattern = timed_pattern(fmt).encode()
+        self._at = re.compile(pattern, re.M)  # `$` is the end of a line, as in LineParser
+        self._after_newline = re.compile(b"\\n(?=" + pattern + b")", re.M)
+
+    def starts(self, buf: bytes, start: int, end: int, reverse: bool) -> Iterator[int]:
+        """Candidate line starts in [start, end), from the first or, in windows, from the last."""
+        if not reverse:
+            yield from self._window(buf, start, end)
+            return
+        hi = end
+        while hi > start:
+            lo = line_start(buf, start, max(start, hi - _WINDOW))
+            yield from reversed(list(self._window(buf, lo, hi)))
+            hi = lo
+
+    def _window(self, buf: bytes, lo: int, hi: int) -> Iterator[int]:
+        if self._at.match(buf, lo, hi):
+            yield lo
+        for m in self._after_newline.finditer(buf, lo, hi):
+            if m.start() + 1 < hi:
+                yield m.start() + 1
