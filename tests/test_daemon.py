@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -257,3 +258,34 @@ class TestPrometheus:
 def test_entry_point_is_installed() -> None:
     """The console script exists where pip put it, as users run it."""
     assert os.access(Path(sys.executable).with_name("watcher"), os.X_OK)
+
+
+class TestSystemdNotify:
+    async def test_ready_watchdog_stopping(self, tmp_path: Path) -> None:
+        """Type=notify: READY=1 once sources are attached, WATCHDOG=1 pings, STOPPING=1 on SIGTERM."""
+        sock_path = tmp_path / "notify.sock"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(sock_path))
+        sock.setblocking(False)
+        port = free_port()
+        cfg = write_config(tmp_path, tmp_path / "edge.log", port)
+        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"}
+        exe = Path(sys.executable).with_name("watcher")
+        proc = await asyncio.create_subprocess_exec(
+            str(exe), "run", "--config", str(cfg), env=env, stderr=subprocess.DEVNULL
+        )
+        loop = asyncio.get_running_loop()
+        seen: list[bytes] = []
+        try:
+            async with asyncio.timeout(20):
+                while b"WATCHDOG=1" not in seen or b"READY=1" not in seen:
+                    seen.append(await loop.sock_recv(sock, 64))
+                proc.send_signal(signal.SIGTERM)
+                while b"STOPPING=1" not in seen:
+                    seen.append(await loop.sock_recv(sock, 64))
+                assert await proc.wait() == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            sock.close()
