@@ -98,8 +98,10 @@ class TestOpen:
         sql(state_dir, f"PRAGMA user_version = {SCHEMA_VERSION + 7}")
         with pytest.raises(StoreError) as info:
             Store.open(state_dir)
-        assert (f"newer than this watcher (schema {SCHEMA_VERSION + 7} > {SCHEMA_VERSION}); "
-                "upgrade novavms-watcher") in str(info.value)
+        assert (
+            f"newer than this watcher (schema {SCHEMA_VERSION + 7} > {SCHEMA_VERSION}); "
+            "upgrade novavms-watcher"
+        ) in str(info.value)
 
     def test_garbage_refused(self, state_dir: Path) -> None:
         """A file that is not SQLite is refused, naming the path and what to do; it is left as is."""
@@ -187,14 +189,22 @@ class TestTimeline:
     def test_order_and_fields(self, store: Store, clock: Clock) -> None:
         """Rows come in event-time order, ties in insertion order, with detail and recorded_at."""
         store.create_incident("P1-a", "t", [], 900.0, 1.0, "ana")
-        store.append_timeline([transition("P1-a", Kind.MITIGATED, 20.0, action="restart"),
-                               transition("P1-a", Kind.STREAK_RESET, 50.0, n=1)])
+        store.append_timeline(
+            [
+                transition("P1-a", Kind.MITIGATED, 20.0, action="restart"),
+                transition("P1-a", Kind.STREAK_RESET, 50.0, n=1),
+            ]
+        )
         clock.now = 2_000.0
         store.append_timeline([transition("P1-a", Kind.STREAK_RESET, 30.0, late=True)])
         store.add_note("P1-a", 50.0, "snapshot", {"file": "x.tar.gz"})
         rows = store.timeline("P1-a")
         assert [(r.at, r.kind) for r in rows] == [
-            (20.0, "mitigated"), (30.0, "streak_reset"), (50.0, "streak_reset"), (50.0, "snapshot")]
+            (20.0, "mitigated"),
+            (30.0, "streak_reset"),
+            (50.0, "streak_reset"),
+            (50.0, "snapshot"),
+        ]
         assert rows[0].detail == {"action": "restart"}
         assert rows[0].state == "verifying"
         assert rows[3].state is None
@@ -205,8 +215,7 @@ class TestTimeline:
         """A timeline row for an incident the store lacks is refused and nothing is written."""
         store.create_incident("P1-a", "t", [], 900.0, 1.0, "ana")
         with pytest.raises(StoreError, match="P1-x"):
-            store.append_timeline([transition("P1-a", Kind.GAP, 1.0),
-                                   transition("P1-x", Kind.GAP, 2.0)])
+            store.append_timeline([transition("P1-a", Kind.GAP, 1.0), transition("P1-x", Kind.GAP, 2.0)])
         assert store.timeline("P1-a") == []
 
     def test_unserialisable_detail(self, store: Store) -> None:
@@ -345,8 +354,13 @@ class TestKillSafety:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         acked = 0
         for _ in range(10):
-            child = subprocess.Popen([sys.executable, "-c", CHILD, str(state_dir)], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(state_dir)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             assert child.stdout is not None
             try:
                 first = child.stdout.readline().split()

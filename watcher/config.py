@@ -87,9 +87,7 @@ class NotifyConfig(_Model):
             try:
                 url = path.read_text().strip()
             except OSError as exc:
-                raise ValueError(
-                    f"{channel}_webhook_file: cannot read {path}: {exc.strerror}"
-                ) from None
+                raise ValueError(f"{channel}_webhook_file: cannot read {path}: {exc.strerror}") from None
             object.__setattr__(self, f"{channel}_webhook", SecretStr(url))
         return self
 
@@ -138,9 +136,7 @@ class JournalSourceConfig(_SourceBase):
     @field_validator("known_hosts", mode="before")
     @classmethod
     def _no_disabling(cls, v: Any) -> Any:
-        if v is False or (
-            isinstance(v, str) and v.strip().lower() in ("", "none", "off", "no", "false")
-        ):
+        if v is False or (isinstance(v, str) and v.strip().lower() in ("", "none", "off", "no", "false")):
             raise ValueError("host key checking cannot be disabled; give a known_hosts file")
         return v
 

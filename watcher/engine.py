@@ -225,15 +225,11 @@ class Engine:
             lagging = self._lagging(inc, now)
             if lagging and not inc.blind:
                 inc.blind = lagging
-                out.append(
-                    Transition(inc.id, Kind.BLIND, now, inc.state(), {"sources": list(lagging)})
-                )
+                out.append(Transition(inc.id, Kind.BLIND, now, inc.state(), {"sources": list(lagging)}))
             elif not lagging and inc.blind:
                 was = inc.blind
                 inc.blind = ()
-                out.append(
-                    Transition(inc.id, Kind.RECOVERED, now, inc.state(), {"sources": list(was)})
-                )
+                out.append(Transition(inc.id, Kind.RECOVERED, now, inc.state(), {"sources": list(was)}))
             elif lagging != inc.blind:
                 inc.blind = lagging
         return out
@@ -283,9 +279,7 @@ class Engine:
         return {"version": 1, "watermarks": self._watermarks, "incidents": incidents}
 
     @classmethod
-    def restore(
-        cls, snap: dict[str, object], *, blind_after: float, sources: Iterable[str] = ()
-    ) -> Engine:
+    def restore(cls, snap: dict[str, object], *, blind_after: float, sources: Iterable[str] = ()) -> Engine:
         eng = cls(blind_after=blind_after, sources=sources)
         eng._watermarks.update(snap["watermarks"])  # type: ignore[call-overload]
         for d in snap["incidents"]:  # type: ignore[attr-defined]
@@ -364,9 +358,7 @@ class Engine:
         scope = self._in_scope(inc)
         if not scope:
             return ("(no source matches the scope)",)
-        return tuple(
-            s for s in scope if (wm := self._watermarks[s]) is None or now - wm > self.blind_after
-        )
+        return tuple(s for s in scope if (wm := self._watermarks[s]) is None or now - wm > self.blind_after)
 
     def _verified_to(self, inc: _Incident) -> float | None:
         scope = self._in_scope(inc)

@@ -162,8 +162,9 @@ class Store:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise StoreError(f"cannot create the state store {path}: {exc.strerror}; "
-                             "check state_dir and its permissions") from None
+            raise StoreError(
+                f"cannot create the state store {path}: {exc.strerror}; check state_dir and its permissions"
+            ) from None
         else:
             os.fchmod(fd, 0o600)
             os.close(fd)
@@ -184,15 +185,21 @@ class Store:
             # Read before anything writes, so a newer or foreign file is left untouched.
             (version,) = self._conn.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
-                raise StoreError(f"the state store {self.path} is newer than this watcher "
-                                 f"(schema {version} > {SCHEMA_VERSION}); upgrade novavms-watcher")
+                raise StoreError(
+                    f"the state store {self.path} is newer than this watcher "
+                    f"(schema {version} > {SCHEMA_VERSION}); upgrade novavms-watcher"
+                )
             if version == 0 and self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                raise StoreError(f"{self.path} is an SQLite database but not a watcher state store; "
-                                 "point state_dir elsewhere or move the file aside")
+                raise StoreError(
+                    f"{self.path} is an SQLite database but not a watcher state store; "
+                    "point state_dir elsewhere or move the file aside"
+                )
             (mode,) = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
             if mode != "wal":
-                raise StoreError(f"the state store {self.path} cannot use WAL mode (got {mode}); "
-                                 "put state_dir on a local filesystem")
+                raise StoreError(
+                    f"the state store {self.path} cannot use WAL mode (got {mode}); "
+                    "put state_dir on a local filesystem"
+                )
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             for target, statements in enumerate(MIGRATIONS, start=1):
@@ -205,8 +212,10 @@ class Store:
                     self._conn.execute(f"PRAGMA user_version = {target}")
         except sqlite3.DatabaseError as exc:
             if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _UNREADABLE:
-                raise StoreError(f"{self.path} is not a usable watcher state store ({exc}); "
-                                 "move it aside to start empty, or restore it from a backup") from None
+                raise StoreError(
+                    f"{self.path} is not a usable watcher state store ({exc}); "
+                    "move it aside to start empty, or restore it from a backup"
+                ) from None
             raise self._error(exc) from None
 
     def close(self) -> None:
@@ -221,8 +230,10 @@ class Store:
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            return StoreError(f"the state store {self.path} stayed locked by another process for "
-                              f"{BUSY_TIMEOUT:g}s; retry, or find the process holding it")
+            return StoreError(
+                f"the state store {self.path} stayed locked by another process for "
+                f"{BUSY_TIMEOUT:g}s; retry, or find the process holding it"
+            )
         return StoreError(f"the state store {self.path} failed: {exc}")
 
     @contextmanager
@@ -272,9 +283,11 @@ class Store:
         with self.transaction():
             if self._query("SELECT 1 FROM incidents WHERE id = ?", (id,)):
                 raise StoreError(f"incident {id} already exists; choose another id")
-            self._conn.execute("INSERT INTO incidents (id, title, scope, window_s, opened_at, opened_by)"
-                               " VALUES (?, ?, ?, ?, ?, ?)",
-                               (id, title, json.dumps(list(scope)), window, opened_at, opened_by))
+            self._conn.execute(
+                "INSERT INTO incidents (id, title, scope, window_s, opened_at, opened_by)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (id, title, json.dumps(list(scope)), window, opened_at, opened_by),
+            )
         return IncidentRow(id, title, tuple(scope), window, opened_at, None, None, (), opened_by)
 
     def _require_open(self, id: str) -> None:
@@ -287,15 +300,19 @@ class Store:
     def add_mitigation(self, id: str, at: float, action: str, by: str) -> MitigationRow:
         with self.transaction():
             self._require_open(id)
-            self._conn.execute("INSERT INTO mitigations (incident, at, action, actor) VALUES (?, ?, ?, ?)",
-                               (id, at, action, by))
+            self._conn.execute(
+                "INSERT INTO mitigations (incident, at, action, actor) VALUES (?, ?, ?, ?)",
+                (id, at, action, by),
+            )
         return MitigationRow(at, action, by)
 
     def close_incident(self, id: str, at: float, reason: str | None, by: str) -> None:
         with self.transaction():
             self._require_open(id)
-            self._conn.execute("UPDATE incidents SET closed_at = ?, close_reason = ?, closed_by = ?"
-                               " WHERE id = ?", (at, reason, by, id))
+            self._conn.execute(
+                "UPDATE incidents SET closed_at = ?, close_reason = ?, closed_by = ? WHERE id = ?",
+                (at, reason, by, id),
+            )
 
     def incident(self, id: str) -> IncidentRow | None:
         found = self._incidents("WHERE i.id = ?", (id,))
@@ -307,25 +324,40 @@ class Store:
 
     def _incidents(self, where: str, args: Sequence[object]) -> list[IncidentRow]:
         # One joined query, so an incident and its mitigations come from the same snapshot.
-        rows = self._query("SELECT i.id, i.title, i.scope, i.window_s, i.opened_at, i.closed_at,"
-                           " i.close_reason, i.opened_by, i.closed_by, m.at, m.action, m.actor"
-                           f" FROM incidents i LEFT JOIN mitigations m ON m.incident = i.id {where}"
-                           " ORDER BY i.opened_at, i.id, m.at, m.seq", args)
+        rows = self._query(
+            "SELECT i.id, i.title, i.scope, i.window_s, i.opened_at, i.closed_at,"
+            " i.close_reason, i.opened_by, i.closed_by, m.at, m.action, m.actor"
+            f" FROM incidents i LEFT JOIN mitigations m ON m.incident = i.id {where}"
+            " ORDER BY i.opened_at, i.id, m.at, m.seq",
+            args,
+        )
         found: dict[str, tuple[tuple[Any, ...], list[MitigationRow]]] = {}
         for row in rows:
             mitigations = found.setdefault(row[0], (row[:9], []))[1]
             if row[9] is not None:
                 mitigations.append(MitigationRow(row[9], row[10], row[11]))
-        return [IncidentRow(h[0], h[1], tuple(json.loads(h[2])), h[3], h[4], h[5], h[6], tuple(m), h[7], h[8])
-                for h, m in found.values()]
+        return [
+            IncidentRow(h[0], h[1], tuple(json.loads(h[2])), h[3], h[4], h[5], h[6], tuple(m), h[7], h[8])
+            for h, m in found.values()
+        ]
 
     # Timeline
 
     def append_timeline(self, transitions: Sequence[Transition]) -> None:
         now = self._clock()
-        self._insert_timeline([(t.incident, t.at, str(t.kind), str(t.state),
-                                _dumps(t.detail, f"the detail of {t.incident} {t.kind}"), now)
-                               for t in transitions])
+        self._insert_timeline(
+            [
+                (
+                    t.incident,
+                    t.at,
+                    str(t.kind),
+                    str(t.state),
+                    _dumps(t.detail, f"the detail of {t.incident} {t.kind}"),
+                    now,
+                )
+                for t in transitions
+            ]
+        )
 
     def add_note(self, incident: str, at: float, kind: str, detail: Mapping[str, object]) -> None:
         """A timeline entry that is not a state change (a snapshot taken, a command run)."""
@@ -335,17 +367,25 @@ class Store:
     def _insert_timeline(self, rows: Sequence[_TimelineInsert]) -> None:
         with self.transaction():
             try:
-                self._conn.executemany("INSERT INTO timeline (incident, at, kind, state, detail, recorded_at)"
-                                       " VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self._conn.executemany(
+                    "INSERT INTO timeline (incident, at, kind, state, detail, recorded_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
             except sqlite3.IntegrityError:
                 names = ", ".join(sorted({r[0] for r in rows}))
-                raise StoreError(f"timeline entries for {names} name an incident the store does not "
-                                 "have; create the incident first") from None
+                raise StoreError(
+                    f"timeline entries for {names} name an incident the store does not "
+                    "have; create the incident first"
+                ) from None
 
     def timeline(self, incident_id: str) -> list[TimelineRow]:
         """Event-time order; ties (a backfilled event stamped alike) in the order written."""
-        rows = self._query("SELECT incident, at, kind, state, detail, recorded_at, seq FROM timeline"
-                           " WHERE incident = ? ORDER BY at, seq", (incident_id,))
+        rows = self._query(
+            "SELECT incident, at, kind, state, detail, recorded_at, seq FROM timeline"
+            " WHERE incident = ? ORDER BY at, seq",
+            (incident_id,),
+        )
         return [TimelineRow(r[0], r[1], r[2], r[3], _loads(r[4]), r[5], r[6]) for r in rows]
 
     # Resume points and engine state
@@ -353,11 +393,13 @@ class Store:
     def save_resume(self, source: str, cursor: str | None, watermark: float | None) -> None:
         """Replace the source's resume point: both fields, None included."""
         with self.transaction():
-            self._conn.execute("INSERT INTO resume_points (source, cursor, watermark, updated_at)"
-                               " VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET"
-                               " cursor = excluded.cursor, watermark = excluded.watermark,"
-                               " updated_at = excluded.updated_at",
-                               (source, cursor, watermark, self._clock()))
+            self._conn.execute(
+                "INSERT INTO resume_points (source, cursor, watermark, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET"
+                " cursor = excluded.cursor, watermark = excluded.watermark,"
+                " updated_at = excluded.updated_at",
+                (source, cursor, watermark, self._clock()),
+            )
 
     def resume_points(self) -> dict[str, ResumePoint]:
         rows = self._query("SELECT source, cursor, watermark, updated_at FROM resume_points")
@@ -366,8 +408,10 @@ class Store:
     def save_engine_state(self, state: Mapping[str, object]) -> None:
         text = _dumps(state, "the engine state")
         with self.transaction():
-            self._conn.execute("INSERT OR REPLACE INTO engine_state (id, state, saved_at) VALUES (1, ?, ?)",
-                               (text, self._clock()))
+            self._conn.execute(
+                "INSERT OR REPLACE INTO engine_state (id, state, saved_at) VALUES (1, ?, ?)",
+                (text, self._clock()),
+            )
 
     def engine_state(self) -> dict[str, object] | None:
         rows = self._query("SELECT state FROM engine_state WHERE id = 1")
@@ -379,9 +423,11 @@ class Store:
         """Queue an announcement, due at once; returns its id (ids grow in enqueue order)."""
         text = _dumps(payload, f"the {kind} payload for {channel}")
         with self.transaction():
-            cur = self._conn.execute("INSERT INTO outbox (channel, kind, payload, created_at,"
-                                     " next_attempt_at) VALUES (?, ?, ?, ?, ?)",
-                                     (channel, kind, text, created_at, created_at))
+            cur = self._conn.execute(
+                "INSERT INTO outbox (channel, kind, payload, created_at,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+                (channel, kind, text, created_at, created_at),
+            )
         assert cur.lastrowid is not None
         return cur.lastrowid
 
@@ -391,9 +437,12 @@ class Store:
         An item waiting for its retry holds back every later one on its channel, so the
         channel sees announcements in order; a dead item no longer blocks.
         """
-        rows = self._query("SELECT id, channel, kind, payload, created_at, attempts, next_attempt_at,"
-                           " last_error FROM outbox WHERE channel = ? AND status = 'pending'"
-                           " ORDER BY id LIMIT ?", (channel, max(limit, 0)))
+        rows = self._query(
+            "SELECT id, channel, kind, payload, created_at, attempts, next_attempt_at,"
+            " last_error FROM outbox WHERE channel = ? AND status = 'pending'"
+            " ORDER BY id LIMIT ?",
+            (channel, max(limit, 0)),
+        )
         head: list[OutboxRow] = []
         for r in rows:
             if r[6] > now:
@@ -412,15 +461,18 @@ class Store:
         self._mark(id, "status = 'sent', done_at = ?", (at,))
 
     def mark_retry(self, id: int, attempts: int, next_attempt_at: float, error: str) -> None:
-        self._mark(id, "attempts = ?, next_attempt_at = ?, last_error = ?",
-                   (attempts, next_attempt_at, error))
+        self._mark(
+            id, "attempts = ?, next_attempt_at = ?, last_error = ?", (attempts, next_attempt_at, error)
+        )
 
     def mark_dead(self, id: int, at: float, error: str) -> None:
         self._mark(id, "status = 'dead', done_at = ?, last_error = ?", (at, error))
 
     def pending_count(self, channel: str | None = None) -> int:
-        rows = self._query("SELECT count(*) FROM outbox WHERE status = 'pending'"
-                           " AND (?1 IS NULL OR channel = ?1)", (channel,))
+        rows = self._query(
+            "SELECT count(*) FROM outbox WHERE status = 'pending' AND (?1 IS NULL OR channel = ?1)",
+            (channel,),
+        )
         return int(rows[0][0])
 
     def dead_count(self) -> int:

@@ -58,9 +58,7 @@ def parse_time(text: str) -> float:
     try:
         dt = datetime.fromisoformat(s)
     except ValueError:
-        raise ValueError(
-            f"expected an RFC 3339 time such as 2026-11-27T14:05:00Z, got {text!r}"
-        ) from None
+        raise ValueError(f"expected an RFC 3339 time such as 2026-11-27T14:05:00Z, got {text!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
