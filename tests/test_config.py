@@ -1,0 +1,131 @@
+"""Configuration: TOML plus WATCHER_SECTION__KEY, every problem named by its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watcher import config
+from watcher.errors import ConfigError
+from watcher.times import format_duration, format_time, parse_duration, parse_time
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "watcher.toml"
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    return exc.value.problems
+
+
+class TestDurations:
+    @pytest.mark.parametrize(
+        ("text", "seconds"),
+        [("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("250ms", 0.25), (42, 42)],
+    )
+    def test_accepted_spellings(self, text: str | int, seconds: float) -> None:
+        """The spellings an SRE types."""
+        assert parse_duration(text) == seconds
+
+    @pytest.mark.parametrize("text", ["", "15", "15 minutes", "m15", "-5m", "1.5.2s"])
+    def test_rejected_spellings_say_what_is_expected(self, text: str) -> None:
+        """Anything else is refused with the expected shape in the message."""
+        if text == "15":
+            assert parse_duration(text) == 15  # a bare number is seconds
+            return
+        with pytest.raises(ValueError, match="duration such as 90s"):
+            parse_duration(text)
+
+    def test_format_round_trips(self) -> None:
+        """Durations print as they are typed."""
+        assert [format_duration(s) for s in (900, 5400, 1.5, 0)] == ["15m", "1h30m", "1.5s", "0s"]
+
+
+class TestTimes:
+    def test_rfc3339_with_nanoseconds_and_offsets(self) -> None:
+        """Docker's nanoseconds and explicit offsets parse to the same instant."""
+        assert parse_time("2026-11-27T14:05:00.123456789Z") == pytest.approx(
+            parse_time("2026-11-27T15:05:00.123+01:00"), abs=1e-3
+        )
+        assert format_time(parse_time("2026-11-27T14:05:00Z")) == "2026-11-27T14:05:00.000Z"
+
+
+class TestLoad:
+    def test_documented_example_is_valid(self) -> None:
+        """config/watcher.toml, the documented default, loads as it is."""
+        settings = config.load(EXAMPLE)
+        assert settings.source_names() == ["cloud", "gw", "edge"]
+        assert settings.resolution.window == 900
+
+    def test_environment_wins_over_the_file(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """WATCHER_SECTION__KEY overrides one key and keeps the rest of the section."""
+        monkeypatch.setenv("WATCHER_RESOLUTION__WINDOW", "5m")
+        monkeypatch.setenv("WATCHER_HTTP__LISTEN", "127.0.0.1:9200")
+        settings = config.load(EXAMPLE)
+        assert settings.resolution.window == 300 and settings.resolution.blind_after == 30
+        assert settings.http.port == 9200
+
+    def test_webhook_from_a_secret_file(self, tmp_path: Path) -> None:
+        """A webhook URL can come from a file, and is never printed in full."""
+        secret = tmp_path / "hook"
+        secret.write_text("https://hooks.example/T000/B000/XXXX\n")
+        path = tmp_path / "c.toml"
+        path.write_text(f'[notify]\nincident_webhook_file = "{secret}"\n')
+        settings = config.load(path)
+        hook = settings.notify.incident_webhook
+        assert hook is not None and hook.get_secret_value() == "https://hooks.example/T000/B000/XXXX"
+        assert "XXXX" not in repr(settings.notify)
+
+    def test_unreadable_secret_file_is_named(self, tmp_path: Path) -> None:
+        """A missing secret file is a config problem naming the key."""
+        found = problems(tmp_path, '[notify]\noncall_webhook_file = "/nonexistent/hook"\n')
+        assert found == [
+            "notify.oncall_webhook_file: cannot read /nonexistent/hook: No such file or directory"
+        ]
+
+    def test_journal_hosts_become_one_source_each(self, tmp_path: Path) -> None:
+        """hosts = [a, b] gives sources gw/a and gw/b."""
+        path = tmp_path / "c.toml"
+        path.write_text('[[sources]]\nname="gw"\nkind="journal"\nhosts=["a","b"]\nknown_hosts="/k"\n')
+        assert config.load(path).source_names() == ["gw/a", "gw/b"]
+
+    def test_unknown_keys_and_duplicates(self, tmp_path: Path) -> None:
+        """Typos and duplicate names are reported with their position."""
+        found = problems(
+            tmp_path,
+            '[http]\nlisten = "127.0.0.1:9108"\nlistne = "x"\n'
+            '[[rules]]\nname = "a"\nregex = "x"\n[[rules]]\nname = "a"\nregex = "y"\n',
+        )
+        assert "http.listne: unknown key" in found
+
+    def test_docker_source_needs_a_selector(self, tmp_path: Path) -> None:
+        """Watching every container by accident is refused."""
+        found = problems(tmp_path, '[[sources]]\nname = "cloud"\nkind = "docker"\n')
+        assert found == ["sources[0]: name the containers: set compose_project, containers or labels"]
+
+    def test_rule_selection_names_real_rules(self, tmp_path: Path) -> None:
+        """A source's `rules` must name configured rules."""
+        found = problems(
+            tmp_path,
+            '[[sources]]\nname = "e"\nkind = "file"\npath = "/x"\nrules = ["nope"]\n'
+            '[[rules]]\nname = "a"\nregex = "x"\n',
+        )
+        assert found == ["sources[0].rules: no rule named 'nope'"]
+
+    @pytest.mark.parametrize(
+        ("rule", "message"),
+        [
+            ('name = "r"\nfield = "level"\n', "rules[0]: a field rule needs values, min or max"),
+            ('name = "r"\nregex = "x"\nfield = "y"\nvalues = ["a"]\n', "rules[0]: set either regex or field"),
+            (
+                'name = "r"\nfield = "s"\nmin = 600\nmax = 500\n',
+                "rules[0]: min (600) is greater than max (500)",
+            ),
+        ],
+    )
+    def test_rule_shapes(self, tmp_path: Path, rule: str, message: str) -> None:
+        """Each kind of rule mistake has its own sentence."""
+        assert problems(tmp_path, "[[rules]]\n" + rule) == [message]
