@@ -24,13 +24,14 @@ from watcher.events import ErrorEvent
 from watcher.grouping import ClassifyStats, SourceClassifier, opens_context
 from watcher.lines import Format, LineParser, ParsedLine, sniff_format
 from watcher.rules import SourceRules
-from watcher.scan import HYPERSCAN, Finder, TimedLines, bad_lines, blank_lines, line_start
+from watcher.scan import HYPERSCAN, Finder, TimedLines, line_start
 
 __all__ = ["ClassifyStats", "Engine", "classify_stream"]
 
 Engine = Literal["auto", "hyperscan", "python", "reference"]
 CHUNK = 16 << 20
 SNIFF = 64 << 10
+_WINDOW = 1 << 16
 
 
 def classify_stream(
@@ -293,3 +294,31 @@ class _Block:
         while pos < self.end:
             yield pos
             pos = self.buf.find(b"\n", pos, self.end) + 1
+
+
+def bad_lines(buf: bytes, start: int, end: int) -> list[int]:
+    """Starts of the lines in [start, end) that are not valid UTF-8.
+
+    Decodes window by window, so a chunk with many bad lines costs a few passes over
+    each window, not one pass over the chunk per bad line.
+    """
+    view, out, pos = memoryview(buf), [], start
+    while pos < end:
+        stop = buf.find(b"\n", min(pos + _WINDOW, end - 1), end) + 1
+        try:
+            str(view[pos:stop], "utf-8")
+        except UnicodeDecodeError as exc:
+            out.append(line_start(buf, pos, pos + exc.start))
+            pos = buf.find(b"\n", pos + exc.start, end) + 1
+            continue
+        pos = stop
+    return out
+
+
+def blank_lines(buf: bytes, starts: list[int], end: int) -> bytearray:
+    """A copy of `buf` with the lines at `starts` overwritten by spaces (their length kept)."""
+    out = bytearray(buf)
+    for ls in starts:
+        le = buf.find(b"\n", ls, end)
+        out[ls:le] = b" " * (le - ls)
+    return out

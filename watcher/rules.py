@@ -174,17 +174,24 @@ def _field_prefilter(cfg: RuleConfig, name: str) -> Prefilter:
     with one), is a candidate as well.
     """
     keys = "|".join(re.escape(k) for k in dict.fromkeys([name, name.rpartition(".")[2]]))
-    json_key = f'"(?:{keys})"{_JSON_SPACE}:{_JSON_SPACE}'
-    logfmt_key = f"(?:{keys})="  # no key boundary: wider, and a literal start for `re`
-    escaped = r"\\u" if _PLAIN_KEY.fullmatch(name) else r"\\"
-    lines = [escaped, json_key + r'"[^"\\\n]*\\', logfmt_key + r'"[^"\n]*\\']
+    json_values, logfmt_values = [r'"[^"\\\n]*\\'], [r'"[^"\n]*\\']  # escaped values
     if cfg.values:
         values = _values_regex(cfg.values, cfg.case_sensitive)
-        lines += [f'{json_key}"{values}"', f'{logfmt_key}"?{values}']
+        json_values.append(f'"{values}"')
+        logfmt_values.append(f'"?{values}')
     if cfg.min is not None or cfg.max is not None:
         number = number_pattern(cfg.min, cfg.max)
-        lines += [f'{json_key}"?{number}', f'{logfmt_key}"?{number}']
-    return Prefilter(cfg.name, line=tuple(lines))
+        json_values.append(f'"?{number}')
+        logfmt_values.append(f'"?{number}')
+    return Prefilter(
+        cfg.name,
+        line=(
+            r"\\u" if _PLAIN_KEY.fullmatch(name) else r"\\",
+            f'"(?:{keys})"{_JSON_SPACE}:{_JSON_SPACE}(?:{"|".join(json_values)})',
+            # No logfmt key boundary: wider, and a literal start for `re`.
+            f"(?:{keys})=(?:{'|'.join(logfmt_values)})",
+        ),
+    )
 
 
 def number_pattern(lo: float | None, hi: float | None) -> str:

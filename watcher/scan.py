@@ -95,7 +95,7 @@ def adapt(pattern: str, anchored: bool = False) -> Adapted | None:
                 continue
             py.append(esc)
             if k in ("b", "B"):
-                tables = True  # hyperscan has no \b in UCP mode; dropping it only widens
+                pass  # hyperscan has no \b in UCP mode; dropping it only widens
             elif k == "s":
                 hs.append(r"[\s\x1c-\x1f]")
             else:
@@ -155,6 +155,54 @@ def adapt(pattern: str, anchored: bool = False) -> Adapted | None:
     return Adapted(body_py, (body_hs, *extra), prefilter_mode)
 
 
+def alternatives(pattern: str, limit: int = 32) -> list[str]:
+    """`A|B` -> [A, B], `(A|B)C` -> [(?:A)C, (?:B)C], recursively, at most `limit` patterns.
+
+    For `re`: a pattern that starts with a literal is found by a fast substring search,
+    one that starts with a choice is tried at every position, ten times slower.
+    """
+    if re.search(r"\\[1-9]|\(\?P=|\(\?\(", pattern):
+        return [pattern]  # group numbers matter
+    parts = _split_top(pattern)
+    if len(parts) == 1 and (pattern.startswith("(?:") or (pattern[:1] == "(" and pattern[1:2] != "?")):
+        end = _group_end(pattern)
+        rest = pattern[end + 1 :]
+        inner = pattern[3 if pattern.startswith("(?:") else 1 : end]
+        if rest[:1] not in ("*", "+", "?", "{") and len(choices := _split_top(inner)) > 1:
+            parts = [f"(?:{c}){rest}" for c in choices]
+    if len(parts) == 1:
+        return parts
+    out = [p for part in parts for p in alternatives(part, limit)]
+    return out if len(out) <= limit else [pattern]
+
+
+def _split_top(pattern: str) -> list[str]:
+    """`pattern` split at its top-level `|`."""
+    bars = [i for i, c, depth in _walk(pattern) if c == "|" and depth == 0]
+    return [pattern[a + 1 : b] for a, b in zip([-1, *bars], [*bars, len(pattern)], strict=True)]
+
+
+def _group_end(pattern: str) -> int:
+    """Index of the `)` closing the group that opens `pattern`."""
+    return next((i for i, c, depth in _walk(pattern) if c == ")" and depth == 0), len(pattern))
+
+
+def _walk(pattern: str) -> Iterator[tuple[int, str, int]]:
+    """(index, char, depth after it) for each character outside escapes and classes."""
+    depth, i = 0, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            i = _class_end(pattern, i)
+            continue
+        depth += (c == "(") - (c == ")")
+        yield i, c, depth
+        i += 1
+
+
 def _class_end(pattern: str, i: int) -> int:
     """Index after the `]` that closes the class opening at `i`."""
     j = i + 1
@@ -173,8 +221,9 @@ class Finder:
     def __init__(
         self, prefilters: tuple[Prefilter, ...], fmt: Format, timed: bool, use_hyperscan: bool
     ) -> None:
-        adapted = [adapt(p, False) for f in prefilters for p in f.message]
-        adapted += [adapt(p, True) for f in prefilters for p in f.line]
+        sources = [(p, False) for f in prefilters for p in f.message]
+        sources += [(p, True) for f in prefilters for p in f.line]
+        adapted = [adapt(p, anchored) for p, anchored in dict.fromkeys(sources)]
         self.every_line = None in adapted
         hs: list[tuple[bytes, int]] = []
         python: list[str] = []
@@ -183,10 +232,10 @@ class Finder:
                 continue
             flags = _hyperscan_flags(a) if use_hyperscan else None
             if flags is None:
-                python.append(a.python)
+                python += alternatives(a.python)
             else:
                 hs += [(p.encode(), flags) for p in a.hyperscan or ()]
-        self._python = [re.compile(p, re.M) for p in python]
+        self._python = [re.compile(p, re.M) for p in dict.fromkeys(python)]
         self._db = _database(hs) if hs else None
         self._context = re.compile(_context_pattern(fmt, timed).encode(), re.M)  # `$`: a line's end
 
@@ -205,9 +254,8 @@ class Finder:
             # A Python callback per match is fine: prefilters match few lines. (Scanning in
             # a thread does not pay: each callback waits for the GIL.)
             ends: list[int] = []
-            view = cast(
-                bytes, memoryview(buf)[start:end]
-            )  # the binding takes any buffer; its stub says bytes
+            # The binding takes any buffer; its stub says bytes.
+            view = cast(bytes, memoryview(buf)[start:end])
             self._db.scan(view, match_event_handler=lambda _i, _f, to, _fl, _c: ends.append(to))
             found.update(line_start(buf, start, start + to - 1) for to in ends)
         return found
@@ -296,35 +344,6 @@ def _python_starts(patterns: list[re.Pattern[str]], text: str, start: int) -> li
         b += len(text[c0:c].encode())
         c0 = c
         out.append(b)
-    return out
-
-
-def bad_lines(buf: bytes, start: int, end: int) -> list[int]:
-    """Starts of the lines in [start, end) that are not valid UTF-8.
-
-    Decodes window by window, so a chunk with many bad lines costs a few passes over
-    each window, not one pass over the chunk per bad line.
-    """
-    view, out, pos = memoryview(buf), [], start
-    while pos < end:
-        stop = buf.find(b"\n", min(pos + _WINDOW, end - 1), end) + 1
-        try:
-            str(view[pos:stop], "utf-8")
-        except UnicodeDecodeError as exc:
-            ls = line_start(buf, pos, pos + exc.start)
-            out.append(ls)
-            pos = buf.find(b"\n", pos + exc.start, end) + 1
-            continue
-        pos = stop
-    return out
-
-
-def blank_lines(buf: bytes, starts: list[int], end: int) -> bytearray:
-    """A copy of `buf` with the lines at `starts` overwritten by spaces (their length kept)."""
-    out = bytearray(buf)
-    for ls in starts:
-        le = buf.find(b"\n", ls, end)
-        out[ls:le] = b" " * (le - ls)
     return out
 
 
