@@ -105,7 +105,8 @@ def _is_timed(head: bytes, parser: LineParser, whole: bool) -> bool:
         lines.pop()  # cut off mid-line, or the empty rest after the final newline
     if not lines:
         return False
-    timed = sum(1 for ln in lines if parser.parse(framing.decode(framing.Line(ln.removesuffix(b"\r")))[0]).at)
+    texts = (framing.decode(framing.Line(ln.removesuffix(b"\r")))[0] for ln in lines)
+    timed = sum(1 for text in texts if parser.parse(text).at is not None)
     return timed * 2 > len(lines)
 
 
@@ -223,26 +224,23 @@ class _Fast:
         return None
 
     def _walk(self, blk: _Block, starts: Iterator[int]) -> None:
-        """Feed the lines at `starts` (ascending) and, after a line that may start a
-        traceback's context, the line after it; count the lines between in bulk."""
-        clf = self.clf
-        pos = blk.start  # the first line not yet counted
+        """Feed the lines at `starts` (ascending), and the line after any line that may
+        make the next one a continuation (grouping.opens_context); count the rest in bulk."""
+        pos, force = blk.start, False  # pos: the first line not yet counted
         pending = next(starts, None)
-        force = False
-        while True:
-            if not (force and pos < blk.end):
+        while pos < blk.end:
+            if not force:
                 while pending is not None and pending < pos:
                     pending = next(starts, None)
                 if pending is None:
                     break
-            ls = pos if force and pos < blk.end else pending
-            assert ls is not None
-            if ls > pos:
-                self._skip(blk, pos, ls)
-            end = blk.line_end(ls)
-            self._line(blk.line(ls, end))
+                if pending > pos:
+                    self._skip(blk, pos, pending)
+                    pos = pending
+            end = blk.line_end(pos)
+            self._line(blk.line(pos, end))
             pos = end + 1
-            force = opens_context(clf.prev_message or "")
+            force = opens_context(self.clf.prev_message or "")
         if pos < blk.end:
             self._skip(blk, pos, blk.end)
 
@@ -252,7 +250,7 @@ class _Fast:
         last = line_start(blk.buf, a, b - 1)
         raw = blk.buf[last : b - 1]
         text = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8")
-        self.clf.skip(blk.buf.count(b"\n", a, b), self.clf.parser.parse(text))
+        self.clf.skip(blk.buf.count(b"\n", a, b), self._parser.parse(text))
 
 
 class _Block:

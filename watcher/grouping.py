@@ -14,11 +14,12 @@ A line continues the record before it when (`is_continuation`):
 5. the message before is blank and this one is `Traceback (most recent call last):`
    (a chained exception).
 
-Everything else starts a new record. The decision depends only on this line and the
-one before it, which is what lets the fast scanner (watcher.scan) skip the lines that
-cannot be continuations. A record is an error when any of its lines matches an error
-rule that no ignore rule vetoes; it counts once, under the rule of its first matching
-line, with that line as the event's message and the head's time as its time.
+Everything else, and the first line of a source, starts a new record. The decision
+depends only on this line and the one before it, which is what lets the fast scanner
+(watcher.scan) skip the lines that cannot be continuations. A record is an error when
+any of its lines matches an error rule that no ignore rule vetoes; it counts once,
+under the rule of its first matching line, with that line as the event's message and
+the head's time as its time.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ _PY_FINAL = re.compile(
 _GO_FUNC = re.compile(r"[\w./*()\[\]-]+\.[\w.*()\[\]-]*\(.*\)", re.S)
 _TRACEBACK = "Traceback (most recent call last):"
 
-# Regex source, to compile as bytes, for the start of every message that may continue a record whatever
-# came before (rules 2 and 3) or make the next line one (rules 4 and 5): whitespace,
-# including the non-ASCII spaces str.isspace() knows (as UTF-8), the end of the line, or a
-# prefix. `goroutine ` is wider than rule 3's `goroutine N [` because rule 4 looks for it.
+# Regex source, to compile as bytes, for the start of every message that may continue a
+# record whatever came before (rules 2 and 3) or make the next line one (rules 4 and 5):
+# whitespace, including the non-ASCII spaces str.isspace() knows (as UTF-8), the end of
+# the line, or a prefix. `goroutine ` is wider than rule 3's `goroutine N [` because
+# rule 4 looks for it.
 CONTINUATION_START = "|".join(
     [
         r"[ \t\n\x0b\x0c\r\x1c-\x1f]",

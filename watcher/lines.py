@@ -6,8 +6,9 @@ Where the time comes from, first that applies:
    stripped from the message with one space or tab after it; the text after it is read
    again, so a body with its own leading timestamp (Python logging inside Docker)
    loses that one too, and the outer (Docker's) time wins;
-2. for a message starting with `{`: a `ts`, `time`, `timestamp` or `@timestamp` key (in
-   that order of preference) with an RFC 3339 string or an epoch number;
+2. for a message starting with `{`: a `ts`, `time`, `timestamp` or `@timestamp` key
+   anywhere in it (in that order of preference) with an RFC 3339 string or an epoch
+   number;
 3. otherwise a logfmt `ts=` or `time=` pair.
 
 Times are recognised by their shape, not by parsing the whole line, so that a JSON line
@@ -61,15 +62,15 @@ _PAIR = re.compile(_KEY_START + r'([^ \t="]+)=(?:"((?:[^"\\]|\\.)*+)"|([^ \t]*))
 _ESCAPE = re.compile(r"\\(.)")
 _UNESCAPE = {"n": "\n", "t": "\t", "r": "\r"}
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
-NO_FIELDS: Mapping[str, object] = MappingProxyType({})
+_NO_FIELDS: Mapping[str, object] = MappingProxyType({})
 _JSON_FORMATS = ("auto", "docker", "journal", "json")
 _LOGFMT_FORMATS = ("auto", "docker", "journal", "logfmt")
 
 
-def _time_key(keys: tuple[str, ...], json: bool, group: str = "(", value: str = _VALUE) -> str:
+def _time_key(keys: tuple[str, ...], in_json: bool, group: str = "(", value: str = _VALUE) -> str:
     """A JSON `"key":` or logfmt `key=` (without its boundary) followed by a time value."""
     alternatives = "|".join(re.escape(k) for k in keys)
-    key = f'"{group}{alternatives})"{_SP}:{_SP}' if json else f"{group}{alternatives})="
+    key = f'"{group}{alternatives})"{_SP}:{_SP}' if in_json else f"{group}{alternatives})="
     return key + value
 
 
@@ -97,10 +98,12 @@ def timed_pattern(fmt: Format) -> str:
     key_start = time_key_start(fmt)
     shapes = [DATE_TIME if key_start is None else f"{key_start}?{DATE_TIME}"]
     if fmt in _JSON_FORMATS:
-        shapes.append(r"\{[^\n]*?" + _time_key(JSON_TIME_KEYS, json=True, group="(?:"))
+        shapes.append(r"\{[^\n]*?" + _time_key(JSON_TIME_KEYS, in_json=True, group="(?:"))
     if fmt in _LOGFMT_FORMATS:
         not_json = "" if fmt == "logfmt" else r"(?!\{)"
-        shapes.append(not_json + r"(?:[^\n]*?[ \t])??" + _time_key(LOGFMT_TIME_KEYS, json=False, group="(?:"))
+        shapes.append(
+            not_json + r"(?:[^\n]*?[ \t])??" + _time_key(LOGFMT_TIME_KEYS, in_json=False, group="(?:")
+        )
     if fmt == "journal":
         shapes.append(rf"\{{[^\n]*?{REALTIME}")
     return "(?:" + "|".join(shapes) + ")"
@@ -141,9 +144,9 @@ class LineParser:
         self._format = timestamp_format
         # With a strptime format any string value may be a time; strptime decides.
         value = _VALUE if timestamp_format is None else r"(?=\S)"
-        self._json_time = re.compile(_time_key(keys or JSON_TIME_KEYS, json=True, value=value))
+        self._json_time = re.compile(_time_key(keys or JSON_TIME_KEYS, in_json=True, value=value))
         self._logfmt_time = re.compile(
-            _KEY_START + _time_key(keys or LOGFMT_TIME_KEYS, json=False, value=value)
+            _KEY_START + _time_key(keys or LOGFMT_TIME_KEYS, in_json=False, value=value)
         )
 
     def parse(self, text: str) -> ParsedLine:
@@ -199,7 +202,7 @@ class LineParser:
             return _LazyFields(body, _json_or_logfmt if self._logfmt else _json_only)
         if self._logfmt and "=" in body:
             return _LazyFields(body, logfmt_fields)
-        return NO_FIELDS
+        return _NO_FIELDS
 
 
 def sniff_format(head: bytes) -> Format:
@@ -275,6 +278,10 @@ def _journal_message(token: re.Match[str]) -> str:
             decoded: str = json.loads(f'"{text}"', strict=False)
         except ValueError:
             return text
+        try:
+            decoded.encode()
+        except UnicodeEncodeError:  # a lone surrogate escape; it could not be printed
+            return decoded.encode("utf-8", "replace").decode()
         return decoded
     try:  # journald writes a MESSAGE that is not UTF-8 as a list of byte values
         data = bytes(int(b) for b in byte_list.replace(",", " ").split())
