@@ -266,6 +266,11 @@ class TestFeedArguments:
         event = clf.feed("2026-11-27T14:05:00Z disk full", at=5.0, fields={"PRIORITY": "2"})
         assert event is not None and (event.at, event.message) == (5.0, "2026-11-27T14:05:00Z disk full")
 
+    def test_empty_fields_mean_parse(self) -> None:
+        """A source that passes no fields gets them parsed from the text."""
+        event = classifier().feed('{"level":"error"}', at=1.0, fields={})
+        assert event is not None and event.rule == "level"
+
     def test_now_when_head_has_no_time(self) -> None:
         """The receive time is the record's time only when its head has none."""
         clf = classifier(timed=False)

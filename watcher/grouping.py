@@ -145,7 +145,7 @@ class SourceClassifier:
         fields, with `text` then being the message as is); otherwise they are parsed from
         `text`. `now` (receive time) is the record's time only when its head has none.
         """
-        if fields is not None:
+        if fields:  # an empty mapping is a source with nothing to add: parse the text
             line = ParsedLine(at, text, fields)
         else:
             line = self.parser.parse(text)

@@ -316,8 +316,15 @@ def logfmt_fields(text: str) -> dict[str, object]:
     out: dict[str, object] = {}
     for m in _PAIR.finditer(text):
         key, quoted, bare = m.groups()
-        out[key] = bare if quoted is None else _ESCAPE.sub(lambda e: _UNESCAPE.get(e[1], e[1]), quoted)
+        if quoted is None:
+            out[key] = bare
+        else:
+            out[key] = _ESCAPE.sub(_unescape, quoted) if "\\" in quoted else quoted
     return out
+
+
+def _unescape(escape: re.Match[str]) -> str:
+    return _UNESCAPE.get(escape[1], escape[1])
 
 
 class _LazyFields(Mapping[str, object]):
