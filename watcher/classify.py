@@ -14,7 +14,6 @@ lines that matter with watcher.scan and feed only those, counting the rest in bu
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Literal
 
@@ -55,36 +54,50 @@ def classify_stream(
         raise InputError(
             "the hyperscan engine is not available here (Linux x86_64 only); use --engine python"
         )
-    head_chunks, size = [], 0  # enough chunks for the sample, fed like any others afterwards
-    while size < SNIFF and (chunk := _read(stream, chunk_size)):
-        head_chunks.append(chunk)
-        size += len(chunk)
-    head = b"".join(head_chunks)[:SNIFF]
+    head_chunks = _read_head(stream, chunk_size)  # fed like any other chunks afterwards
+    # One big chunk is sliced, not joined: a copy of 16 MiB would be the peak of memory.
+    head = (head_chunks[0] if len(head_chunks) == 1 else b"".join(head_chunks))[:SNIFF]
     if fmt == "auto":
         fmt = sniff_format(head)
     parser = LineParser(fmt)
     whole = len(head) < SNIFF
     clf = SourceClassifier(source, rules, parser, timed=_is_timed(head, parser, whole))
     emit = on_error or (lambda _event: None)
-    chunks = itertools.chain(head_chunks, iter(lambda: _read(stream, chunk_size), b""))
+    head_chunks.reverse()  # popped from the end, so that each is released once fed
+
+    def read() -> bytes:
+        return head_chunks.pop() if head_chunks else _read(stream, chunk_size)
+
     if engine == "reference":
-        _run(_Reference(clf, max_line_bytes, emit), chunks, progress)
+        _run(_Reference(clf, max_line_bytes, emit), read, progress)
     else:
         use_hs = HYPERSCAN and engine != "python"
         finder = Finder(rules.prefilters(), fmt, clf.timed, use_hs)
-        _run(_Fast(clf, finder, max_line_bytes, emit), chunks, progress)
+        _run(_Fast(clf, finder, max_line_bytes, emit), read, progress)
     return clf.stats
 
 
-def _run(reader: _Reference | _Fast, chunks: Iterator[bytes], progress: Callable[[int], None] | None) -> None:
+def _run(
+    reader: _Reference | _Fast, read: Callable[[], bytes], progress: Callable[[int], None] | None
+) -> None:
     total = 0
-    for chunk in chunks:
+    while chunk := read():
         reader.feed(chunk)
         total += len(chunk)
+        del chunk  # not two chunks in memory while the next one is read
         if progress is not None:
             progress(total)
     reader.finish()
     reader.clf.stats.bytes = total
+
+
+def _read_head(stream: BinaryIO, chunk_size: int) -> list[bytes]:
+    """The first chunks, enough for the 64 KiB sample (or all there is)."""
+    chunks, size = [], 0
+    while size < SNIFF and (chunk := _read(stream, chunk_size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return chunks
 
 
 def _read(stream: BinaryIO, size: int) -> bytes:
