@@ -246,6 +246,8 @@ class TestPrometheus:
 
                     async def answered() -> bool:
                         async with http.get(query, params=params) as resp:
+                            if resp.status != 200:  # 503 while Prometheus is still starting
+                                return False
                             doc = await resp.json()
                         return bool(doc["status"] == "success" and doc["data"]["result"])
 
