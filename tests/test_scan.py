@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -224,7 +225,7 @@ def run(data: bytes, rules: SourceRules, engine: str, **kw: object) -> tuple[Cla
 
 class TestSameResults:
     @settings(
-        max_examples=int(__import__("os").environ.get("SCAN_EXAMPLES", "300")),
+        max_examples=int(os.environ.get("SCAN_EXAMPLES", "500")),  # more for a soak run
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
