@@ -285,7 +285,7 @@ class Daemon:
         now = self.clock()
         return {
             "now": now,
-            "incidents": [incident_json(self.engine.status(i), now) for i in self.engine.incident_ids()],
+            "incidents": [incident_json(self.engine.status(i)) for i in self.engine.incident_ids()],
             "sources": [
                 source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.classifier.stats)
                 for name, st in self.sources.items()
@@ -306,7 +306,7 @@ class Daemon:
                 self._pending += self.engine.open(incident, title, scope or ["*"], span, now)
                 self.metrics.add_incident(incident, span)
                 self._persist(force=True)
-            return incident_json(self.engine.status(incident), now)
+            return incident_json(self.engine.status(incident))
 
     async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]:
         async with self._lock:
@@ -316,7 +316,7 @@ class Daemon:
                 self.store.add_mitigation(incident, now, action, by)
                 self._pending += self.engine.mitigate(incident, action, now)
                 self._persist(force=True)
-            return incident_json(self.engine.status(incident), now)
+            return incident_json(self.engine.status(incident))
 
     async def close(self, incident: str, reason: str, by: str) -> dict[str, object]:
         async with self._lock:
@@ -326,7 +326,7 @@ class Daemon:
                 self.store.close_incident(incident, now, reason, by)
                 self._pending += self.engine.close(incident, reason, now)
                 self._persist(force=True)
-            return incident_json(self.engine.status(incident), now)
+            return incident_json(self.engine.status(incident))
 
     def timeline(self, incident: str) -> dict[str, object]:
         row = self.store.incident(incident)

@@ -18,6 +18,7 @@ from watcher.engine import Engine
 from watcher.errors import InputError
 from watcher.events import ErrorEvent, Kind, State, Transition
 from watcher.rules import RuleSet
+from watcher.status import event_json
 from watcher.times import format_time
 
 INCIDENT = "replay"
@@ -57,14 +58,7 @@ class Verdict:
             "resolved_at": format_time(self.resolved_at),
             "streak_start": format_time(self.streak_start),
             "errors": self.errors,
-            "last_error": None
-            if last is None
-            else {
-                "time": format_time(last.at),
-                "source": last.source,
-                "rule": last.rule,
-                "message": last.message,
-            },
+            "last_error": None if last is None else event_json(last),
             "gaps": [],
             "lines": self.lines,
             "mitigated_at": format_time(self.mitigated_at),

@@ -9,12 +9,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from watcher.engine import IncidentStatus
+from watcher.events import ErrorEvent
 from watcher.grouping import ClassifyStats
 from watcher.store import IncidentRow, TimelineRow
 from watcher.times import format_time
 
 
-def incident_json(s: IncidentStatus, now: float) -> dict[str, object]:
+def event_json(event: ErrorEvent) -> dict[str, object]:
+    return {
+        "time": format_time(event.at),
+        "source": event.source,
+        "rule": event.rule,
+        "message": event.message,
+    }
+
+
+def incident_json(s: IncidentStatus) -> dict[str, object]:
     last = s.last_error
     return {
         "id": s.id,
@@ -32,14 +42,7 @@ def incident_json(s: IncidentStatus, now: float) -> dict[str, object]:
         "errors": s.errors,
         "gaps": s.gaps,
         "lines": s.lines,
-        "last_error": None
-        if last is None
-        else {
-            "time": format_time(last.at),
-            "source": last.source,
-            "rule": last.rule,
-            "message": last.message,
-        },
+        "last_error": None if last is None else event_json(last),
         "blind_sources": list(s.blind_sources),
         "sources": list(s.sources),
     }

@@ -12,6 +12,7 @@ from watcher.classify import ClassifyStats
 from watcher.events import ErrorEvent
 from watcher.replay import Verdict
 from watcher.rules import RuleSet
+from watcher.status import event_json
 from watcher.times import format_duration, format_time
 
 _MAX_SHOWN = 500
@@ -20,15 +21,6 @@ _MAX_SHOWN = 500
 def event_line(event: ErrorEvent) -> str:
     when = format_time(event.at) or "-"
     return f"{when} {event.source} [{event.rule}] {event.message[:_MAX_SHOWN]}"
-
-
-def event_json(event: ErrorEvent) -> dict[str, object]:
-    return {
-        "time": format_time(event.at),
-        "source": event.source,
-        "rule": event.rule,
-        "message": event.message,
-    }
 
 
 def _totals(results: Mapping[str, ClassifyStats]) -> dict[str, object]:
