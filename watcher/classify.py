@@ -14,6 +14,7 @@ lines that matter with watcher.scan and feed only those, counting the rest in bu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Literal
 
@@ -21,9 +22,9 @@ from watcher import framing
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
 from watcher.grouping import ClassifyStats, SourceClassifier, opens_context
-from watcher.lines import Format, LineParser, ParsedLine, sniff_format
+from watcher.lines import Format, LineParser, ParsedLine, sniff_format, timed_pattern
 from watcher.rules import SourceRules
-from watcher.scan import HYPERSCAN, Finder, TimedLines, line_start
+from watcher.scan import HYPERSCAN, Finder, line_start
 
 __all__ = ["ClassifyStats", "Engine", "classify_stream"]
 
@@ -333,3 +334,30 @@ def blank_lines(buf: bytes, starts: list[int], end: int) -> bytearray:
         le = buf.find(b"\n", ls, end)
         out[ls:le] = b" " * (le - ls)
     return out
+
+
+class TimedLines:
+    """Lines that may carry their own time, by the same regexes LineParser uses."""
+
+    def __init__(self, fmt: Format) -> None:
+        pattern = timed_pattern(fmt).encode()
+        self._at = re.compile(pattern, re.M)  # `$` is the end of a line, as in LineParser
+        self._after_newline = re.compile(b"\\n(?=" + pattern + b")", re.M)
+
+    def starts(self, buf: bytes, start: int, end: int, reverse: bool) -> Iterator[int]:
+        """Candidate line starts in [start, end), from the first or, in windows, from the last."""
+        if not reverse:
+            yield from self._window(buf, start, end)
+            return
+        hi = end
+        while hi > start:
+            lo = line_start(buf, start, max(start, hi - _WINDOW))
+            yield from reversed(list(self._window(buf, lo, hi)))
+            hi = lo
+
+    def _window(self, buf: bytes, lo: int, hi: int) -> Iterator[int]:
+        if self._at.match(buf, lo, hi):
+            yield lo
+        for m in self._after_newline.finditer(buf, lo, hi):
+            if m.start() + 1 < hi:
+                yield m.start() + 1

@@ -57,7 +57,6 @@ _FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
 _GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
 _SCOPED_FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-[imsx]+)?:")
 _EMPTY_MIN = re.compile(r"\{,([0-9]+)\}")
-_WINDOW = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,30 +365,3 @@ def _python_starts(patterns: list[re.Pattern[str]], text: str, start: int) -> li
         c0 = c
         out.append(b)
     return out
-
-
-class TimedLines:
-    """Lines that may carry their own time, by the same regexes LineParser uses."""
-
-    def __init__(self, fmt: Format) -> None:
-        pattern = timed_pattern(fmt).encode()
-        self._at = re.compile(pattern, re.M)  # `$` is the end of a line, as in LineParser
-        self._after_newline = re.compile(b"\\n(?=" + pattern + b")", re.M)
-
-    def starts(self, buf: bytes, start: int, end: int, reverse: bool) -> Iterator[int]:
-        """Candidate line starts in [start, end), from the first or, in windows, from the last."""
-        if not reverse:
-            yield from self._window(buf, start, end)
-            return
-        hi = end
-        while hi > start:
-            lo = line_start(buf, start, max(start, hi - _WINDOW))
-            yield from reversed(list(self._window(buf, lo, hi)))
-            hi = lo
-
-    def _window(self, buf: bytes, lo: int, hi: int) -> Iterator[int]:
-        if self._at.match(buf, lo, hi):
-            yield lo
-        for m in self._after_newline.finditer(buf, lo, hi):
-            if m.start() + 1 < hi:
-                yield m.start() + 1
