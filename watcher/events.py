@@ -32,6 +32,18 @@ class LogLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Chunk:
+    """Whole lines as bytes, for sources that read byte streams (files): no per-line objects.
+
+    `data` ends with a newline; `cursor` is the resume point just after it.
+    """
+
+    source: str
+    data: bytes
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Watermark:
     """The source has every record up to and including `at`."""
 
@@ -57,7 +69,7 @@ class SourceDown:
     reason: str
 
 
-SourceEvent = LogLine | Watermark | Gap | SourceDown
+SourceEvent = LogLine | Chunk | Watermark | Gap | SourceDown
 
 
 @dataclass(frozen=True, slots=True)
