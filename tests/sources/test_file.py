@@ -6,7 +6,8 @@ import asyncio
 import os
 import tempfile
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
 
@@ -14,8 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from watcher.config import FileSourceConfig
-from watcher.events import Gap, LogLine, SourceDown, SourceEvent, Watermark
-from watcher.framing import TRUNCATION_MARKER, LineSplitter, decode
+from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
 from watcher.sources.file import CHUNK, FileSource
 
 POLL = 0.002
@@ -35,13 +35,32 @@ def numbered(prefix: str, lo: int, hi: int) -> bytes:
     return b"".join(f"{prefix}{i}\n".encode() for i in range(lo, hi))
 
 
-def offset(line: LogLine) -> int:
-    assert line.cursor is not None
-    return int(line.cursor.rsplit(":", 1)[1])
+def offset(chunk: Chunk) -> int:
+    assert chunk.cursor is not None
+    return int(chunk.cursor.rsplit(":", 1)[1])
+
+
+def raw_lines(data: bytes) -> list[bytes]:
+    """A Chunk's lines as the scanner sees them: split on LF, one trailing CR dropped."""
+    parts = data.split(b"\n")
+    assert parts.pop() == b"", "a Chunk holds whole lines only"
+    return [p[:-1] if p.endswith(b"\r") else p for p in parts]
+
+
+def located(events: list[SourceEvent]) -> Iterator[tuple[int, str]]:
+    """Each delivered line's text with the index of the event that carried it."""
+    for i, e in enumerate(events):
+        if isinstance(e, Chunk):
+            for line in raw_lines(e.data):
+                yield i, line.decode("utf-8", errors="replace")
 
 
 def texts(events: list[SourceEvent]) -> list[str]:
-    return [e.text for e in events if isinstance(e, LogLine)]
+    return [text for _, text in located(events)]
+
+
+def chunks(events: list[SourceEvent]) -> list[Chunk]:
+    return [e for e in events if isinstance(e, Chunk)]
 
 
 class Reader:
@@ -80,14 +99,23 @@ class Reader:
     def texts(self) -> list[str]:
         return texts(self.events)
 
+    def caught_up(self) -> bool:
+        return any(isinstance(e, Watermark) for e in self.events)
+
+    def index_of(self, text: str) -> int:
+        """Index of the event that carried the line."""
+        return next(i for i, t in located(self.events) if t == text)
+
     def cursor_of(self, text: str) -> str:
-        cursor = next(e.cursor for e in self.events if isinstance(e, LogLine) and e.text == text)
-        assert cursor is not None
-        return cursor
+        """The resume point after the Chunk carrying the line (the line must end its Chunk)."""
+        chunk = self.events[self.index_of(text)]
+        assert isinstance(chunk, Chunk) and chunk.cursor is not None
+        assert raw_lines(chunk.data)[-1].decode() == text, "the cursor would skip lines after it"
+        return chunk.cursor
 
     async def watermark_after_line(self, text: str) -> None:
         def seen() -> bool:
-            idx = [i for i, e in enumerate(self.events) if isinstance(e, LogLine) and e.text == text]
+            idx = [i for i, t in located(self.events) if t == text]
             return bool(idx) and any(isinstance(e, Watermark) for e in self.events[idx[0] :])
 
         await self.until(seen)
@@ -105,9 +133,10 @@ class TestFollow:
                 write(path, numbered("line ", i, i + 100))
                 await asyncio.sleep(0)
             got = await r.lines(2000)
-            offsets = [offset(e) for e in r.events if isinstance(e, LogLine)]
+            offsets = [offset(c) for c in chunks(r.events)]
         assert got == [f"line {i}" for i in range(2000)]
-        assert offsets == sorted(offsets) and offsets[-1] == path.stat().st_size
+        assert offsets == list(accumulate(len(c.data) for c in chunks(r.events)))
+        assert offsets[-1] == path.stat().st_size
 
     async def test_watermark_only_at_eof(self, tmp_path: Path) -> None:
         """A backlog yields no watermark until every line of it has been delivered."""
@@ -243,9 +272,7 @@ class TestPartialLine:
             await r.watermark_after_line("partial")
         assert r.texts() == ["first", "partial"]
         # "par" may be older than any read that found EOF, so no watermark may pass it.
-        partial_at = [e.text for e in r.events if isinstance(e, LogLine)].index("partial")
-        line_idx = [i for i, e in enumerate(r.events) if isinstance(e, LogLine)][partial_at]
-        assert not any(isinstance(e, Watermark) for e in r.events[:line_idx])
+        assert not any(isinstance(e, Watermark) for e in r.events[: r.index_of("partial")])
 
     async def test_watermark_stops_before_a_new_partial_line(self, tmp_path: Path) -> None:
         """With a partial line held, the watermark advances only to the last EOF before it began."""
@@ -325,34 +352,37 @@ class TestRestart:
     async def test_resume_mid_file(self, tmp_path: Path) -> None:
         """A restart delivers exactly the lines after the cursor."""
         path = tmp_path / "app.log"
-        write(path, numbered("l", 0, 100))
+        write(path, numbered("l", 0, 40))
         async with Reader(make(path)) as r:
-            await r.lines(40)
+            await r.watermark_after_line("l39")
             cursor = r.cursor_of("l39")
-        write(path, numbered("l", 100, 110))
+        write(path, numbered("l", 40, 110))
         async with Reader(make(path), cursor) as r2:
             await r2.watermark_after_line("l109")
         assert r2.texts() == [f"l{i}" for i in range(40, 110)]
 
     async def test_crlf_offsets(self, tmp_path: Path) -> None:
-        """Cursors count the CR the splitter drops, so a restart lands on the next line."""
+        """CRs stay in the bytes and the cursors, also on a line finished across reads."""
         path = tmp_path / "app.log"
-        write(path, b"a\r\nb\r\r\nc\r\n")
+        write(path, b"a\r\nb\r")
         async with Reader(make(path)) as r:
-            await r.lines(3)
+            await r.lines(1)
             cursor = r.cursor_of("a")
+            write(path, b"\r\nc\r\n")
+            await r.watermark_after_line("c")
+        assert [c.data for c in chunks(r.events)] == [b"a\r\n", b"b\r\r\nc\r\n"]
         async with Reader(make(path), cursor) as r2:
             await r2.watermark_after_line("c")
-        assert r2.texts() == ["b\r", "c"]
+        assert r.texts()[1:] == r2.texts() == ["b\r", "c"]
 
     async def test_rotated_while_stopped(self, tmp_path: Path) -> None:
         """The rotated file's unread rest comes first, then the new file from its start."""
         path = tmp_path / "app.log"
-        write(path, numbered("l", 0, 50))
+        write(path, numbered("l", 0, 20))
         async with Reader(make(path)) as r:
-            await r.lines(20)
+            await r.watermark_after_line("l19")
             cursor = r.cursor_of("l19")
-        write(path, numbered("l", 50, 60))
+        write(path, numbered("l", 20, 60))
         path.rename(tmp_path / "app.log-20240501")
         write(path, numbered("l", 60, 70))
         src = make(path)
@@ -365,10 +395,11 @@ class TestRestart:
     async def test_replaced_while_stopped(self, tmp_path: Path) -> None:
         """A file replaced while stopped is read from its start after a Gap."""
         path = tmp_path / "app.log"
-        write(path, numbered("old", 0, 50))
+        write(path, numbered("old", 0, 20))
         async with Reader(make(path)) as r:
-            await r.lines(20)
+            await r.watermark_after_line("old19")
             cursor = r.cursor_of("old19")
+        write(path, numbered("old", 20, 50))
         path.unlink()
         write(path, numbered("new", 0, 30))  # on ext4/tmpfs this often reuses the inode
         async with Reader(make(path), cursor) as r2:
@@ -380,10 +411,11 @@ class TestRestart:
     async def test_rewritten_in_place_while_stopped(self, tmp_path: Path) -> None:
         """Same inode, larger than the offset, different first bytes: read from the start after a Gap."""
         path = tmp_path / "app.log"
-        write(path, numbered("old", 0, 50))
+        write(path, numbered("old", 0, 20))
         async with Reader(make(path)) as r:
-            await r.lines(20)
+            await r.watermark_after_line("old19")
             cursor = r.cursor_of("old19")
+        write(path, numbered("old", 20, 50))
         with path.open("r+b") as fh:
             fh.truncate(0)
             fh.write(numbered("new", 0, 100))
@@ -405,25 +437,33 @@ class TestLimits:
     """Long lines, bad bytes and bounded memory."""
 
     async def test_long_line_truncated(self, tmp_path: Path) -> None:
-        """A 10 MB line keeps max_line_bytes plus the marker and is counted."""
+        """A 10 MB line spanning reads keeps max_line_bytes and is counted; one inside a read passes whole."""
         path = tmp_path / "app.log"
-        write(path, b"A" * 10_000_000 + b"\nnext\n")
+        # The 5000-byte line lies inside one read (10_000_001 % CHUNK = 38_529): passed raw.
+        write(path, b"A" * 10_000_000 + b"\n" + b"B" * 5000 + b"\nnext\n")
         src = make(path, max_line_bytes=1024)
-        async with Reader(src) as r:
-            got = await r.lines(2)
-        assert got == ["A" * 1024 + TRUNCATION_MARKER.format(10_000_000 - 1024), "next"]
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            async with Reader(src) as r:
+                got = await r.lines(3)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        assert got == ["A" * 1024, "B" * 5000, "next"]
+        assert all(len(line) <= max(1024, CHUNK) for c in chunks(r.events) for line in raw_lines(c.data))
         assert src.stats.lines_truncated == 1
         assert r.cursor_of("next").endswith(f":{path.stat().st_size}")
+        assert peak < 1 << 20, f"peak {peak / 1e6:.1f} MB"
 
-    async def test_bad_utf8_counted(self, tmp_path: Path) -> None:
-        """Bytes that are not UTF-8 are replaced and counted, and reading goes on."""
+    async def test_bad_utf8_passed_raw(self, tmp_path: Path) -> None:
+        """Bytes that are not UTF-8 reach the scanner as they are, and reading goes on."""
         path = tmp_path / "app.log"
         write(path, b"ok\n\xff\xfebad\nfine\n")
-        src = make(path)
-        async with Reader(src) as r:
+        async with Reader(make(path)) as r:
             got = await r.lines(3)
         assert got == ["ok", "\ufffd\ufffdbad", "fine"]
-        assert src.stats.bad_utf8 == 1
+        assert b"".join(c.data for c in chunks(r.events)) == path.read_bytes()
 
     async def test_memory_bounded_under_burst(self, tmp_path: Path) -> None:
         """200 MB written faster than it is consumed never raises traced memory past 4 MB."""
@@ -447,10 +487,9 @@ class TestLimits:
             gen = make(path, max_line_bytes=8192).read(None)
             async with asyncio.timeout(120):
                 async for ev in gen:
-                    if isinstance(ev, LogLine):
-                        n += 1
-                        if n % 64 == 0:
-                            await asyncio.sleep(0.0001)  # the slow consumer
+                    if isinstance(ev, Chunk):
+                        n += ev.data.count(b"\n")
+                        await asyncio.sleep(0.0001)  # the slow consumer
                         if n == total * 256:
                             break
             await gen.aclose()
@@ -462,17 +501,38 @@ class TestLimits:
         assert peak < 4 << 20, f"peak {peak / 1e6:.1f} MB"
 
 
-def _expected(content: bytes, max_line_bytes: int) -> list[tuple[str, int]]:
-    """What a whole-file split gives: each line's text and the offset after its newline."""
-    lines = LineSplitter(max_line_bytes).feed(content.replace(b"\0", b""))
+class TestChunks:
+    """What one Chunk promises: whole lines, and a cursor just after them."""
+
+    async def test_each_cursor_resumes_after_its_chunk(self, tmp_path: Path) -> None:
+        """Every Chunk ends with a newline; a new source started at its cursor delivers exactly the rest."""
+        path = tmp_path / "app.log"
+        write(path, b"".join(f"line {i} {'z' * (i % 97)}\n".encode() for i in range(6000)))
+        assert path.stat().st_size > 4 * CHUNK  # lines span reads
+        async with Reader(make(path)) as r:
+            await r.lines(6000)
+        got = chunks(r.events)
+        assert len(got) > 4 and all(c.data.endswith(b"\n") for c in got)
+        everything = r.texts()
+        done = 0
+        for c in got:
+            done += c.data.count(b"\n")
+            async with Reader(make(path), c.cursor) as r2:
+                await r2.until(r2.caught_up)
+            assert r2.texts() == everything[done:]
+
+
+def _expected(content: bytes) -> list[tuple[bytes, int]]:
+    """Each whole line of the file (NULs dropped, as raw_lines gives it) and the offset after its newline."""
     ends = [i + 1 for i, b in enumerate(content) if b == 10]
-    return [(decode(line)[0], end) for line, end in zip(lines, ends, strict=True)]
+    return list(zip(raw_lines(content.replace(b"\0", b"")), ends, strict=True))
 
 
-async def _read_all(path: Path, max_line_bytes: int, n: int) -> list[tuple[str, int]]:
-    async with Reader(make(path, max_line_bytes)) as r:
+async def _read_all(path: Path, max_line_bytes: int, n: int) -> tuple[list[Chunk], int]:
+    src = make(path, max_line_bytes)
+    async with Reader(src) as r:
         await r.lines(n)
-    return [(e.text, offset(e)) for e in r.events if isinstance(e, LogLine)]
+    return chunks(r.events), src.stats.lines_truncated
 
 
 _piece = st.one_of(
@@ -489,14 +549,27 @@ class TestOffsets:
     @example(pieces=[b"\n"], pad=0)  # CR ends one chunk, its LF starts the next
     @given(pieces=st.lists(_piece, min_size=1, max_size=400), pad=st.integers(0, 3))
     def test_cursors_match_newline_positions(self, pieces: list[bytes], pad: int) -> None:
-        """Every line's cursor is the offset after its own newline, across chunk boundaries."""
+        """Each Chunk's cursor is the offset after its last line's newline, across chunk boundaries.
+
+        A line is delivered whole, or, when it spans reads (or a NUL run) and is longer
+        than max_line_bytes, cut to its first max_line_bytes bytes and counted.
+        """
         body = b"".join(pieces)
         # Grow past one chunk, placing a CR / NUL right at the boundary now and then.
         filler = b"f" * (CHUNK - 1 - pad) + [b"\r", b"\0", b"", b"\n"][pad]
         content = filler + body + b"\n"
-        expected = _expected(content, 500)
+        expected = _expected(content)
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "p.log"
             path.write_bytes(content)
-            got = asyncio.run(_read_all(path, 500, len(expected)))
-        assert got == expected
+            got, truncated = asyncio.run(_read_all(path, 500, len(expected)))
+        lines = [line for c in got for line in raw_lines(c.data)]
+        assert len(lines) == len(expected)
+        cut = 0
+        for line, (whole, _) in zip(lines, expected, strict=True):
+            if line != whole:
+                cut += 1
+                assert len(whole) > 500 and line == raw_lines(whole[:500] + b"\n")[0]
+        assert cut == truncated
+        ends = list(accumulate(c.data.count(b"\n") for c in got))
+        assert [offset(c) for c in got] == [expected[k - 1][1] for k in ends]

@@ -14,9 +14,11 @@ changed, was copy-truncated: counted, then read again from 0 with NUL runs
 
 Files are polled rather than watched with inotify: portable, and at EOF every
 `poll_interval` costs one stat and a 1 KiB pread. Reads are 64 KiB chunks made
-on the event loop (page-cache reads take microseconds); the generator yields
-line by line, so a slow consumer stops the reading and memory stays bounded by
-one chunk plus `max_line_bytes`.
+on the event loop (page-cache reads take microseconds). Each read becomes one
+`Chunk` of whole lines as raw bytes (no splitting, decoding or CR stripping:
+the consumer's scanner does that); only a line spanning reads goes through the
+LineSplitter, which bounds it to `max_line_bytes`. A slow consumer stops the
+reading, and memory stays bounded by one chunk plus `max_line_bytes`.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from watcher.config import FileSourceConfig
-from watcher.events import Gap, LogLine, SourceDown, SourceEvent, Watermark
-from watcher.framing import Line, LineSplitter, decode
+from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
+from watcher.framing import Line, LineSplitter
 
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
-"""Small enough that the Line objects of one chunk of short lines stay well under 1 MB."""
+"""Bytes per read, and so at most per Chunk (plus one finished partial line)."""
 FP_SIZE = 1024
 IDLE_WATERMARK_EVERY = 0.25
 """Seconds between watermarks while nothing is written; new lines get one at once."""
@@ -51,7 +53,7 @@ class FileSourceStats:
     truncations_detected: int = 0
     rotations: int = 0
     lines_truncated: int = 0
-    bad_utf8: int = 0
+    """Lines spanning reads cut to max_line_bytes; a long line inside one read is passed whole."""
     reopen_errors: int = 0
     """Failed open/read/stat attempts, each retry counted; a missing file is not an error."""
     last_error: str | None = None
@@ -205,37 +207,38 @@ class FileSource:
                             else ((0, chunk),)
                         )
                         for start, seg in segs:
-                            pos = -splitter.pending  # seg index where the next line began
-                            lines = splitter.feed(seg)
-                            if not lines:
-                                if pos == 0 and splitter.pending:
+                            held = splitter.pending
+                            last_nl = seg.rfind(b"\n")
+                            if last_nl < 0:
+                                splitter.feed(seg)
+                                if not held:
                                     partial_t = caught_t
                                 continue
-                            off = base + start
-                            for line in lines:
-                                cut = line.cut
-                                # The newline's index in seg, unless the splitter dropped a CR.
-                                i = pos + len(line.data) + cut
-                                if i < 0 or seg[i] != 10:
-                                    i += 1
-                                pos = i + 1
-                                text, bad = decode(line)
-                                if bad or cut:
-                                    self._count(line, bad)
-                                yield LogLine(name, text, None, f"{prefix}{off + pos}")
-                            f.line_end = off + pos
+                            if held:
+                                # Finish the line begun in an earlier read (bounded by the splitter).
+                                nl = seg.find(b"\n")
+                                (line,) = splitter.feed(seg[: nl + 1])
+                                self._count(line)
+                                # Give back a CR the splitter dropped: bodies keep theirs too.
+                                eol = b"\n" if len(line.data) + line.cut == held + nl else b"\r\n"
+                                data = line.data + eol + seg[nl + 1 : last_nl + 1]
+                            else:
+                                data = seg[: last_nl + 1]  # no copy when the read ends with a newline
+                            if last_nl + 1 < len(seg):
+                                splitter.feed(seg[last_nl + 1 :])  # the new partial line, held back
+                            f.line_end = base + start + last_nl + 1
                             partial_t = caught_t
                             fresh = True
+                            yield Chunk(name, data, f"{prefix}{f.line_end}")
                         await asyncio.sleep(0)  # let the rest of the daemon run between chunks
                         continue
                     if f.retiring is not None:
                         # The old file is complete: its last line will never get a newline.
                         last = splitter.flush()
                         if last is not None:
-                            text, bad = decode(last)
-                            self._count(last, bad)
+                            self._count(last)
                             fresh = True
-                            yield LogLine(name, text, None, f"{f.prefix}{f.pos}")
+                            yield Chunk(name, last.data + b"\n", f"{f.prefix}{f.pos}")
                         if f.retiring == "removed":
                             missing = "file removed"
                         os.close(f.fd)
@@ -350,9 +353,7 @@ class FileSource:
         f.seek(0)
         f.set_fp(os.pread(f.fd, FP_SIZE, 0))
 
-    def _count(self, line: Line, bad: bool) -> None:
-        if bad:
-            self.stats.bad_utf8 += 1
+    def _count(self, line: Line) -> None:
         if line.cut:
             self.stats.lines_truncated += 1
 
