@@ -122,6 +122,28 @@ class TestIncidentFlow:
             kinds = [e["kind"] for e in timeline["events"]]  # type: ignore[attr-defined]
             assert kinds[:3] == ["opened", "mitigated", "resolved"] and "regressed" in kinds
 
+    async def test_bad_input_is_counted_and_loses_nothing_else(self, tmp_path: Path) -> None:
+        """Non-UTF-8 bytes and broken JSON are counted; the error after them still counts."""
+        log = tmp_path / "edge.log"
+        log.write_bytes(b"caf\xe9 \xff\n" + b'{"level":"error", broken\n')
+        append(log, f'{{"ts":"{stamp(time.time())}","level":"error","msg":"real"}}')
+        port = free_port()
+        settings = config.load(write_config(tmp_path, log, port))
+        async with running(settings), aiohttp.ClientSession() as http:
+
+            async def sample(name: str) -> float:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                    body = await resp.text()
+                found = [ln for ln in body.splitlines() if ln.startswith(name)]
+                return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+            async def counted() -> bool:
+                return await sample('watcher_source_lines_total{source="edge"}') == 3
+
+            await wait_until(counted, what="three lines counted")
+            assert await sample('watcher_source_bad_lines_total{reason="bad_utf8",source="edge"}') == 1
+            assert await sample('watcher_source_errors_total{rule="level",source="edge"}') == 1
+
     async def test_unreachable_source_is_down_and_daemon_keeps_running(self, tmp_path: Path) -> None:
         """A missing file shows down with the reason; the incident goes blind, never resolved."""
         settings = config.load(write_config(tmp_path, tmp_path / "missing.log", free_port()))

@@ -26,7 +26,7 @@ from watcher.lines import Format, LineParser, ParsedLine, sniff_format, timed_pa
 from watcher.rules import SourceRules
 from watcher.scan import HYPERSCAN, Finder, line_start
 
-__all__ = ["ClassifyStats", "Engine", "classify_stream"]
+__all__ = ["ClassifyStats", "Engine", "StreamScanner", "classify_stream"]
 
 Engine = Literal["auto", "hyperscan", "python", "reference"]
 CHUNK = 16 << 20
@@ -69,13 +69,60 @@ def classify_stream(
     def read() -> bytes:
         return head_chunks.pop() if head_chunks else _read(stream, chunk_size)
 
-    if engine == "reference":
-        _run(_Reference(clf, max_line_bytes, emit), read, progress)
-    else:
-        use_hs = HYPERSCAN and engine != "python"
-        finder = Finder(rules.prefilters(), fmt, clf.timed, use_hs)
-        _run(_Fast(clf, finder, max_line_bytes, emit), read, progress)
+    _run(_reader(clf, engine, max_line_bytes, emit), read, progress)
     return clf.stats
+
+
+def _reader(
+    clf: SourceClassifier, engine: Engine, max_line_bytes: int, emit: Callable[[ErrorEvent], None]
+) -> _Reference | _Fast:
+    if engine == "reference":
+        return _Reference(clf, max_line_bytes, emit)
+    finder = Finder(clf.rules.prefilters(), clf.parser.fmt, clf.timed, HYPERSCAN and engine != "python")
+    return _Fast(clf, finder, max_line_bytes, emit)
+
+
+class StreamScanner:
+    """The same engines for a live byte source (the daemon's files): feed whole lines as they come.
+
+    The format and whether the source is timed are decided from the first data fed, as
+    classify_stream decides them from a file's first 64 KiB. A source with its own
+    timestamp_field or timestamp_format goes through the reference engine, because the
+    fast scanner recognises a line's own time by the standard shapes only.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        rules: SourceRules,
+        *,
+        fmt: Format = "auto",
+        timestamp_field: str | None = None,
+        timestamp_format: str | None = None,
+        max_line_bytes: int,
+        emit: Callable[[ErrorEvent], None],
+    ) -> None:
+        self._source, self._rules, self._fmt = source, rules, fmt
+        self._time = (timestamp_field, timestamp_format)
+        self._max = max_line_bytes
+        self._emit = emit
+        self._engine: Engine = "reference" if timestamp_field or timestamp_format else "auto"
+        self._reader: _Reference | _Fast | None = None
+        self.stats = ClassifyStats(
+            errors_by_rule=dict.fromkeys(rules.rule_names, 0),
+            ignored_by_rule=dict.fromkeys(rules.ignore_names, 0),
+        )
+
+    def feed(self, data: bytes) -> None:
+        """Whole lines (`data` ends with a newline)."""
+        if self._reader is None:
+            head = data[:SNIFF]
+            parser = LineParser(sniff_format(head) if self._fmt == "auto" else self._fmt, *self._time)
+            clf = SourceClassifier(self._source, self._rules, parser, timed=_is_timed(head, parser, True))
+            self._reader = _reader(clf, self._engine, self._max, self._emit)
+            self.stats = clf.stats
+        self._reader.feed(data)
+        self.stats.bytes += len(data)
 
 
 def _run(

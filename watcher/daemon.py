@@ -15,21 +15,22 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry
 
 from watcher import sdnotify
 from watcher.api import ApiServer, load_or_create_token
-from watcher.config import FileSourceConfig, Settings
+from watcher.classify import StreamScanner
+from watcher.config import FileSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
 from watcher.errors import StoreError
-from watcher.events import ErrorEvent, Gap, LogLine, SourceDown, SourceEvent, Transition, Watermark
-from watcher.grouping import SourceClassifier
-from watcher.lines import LineParser
+from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, Transition, Watermark
+from watcher.lines import Format
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
 from watcher.sources import Source, build_sources
+from watcher.sources.file import FileSource
 from watcher.status import incident_json, source_json, timeline_json
 from watcher.store import Store
 
@@ -44,13 +45,24 @@ TICK = 1.0
 @dataclass
 class SourceState:
     source: Source
-    classifier: SourceClassifier
+    scanner: StreamScanner
     cursor: str | None = None
     up: bool = False
     reason: str | None = "starting"
     lines: int = 0
-    errors: int = 0
     dirty: bool = False
+    reported: dict[str, int] = field(
+        default_factory=lambda: {"bad_utf8": 0, "truncated": 0, "copytruncate": 0}
+    )
+
+    def bad_lines(self) -> dict[str, int]:
+        """Running totals per watcher_source_bad_lines_total reason."""
+        stats = self.scanner.stats
+        totals = {"bad_utf8": stats.bad_utf8, "truncated": stats.truncated, "copytruncate": 0}
+        if isinstance(self.source, FileSource):  # lines it cut itself, and truncations it saw
+            totals["truncated"] += self.source.stats.lines_truncated
+            totals["copytruncate"] = self.source.stats.truncations_detected
+        return totals
 
 
 class Daemon:
@@ -89,16 +101,9 @@ class Daemon:
         resume = self.store.resume_points()
         self.sources: dict[str, SourceState] = {}
         for src, cfg in built:
-            parser = (
-                LineParser(cfg.format, cfg.timestamp_field, cfg.timestamp_format)
-                if isinstance(cfg, FileSourceConfig)
-                else LineParser()
-            )
             point = resume.get(src.name)
             self.sources[src.name] = SourceState(
-                src,
-                SourceClassifier(src.name, self.ruleset.for_source(src.name, cfg.rules), parser, timed=False),
-                cursor=point.cursor if point else None,
+                src, self._scanner(src.name, cfg), cursor=point.cursor if point else None
             )
         for inc in self.store.incidents():
             self.metrics.add_incident(inc.id, inc.window)
@@ -194,17 +199,13 @@ class Daemon:
 
     def _handle(self, name: str, event: SourceEvent) -> None:
         st = self.sources[name]
-        if isinstance(event, LogLine):
-            st.lines += 1
+        if isinstance(event, Chunk):
+            scanner = st.scanner
+            before = scanner.stats.lines
+            scanner.feed(event.data)
+            st.lines += scanner.stats.lines - before
             st.cursor = event.cursor
             st.dirty = True
-            classifier = st.classifier
-            found = classifier.feed(event.text, event.at, event.fields, now=self.clock())
-            if not classifier.timed and classifier.stats.last_at is not None:
-                # A source is untimed (every line its own record) until it shows a timestamp.
-                classifier.timed = True
-            if found is not None:
-                self._error(st, found)
         elif isinstance(event, Watermark):
             if not st.up:
                 st.up, st.reason = True, None
@@ -221,17 +222,39 @@ class Daemon:
             st.up, st.reason = False, event.reason
             self.metrics.source_up(name, False)
 
-    def _error(self, st: SourceState, event: ErrorEvent) -> None:
-        st.errors += 1
-        self.metrics.error(st.source.name, event.rule)
-        self._pending += self.engine.observe(event)
+    def _scanner(self, name: str, cfg: SourceConfig) -> StreamScanner:
+        fmt: Format = "auto"
+        field = layout = None
+        if isinstance(cfg, FileSourceConfig):
+            fmt, field, layout = cfg.format, cfg.timestamp_field, cfg.timestamp_format
+
+        def emit(event: ErrorEvent) -> None:
+            if event.at is None:  # a source without timestamps of its own: receive time
+                event = replace(event, at=self.clock())
+            self.metrics.error(name, event.rule)
+            self._pending += self.engine.observe(event)
+
+        return StreamScanner(
+            name,
+            self.ruleset.for_source(name, cfg.rules),
+            fmt=fmt,
+            timestamp_field=field,
+            timestamp_format=layout,
+            max_line_bytes=self.settings.max_line_bytes,
+            emit=emit,
+        )
 
     def _flush_lines(self) -> None:
         for name, st in self.sources.items():
-            if st.lines:
-                self.metrics.lines(name, st.lines)
-                self.engine.count_lines(name, st.lines)
-                st.lines = 0
+            if not st.lines:
+                continue
+            self.metrics.lines(name, st.lines)
+            self.engine.count_lines(name, st.lines)
+            st.lines = 0
+            for reason, total in st.bad_lines().items():
+                if total > st.reported[reason]:
+                    self.metrics.bad_line(name, reason, total - st.reported[reason])
+                    st.reported[reason] = total
 
     def _persist(self, *, force: bool = False) -> None:
         """One commit: transitions, their announcements, engine state and the resume points behind them."""
@@ -287,7 +310,7 @@ class Daemon:
             "now": now,
             "incidents": [incident_json(self.engine.status(i)) for i in self.engine.incident_ids()],
             "sources": [
-                source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.classifier.stats)
+                source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.scanner.stats)
                 for name, st in self.sources.items()
             ],
             "outbox": {"pending": self.store.pending_count(), "dead": self.store.dead_count()},
