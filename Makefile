@@ -30,7 +30,7 @@ services:
 	bash tests/services.sh
 
 test: install services lint
-	$(BIN)/pytest
+	$(BIN)/pytest --cov
 
 bench: install
 	$(BIN)/python bench/classify_bench.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -159,6 +160,42 @@ class TestIncidentFlow:
             await wait_until(blind, what="blind")
             src = (await client.status())["sources"][0]  # type: ignore[index]
             assert src["reason"] == "file missing"
+
+    async def test_the_cli_workflow_as_a_user_types_it(self, tmp_path: Path) -> None:
+        """incident open/mitigate, status, timeline --format markdown|json, close: through the API."""
+        log = tmp_path / "edge.log"
+        append(log, f'{{"ts":"{stamp(time.time())}","level":"info","msg":"up"}}')
+        cfg = write_config(tmp_path, log, free_port(), window=600)
+        exe = str(Path(sys.executable).with_name("watcher"))
+
+        async def cli(*args: str) -> str:
+            proc = await asyncio.create_subprocess_exec(
+                exe, *args, "--config", str(cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            out, err = await proc.communicate()
+            assert proc.returncode == 0, err.decode()
+            return out.decode()
+
+        async with running(config.load(cfg)):
+            assert "opened P1-cli" in await cli("incident", "open", "P1-cli", "--title", "Live view black")
+            await cli("incident", "mitigate", "P1-cli", "--action", "flag | reverted")
+            append(log, f'{{"ts":"{stamp(time.time())}","level":"error","msg":"still broken"}}')
+            status = await cli("status")
+            assert "P1-cli" in status and "edge" in status
+            assert "VERIFYING" in status and "Live view black" in status
+            assert json.loads(await cli("status", "--json"))["incidents"][0]["state"] == "verifying"
+
+            async def reset_recorded() -> bool:
+                return "Streak reset" in await cli("timeline", "P1-cli")
+
+            await wait_until(reset_recorded, what="the streak reset on the timeline")
+            markdown = await cli("timeline", "P1-cli", "--format", "markdown")
+            assert "| time (UTC) | event |" in markdown
+            assert "Mitigation: flag \\| reverted" in markdown  # a pipe cannot break the table
+            assert '[level]: `{"ts":' in markdown
+            doc = json.loads(await cli("timeline", "P1-cli", "--format", "json"))
+            assert [e["kind"] for e in doc["events"]][:3] == ["opened", "mitigated", "streak_reset"]
+            assert "closed P1-cli" in await cli("incident", "close", "P1-cli", "--reason", "done")
 
     async def test_cli_says_when_daemon_is_not_running(self, tmp_path: Path) -> None:
         """The CLI never shows a traceback: one line naming the address."""
