@@ -81,7 +81,6 @@ class Daemon:
         self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
         self._pending: list[Transition] = []
         self._last_persist = 0.0
-        self._lock = asyncio.Lock()
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -316,40 +315,50 @@ class Daemon:
             "outbox": {"pending": self.store.pending_count(), "dead": self.store.dead_count()},
         }
 
+    # The bodies below never await: each runs to its commit without interleaving.
+
     async def open_incident(
         self, incident: str, title: str, scope: list[str], window: float | None, by: str
     ) -> dict[str, object]:
-        async with self._lock:
-            if self.store.incident(incident) is not None:
-                raise FileExistsError(f"incident {incident} already exists")
-            span = window if window is not None else self.settings.resolution.window
-            now = self.clock()
-            with self.store.transaction():
-                self.store.create_incident(incident, title, scope or ["*"], span, now, by)
-                self._pending += self.engine.open(incident, title, scope or ["*"], span, now)
-                self.metrics.add_incident(incident, span)
-                self._persist(force=True)
-            return incident_json(self.engine.status(incident))
+        if self.store.incident(incident) is not None:
+            raise FileExistsError(f"incident {incident} already exists")
+        span = window if window is not None else self.settings.resolution.window
+        self.metrics.add_incident(incident, span)
+        return self._command(
+            incident,
+            lambda now: self.store.create_incident(incident, title, scope or ["*"], span, now, by),
+            lambda now: self.engine.open(incident, title, scope or ["*"], span, now),
+        )
 
     async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]:
-        async with self._lock:
-            self._require_open(incident)
-            now = self.clock()
-            with self.store.transaction():
-                self.store.add_mitigation(incident, now, action, by)
-                self._pending += self.engine.mitigate(incident, action, now)
-                self._persist(force=True)
-            return incident_json(self.engine.status(incident))
+        self._require_open(incident)
+        return self._command(
+            incident,
+            lambda now: self.store.add_mitigation(incident, now, action, by),
+            lambda now: self.engine.mitigate(incident, action, now),
+        )
 
     async def close(self, incident: str, reason: str, by: str) -> dict[str, object]:
-        async with self._lock:
-            self._require_open(incident)
-            now = self.clock()
-            with self.store.transaction():
-                self.store.close_incident(incident, now, reason, by)
-                self._pending += self.engine.close(incident, reason, now)
-                self._persist(force=True)
-            return incident_json(self.engine.status(incident))
+        self._require_open(incident)
+        return self._command(
+            incident,
+            lambda now: self.store.close_incident(incident, now, reason, by),
+            lambda now: self.engine.close(incident, reason, now),
+        )
+
+    def _command(
+        self,
+        incident: str,
+        record: Callable[[float], object],
+        apply: Callable[[float], list[Transition]],
+    ) -> dict[str, object]:
+        """Store the command and what the engine made of it in one commit, then answer."""
+        now = self.clock()
+        with self.store.transaction():
+            record(now)
+            self._pending += apply(now)
+            self._persist(force=True)
+        return incident_json(self.engine.status(incident))
 
     def timeline(self, incident: str) -> dict[str, object]:
         row = self.store.incident(incident)
