@@ -210,6 +210,14 @@ class TestPersistence:
         assert [t.at for t in eng.advance("b", M + 5000)] == [t.at for t in again.advance("b", M + 5000)]
         assert again.status("P1-x").resolved_at == M + 400 + W
 
+    def test_closed_incidents_are_not_restored(self) -> None:
+        """After a restart only open incidents are tracked; closed ones live on in the store."""
+        eng = mitigated("a")
+        eng.open("P1-y", "other", ["*"], W, M)
+        eng.close("P1-x", "done", M + 1)
+        again = Engine.restore(eng.snapshot(), blind_after=30.0, sources=["a"])
+        assert again.incident_ids() == ["P1-y"]
+
     def test_compaction_keeps_the_verdict(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Dropping redundant pending errors never changes the resolution time."""
         monkeypatch.setattr(engine_mod, "_COMPACT_AT", 5)

@@ -283,6 +283,8 @@ class Engine:
         eng = cls(blind_after=blind_after, sources=sources)
         eng._watermarks.update(snap["watermarks"])  # type: ignore[call-overload]
         for d in snap["incidents"]:  # type: ignore[attr-defined]
+            if d["closed_at"] is not None:
+                continue  # history: the store keeps closed incidents and their timelines
             d = dict(d)
             d["scope"] = tuple(d["scope"])
             d["blind"] = tuple(d["blind"])
