@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -66,6 +67,24 @@ def last_line(text: str) -> str:
     """The last non-blank line, cut short: what a failing tool said last."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a running process, all its threads (/proc/<pid>/stat)."""
+    # Fields after the parenthesised command name, which may itself hold spaces: state is
+    # field 3 of the whole line, utime 14 and stime 15.
+    rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_bytes(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS so far) of a running process: VmRSS and VmHWM of /proc/<pid>/status."""
+    kib = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            kib[key] = int(value.split()[0])
+    return kib.get("VmRSS", 0) * 1024, kib.get("VmHWM", 0) * 1024
 
 
 def _spawn(

@@ -94,6 +94,38 @@ def stages(corpus: Path, program: Path) -> list[list[str]]:
     ]
 
 
+def follow_argv(program: Path, log: Path, port: int) -> list[str]:
+    """mtail in its normal mode, following `log` (which must exist: it may start at its end)."""
+    return [
+        "mtail",
+        "--progs",
+        str(program),
+        "--logs",
+        str(log),
+        "--logtostderr",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+def follow_counts(doc: object) -> tuple[dict[str, int], int, dict[str, int]]:
+    """(errors by rule, lines read, ignore matches) from a running mtail's `/json`.
+
+    `/json` is a list of metrics, where one-shot output maps names to lists; a labelled
+    counter that was never incremented has no LabelValues yet.
+    """
+    if not isinstance(doc, list):
+        raise ValueError("mtail /json is not a list of metrics")
+    by_name: dict[str, list[dict[str, object]]] = {}
+    for metric in doc:
+        if isinstance(metric, dict) and metric.get("LabelValues"):
+            by_name.setdefault(str(metric["Name"]), []).append(metric)
+    lines = sum(_labelled(by_name, "bench_lines_total").values())
+    return _labelled(by_name, "bench_errors_total"), lines, _labelled(by_name, "bench_ignored_total")
+
+
 def parse(m: Measured) -> tuple[dict[str, int], int, dict[str, int]]:
     """(errors by rule, lines read, ignore matches) from mtail's one-shot JSON."""
     if m.returncodes != [0]:
