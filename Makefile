@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench install clean
+.PHONY: run test lint services bench bench-daemon install clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ test: install services lint
 
 bench: install
 	$(BIN)/python bench/classify_bench.py
+
+# Latency, throughput and memory of `watcher run` next to mtail (SOAK=600 for the 10-minute run).
+SOAK ?= 60
+bench-daemon: install
+	$(BIN)/python bench/daemon_bench.py --soak $(SOAK)
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis
