@@ -49,16 +49,17 @@ class SourceState:
     cursor: str | None = None
     up: bool = False
     reason: str | None = "starting"
-    lines: int = 0
     dirty: bool = False
     reported: dict[str, int] = field(
-        default_factory=lambda: {"bad_utf8": 0, "truncated": 0, "copytruncate": 0}
+        default_factory=lambda: {"lines": 0, "bad_utf8": 0, "truncated": 0, "copytruncate": 0}
     )
+    """The totals of `totals()` already passed on to the metrics and the engine."""
 
-    def bad_lines(self) -> dict[str, int]:
-        """Running totals per watcher_source_bad_lines_total reason."""
+    def totals(self) -> dict[str, int]:
+        """Running totals: lines read, and lines per watcher_source_bad_lines_total reason."""
         stats = self.scanner.stats
-        totals = {"bad_utf8": stats.bad_utf8, "truncated": stats.truncated, "copytruncate": 0}
+        totals = {"lines": stats.lines, "bad_utf8": stats.bad_utf8, "truncated": stats.truncated}
+        totals["copytruncate"] = 0
         if isinstance(self.source, FileSource):  # lines it cut itself, and truncations it saw
             totals["truncated"] += self.source.stats.lines_truncated
             totals["copytruncate"] = self.source.stats.truncations_detected
@@ -199,10 +200,7 @@ class Daemon:
     def _handle(self, name: str, event: SourceEvent) -> None:
         st = self.sources[name]
         if isinstance(event, Chunk):
-            scanner = st.scanner
-            before = scanner.stats.lines
-            scanner.feed(event.data)
-            st.lines += scanner.stats.lines - before
+            st.scanner.feed(event.data)
             st.cursor = event.cursor
             st.dirty = True
         elif isinstance(event, Watermark):
@@ -244,16 +242,20 @@ class Daemon:
         )
 
     def _flush_lines(self) -> None:
+        """Pass the lines read since the last batch on to the metrics and the engine's evidence."""
         for name, st in self.sources.items():
-            if not st.lines:
+            if st.scanner.stats.lines == st.reported["lines"]:
                 continue
-            self.metrics.lines(name, st.lines)
-            self.engine.count_lines(name, st.lines)
-            st.lines = 0
-            for reason, total in st.bad_lines().items():
-                if total > st.reported[reason]:
-                    self.metrics.bad_line(name, reason, total - st.reported[reason])
-                    st.reported[reason] = total
+            for what, total in st.totals().items():
+                n = total - st.reported[what]
+                if not n:
+                    continue
+                st.reported[what] = total
+                if what == "lines":
+                    self.metrics.lines(name, n)
+                    self.engine.count_lines(name, n)
+                else:
+                    self.metrics.bad_line(name, what, n)
 
     def _persist(self, *, force: bool = False) -> None:
         """One commit: transitions, their announcements, engine state and the resume points behind them."""
