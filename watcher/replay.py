@@ -51,6 +51,10 @@ class Verdict:
     def resolved(self) -> bool:
         return self.resolved_at is not None
 
+    @property
+    def clean_streak(self) -> float:
+        return max(0.0, (self.verified_to or self.streak_start) - self.streak_start)
+
     def as_json(self) -> dict[str, object]:
         last = self.last_error
         return {
@@ -64,7 +68,7 @@ class Verdict:
             "mitigated_at": format_time(self.mitigated_at),
             "window": self.window,
             "verified_to": format_time(self.verified_to),
-            "clean_streak": max(0.0, (self.verified_to or self.streak_start) - self.streak_start),
+            "clean_streak": self.clean_streak,
             "history": [{"kind": str(t.kind), "at": format_time(t.at)} for t in self.history],
             "sources": {
                 name: {

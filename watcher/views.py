@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from watcher.classify import ClassifyStats
-from watcher.events import ErrorEvent
+from watcher.events import ErrorEvent, Kind
 from watcher.replay import Verdict
 from watcher.rules import RuleSet
 from watcher.status import event_json
@@ -104,19 +104,18 @@ def verdict_text(v: Verdict) -> RenderableType:
             )
         )
     else:
-        streak = max(0.0, (v.verified_to or v.streak_start) - v.streak_start)
         lines.append(
             Text.assemble(
                 ("UNRESOLVED", "bold red"),
-                f": clean streak {format_duration(round(streak, 3))} of {format_duration(v.window)} "
+                f": clean streak {format_duration(round(v.clean_streak, 3))} of {format_duration(v.window)} "
                 f"since {format_time(v.streak_start)}",
             )
         )
-    errors_after = sum(1 for t in v.history if str(t.kind) == "regressed")
+    regressions = sum(1 for t in v.history if t.kind is Kind.REGRESSED)
     lines.append(
         Text(
             f"  mitigated at {format_time(v.mitigated_at)}; {v.lines:,} lines in {len(v.files)} file(s), "
-            f"{v.errors:,} error events" + (f", {errors_after} regression(s)" if errors_after else "")
+            f"{v.errors:,} error events" + (f", {regressions} regression(s)" if regressions else "")
         )
     )
     if v.last_error is not None:
