@@ -262,7 +262,7 @@ class JournalSource:
                         return
                     raise SourceError(self._stopped(status, complaint, data.decode(), pos))
         finally:
-            run.stop()
+            await run.stop()
 
     def _boundary(
         self, lines: bytes, pos: _Position, expect: str, *, resumed: bool

@@ -15,6 +15,7 @@ exits by itself when its stdout pipe is closed, systemd >= 246).
 from __future__ import annotations
 
 import asyncio
+import logging
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +27,12 @@ from watcher.config import JournalSourceConfig
 
 HEARTBEAT = 1.0
 """Seconds between the follow script's clock lines."""
+STOP_WAIT = 3.0
+"""Seconds a stopped script gets to exit (sh runs its trap after the current `sleep 1`)."""
 HIGH_WATER = 1 << 20
 """Queued bytes above which the transport stops reading (TCP then pushes back on the gateway)."""
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["out", "err", "end"]
 
@@ -89,6 +94,7 @@ class Feed:
         self._pause_reading: Callable[[], object] | None = None
         self._resume_reading: Callable[[], object] | None = None
         self.exit_status: int | None = None
+        self.done = asyncio.Event()
 
     def bind(self, pause: Callable[[], object], resume: Callable[[], object]) -> None:
         self._pause_reading, self._resume_reading = pause, resume
@@ -102,6 +108,7 @@ class Feed:
 
     def end(self, reason: str) -> None:
         self._queue.put_nowait(("end", reason.encode()))
+        self.done.set()
 
     async def get(self, silence: float) -> tuple[Kind, bytes]:
         """The next event; TimeoutError when nothing at all arrived for `silence` seconds."""
@@ -154,11 +161,21 @@ class _LocalProtocol(asyncio.SubprocessProtocol):
 
 
 class Run:
-    """A started script: its Feed, and how to stop it."""
+    """A started script: its Feed, and how to stop it (`kill` if asking did not end it in time)."""
 
-    def __init__(self, feed: Feed, stop: Callable[[], object]) -> None:
+    def __init__(self, feed: Feed, ask: Callable[[], object], kill: Callable[[], object]) -> None:
         self.feed = feed
-        self.stop = stop
+        self._ask = ask
+        self._kill = kill
+
+    async def stop(self) -> None:
+        self._ask()
+        try:
+            async with asyncio.timeout(STOP_WAIT):
+                await self.feed.done.wait()
+        except TimeoutError:
+            log.warning("journalctl did not stop within %gs; killing it", STOP_WAIT)
+        self._kill()
 
 
 async def run_remote(conn: asyncssh.SSHClientConnection, script: str) -> Run:
@@ -166,7 +183,7 @@ async def run_remote(conn: asyncssh.SSHClientConnection, script: str) -> Run:
     # No pty: the remote side must see a plain pipe close when we go (see the module docstring).
     chan, _ = await conn.create_session(lambda: _SshSession(feed), script, encoding=None)
     feed.bind(chan.pause_reading, chan.resume_reading)
-    return Run(feed, chan.close)
+    return Run(feed, chan.close, chan.abort)
 
 
 async def run_local(script: str) -> Run:
@@ -176,9 +193,8 @@ async def run_local(script: str) -> Run:
         lambda: _LocalProtocol(feed), "/bin/sh", "-c", script, stdin=asyncio.subprocess.DEVNULL
     )
 
-    def stop() -> None:
+    def ask() -> None:
         if transport.get_returncode() is None:
             transport.terminate()  # sh's EXIT trap takes journalctl along
-        transport.close()
 
-    return Run(feed, stop)
+    return Run(feed, ask, transport.close)  # close() kills what is still running
