@@ -175,8 +175,7 @@ class Sshd:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         with (self.dir / "sshd.log").open("ab") as log:  # sshd -e logs to stderr; keep it for failures
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=log, start_new_session=True)
-        if self.netns is None:
-            _poll(lambda: _accepts(self.address, self.port), 10, f"sshd on port {self.port}")
+        _poll(lambda: _accepts(self.address, self.port), 10, f"sshd on {self.address}:{self.port}")
 
     def kill(self) -> None:
         """SIGKILL sshd and every session it forked (they setsid, so walk the process tree)."""
@@ -269,6 +268,41 @@ def _poll(predicate: Callable[[], bool], within: float, what: str) -> None:
 
 # Test modules import these by their function names (`from tests.sshd import journald_fixture`)
 # and ask for them as `journald` / `sshd`.
+class LinkCut:
+    """A network namespace joined to this one by a veth pair: `cut()` downs the link, no FIN, no RST.
+
+    sshd runs inside the namespace at `remote`; the watcher reaches it over the veth.
+    """
+
+    def __init__(self) -> None:
+        require_binary("ip")
+        _require_root_tools()
+        tag = uuid.uuid4().hex[:8]
+        self.netns = f"wt-{tag}"
+        self.host_if, self.ns_if = f"wh{tag}", f"wn{tag}"
+        subnet = f"10.254.{int(tag[:2], 16)}"
+        self.local, self.remote = f"{subnet}.1", f"{subnet}.2"
+        ns = ["ip", "netns", "exec", self.netns]
+        for cmd in (
+            ["ip", "netns", "add", self.netns],
+            ["ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if],
+            ["ip", "link", "set", self.ns_if, "netns", self.netns],
+            ["ip", "addr", "add", f"{self.local}/30", "dev", self.host_if],
+            ["ip", "link", "set", self.host_if, "up"],
+            [*ns, "ip", "addr", "add", f"{self.remote}/30", "dev", self.ns_if],
+            [*ns, "ip", "link", "set", self.ns_if, "up"],
+            [*ns, "ip", "link", "set", "lo", "up"],
+        ):
+            subprocess.run(cmd, check=True, capture_output=True)
+
+    def cut(self) -> None:
+        subprocess.run(["ip", "link", "set", self.host_if, "down"], check=True)
+
+    def remove(self) -> None:
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)  # takes its peer along
+        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+
+
 @pytest.fixture(scope="session", name="journald")
 def journald_fixture() -> Iterator[Journald]:
     j = Journald()

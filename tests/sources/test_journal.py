@@ -12,10 +12,11 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.fake_gateway import FakeGateway, FakeJournal
-from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
+from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
 from watcher.config import JournalSourceConfig
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
 from watcher.sources.journal import JournalSource, cursor_time
+from watcher.sources.journal_stream import HEARTBEAT
 
 pytestmark = pytest.mark.journal
 
@@ -192,6 +193,34 @@ class TestOverSsh:
             await r.until_down("HOST KEY MISMATCH")
         assert messages(r.events) == []
         assert r.watermark() == float("-inf")
+
+
+class TestNetworkCut:
+    @pytest.mark.slow
+    async def test_link_down_detected_within_the_keepalive_bound(self, journald: Journald) -> None:
+        """A downed veth (no FIN, no RST): down within keepalive_interval, watermark frozen, no entry lost."""
+        link = LinkCut()
+        server = Sshd(address=link.remote, netns=link.netns)
+        try:
+            server.start()
+            ident = unique_ident()
+            cfg = gateway(server, ident, keepalive_interval=2.0)
+            src = JournalSource(cfg, server.address, since=time.time() - 1)
+            async with reading(src) as r:
+                journald.write(ident, numbered("c", 0, 2))
+                await r.until_messages(2)
+                await r.until_watermark(time.time())
+                link.cut()
+                cut = time.monotonic()
+                frozen_at = r.watermark() + 2.0  # heartbeats already in flight may still land
+                await r.until_down("nothing received", within=30)
+                detected = time.monotonic() - cut
+                assert r.watermark() <= frozen_at
+        finally:
+            server.stop()
+            link.remove()
+        assert detected < 2.0 + 2 * HEARTBEAT + 1.0
+        assert messages(r.events) == numbered("c", 0, 2)
 
 
 class TestLocal:

@@ -219,11 +219,13 @@ class JournalSource:
         expect = pos.cursor  # the entry at the cursor comes back first when it still exists
         complaint = ""
         silence = self._cfg.keepalive_interval if follow else CATCH_UP_SILENCE
+        lost = False
         try:
             while True:
                 try:
                     kind, data = await run.feed.get(silence)
                 except TimeoutError:
+                    lost = True
                     raise SourceError(
                         f"nothing received for {silence:g}s (no heartbeat: link down?)"
                     ) from None
@@ -262,7 +264,7 @@ class JournalSource:
                         return
                     raise SourceError(self._stopped(status, complaint, data.decode(), pos))
         finally:
-            await run.stop()
+            await run.stop(wait=not lost)
 
     def _boundary(
         self, lines: bytes, pos: _Position, expect: str, *, resumed: bool

@@ -168,7 +168,11 @@ class Run:
         self._ask = ask
         self._kill = kill
 
-    async def stop(self) -> None:
+    async def stop(self, *, wait: bool = True) -> None:
+        """Ask the script to end and wait for it; `wait=False` (a dead link) kills it at once."""
+        if not wait:
+            self._kill()
+            return
         self._ask()
         try:
             async with asyncio.timeout(STOP_WAIT):
