@@ -25,7 +25,7 @@ from watcher.classify import StreamScanner
 from watcher.config import FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
 from watcher.errors import StoreError
-from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, Transition, Watermark
+from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, State, Transition, Watermark
 from watcher.lines import Format
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
@@ -81,6 +81,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
         self._pending: list[Transition] = []
+        self._notes: list[tuple[str, float, dict[str, object]]] = []
         self._last_persist = 0.0
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -217,8 +218,17 @@ class Daemon:
         elif isinstance(event, SourceDown):
             if st.up or st.reason != event.reason:
                 log.warning("source %s down: %s", name, event.reason)
+                self._note_down(name, event.reason)
             st.up, st.reason = False, event.reason
             self.metrics.source_up(name, False)
+
+    def _note_down(self, name: str, reason: str) -> None:
+        """Why a source went down, on the timeline of each open incident it is in scope of."""
+        now = self.clock()
+        for incident in self.engine.incident_ids():
+            s = self.engine.status(incident)
+            if s.state != State.CLOSED and name in s.sources:
+                self._notes.append((incident, now, {"source": name, "reason": reason}))
 
     def _scanner(self, name: str, cfg: SourceConfig) -> StreamScanner:
         fmt: Format = "auto"
@@ -263,13 +273,16 @@ class Daemon:
     def _persist(self, *, force: bool = False) -> None:
         """One commit: transitions, their announcements, engine state and the resume points behind them."""
         now = time.monotonic()
-        if not (force or self._pending or now - self._last_persist >= PERSIST_EVERY):
+        if not (force or self._pending or self._notes or now - self._last_persist >= PERSIST_EVERY):
             return
         self._last_persist = now
         pending, self._pending = self._pending, []
+        notes, self._notes = self._notes, []
         try:
             with self.store.transaction():
                 self._record(pending)
+                for incident, at, detail in notes:
+                    self.store.add_note(incident, at, "source_down", detail)
                 for name, st in self.sources.items():
                     if st.dirty:
                         self.store.save_resume(name, st.cursor, self.engine.watermark(name))
@@ -277,6 +290,7 @@ class Daemon:
         except StoreError as exc:
             # Keep the transitions for the next attempt: the engine has already moved on.
             self._pending = pending + self._pending
+            self._notes = notes + self._notes
             log.error("cannot commit state, will retry: %s", exc)
             return
         for st in self.sources.values():

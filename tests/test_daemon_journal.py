@@ -1,0 +1,136 @@
+"""The real Daemon following a gateway journal over a real sshd, written with systemd-cat."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port, wait_until
+from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
+from tests.test_daemon import incident, running
+from watcher import config
+from watcher.client import Client
+
+pytestmark = pytest.mark.journal
+
+WINDOW = 3.0
+
+
+def write_config(tmp: Path, server: Sshd, ident: str) -> Path:
+    path = tmp / "watcher.toml"
+    path.write_text(
+        f"""
+state_dir = "{tmp / "state"}"
+[http]
+listen = "127.0.0.1:{free_port()}"
+[resolution]
+window = "{WINDOW}s"
+blind_after = "2s"
+[[sources]]
+name = "gw"
+kind = "journal"
+hosts = ["{server.address}"]
+user = "{TEST_USER}"
+port = {server.port}
+known_hosts = "{server.known_hosts}"
+client_keys = ["{server.client_key_path}"]
+identifier = "{ident}"
+keepalive_interval = "3s"
+reconnect_min = "0.1s"
+reconnect_max = "0.5s"
+[[rules]]
+name = "priority"
+field = "PRIORITY"
+max = 3
+"""
+    )
+    return path
+
+
+async def timeline_events(client: Client) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = (await client.timeline("P1-test"))["events"]  # type: ignore[assignment]
+    return events
+
+
+async def source(client: Client, name: str) -> dict[str, Any]:
+    doc = await client.status()
+    sources: list[dict[str, Any]] = doc["sources"]  # type: ignore[assignment]
+    return next(s for s in sources if s["name"] == name)
+
+
+class TestJournalThroughTheDaemon:
+    async def test_blind_while_sshd_is_dead_then_proven_from_the_backlog(
+        self, tmp_path: Path, sshd: Sshd, journald: Journald
+    ) -> None:
+        """Errors reach the engine; sshd killed mid-streak: blind, never resolved; back: backlog, resolved."""
+        ident = unique_ident()
+        name = f"gw/{sshd.address}"
+        settings = config.load(write_config(tmp_path, sshd, ident))
+        async with running(settings) as daemon, Client(settings) as client:
+
+            async def up() -> bool:
+                return bool((await source(client, name))["up"])
+
+            async def state_is(want: str) -> bool:
+                return bool((await incident(client))["state"] == want)
+
+            await wait_until(up, what="the gateway source up")
+            await client.open_incident("P1-test", "gateway errors", ["gw/*"], None)
+            journald.write(ident, ["camera stream failed"], priority="err")
+
+            async def errored() -> bool:
+                return bool((await incident(client))["errors"] == 1)
+
+            await wait_until(errored, what="the error in the engine")
+            assert (await incident(client))["last_error"]["message"] == "camera stream failed"
+            await client.mitigate("P1-test", "restart gateway service")
+            journald.write(ident, [f"ok {i}" for i in range(3)], priority="info")
+
+            sshd.kill()
+            await wait_until(lambda: state_is("blind"), what="blind")
+            past_window = time.time() + WINDOW + 0.5
+
+            async def window_passed() -> bool:
+                return time.time() > past_window
+
+            journald.write(ident, [f"ok {i}" for i in range(3, 20)], priority="info")
+            await wait_until(window_passed, what="the window to pass")
+            assert (await incident(client))["state"] == "blind"
+            reason = (await source(client, name))["reason"]
+            assert "connection refused" in reason
+
+            sshd.start()
+            await wait_until(lambda: state_is("resolved"), what="resolved from the backlog")
+            stats = daemon.sources[name].scanner.stats
+            assert stats.lines == 21  # the error and 20 numbered lines, each once
+            kinds = [e["kind"] for e in await timeline_events(client)]
+        assert "blind" in kinds and "resolved" in kinds and "source_down" in kinds
+
+    async def test_changed_host_key_in_status_and_timeline(
+        self, tmp_path: Path, sshd: Sshd, journald: Journald
+    ) -> None:
+        """A gateway whose key changed stays down with that reason in status and on the timeline."""
+        ident = unique_ident()
+        cfg = write_config(tmp_path, sshd, ident)
+        cfg.write_text(cfg.read_text().replace(str(sshd.known_hosts), str(sshd.wrong_known_hosts())))
+        settings = config.load(cfg)
+        name = f"gw/{sshd.address}"
+        async with running(settings), Client(settings) as client:
+            await client.open_incident("P1-test", "gateway errors", ["gw/*"], None)
+
+            async def mismatch() -> bool:
+                return "HOST KEY MISMATCH" in str((await source(client, name))["reason"])
+
+            await wait_until(mismatch, what="the host key reason in status")
+
+            async def noted() -> bool:
+                return any(
+                    e["kind"] == "source_down" and "HOST KEY MISMATCH" in e["detail"]["reason"]
+                    for e in await timeline_events(client)
+                )
+
+            await wait_until(noted, what="the host key reason on the timeline")
+            assert (await source(client, name))["up"] is False
