@@ -36,13 +36,16 @@ class FakeJournal:
 
     def __init__(self) -> None:
         self.entries: list[tuple[int, bytes]] = []  # (seqnum, JSON line with newline)
+        self.boots: dict[int, int] = {}  # seqnum -> boot number
+        self.boot = 1
         self.seq = 0
         self.changed = asyncio.Event()
 
     def add(self, message: str, *, at: float | None = None, priority: int = 3, ident: str = "gw") -> str:
         self.seq += 1
         usec = int((time.time() if at is None else at) * 1e6)
-        cursor = f"s=fake;i={self.seq:x};b=boot;m={self.seq:x};t={usec:x};x=0"
+        cursor = f"s=fake;i={self.seq:x};b=boot{self.boot};m={self.seq:x};t={usec:x};x=0"
+        self.boots[self.seq] = self.boot
         line = json.dumps(
             {
                 "__CURSOR": cursor,
@@ -56,6 +59,10 @@ class FakeJournal:
         self.changed.set()
         self.changed = asyncio.Event()
         return cursor
+
+    def reboot(self) -> None:
+        """Later entries belong to a new boot, which `--follow` alone would limit itself to."""
+        self.boot += 1
 
     def vacuum(self, keep_last: int) -> None:
         del self.entries[: max(0, len(self.entries) - keep_last)]
@@ -83,6 +90,7 @@ class FakeGateway:
         self.port = 0
         self.sessions = 0
         self._server: asyncssh.SSHAcceptor | None = None
+        self._conns: set[asyncssh.SSHServerConnection] = set()
 
     async def start(self, addresses: list[str] | None = None, port: int = 0) -> None:
         addresses = addresses or ["127.0.0.1"]
@@ -94,6 +102,7 @@ class FakeGateway:
             process_factory=self._serve,
             encoding=None,
             backlog=1024,
+            acceptor=self._conns.add,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         pub = self.host_key.export_public_key()
@@ -105,6 +114,9 @@ class FakeGateway:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for conn in self._conns:
+            conn.abort()
+        self._conns.clear()
 
     async def _serve(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         self.sessions += 1
@@ -125,7 +137,10 @@ class FakeGateway:
                 process.stdout.write(b"".join(line for _, line in j.entries[pos:]))
                 process.exit(0)
                 return
-            seen = j.entries[pos - 1][0] if pos > 0 else 0
+            # As systemd >= 250: --follow implies --boot, so earlier boots' entries are skipped.
+            seen = max(
+                [j.entries[pos - 1][0] if pos > 0 else 0] + [q for q, b in j.boots.items() if b < j.boot]
+            )
             own = FakeJournal() if self.rate else None
             next_beat = next_entry = time.monotonic()
             while True:

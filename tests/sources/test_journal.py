@@ -39,6 +39,20 @@ def gateway(server: Sshd, ident: str, **over: object) -> JournalSourceConfig:
     return JournalSourceConfig.model_validate(fields)
 
 
+def fake_config(gw: FakeGateway) -> JournalSourceConfig:
+    return JournalSourceConfig(
+        name="gw",
+        kind="journal",
+        hosts=["127.0.0.1"],
+        user="watcher",
+        port=gw.port,
+        known_hosts=gw.known_hosts,
+        client_keys=[gw.client_key_path],
+        reconnect_min=0.05,
+        reconnect_max=0.2,
+    )
+
+
 def messages(events: list[SourceEvent]) -> list[str]:
     out = []
     for e in events:
@@ -244,6 +258,28 @@ class TestLocal:
 class TestFakeGateway:
     """Faults staged by an in-process SSH server playing the gateway."""
 
+    async def test_gateway_reboot_while_unreachable(self) -> None:
+        """The end of the old boot and the new boot are both read, once: the catch-up run has no --boot."""
+        journal = FakeJournal()
+        gw = FakeGateway(journal)
+        await gw.start()
+        cfg = fake_config(gw)
+        async with reading(JournalSource(cfg, "127.0.0.1", since=time.time() - 5)) as r:
+            journal.add("boot1 a")
+            await r.until_messages(1)
+            await gw.stop()
+            await r.until_down("")
+            journal.add("boot1 b (last words)")
+            journal.reboot()
+            journal.add("boot2 a")
+            await gw.start(port=gw.port)
+            await r.until_messages(3)
+            journal.add("boot2 b")
+            await r.until_messages(4)
+            await r.until_watermark(time.time() - 0.5)
+        await gw.stop()
+        assert messages(r.events) == ["boot1 a", "boot1 b (last words)", "boot2 a", "boot2 b"]
+
     async def test_vacuumed_cursor_is_a_gap(self) -> None:
         """The saved cursor's entry is gone: a Gap from it to the first entry still there, then on."""
         now = time.time()
@@ -255,16 +291,7 @@ class TestFakeGateway:
         journal.vacuum(keep_last=1)
         gw = FakeGateway(journal)
         await gw.start()
-        cfg = JournalSourceConfig(
-            name="gw",
-            kind="journal",
-            hosts=["127.0.0.1"],
-            user="watcher",
-            port=gw.port,
-            known_hosts=gw.known_hosts,
-            client_keys=[gw.client_key_path],
-            reconnect_min=0.05,
-        )
+        cfg = fake_config(gw)
         try:
             async with reading(JournalSource(cfg, "127.0.0.1"), after=saved) as r:
                 await r.until_messages(1)
