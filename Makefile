@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon install clean
+.PHONY: run test lint services bench bench-daemon bench-journal install clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ bench: install
 SOAK ?= 60
 bench-daemon: install
 	$(BIN)/python bench/daemon_bench.py --soak $(SOAK)
+
+# Journal sources: CPU/RSS for 10..200 gateways at 10 entries/s each, and catch-up after an outage (root).
+OUTAGE ?= 60
+bench-journal: install
+	$(BIN)/python -m bench.journal_bench --outage $(OUTAGE)
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import asyncssh
 
+from tests.conftest import free_port
+
 _SEQ = re.compile(r"(?:^|;)i=([0-9a-f]+)")
 
 
@@ -94,6 +96,8 @@ class FakeGateway:
 
     async def start(self, addresses: list[str] | None = None, port: int = 0) -> None:
         addresses = addresses or ["127.0.0.1"]
+        if port == 0 and len(addresses) > 1:
+            port = free_port()  # port 0 would give each address its own port
         self._server = await asyncssh.listen(
             addresses if len(addresses) > 1 else addresses[0],
             port,

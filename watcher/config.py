@@ -135,8 +135,9 @@ class JournalSourceConfig(_SourceBase):
     connect_timeout: Duration = 15.0
     identifier: str | None = None
     """Follow this SYSLOG_IDENTIFIER instead of `unit` (entries logged without a unit)."""
-    reconnect_min: Duration = 1.0
-    reconnect_max: Duration = 60.0
+    reconnect_min: Duration = 0.5
+    reconnect_max: Duration = 3.0
+    """Backoff cap: a gateway back on the network is caught up within about this plus a few seconds."""
     max_handshakes: int = Field(default=16, ge=1)
     """SSH handshakes in flight at once for this source's hosts; starts are also spread out."""
 
