@@ -257,6 +257,8 @@ def run(config_file: ConfigOpt = None) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # asyncssh logs every connect and channel at INFO: hundreds of gateways would drown the rest.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
     asyncio.run(Daemon(settings).serve())
 
 
