@@ -4,6 +4,7 @@ WatcherError
  ├── ConfigError    the configuration is wrong: the message names the key
  ├── InputError     a log file or argument cannot be used as given
  ├── SourceError    a source cannot be reached or read
+ │    └── HostKeyError   a gateway's host key is not the one in known_hosts
  ├── StoreError     the state store cannot be opened or is from a newer version
  ├── DaemonError    the daemon is not running or refused a request
  └── NotifyError    a webhook could not be reached
@@ -28,6 +29,10 @@ class InputError(WatcherError):
 
 class SourceError(WatcherError):
     pass
+
+
+class HostKeyError(SourceError):
+    """Retrying will not help until someone checks the host and edits known_hosts."""
 
 
 class StoreError(WatcherError):

@@ -15,7 +15,7 @@ import math
 import asyncssh
 
 from watcher.config import JournalSourceConfig
-from watcher.errors import SourceError
+from watcher.errors import HostKeyError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ async def connect(cfg: JournalSourceConfig, host: str) -> asyncssh.SSHClientConn
                 config=None,  # ~/.ssh/config must not change what the watcher trusts
             )
     except asyncssh.HostKeyNotVerifiable:
-        raise SourceError(_host_key_reason(cfg, host, where)) from None
+        raise HostKeyError(_host_key_reason(cfg, host, where)) from None
     except asyncssh.PermissionDenied:
         keys = ", ".join(str(k) for k in cfg.client_keys) or "the default keys"
         raise SourceError(

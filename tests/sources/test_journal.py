@@ -149,6 +149,19 @@ class TestOverSsh:
         assert messages(second.events) == numbered("e", 4, 10)
         assert not any(isinstance(e, Gap) for e in second.events)
 
+    async def test_unparseable_cursor_resumes_from_its_time(self, sshd: Sshd, journald: Journald) -> None:
+        """A saved cursor journalctl rejects: said so, then read on from the time the cursor carries."""
+        ident = unique_ident()
+        journald.write(ident, ["before the cursor's time"])
+        after = time.time()
+        journald.write(ident, numbered("r", 0, 3))
+        broken = f"s=not-a-seqnum-id;t={int(after * 1e6):x}"
+        async with reading(JournalSource(gateway(sshd, ident), sshd.address), after=broken) as r:
+            await r.until_messages(3)
+            await r.until_watermark(time.time())
+        assert any("Failed to seek to cursor" in d for d in r.downs())
+        assert messages(r.events) == numbered("r", 0, 3)
+
     async def test_sshd_killed_then_back_reads_backlog_once(self, sshd: Sshd, journald: Journald) -> None:
         """sshd dies: down, watermark frozen; back: what was written meanwhile, exactly once."""
         ident = unique_ident()

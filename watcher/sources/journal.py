@@ -43,7 +43,7 @@ import asyncssh
 
 from watcher import ssh
 from watcher.config import JournalSourceConfig
-from watcher.errors import SourceError
+from watcher.errors import HostKeyError, SourceError
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
 from watcher.sources.journal_stream import (
     Run,
@@ -167,13 +167,14 @@ class JournalSource:
                         healthy, down = True, None
                     yield event
                 raise SourceError("journalctl stopped")  # _connected only returns on a clean exit
+            except HostKeyError as exc:
+                reason = str(exc)
+                delay = cfg.reconnect_max  # nothing will change until someone edits known_hosts
             except SourceError as exc:
                 reason = str(exc)
+                if healthy:
+                    delay = cfg.reconnect_min
             self.stats.last_error = reason
-            if healthy:
-                delay = cfg.reconnect_min
-            if "HOST KEY" in reason or "unknown host key" in reason:
-                delay = cfg.reconnect_max  # nothing will change until someone edits known_hosts
             if reason != down:
                 down = reason
                 log.warning("%s: down: %s", self.name, reason)
@@ -262,7 +263,10 @@ class JournalSource:
                             pos.watermark = started[0] - SLACK
                             yield Watermark(self.name, pos.watermark)
                         return
-                    raise SourceError(self._stopped(status, complaint, data.decode(), pos))
+                    if status != 0 and not follow and pos.cursor is not None and "cursor" in complaint:
+                        self._forget_cursor(pos, complaint)
+                    detail = f": {complaint}" if complaint else ""
+                    raise SourceError(f"journalctl stopped ({data.decode()}, exit status {status}){detail}")
         finally:
             await run.stop(wait=not lost)
 
@@ -284,13 +288,10 @@ class JournalSource:
         self.stats.gaps += 1
         return lines, Gap(self.name, min(start, end), end, reason)
 
-    def _stopped(self, status: int | None, complaint: str, how: str, pos: _Position) -> str:
-        if "cursor" in complaint.lower() and pos.cursor is not None:
-            # A cursor journalctl cannot parse: start again from its time instead of failing forever.
-            log.warning("%s: saved cursor rejected (%s); resuming from its time", self.name, complaint)
-            self._since, pos.cursor = pos.at, None
-        detail = f": {complaint}" if complaint else ""
-        return f"journalctl stopped ({how}, exit status {status}){detail}"
+    def _forget_cursor(self, pos: _Position, complaint: str) -> None:
+        """A cursor journalctl cannot parse: go on from its time (`--since`) rather than fail forever."""
+        log.warning("%s: saved cursor rejected (%s); resuming from its time", self.name, complaint)
+        self._since, pos.cursor = pos.at, None
 
 
 def _clock_line(line: bytes) -> float | None:
