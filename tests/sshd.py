@@ -127,6 +127,8 @@ class Sshd:
         self.known_hosts = self.dir / "known_hosts"
         self.known_hosts.write_bytes(self._known_line(self.host_key))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.config_extra: list[str] = []
+        """More sshd_config lines (PermitOpen, ClientAliveInterval, ...)."""
 
     def _known_line(self, key: asyncssh.SSHKey) -> bytes:
         name = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
@@ -158,6 +160,7 @@ class Sshd:
                     "LogLevel ERROR",
                     "MaxStartups 200:30:400",
                     "MaxSessions 100",
+                    *self.config_extra,
                     "",
                 ]
             )

@@ -90,6 +90,32 @@ class TestConnect:
         assert "timeout" in text
 
 
+class TestProxyJump:
+    async def test_through_a_jump_host_with_the_same_trust(self, sshd: Sshd, tmp_path: Path) -> None:
+        """proxy_jump: the jump host is checked against the same known_hosts and closed with the link."""
+        jump = Sshd()
+        jump.config_extra = [f"PermitOpen 127.0.0.1:{sshd.port}"]
+        jump.start()
+        try:
+            known = tmp_path / "known_hosts"
+            known.write_bytes(sshd.known_hosts.read_bytes() + jump.known_hosts.read_bytes())
+            cfg = config(
+                sshd,
+                known_hosts=known,
+                client_keys=[sshd.client_key_path, jump.client_key_path],
+                proxy_jump=f"{TEST_USER}@127.0.0.1:{jump.port}",
+            )
+            async with await ssh.connect(cfg, sshd.address) as conn:
+                done = await conn.run("id -un", check=True)
+                assert done.stdout == f"{TEST_USER}\n"
+                assert jump.remote_pids("sshd")  # the forwarding session lives on the jump host
+            known.write_bytes(sshd.known_hosts.read_bytes())  # the jump host's key is not trusted
+            text = await reason(cfg, sshd.address)
+            assert "unknown host key" in text and f"{jump.port}" in text
+        finally:
+            jump.stop()
+
+
 class TestKeepalive:
     @pytest.mark.parametrize("interval", [1.0, 3.0, 7.0, 10.0, 15.0, 30.0])
     def test_dead_link_bound(self, interval: float) -> None:

@@ -34,16 +34,42 @@ def user_for(cfg: JournalSourceConfig, host: str) -> str | None:
 
 
 async def connect(cfg: JournalSourceConfig, host: str) -> asyncssh.SSHClientConnection:
-    """An authenticated connection to `host`; raises SourceError with a reason a user can act on."""
+    """An authenticated connection to `host`; raises SourceError with a reason a user can act on.
+
+    A `proxy_jump` host is reached with the same known_hosts and keys (asyncssh's own
+    string tunnels would use ~/.ssh instead) and is closed with the connection.
+    """
     if cfg.known_hosts is None:
         raise SourceError(f"{host}: no known_hosts configured; host keys are always checked")
     user = user_for(cfg, host)
-    where = f"{user + '@' if user else ''}{host}:{cfg.port}"
+    if cfg.proxy_jump is None:
+        return await _open(cfg, host, cfg.port, user, None)
+    jump_user, _, jump_host = cfg.proxy_jump.rpartition("@")
+    name, colon, port = jump_host.rpartition(":")
+    jump_host, jump_port = (name, int(port)) if colon and port.isdigit() else (jump_host, 22)
+    jump = await _open(cfg, jump_host, jump_port, jump_user or user, None)
+    try:
+        conn = await _open(cfg, host, cfg.port, user, jump)
+    except BaseException:
+        jump.close()
+        raise
+    conn.set_tunnel(jump)  # closing the connection closes the jump host's too
+    return conn
+
+
+async def _open(
+    cfg: JournalSourceConfig,
+    host: str,
+    port: int,
+    user: str | None,
+    tunnel: asyncssh.SSHClientConnection | None,
+) -> asyncssh.SSHClientConnection:
+    where = f"{user + '@' if user else ''}{host}:{port}" + (" (via proxy_jump)" if tunnel else "")
     try:
         async with asyncio.timeout(cfg.connect_timeout):
             return await asyncssh.connect(
                 host,
-                port=cfg.port,
+                port=port,
                 username=user,
                 known_hosts=str(cfg.known_hosts),
                 client_keys=[str(k) for k in cfg.client_keys] or None,
@@ -51,14 +77,14 @@ async def connect(cfg: JournalSourceConfig, host: str) -> asyncssh.SSHClientConn
                 agent_path=None,
                 password=None,
                 kbdint_auth=False,
-                tunnel=cfg.proxy_jump,
+                tunnel=tunnel or (),
                 keepalive_interval=cfg.keepalive_interval,
                 keepalive_count_max=keepalive_count_max(cfg.keepalive_interval),
                 connect_timeout=cfg.connect_timeout,
                 config=None,  # ~/.ssh/config must not change what the watcher trusts
             )
     except asyncssh.HostKeyNotVerifiable:
-        raise HostKeyError(_host_key_reason(cfg, host, where)) from None
+        raise HostKeyError(_host_key_reason(cfg, host, port, where)) from None
     except asyncssh.PermissionDenied:
         keys = ", ".join(str(k) for k in cfg.client_keys) or "the default keys"
         raise SourceError(
@@ -67,18 +93,18 @@ async def connect(cfg: JournalSourceConfig, host: str) -> asyncssh.SSHClientConn
     except TimeoutError:
         raise SourceError(f"{where}: no SSH answer within {cfg.connect_timeout:g}s (timeout)") from None
     except ConnectionRefusedError:
-        raise SourceError(f"{where}: connection refused (is sshd running on port {cfg.port}?)") from None
+        raise SourceError(f"{where}: connection refused (is sshd running on port {port}?)") from None
     except asyncssh.Error as exc:
         raise SourceError(f"{where}: SSH error: {exc.reason}") from None
     except OSError as exc:
         raise SourceError(f"{where}: {exc.strerror or exc}") from None
 
 
-def _host_key_reason(cfg: JournalSourceConfig, host: str, where: str) -> str:
+def _host_key_reason(cfg: JournalSourceConfig, host: str, port: int, where: str) -> str:
     """Tell a changed key (possible interception) from a host missing in known_hosts."""
     try:
         known = asyncssh.read_known_hosts(str(cfg.known_hosts))
-        trusted = known.match(host, "", cfg.port)[0]
+        trusted = known.match(host, "", port)[0]
     except (OSError, ValueError) as exc:
         return f"{where}: cannot read known_hosts {cfg.known_hosts}: {exc}"
     if trusted:
