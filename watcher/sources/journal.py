@@ -18,8 +18,9 @@ read to the first one available.
 Watermark: the catch-up run proves everything up to its start time T0 (remote
 clock, printed before journalctl starts). While following, a heartbeat H read
 from stderr proves everything written before H - SLACK: sshd forwards stdout
-and stderr in the order it reads them, and journalctl flushes an entry within
-milliseconds of journald writing it (SLACK bounds that). A dead link delivers
+and stderr in the order it reads them, and journalctl prints an entry within a
+few hundred ms of journald storing it (journald coalesces its change
+notifications over 250 ms; SLACK bounds the whole path). A dead link delivers
 no heartbeats, so the watermark freezes at once; no heartbeat for
 `keepalive_interval` seconds counts as a lost link (SSH keepalives bound the
 rest at 30 s). The remote clock comes from the heartbeats, so the gateway's own
