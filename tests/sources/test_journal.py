@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, ssh
 from watcher.config import JournalSourceConfig
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
 from watcher.sources.journal import JournalSource, cursor_time
-from watcher.sources.journal_stream import HEARTBEAT
+from watcher.sources.journal_stream import HEARTBEAT, Start, catch_up_script, follow_script
 
 pytestmark = pytest.mark.journal
 
@@ -320,3 +321,27 @@ class TestFakeGateway:
         assert "vacuumed" in gaps[0].reason
         assert messages(r.events) == ["d", "e"]
         assert r.downs() == []
+
+
+class TestCommands:
+    def test_arguments_are_quoted(self) -> None:
+        """A unit name with shell syntax reaches journalctl as one argument, never as shell code."""
+        cfg = JournalSourceConfig(name="gw", kind="journal", unit="gw; touch /tmp/pwned $(id)")
+        start = Start(cursor="s=1;i=2;t=3")
+        for script in (catch_up_script(cfg, start), follow_script(cfg, start)):
+            args = shlex.split(script)
+            assert "--unit=gw; touch /tmp/pwned $(id)" in args
+            assert "--cursor=s=1;i=2;t=3" in args
+        assert "--follow" not in catch_up_script(cfg, start)  # --follow would imply --boot
+
+    def test_start_points(self) -> None:
+        """Cursor (inclusive, never --after-cursor), else --since the given time, else now."""
+        assert Start(cursor="c").args() == ["--cursor=c"]
+        assert Start(since=1795813403.25).args() == ["--since=@1795813403.250000"]
+        assert Start().args() == ["--since=now"]
+
+    def test_cursor_time(self) -> None:
+        """The realtime a cursor carries in its t= field (hex microseconds)."""
+        assert cursor_time("s=a;i=1;b=b;m=2;t=6614863fc067c;x=9") == pytest.approx(1795813403.264636)
+        assert cursor_time("no time here") is None
+        assert cursor_time(None) is None
