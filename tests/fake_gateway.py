@@ -76,6 +76,20 @@ class FakeJournal:
         return next((i for i, (s, _) in enumerate(self.entries) if s >= seq), len(self.entries))
 
 
+class _Handshakes(asyncssh.SSHServer):
+    """Counts connections between TCP accept and finished authentication."""
+
+    def __init__(self, gw: FakeGateway) -> None:
+        self.gw = gw
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.gw.handshaking += 1
+        self.gw.max_handshaking = max(self.gw.max_handshaking, self.gw.handshaking)
+
+    def auth_completed(self) -> None:
+        self.gw.handshaking -= 1
+
+
 class FakeGateway:
     """Serves `journal` over SSH on `addresses` (all on one port)."""
 
@@ -91,6 +105,7 @@ class FakeGateway:
         self.known_hosts = self.dir / "known_hosts"
         self.port = 0
         self.sessions = 0
+        self.handshaking = self.max_handshaking = 0
         self._server: asyncssh.SSHAcceptor | None = None
         self._conns: set[asyncssh.SSHServerConnection] = set()
 
@@ -107,6 +122,7 @@ class FakeGateway:
             encoding=None,
             backlog=1024,
             acceptor=self._conns.add,
+            server_factory=lambda: _Handshakes(self),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         pub = self.host_key.export_public_key()

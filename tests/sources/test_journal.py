@@ -12,10 +12,11 @@ from contextlib import asynccontextmanager
 import pytest
 
 from tests.conftest import wait_until
-from tests.fake_gateway import FakeGateway, FakeJournal
+from tests.fake_gateway import FakeGateway, FakeJournal, loopback_addresses
 from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
-from watcher.config import JournalSourceConfig
+from watcher.config import JournalSourceConfig, Settings
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
+from watcher.sources import Source, build_sources
 from watcher.sources.journal import JournalSource, cursor_time
 from watcher.sources.journal_stream import HEARTBEAT, Start, catch_up_script, follow_script
 
@@ -65,7 +66,7 @@ def messages(events: list[SourceEvent]) -> list[str]:
 class Reader:
     """Pumps a source into a list in the background; the generator is closed on exit."""
 
-    def __init__(self, src: JournalSource, after: str | None = None) -> None:
+    def __init__(self, src: Source, after: str | None = None) -> None:
         self.src = src
         self.after = after
         self.events: list[SourceEvent] = []
@@ -293,6 +294,33 @@ class TestFakeGateway:
             await r.until_watermark(time.time() - 0.5)
         await gw.stop()
         assert messages(r.events) == ["boot1 a", "boot1 b (last words)", "boot2 a", "boot2 b"]
+
+    async def test_fleet_limits_concurrent_handshakes(self) -> None:
+        """40 gateways from one process: at most max_handshakes in flight, every one then followed."""
+        gw = FakeGateway()
+        addresses = loopback_addresses(40)
+        await gw.start(addresses)
+        settings = Settings(
+            sources=[
+                fake_config(gw).model_copy(update={"hosts": addresses, "max_handshakes": 3}),
+            ]
+        )
+        built = [src for src, _ in build_sources(settings)]
+        readers = [Reader(src) for src in built]
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(r._pump()) for r in readers]
+
+                async def all_caught_up() -> bool:
+                    return all(r.watermark() > 0 for r in readers)
+
+                await wait_until(all_caught_up, 30, "every gateway caught up")
+                for t in tasks:
+                    t.cancel()
+        finally:
+            await gw.stop()
+        assert [src.name for src in built] == [f"gw/{a}" for a in addresses]
+        assert 1 <= gw.max_handshaking <= 3
 
     async def test_vacuumed_cursor_is_a_gap(self) -> None:
         """The saved cursor's entry is gone: a Gap from it to the first entry still there, then on."""
