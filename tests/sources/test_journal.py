@@ -155,6 +155,11 @@ class TestOverSsh:
         """A saved cursor journalctl rejects: said so, then read on from the time the cursor carries."""
         ident = unique_ident()
         journald.write(ident, ["before the cursor's time"])
+
+        async def stored() -> bool:
+            return journald.count(ident) == 1  # stamped by journald, so before `after`
+
+        await wait_until(stored, what="the first entry stored")
         after = time.time()
         journald.write(ident, numbered("r", 0, 3))
         broken = f"s=not-a-seqnum-id;t={int(after * 1e6):x}"
@@ -194,7 +199,11 @@ class TestOverSsh:
                 return bool(sshd.remote_pids("--follow"))
 
             await wait_until(following, what="the remote journalctl")
-            assert sshd.kill_remote("journalctl") == 1
+
+            async def killed() -> bool:  # sh may not have exec'd journalctl yet
+                return sshd.kill_remote("journalctl") == 1
+
+            await wait_until(killed, what="the remote journalctl killed")
             await r.until_down("journalctl stopped")
             journald.write(ident, numbered("k", 3, 6))
             await r.until_messages(6)
