@@ -1,6 +1,6 @@
 # Journal sources: a real sshd on loopback, a real journald, systemd-cat, and ip netns for link cuts.
 command -v sshd >/dev/null || [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
-command -v systemd-cat >/dev/null || [[ -x /lib/systemd/systemd-journald ]] || need+=(systemd)
+{ command -v systemd-cat >/dev/null && [[ -x /lib/systemd/systemd-journald ]]; } || need+=(systemd)
 command -v ip >/dev/null || need+=(iproute2)
 
 # The account the tests log in as: /bin/sh (a login shell that starts fast and dies with its
