@@ -43,3 +43,6 @@ async def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+from tests.dockerd import docker_engine  # noqa: E402, F401  (the session fixture, for every test module)
