@@ -7,9 +7,13 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.dockerd import Dockerd
 
 
 def require_binary(name: str) -> str:
@@ -45,4 +49,10 @@ async def wait_until(
         await asyncio.sleep(0.05)
 
 
-from tests.dockerd import docker_engine  # noqa: E402, F401  (the session fixture, for every test module)
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Dockerd]:
+    """One private Docker engine for the session (tests/dockerd.py); tests remove their containers."""
+    from tests.dockerd import private_dockerd  # imported late: tests.dockerd uses require_binary
+
+    with private_dockerd() as engine:
+        yield engine

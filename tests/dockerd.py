@@ -5,7 +5,7 @@ same time, so nothing here touches /var/run/docker.sock: every path lives under 
 short temporary directory (unix socket paths are limited to 108 bytes). No registry
 is reachable, so the test image is a static busybox imported from a local rootfs.
 
-Use the session fixture `docker_engine` (imported in tests/conftest.py), or `Dockerd`
+Use the session fixture `docker_engine` (tests/conftest.py), or `Dockerd`
 directly when a test must stop and start the engine itself.
 """
 
@@ -173,10 +173,3 @@ def private_dockerd() -> Iterator[Dockerd]:
         yield engine
     finally:
         engine.destroy()
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[Dockerd]:
-    """One private engine for the test session; each test removes the containers it made."""
-    with private_dockerd() as engine:
-        yield engine
