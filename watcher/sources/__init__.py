@@ -13,8 +13,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from watcher.config import FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
+from watcher.config import (
+    DockerSourceConfig,
+    FileSourceConfig,
+    JournalSourceConfig,
+    Settings,
+    SourceConfig,
+)
 from watcher.events import SourceDown, SourceEvent
+from watcher.sources.docker import DockerSource
 from watcher.sources.file import FileSource
 
 
@@ -22,7 +29,11 @@ class Source(Protocol):
     name: str
 
     def read(self, after: str | None) -> AsyncIterator[SourceEvent]:
-        """Yield forever, resuming after cursor `after` (None: from the configured start)."""
+        """Yield forever, resuming after cursor `after` (None: from the configured start).
+
+        A source with `subsources = True` (docker) names its events `<name>/<leaf>`;
+        its `after` is a JSON object of those sub-sources' cursors.
+        """
         ...
 
 
@@ -49,6 +60,6 @@ def build_sources(
         elif isinstance(cfg, JournalSourceConfig):
             for name in cfg.source_names():
                 built.append((Unsupported(name, "journal sources are not supported by this build yet"), cfg))
-        else:
-            built.append((Unsupported(cfg.name, "docker sources are not supported by this build yet"), cfg))
+        elif isinstance(cfg, DockerSourceConfig):
+            built.append((DockerSource(cfg, max_line_bytes=settings.max_line_bytes, clock=clock), cfg))
     return built
