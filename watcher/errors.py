@@ -6,7 +6,8 @@ WatcherError
  ├── SourceError    a source cannot be reached or read
  ├── StoreError     the state store cannot be opened or is from a newer version
  ├── DaemonError    the daemon is not running or refused a request
- └── NotifyError    a webhook could not be reached
+ ├── NotifyError    a webhook could not be reached
+ └── SnapshotError  an evidence snapshot cannot be written, or does not verify
 
 cli.py turns each into one line on stderr and a non-zero exit; nothing else prints them.
 """
@@ -39,4 +40,8 @@ class DaemonError(WatcherError):
 
 
 class NotifyError(WatcherError):
+    pass
+
+
+class SnapshotError(WatcherError):
     pass
