@@ -24,11 +24,12 @@ from watcher.api import ApiServer, load_or_create_token
 from watcher.classify import StreamScanner
 from watcher.config import FileSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
-from watcher.errors import StoreError
+from watcher.errors import StoreError, WatcherError
 from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, Transition, Watermark
 from watcher.lines import Format
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
+from watcher.snapshot.command import Request, take_configured
 from watcher.sources import Source, build_sources
 from watcher.sources.file import FileSource
 from watcher.status import incident_json, source_json, timeline_json
@@ -367,6 +368,33 @@ class Daemon:
         if row is None:
             raise KeyError(f"no incident {incident}")
         return timeline_json(row, self.store.timeline(incident))
+
+    async def snapshot(
+        self,
+        *,
+        reason: str,
+        incident: str | None,
+        scope: list[str],
+        since: float | None,
+        until: float | None,
+        redact: bool,
+        trigger: str,
+        by: str,
+    ) -> dict[str, object]:
+        """`watcher snapshot --via-daemon`: the same collection as the CLI's, in a worker thread."""
+        if incident is not None and self.store.incident(incident) is None:
+            raise KeyError(f"no incident {incident}")
+        req = Request(reason, incident, tuple(scope), since, until, redact, trigger)
+        try:
+            result = await asyncio.to_thread(take_configured, self.settings, req, by=by)
+        except WatcherError as exc:
+            raise ValueError(str(exc)) from None
+        self.metrics.snapshot(trigger)
+        if incident is not None:
+            self.store.add_note(
+                incident, self.clock(), "snapshot", result.note(reason=reason, trigger=trigger)
+            )
+        return result.as_json()
 
     def _require_open(self, incident: str) -> None:
         row = self.store.incident(incident)

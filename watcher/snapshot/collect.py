@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from watcher.errors import WatcherError
+from watcher.errors import DaemonError, WatcherError
 from watcher.snapshot import manifest, names
 from watcher.snapshot.archive import ArchiveWriter, Spool
 from watcher.snapshot.manifest import Meta, Missing
@@ -35,7 +35,9 @@ def snapshots_dir(state_dir: Path) -> Path:
 
 
 class Progress(Protocol):
-    """Told about collected bytes and finished sources; called from worker threads."""
+    """Told how many sources there are, then about collected bytes and finished sources (from threads)."""
+
+    def start(self, sources: int) -> None: ...
 
     def advance(self, n: int) -> None: ...
 
@@ -85,7 +87,7 @@ class Collection:
         self.facts.update(facts)
 
     def lack(self, what: str, reason: str) -> None:
-        log.warning("snapshot: %s: %s not collected: %s", self.source, what, reason)
+        log.info("snapshot: %s: %s not collected: %s", self.source, what, reason)
         self.missing.append(Missing(self.source, what, reason))
 
 
@@ -108,6 +110,14 @@ class SnapshotResult:
     def complete(self) -> bool:
         return not self.missing
 
+    @classmethod
+    def from_json(cls, doc: dict[str, object]) -> SnapshotResult:
+        """Read back `as_json()`, as the daemon's API answers it."""
+        size, missing = doc.get("size"), doc.get("missing")
+        if not isinstance(size, int) or not isinstance(missing, list):
+            raise DaemonError("the daemon answered the snapshot request without its size or missing list")
+        return cls(Path(str(doc["path"])), size, str(doc["sha256"]), [str(m) for m in missing])
+
     def as_json(self) -> dict[str, object]:
         return {
             "path": str(self.path),
@@ -115,6 +125,19 @@ class SnapshotResult:
             "sha256": self.sha256,
             "complete": self.complete,
             "missing": self.missing,
+        }
+
+    def note(self, *, reason: str, trigger: str) -> dict[str, object]:
+        """The detail of the `snapshot` timeline entry that records this snapshot on an incident."""
+        return {
+            "file": self.path.name,
+            "path": str(self.path),
+            "bytes": self.size,
+            "sha256": self.sha256,
+            "complete": self.complete,
+            "missing": self.missing,
+            "reason": reason,
+            "trigger": trigger,
         }
 
 
@@ -129,6 +152,8 @@ def take(
 ) -> SnapshotResult:
     """Collect every job into `<state_dir>/snapshots/<stem>.tar.gz`; blocking."""
     stem = names.stem(meta.created_at, meta.incident, meta.reason)
+    if progress is not None:
+        progress.start(len(jobs))
     with ArchiveWriter(snapshots_dir(state_dir), stem, mtime=meta.created_at) as writer:
         collections = [
             Collection(writer, job.source, job.kind, transform=redact, progress=progress) for job in jobs

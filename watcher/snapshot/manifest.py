@@ -105,6 +105,12 @@ class Verification:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def missing(self) -> list[object]:
+        """What the snapshot itself says it could not collect."""
+        listed = (self.manifest or {}).get("missing")
+        return listed if isinstance(listed, list) else []
+
     def as_json(self) -> dict[str, object]:
         manifest = self.manifest or {}
         return {
@@ -116,7 +122,7 @@ class Verification:
             "complete": manifest.get("complete"),
             "incident": manifest.get("incident"),
             "reason": manifest.get("reason"),
-            "missing": manifest.get("missing", []),
+            "missing": self.missing,
         }
 
 
