@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from watcher.api import INCIDENT_ID
 from watcher.config import Settings
 from watcher.errors import InputError
 from watcher.metrics import SNAPSHOT_TRIGGERS
@@ -51,6 +52,11 @@ class Request:
         """Validate what the user typed (`--since 2h` is relative to `now`, which is also `until`)."""
         if not reason or not reason.strip():
             raise InputError("--reason is required: say why, e.g. --reason 'before rollback to 2026.11.26'")
+        if incident is not None and not INCIDENT_ID.fullmatch(incident):
+            raise InputError(
+                f"incident id must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
+                f"or digit (such as P1-2026-11-27-gateways), got {incident!r}"
+            )
         if trigger not in SNAPSHOT_TRIGGERS:
             raise InputError(f"trigger must be one of {', '.join(SNAPSHOT_TRIGGERS)}, got {trigger!r}")
         try:
