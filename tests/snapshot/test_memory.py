@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,21 @@ def write_log(path: Path, size: int) -> None:
             fh.write(block)
 
 
+# The child reads its own high-water mark: ru_maxrss from wait4 would include this (much larger)
+# pytest process, which Linux carries across fork+exec into the child's figure.
+PROBE = """
+import sys
+from watcher.cli import app
+try:
+    app(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+open(sys.argv[1], "w").write(hwm.split()[1])
+sys.exit(code)
+"""
+
+
 def snapshot_peak_rss(tmp_path: Path, size: int) -> tuple[int, dict[str, object]]:
     """Peak RSS in bytes of `watcher snapshot` over a log of `size` bytes, and its --json result."""
     log = tmp_path / "edge.log"
@@ -34,15 +48,10 @@ def snapshot_peak_rss(tmp_path: Path, size: int) -> tuple[int, dict[str, object]
     cfg.write_text(
         f'state_dir = "{tmp_path / "state"}"\n[[sources]]\nname = "edge"\nkind = "file"\npath = "{log}"\n'
     )
-    cmd = [sys.executable, "-m", "watcher", "snapshot", "-c", str(cfg), "--reason", "rss", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
-    assert proc.returncode == 0
-    return usage.ru_maxrss * 1024, json.loads(out)
+    hwm = tmp_path / "hwm"
+    cmd = ["snapshot", "-c", str(cfg), "--reason", "rss", "--json"]
+    done = subprocess.run([sys.executable, "-c", PROBE, str(hwm), *cmd], stdout=subprocess.PIPE, check=True)
+    return int(hwm.read_text()) * 1024, json.loads(done.stdout)
 
 
 @pytest.mark.slow
