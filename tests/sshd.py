@@ -198,6 +198,21 @@ class Sshd:
             return []
         return [pid for pid in _descendants(self.proc.pid) if pattern.encode() in _cmdline(pid)]
 
+    def kill_remote(self, comm: str) -> int:
+        """SIGKILL the processes under this sshd named `comm` (e.g. journalctl); how many there were."""
+        pids = [pid for pid in self.remote_pids(comm) if _comm(pid) == comm]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
 
 def _cmdline(pid: int) -> bytes:
     try:
@@ -252,16 +267,18 @@ def _poll(predicate: Callable[[], bool], within: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def journald() -> Iterator[Journald]:
+# Test modules import these by their function names (`from tests.sshd import journald_fixture`)
+# and ask for them as `journald` / `sshd`.
+@pytest.fixture(scope="session", name="journald")
+def journald_fixture() -> Iterator[Journald]:
     j = Journald()
     j.start()
     yield j
     j.stop()
 
 
-@pytest.fixture
-def sshd(journald: Journald) -> Iterator[Sshd]:
+@pytest.fixture(name="sshd")
+def sshd_fixture(journald: Journald) -> Iterator[Sshd]:
     server = Sshd()
     server.start()
     yield server

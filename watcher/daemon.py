@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from watcher import sdnotify
 from watcher.api import ApiServer, load_or_create_token
 from watcher.classify import StreamScanner
-from watcher.config import FileSourceConfig, Settings, SourceConfig
+from watcher.config import FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
 from watcher.errors import StoreError, WatcherError
 from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, Transition, Watermark
@@ -90,7 +90,8 @@ class Daemon:
         s = self.settings
         self.store = Store.open(s.state_dir)
         self.ruleset = RuleSet.compile(s.rules, s.ignore)
-        built = build_sources(s, clock=self.clock)
+        opened = [inc.opened_at for inc in self.store.incidents()]
+        built = build_sources(s, clock=self.clock, since=min(opened, default=None))
         names = [src.name for src, _ in built]
         snap = self.store.engine_state()
         self.engine = (
@@ -225,6 +226,8 @@ class Daemon:
         field = layout = None
         if isinstance(cfg, FileSourceConfig):
             fmt, field, layout = cfg.format, cfg.timestamp_field, cfg.timestamp_format
+        elif isinstance(cfg, JournalSourceConfig):
+            fmt = "journal"
 
         def emit(event: ErrorEvent) -> None:
             if event.at is None:  # a source without timestamps of its own: receive time

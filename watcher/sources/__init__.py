@@ -16,6 +16,7 @@ from typing import Protocol
 from watcher.config import FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
 from watcher.events import SourceDown, SourceEvent
 from watcher.sources.file import FileSource
+from watcher.sources.journal import Fleet, JournalSource
 
 
 class Source(Protocol):
@@ -39,16 +40,22 @@ class Unsupported:
 
 
 def build_sources(
-    settings: Settings, *, clock: Callable[[], float] = time.time
+    settings: Settings, *, clock: Callable[[], float] = time.time, since: float | None = None
 ) -> list[tuple[Source, SourceConfig]]:
-    """One Source per configured source (a journal source with hosts is one per host)."""
+    """One Source per configured source (a journal source with hosts is one per host).
+
+    `since` is where a source without a saved resume point starts, when it can go
+    back in time (journals): the earliest open incident's start; None means now.
+    """
     built: list[tuple[Source, SourceConfig]] = []
     for cfg in settings.sources:
         if isinstance(cfg, FileSourceConfig):
             built.append((FileSource(cfg, max_line_bytes=settings.max_line_bytes, clock=clock), cfg))
         elif isinstance(cfg, JournalSourceConfig):
-            for name in cfg.source_names():
-                built.append((Unsupported(name, "journal sources are not supported by this build yet"), cfg))
+            fleet = Fleet(len(cfg.hosts), cfg.max_handshakes)
+            hosts: list[str | None] = [*cfg.hosts] or [None]  # no hosts: the local journal
+            for host in hosts:
+                built.append((JournalSource(cfg, host, since=since, fleet=fleet, clock=clock), cfg))
         else:
             built.append((Unsupported(cfg.name, "docker sources are not supported by this build yet"), cfg))
     return built
