@@ -85,7 +85,7 @@ def config(tmp: Path, engine: Dockerd, project: str, gateways: list[tuple[Sshd, 
     for i, (server, ident) in enumerate(gateways):
         parts += [
             "[[sources]]",
-            f'name = "gw{i:02d}"\nkind = "journal"\nhosts = ["{server.address}"]\nunit = "{ident}"',
+            f'name = "gw{i:02d}"\nkind = "journal"\nhosts = ["{server.address}"]\nidentifier = "{ident}"',
             f'user = "{TEST_USER}"\nport = {server.port}\nknown_hosts = "{server.known_hosts}"',
             f'client_keys = ["{server.client_key_path}"]',
         ]

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.snapshot.helpers import manifest, members
-from tests.sshd import TEST_USER, Journald, Sshd, journald, sshd, unique_ident
+from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident
 from watcher import config
 from watcher.snapshot import verify
 from watcher.snapshot.command import Request, take_configured
 
 pytestmark = pytest.mark.journal
-__all__ = ["journald", "sshd"]  # fixtures, used by name
+__all__ = ["journald_fixture", "sshd_fixture"]  # the `journald` and `sshd` fixtures
 
 
 def settings(tmp_path: Path, server: Sshd, unit: str, known_hosts: Path | None = None) -> config.Settings:
@@ -24,7 +24,7 @@ def settings(tmp_path: Path, server: Sshd, unit: str, known_hosts: Path | None =
         "name": "gw",
         "kind": "journal",
         "hosts": [server.address],
-        "unit": unit,
+        "identifier": unit,
         "user": TEST_USER,
         "port": server.port,
         "known_hosts": str(known_hosts or server.known_hosts),
@@ -45,7 +45,12 @@ def test_journal_as_json_lines(tmp_path: Path, sshd: Sshd, journald: Journald) -
     assert [e["MESSAGE"] for e in entries] == [f"gateway line {i}" for i in range(50)]
     assert all(e["SYSLOG_IDENTIFIER"] == ident and "__REALTIME_TIMESTAMP" in e for e in entries)
     (source,) = manifest(result.path)["sources"]
-    assert source == {"name": f"gw/{sshd.address}", "kind": "journal", "host": sshd.address, "unit": ident}
+    assert source == {
+        "name": f"gw/{sshd.address}",
+        "kind": "journal",
+        "host": sshd.address,
+        "identifier": ident,
+    }
 
 
 def test_range_excludes_older_entries(tmp_path: Path, sshd: Sshd, journald: Journald) -> None:

@@ -18,6 +18,7 @@ import subprocess
 from watcher.config import JournalSourceConfig
 from watcher.errors import SourceError
 from watcher.snapshot.collect import Collection, Job
+from watcher.sources import journal_stream as stream
 from watcher.ssh import connect
 
 READ = 1 << 16
@@ -41,14 +42,9 @@ def journal_jobs(
 
 
 def journalctl_args(cfg: JournalSourceConfig, since: float | None, until: float | None) -> list[str]:
-    """The unit's own entries, plus those its program logged under the unit's name (syslog, systemd-cat)."""
-    args = ["journalctl", "-o", "json", "-q", "--no-pager"]
-    if since is not None:
-        args.append(f"--since=@{since:.6f}")
-    if until is not None:
-        args.append(f"--until=@{until:.6f}")
-    unit = cfg.unit if "." in cfg.unit else f"{cfg.unit}.service"
-    return [*args, f"_SYSTEMD_UNIT={unit}", "+", f"SYSLOG_IDENTIFIER={cfg.unit}"]
+    """The journal source's own command (same unit or identifier match), bounded to the range, no follow."""
+    args = stream.journalctl_args(cfg, stream.Start(since=since if since is not None else 0.0), follow=False)
+    return args + ([f"--until=@{until:.6f}"] if until is not None else [])
 
 
 def _remote_job(
@@ -60,7 +56,7 @@ def _remote_job(
 async def _remote(
     cfg: JournalSourceConfig, host: str, since: float | None, until: float | None, col: Collection
 ) -> None:
-    col.describe(host=host, unit=cfg.unit)
+    col.describe(host=host, **_match(cfg))
     conn = await connect(cfg, host)  # SourceError says why (host key, auth, timeout)
     async with conn:
         command = shlex.join(journalctl_args(cfg, since, until))
@@ -75,7 +71,7 @@ async def _remote(
 
 
 def _local(cfg: JournalSourceConfig, since: float | None, until: float | None, col: Collection) -> None:
-    col.describe(host=None, unit=cfg.unit)
+    col.describe(host=None, **_match(cfg))
     with (
         subprocess.Popen(
             journalctl_args(cfg, since, until),
@@ -91,6 +87,10 @@ def _local(cfg: JournalSourceConfig, since: float | None, until: float | None, c
         stderr = proc.stderr.read(MAX_STDERR)
         if proc.wait() != 0:
             raise SourceError(_failure("localhost", proc.returncode, stderr))
+
+
+def _match(cfg: JournalSourceConfig) -> dict[str, str]:
+    return {"identifier": cfg.identifier} if cfg.identifier else {"unit": cfg.unit}
 
 
 def _failure(host: str, status: int | None, stderr: bytes) -> str:
