@@ -12,7 +12,9 @@ import functools
 import json
 import logging
 import os
+import shlex
 import sys
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -372,6 +374,8 @@ def timeline(
 
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
+SNAPSHOT_TIMEOUT = 3600.0
+"""Seconds `--via-daemon` waits for the daemon to collect and write the snapshot."""
 
 
 class _SnapshotBar:
@@ -488,8 +492,6 @@ def _snapshot_take(
     then: list[str] | None,
     json_out: bool,
 ) -> None:
-    import time
-
     from watcher.client import Client, default_user
     from watcher.errors import DaemonError
     from watcher.snapshot import SnapshotResult, verify
@@ -552,12 +554,9 @@ def _snapshot_take(
         else:
             err.print(
                 "[yellow]not recorded[/yellow] (daemon not running): once it is back, run\n"
-                f"  watcher incident mitigate {incident} --action {_shell_quote(action)}"
+                f"  watcher incident mitigate {incident} --action {shlex.quote(action)}"
             )
     raise typer.Exit(exit_status(code))
-
-
-SNAPSHOT_TIMEOUT = 3600.0
 
 
 @contextmanager
@@ -577,9 +576,3 @@ def _size(n: int) -> str:
             return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
         size /= 1024
     return f"{n} B"
-
-
-def _shell_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)

@@ -64,6 +64,18 @@ class TestContent:
         assert second.path.name == first.path.name.replace(".tar.gz", "-2.tar.gz")
         assert members(first.path)["edge/a"] == b"1"
 
+    def test_redaction_without_newlines_stays_bounded(self, tmp_path: Path) -> None:
+        """A 3 MiB stretch without a newline is redacted in pieces and stored whole, in order."""
+        blob = bytes(range(256)).replace(b"\n", b"") * (3 * 4112)
+
+        def collect(col: Collection) -> None:
+            with col.member("bin.log") as spool:
+                for i in range(0, len(blob), 65536):
+                    spool.write(blob[i : i + 65536])
+
+        result = take(tmp_path, [Job("edge", "file", collect)], meta(), redact=lambda line: line)
+        assert members(result.path)["edge/bin.log"] == blob
+
     def test_redaction_across_write_boundaries(self, tmp_path: Path) -> None:
         """A secret split over two writes is still redacted, line by line; the last line keeps no newline."""
 

@@ -35,6 +35,7 @@ COMPRESSLEVEL = 6
 """gzip's own default: level 9 costs about twice the CPU for a few per cent less size."""
 COPY_BUFFER = 1 << 20
 MANIFEST = "MANIFEST.json"
+MAX_LINE = 1 << 20
 MEMBER_MODE = 0o600
 
 
@@ -81,7 +82,8 @@ class Spool:
             self._on_bytes(len(data))
         if self._transform is not None:
             data = self._partial + data
-            cut = data.rfind(b"\n") + 1
+            # A "line" longer than MAX_LINE is transformed in pieces rather than held whole.
+            cut = data.rfind(b"\n") + 1 or (len(data) if len(data) > MAX_LINE else 0)
             data, self._partial = b"".join(map(self._transform, data[:cut].splitlines(True))), data[cut:]
         self._put(data)
 
@@ -138,7 +140,8 @@ class ArchiveWriter:
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".part")
         except OSError as exc:
             raise SnapshotError(
-                f"cannot write a snapshot in {directory}: {exc.strerror}; check state_dir and its permissions"
+                f"cannot write a snapshot in {directory}: {exc.strerror}; check state_dir and its "
+                "permissions, or let the daemon write it (watcher snapshot --via-daemon)"
             ) from None
         self._tmp = Path(tmp)
         self._raw = os.fdopen(fd, "wb")
