@@ -29,6 +29,7 @@ from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, Tran
 from watcher.lines import Format
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
+from watcher.snapshot import verify
 from watcher.snapshot.command import Request, take_configured
 from watcher.sources import Source, build_sources
 from watcher.sources.file import FileSource
@@ -392,12 +393,13 @@ class Daemon:
             result = await asyncio.to_thread(take_configured, self.settings, req, by=by)
         except WatcherError as exc:
             raise ValueError(str(exc)) from None
+        checked = await asyncio.to_thread(verify, result.path)
         self.metrics.snapshot(trigger)
         if incident is not None:
             self.store.add_note(
                 incident, self.clock(), "snapshot", result.note(reason=reason, trigger=trigger)
             )
-        return result.as_json()
+        return {**result.as_json(), "verified": checked.ok, "problems": checked.problems}
 
     def _require_open(self, incident: str) -> None:
         row = self.store.incident(incident)
