@@ -72,3 +72,14 @@ def test_changed_host_key_is_missing(tmp_path: Path, sshd: Sshd, journald: Journ
     assert len(result.missing) == 1
     assert "HOST KEY MISMATCH" in result.missing[0]
     assert manifest(result.path)["complete"] is False
+
+
+def test_local_journal(tmp_path: Path, journald: Journald) -> None:
+    """A journal source without hosts reads this machine's journal with a local journalctl."""
+    ident = unique_ident()
+    journald.write(ident, ["local one", "local two"])
+    source = {"name": "local", "kind": "journal", "identifier": ident}
+    cfg = config.load(None, {"state_dir": tmp_path, "sources": [source]})
+    result = take_configured(cfg, Request("r", since=time.time() - 600), by="t@h")
+    data = members(result.path)["local/journal.json"]
+    assert [json.loads(line)["MESSAGE"] for line in data.splitlines()] == ["local one", "local two"]
