@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,14 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from watcher import __version__, config, views
 from watcher.classify import classify_stream
@@ -379,26 +387,25 @@ SNAPSHOT_TIMEOUT = 3600.0
 
 
 class _SnapshotBar:
-    """Bytes collected and sources done, on a terminal; called from collector threads."""
+    """Sources done (the bar) and bytes collected, on a terminal; called from collector threads."""
 
     def __init__(self, bar: Progress) -> None:
         self._bar = bar
-        self._task = bar.add_task("collecting", total=None)
-        self._done = self._sources = 0
+        self._task = bar.add_task("snapshot", total=None, collected="0 B")
+        self._bytes = 0
+        self._lock = threading.Lock()
 
     def start(self, sources: int) -> None:
-        self._sources = sources
-        self._describe()
+        self._bar.update(self._task, total=sources)
 
     def advance(self, n: int) -> None:
-        self._bar.advance(self._task, n)
+        with self._lock:  # += from several threads
+            self._bytes += n
+            collected = _size(self._bytes)
+        self._bar.update(self._task, collected=collected)
 
     def source_done(self, source: str) -> None:
-        self._done += 1
-        self._describe()
-
-    def _describe(self) -> None:
-        self._bar.update(self._task, description=f"sources {self._done}/{self._sources}")
+        self._bar.advance(self._task, 1)
 
 
 @app.command("snapshot")
@@ -567,7 +574,12 @@ def _snapshot_progress(enabled: bool) -> Iterator[_SnapshotBar | None]:
     if not enabled or not err.is_terminal:
         yield None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sources, {task.fields[collected]}"),
+    )
     with Progress(*columns, console=err, transient=True) as bar:
         yield _SnapshotBar(bar)
 
