@@ -500,7 +500,7 @@ def _snapshot_take(
     json_out: bool,
 ) -> None:
     from watcher.client import Client, default_user
-    from watcher.errors import DaemonError
+    from watcher.errors import DaemonNotRunning
     from watcher.snapshot import SnapshotResult, verify
     from watcher.snapshot.command import Request, exit_status, mitigation_action, run_then, take_configured
 
@@ -520,9 +520,7 @@ def _snapshot_take(
         # Before any work: a typo in the id must not surface only after the rollback ran.
         try:
             asyncio.run(client.timeline(incident))
-        except DaemonError as exc:
-            if "not running" not in str(exc):
-                raise
+        except DaemonNotRunning as exc:
             daemon_up = False
             err.print(f"[yellow]warning[/yellow]: {_escape(str(exc))}; the mitigation will not be recorded")
     if via_daemon:

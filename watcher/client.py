@@ -17,7 +17,7 @@ from yarl import URL
 
 from watcher.api import INCIDENT_ID
 from watcher.config import Settings
-from watcher.errors import DaemonError, InputError
+from watcher.errors import DaemonError, DaemonNotRunning, InputError
 from watcher.token import TOKEN_FILE, read_token
 
 
@@ -98,7 +98,7 @@ class Client:
             ) as resp:
                 return await self._answer(resp)
         except aiohttp.ClientConnectorError:
-            raise DaemonError(
+            raise DaemonNotRunning(
                 f"the watcher daemon is not running on {self._listen} "
                 "(start it with `systemctl start novavms-watcher` or `make run`)"
             ) from None

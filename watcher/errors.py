@@ -6,6 +6,7 @@ WatcherError
  ├── SourceError    a source cannot be reached or read
  ├── StoreError     the state store cannot be opened or is from a newer version
  ├── DaemonError    the daemon is not running or refused a request
+ │    └── DaemonNotRunning  nothing answers on the daemon's address
  ├── NotifyError    a webhook could not be reached
  └── SnapshotError  an evidence snapshot cannot be written, or does not verify
 
@@ -36,6 +37,10 @@ class StoreError(WatcherError):
 
 
 class DaemonError(WatcherError):
+    pass
+
+
+class DaemonNotRunning(DaemonError):
     pass
 
 
