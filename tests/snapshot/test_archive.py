@@ -209,3 +209,16 @@ class TestVerify:
         (tmp_path / "x.tar.gz").write_bytes(b"hello")
         assert "damaged or not a snapshot" in verify(tmp_path / "x.tar.gz").problems[0]
         assert verify(tmp_path / "nope.tar.gz").problems == [f"{tmp_path / 'nope.tar.gz'}: no such file"]
+
+
+class TestLeftovers:
+    def test_a_killed_snapshots_files_are_swept_after_a_day(self, tmp_path: Path) -> None:
+        """Spools and partial archives a day old are deleted by the next snapshot; fresh ones are not."""
+        snaps = tmp_path / "snapshots"
+        snaps.mkdir()
+        old, fresh = snaps / ".spool-abc", snaps / ".20261127T000000Z-adhoc-x.xyz.part"
+        old.write_bytes(b"x")
+        fresh.write_bytes(b"y")
+        os.utime(old, (1e9, 1e9))
+        take(tmp_path, [writes("edge", {"a": b""})], meta())
+        assert not old.exists() and fresh.exists()

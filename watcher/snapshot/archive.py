@@ -23,6 +23,7 @@ import os
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ COMPRESSLEVEL = 6
 COPY_BUFFER = 1 << 20
 MANIFEST = "MANIFEST.json"
 MAX_LINE = 1 << 20
+STALE_AFTER = 86400.0
 MEMBER_MODE = 0o600
 
 
@@ -137,6 +139,7 @@ class ArchiveWriter:
         self._mtime = int(mtime)
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _sweep(directory)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".part")
         except OSError as exc:
             raise SnapshotError(
@@ -239,6 +242,18 @@ class ArchiveWriter:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         return info
+
+
+def _sweep(directory: Path) -> None:
+    """Delete what a killed snapshot left (its spools and partial archive) once it is a day old.
+
+    Younger ones may belong to a snapshot running right now (the daemon's and a user's).
+    """
+    cutoff = time.time() - STALE_AFTER
+    for leftover in [*directory.glob(".spool-*"), *directory.glob(".*.part")]:
+        with contextlib.suppress(FileNotFoundError):  # another sweep got there first
+            if leftover.lstat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -162,8 +162,13 @@ def take(
             futures = [
                 pool.submit(_run, job, col, progress) for job, col in zip(jobs, collections, strict=True)
             ]
-            for future in futures:
-                future.result()  # a bug in a collector aborts the snapshot rather than hiding in it
+            try:
+                for future in futures:
+                    future.result()  # a bug in a collector aborts the snapshot rather than hiding in it
+            except BaseException:
+                # Ctrl-C or a bug: sources not started yet are not started; running ones finish.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         missing = [m for col in collections for m in col.missing]
         body = manifest.build(meta, writer.files, [col.facts for col in collections], missing)
         written = writer.commit(body)
