@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon install clean
+.PHONY: run test lint services bench bench-daemon bench-snapshot install clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: install
 SOAK ?= 60
 bench-daemon: install
 	$(BIN)/python bench/daemon_bench.py --soak $(SOAK)
+
+# Evidence snapshot of 10 containers x 100,000 lines + 20 gateways x 10,000 journal entries, and 1/10th.
+bench-snapshot: install services
+	$(BIN)/python bench/snapshot_bench.py
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis

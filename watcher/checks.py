@@ -7,6 +7,7 @@ copes with (a log file that does not exist yet) but the user should know.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import asyncssh
 
+from watcher import ssh
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings
+from watcher.errors import SourceError
 
 
 @dataclass
@@ -70,6 +73,30 @@ def _check_journal(key: str, src: JournalSourceConfig, report: Report) -> None:
             asyncssh.read_private_key(str(path))
         except (OSError, asyncssh.KeyImportError, ValueError) as exc:
             report.problems.append(f"{key}.client_keys[{j}]: cannot use {path}: {_reason(exc)}")
+    if not report.problems:
+        for j, problem in asyncio.run(_reach(src)):
+            report.problems.append(f"{key}.hosts[{j}]: {problem}")
+
+
+async def _reach(src: JournalSourceConfig) -> list[tuple[int, str]]:
+    """Log in to every host as the daemon would (host key, key auth) and run journalctl there."""
+    gate = asyncio.Semaphore(src.max_handshakes)
+
+    async def one(j: int, host: str) -> tuple[int, str] | None:
+        async with gate:
+            try:
+                async with await ssh.connect(src, host) as conn:
+                    done = await conn.run("journalctl --version", timeout=src.connect_timeout)
+            except SourceError as exc:
+                return j, str(exc)
+            except (asyncssh.Error, TimeoutError) as exc:
+                return j, f"{host}: cannot run journalctl: {exc}"
+        if done.exit_status != 0:
+            return j, f"{host}: journalctl is not usable there (exit status {done.exit_status})"
+        return None
+
+    results = await asyncio.gather(*(one(j, host) for j, host in enumerate(src.hosts)))
+    return [r for r in results if r is not None]
 
 
 def _check_docker(key: str, src: DockerSourceConfig, report: Report) -> None:

@@ -131,7 +131,21 @@ class JournalSourceConfig(_SourceBase):
     client_keys: list[Path] = []
     proxy_jump: str | None = None
     keepalive_interval: Duration = 10.0
+    """Also the longest silence (no heartbeat) before a connected gateway counts as unreachable."""
     connect_timeout: Duration = 15.0
+    identifier: str | None = None
+    """Follow this SYSLOG_IDENTIFIER instead of `unit` (entries logged without a unit)."""
+    reconnect_min: Duration = 1.0
+    reconnect_max: Duration = 60.0
+    max_handshakes: int = Field(default=16, ge=1)
+    """SSH handshakes in flight at once for this source's hosts; starts are also spread out."""
+
+    @field_validator("keepalive_interval", "connect_timeout", "reconnect_min", "reconnect_max")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
 
     @field_validator("known_hosts", mode="before")
     @classmethod
@@ -142,6 +156,8 @@ class JournalSourceConfig(_SourceBase):
 
     @model_validator(mode="after")
     def _remote_needs_trust(self) -> JournalSourceConfig:
+        if self.reconnect_min > self.reconnect_max:
+            raise ValueError("reconnect_min: longer than reconnect_max")
         if self.hosts and self.known_hosts is None:
             raise ValueError("known_hosts: required for journal sources")
         unknown = set(self.host_users) - set(self.hosts)

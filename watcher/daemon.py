@@ -18,14 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from docker.errors import DockerException
 from prometheus_client import CollectorRegistry
 
 from watcher import sdnotify
 from watcher.api import ApiServer, load_or_create_token
 from watcher.classify import StreamScanner
-from watcher.config import DockerSourceConfig, FileSourceConfig, Settings, SourceConfig
+from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
-from watcher.errors import StoreError
+from watcher.errors import StoreError, WatcherError
 from watcher.events import (
     Chunk,
     ContainerStopped,
@@ -41,6 +42,8 @@ from watcher.grouping import ClassifyStats
 from watcher.lines import Format
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
+from watcher.snapshot import snapshot_containers, verify
+from watcher.snapshot.command import Request, take_configured
 from watcher.sources import Source, build_sources
 from watcher.sources.file import FileSource
 from watcher.status import incident_json, source_json, timeline_json
@@ -133,7 +136,8 @@ class Daemon:
         s = self.settings
         self.store = Store.open(s.state_dir)
         self.ruleset = RuleSet.compile(s.rules, s.ignore)
-        built = build_sources(s, clock=self.clock)
+        opened = [inc.opened_at for inc in self.store.incidents()]
+        built = build_sources(s, clock=self.clock, since=min(opened, default=None))
         names = [src.name for src, _ in built]
         snap = self.store.engine_state()
         self.engine = (
@@ -290,11 +294,32 @@ class Daemon:
         task.add_done_callback(self._snapshots.discard)
 
     async def _auto_snapshot(self, event: ContainerStopped) -> None:
-        log.info("%s: container %s got %s", event.source, event.container[:12], event.action)
+        log.info("%s: container %s got %s: snapshot", event.source, event.container[:12], event.action)
+        client = getattr(self._parents.get(event.source.partition("/")[0]), "client", None)
+        incidents = self.engine.covering(event.source)
+        reason = f"container {event.action}"
+        if client is None:
+            log.error("%s: no snapshot of %s: the engine is unreachable", event.source, event.container[:12])
+            return
+        try:
+            result = await asyncio.to_thread(
+                snapshot_containers,
+                client,
+                [(event.source, event.container)],
+                state_dir=self.settings.state_dir,
+                incident=incidents[0] if incidents else None,
+                reason=reason,
+                since=None,
+                until=None,
+                trigger="container_stop",
+            )
+        except (WatcherError, DockerException, OSError) as exc:
+            log.error("%s: snapshot of %s failed: %s", event.source, event.container[:12], exc)
+            return
         self.metrics.snapshot("container_stop")
-        for incident in self.engine.covering(event.source):
-            detail = {"source": event.source, "container": event.container[:12], "action": event.action}
-            self.store.add_note(incident, event.at, "snapshot", detail)
+        note = {**result.note(reason=reason, trigger="container_stop"), "source": event.source}
+        for incident in incidents:
+            self.store.add_note(incident, event.at, "snapshot", note)
 
     def _register(self, name: str) -> SourceState:
         """A sub-source seen for the first time (a new container of a docker source)."""
@@ -316,6 +341,8 @@ class Daemon:
             fmt, field, layout = cfg.format, cfg.timestamp_field, cfg.timestamp_format
         elif isinstance(cfg, DockerSourceConfig):
             fmt = "docker"
+        elif isinstance(cfg, JournalSourceConfig):
+            fmt = "journal"
 
         def emit(event: ErrorEvent) -> None:
             if event.at is None:  # a source without timestamps of its own: receive time
@@ -459,6 +486,34 @@ class Daemon:
         if row is None:
             raise KeyError(f"no incident {incident}")
         return timeline_json(row, self.store.timeline(incident))
+
+    async def snapshot(
+        self,
+        *,
+        reason: str,
+        incident: str | None,
+        scope: list[str],
+        since: float | None,
+        until: float | None,
+        redact: bool,
+        trigger: str,
+        by: str,
+    ) -> dict[str, object]:
+        """`watcher snapshot --via-daemon`: the same collection as the CLI's, in a worker thread."""
+        if incident is not None and self.store.incident(incident) is None:
+            raise KeyError(f"no incident {incident}")
+        req = Request(reason, incident, tuple(scope), since, until, redact, trigger)
+        try:
+            result = await asyncio.to_thread(take_configured, self.settings, req, by=by)
+        except WatcherError as exc:
+            raise ValueError(str(exc)) from None
+        checked = await asyncio.to_thread(verify, result.path)
+        self.metrics.snapshot(trigger)
+        if incident is not None:
+            self.store.add_note(
+                incident, self.clock(), "snapshot", result.note(reason=reason, trigger=trigger)
+            )
+        return {**result.as_json(), "verified": checked.ok, "problems": checked.problems}
 
     def _require_open(self, incident: str) -> None:
         row = self.store.incident(incident)

@@ -23,6 +23,7 @@ from watcher.config import (
 from watcher.events import SourceDown, SourceEvent
 from watcher.sources.docker import DockerSource
 from watcher.sources.file import FileSource
+from watcher.sources.journal import Fleet, JournalSource
 
 
 class Source(Protocol):
@@ -50,16 +51,22 @@ class Unsupported:
 
 
 def build_sources(
-    settings: Settings, *, clock: Callable[[], float] = time.time
+    settings: Settings, *, clock: Callable[[], float] = time.time, since: float | None = None
 ) -> list[tuple[Source, SourceConfig]]:
-    """One Source per configured source (a journal source with hosts is one per host)."""
+    """One Source per configured source (a journal source with hosts is one per host).
+
+    `since` is where a source without a saved resume point starts, when it can go
+    back in time (journals): the earliest open incident's start; None means now.
+    """
     built: list[tuple[Source, SourceConfig]] = []
     for cfg in settings.sources:
         if isinstance(cfg, FileSourceConfig):
             built.append((FileSource(cfg, max_line_bytes=settings.max_line_bytes, clock=clock), cfg))
         elif isinstance(cfg, JournalSourceConfig):
-            for name in cfg.source_names():
-                built.append((Unsupported(name, "journal sources are not supported by this build yet"), cfg))
+            fleet = Fleet(len(cfg.hosts), cfg.max_handshakes)
+            hosts: list[str | None] = [*cfg.hosts] or [None]  # no hosts: the local journal
+            for host in hosts:
+                built.append((JournalSource(cfg, host, since=since, fleet=fleet, clock=clock), cfg))
         elif isinstance(cfg, DockerSourceConfig):
             built.append((DockerSource(cfg, max_line_bytes=settings.max_line_bytes, clock=clock), cfg))
     return built

@@ -1,0 +1,253 @@
+"""JournalSource against a real sshd and a real journald (entries written with systemd-cat)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.fake_gateway import FakeGateway, FakeJournal
+from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
+from watcher.config import JournalSourceConfig
+from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
+from watcher.sources.journal import JournalSource, cursor_time
+
+pytestmark = pytest.mark.journal
+
+
+def gateway(server: Sshd, ident: str, **over: object) -> JournalSourceConfig:
+    fields: dict[str, object] = {
+        "name": "gw",
+        "kind": "journal",
+        "hosts": [server.address],
+        "user": TEST_USER,
+        "port": server.port,
+        "known_hosts": server.known_hosts,
+        "client_keys": [server.client_key_path],
+        "identifier": ident,
+        "keepalive_interval": 3.0,
+        "reconnect_min": 0.05,
+        "reconnect_max": 0.2,
+    }
+    fields.update(over)
+    return JournalSourceConfig.model_validate(fields)
+
+
+def messages(events: list[SourceEvent]) -> list[str]:
+    out = []
+    for e in events:
+        if isinstance(e, Chunk):
+            out += [json.loads(line)["MESSAGE"] for line in e.data.splitlines()]
+    return out
+
+
+class Reader:
+    """Pumps a source into a list in the background; the generator is closed on exit."""
+
+    def __init__(self, src: JournalSource, after: str | None = None) -> None:
+        self.src = src
+        self.after = after
+        self.events: list[SourceEvent] = []
+
+    async def _pump(self) -> None:
+        async for e in self.src.read(self.after):
+            self.events.append(e)
+
+    def cursor(self) -> str | None:
+        chunks = [e for e in self.events if isinstance(e, Chunk)]
+        return chunks[-1].cursor if chunks else None
+
+    def watermark(self) -> float:
+        return max((e.at for e in self.events if isinstance(e, Watermark)), default=float("-inf"))
+
+    def downs(self) -> list[str]:
+        return [e.reason for e in self.events if isinstance(e, SourceDown)]
+
+    async def until_messages(self, n: int, within: float = 20) -> None:
+        async def enough() -> bool:
+            return len(messages(self.events)) >= n
+
+        await wait_until(enough, within, f"{n} messages")
+
+    async def until_watermark(self, at: float, within: float = 20) -> None:
+        async def past() -> bool:
+            return self.watermark() >= at
+
+        await wait_until(past, within, f"watermark past {at}")
+
+    async def until_down(self, part: str, within: float = 20) -> None:
+        async def down() -> bool:
+            return any(part in r for r in self.downs())
+
+        await wait_until(down, within, f"down with {part!r}")
+
+
+@asynccontextmanager
+async def reading(src: JournalSource, after: str | None = None) -> AsyncIterator[Reader]:
+    reader = Reader(src, after)
+    task = asyncio.create_task(reader._pump())
+    try:
+        yield reader
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def numbered(prefix: str, lo: int, hi: int) -> list[str]:
+    return [f"{prefix} {i}" for i in range(lo, hi)]
+
+
+class TestOverSsh:
+    async def test_backlog_since_then_follow(self, sshd: Sshd, journald: Journald) -> None:
+        """Entries since the given start, then new ones, each once; the watermark passes them."""
+        ident = unique_ident()
+        journald.write(ident, numbered("old", 0, 3))
+        src = JournalSource(gateway(sshd, ident), sshd.address, since=time.time() - 60)
+        async with reading(src) as r:
+            await r.until_messages(3)
+            journald.write(ident, numbered("new", 0, 5))
+            written = time.time()
+            await r.until_messages(8)
+            await r.until_watermark(written)
+        assert messages(r.events) == numbered("old", 0, 3) + numbered("new", 0, 5)
+        assert r.downs() == []
+
+    async def test_resume_by_cursor_no_duplicates(self, sshd: Sshd, journald: Journald) -> None:
+        """A restart from the saved cursor yields exactly what came after it (the -u/--after-cursor quirk)."""
+        ident = unique_ident()
+        journald.write(ident, numbered("e", 0, 4))
+        cfg = gateway(sshd, ident)
+        async with reading(JournalSource(cfg, sshd.address, since=time.time() - 60)) as first:
+            await first.until_messages(4)
+        cursor = first.cursor()
+        assert cursor is not None and cursor_time(cursor) is not None
+        journald.write(ident, numbered("e", 4, 10))
+        async with reading(JournalSource(cfg, sshd.address), after=cursor) as second:
+            await second.until_messages(6)
+            await second.until_watermark(time.time())
+        assert messages(second.events) == numbered("e", 4, 10)
+        assert not any(isinstance(e, Gap) for e in second.events)
+
+    async def test_sshd_killed_then_back_reads_backlog_once(self, sshd: Sshd, journald: Journald) -> None:
+        """sshd dies: down, watermark frozen; back: what was written meanwhile, exactly once."""
+        ident = unique_ident()
+        src = JournalSource(gateway(sshd, ident), sshd.address, since=time.time() - 1)
+        async with reading(src) as r:
+            journald.write(ident, numbered("n", 0, 5))
+            await r.until_messages(5)
+            sshd.kill()
+            await r.until_down("")
+            frozen = r.watermark()
+            journald.write(ident, numbered("n", 5, 25))
+            await r.until_down("connection refused")
+            assert r.watermark() == frozen
+            sshd.start()
+            await r.until_messages(25)
+            await r.until_watermark(time.time())
+        assert messages(r.events) == numbered("n", 0, 25)
+
+    async def test_journalctl_killed_on_the_gateway(self, sshd: Sshd, journald: Journald) -> None:
+        """The remote journalctl dies: the source says so, reconnects and continues without duplicates."""
+        ident = unique_ident()
+        src = JournalSource(gateway(sshd, ident), sshd.address, since=time.time() - 1)
+        async with reading(src) as r:
+            journald.write(ident, numbered("k", 0, 3))
+            await r.until_messages(3)
+
+            async def following() -> bool:
+                return bool(sshd.remote_pids("--follow"))
+
+            await wait_until(following, what="the remote journalctl")
+            assert sshd.kill_remote("journalctl") == 1
+            await r.until_down("journalctl stopped")
+            journald.write(ident, numbered("k", 3, 6))
+            await r.until_messages(6)
+        assert messages(r.events) == numbered("k", 0, 6)
+
+    async def test_no_journalctl_left_after_disconnect(self, sshd: Sshd, journald: Journald) -> None:
+        """Closing the source ends the remote journalctl and its wrapper (no pty, no SIGHUP needed)."""
+        ident = unique_ident()
+        src = JournalSource(gateway(sshd, ident), sshd.address)
+        async with reading(src) as r:
+            await r.until_watermark(time.time())
+            assert sshd.remote_pids(ident)
+
+        async def gone() -> bool:
+            return not sshd.remote_pids(ident)
+
+        await wait_until(gone, 5, "the remote journalctl to exit")
+
+    async def test_changed_host_key_keeps_it_down(self, sshd: Sshd, journald: Journald) -> None:
+        """A host key that differs from known_hosts: down with that reason, nothing read."""
+        ident = unique_ident()
+        journald.write(ident, ["must not be read"])
+        cfg = gateway(sshd, ident, known_hosts=sshd.wrong_known_hosts())
+        async with reading(JournalSource(cfg, sshd.address, since=time.time() - 60)) as r:
+            await r.until_down("HOST KEY MISMATCH")
+        assert messages(r.events) == []
+        assert r.watermark() == float("-inf")
+
+
+class TestLocal:
+    async def test_local_journalctl_without_hosts(self, journald: Journald) -> None:
+        """No hosts: the local journal, read by a local journalctl, same semantics."""
+        ident = unique_ident()
+        cfg = JournalSourceConfig(
+            name="gw", kind="journal", identifier=ident, keepalive_interval=3.0, reconnect_min=0.05
+        )
+        journald.write(ident, numbered("l", 0, 2))
+        src = JournalSource(cfg, None, since=time.time() - 60)
+        async with reading(src) as r:
+            await r.until_messages(2)
+            journald.write(ident, numbered("l", 2, 4))
+            await r.until_messages(4)
+            await r.until_watermark(time.time())
+        assert src.name == "gw"
+        assert messages(r.events) == numbered("l", 0, 4)
+
+
+class TestFakeGateway:
+    """Faults staged by an in-process SSH server playing the gateway."""
+
+    async def test_vacuumed_cursor_is_a_gap(self) -> None:
+        """The saved cursor's entry is gone: a Gap from it to the first entry still there, then on."""
+        now = time.time()
+        journal = FakeJournal()
+        journal.add("a", at=now - 100)
+        saved = journal.add("b", at=now - 90)
+        journal.add("c", at=now - 50)
+        journal.add("d", at=now - 40)
+        journal.vacuum(keep_last=1)
+        gw = FakeGateway(journal)
+        await gw.start()
+        cfg = JournalSourceConfig(
+            name="gw",
+            kind="journal",
+            hosts=["127.0.0.1"],
+            user="watcher",
+            port=gw.port,
+            known_hosts=gw.known_hosts,
+            client_keys=[gw.client_key_path],
+            reconnect_min=0.05,
+        )
+        try:
+            async with reading(JournalSource(cfg, "127.0.0.1"), after=saved) as r:
+                await r.until_messages(1)
+                journal.add("e")
+                await r.until_messages(2)
+                await r.until_watermark(time.time() - 0.5)
+        finally:
+            await gw.stop()
+        gaps = [e for e in r.events if isinstance(e, Gap)]
+        assert len(gaps) == 1
+        assert gaps[0].start == pytest.approx(now - 90, abs=1e-5)
+        assert gaps[0].end == pytest.approx(now - 40, abs=1e-5)
+        assert "vacuumed" in gaps[0].reason
+        assert messages(r.events) == ["d", "e"]
+        assert r.downs() == []

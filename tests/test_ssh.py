@@ -1,0 +1,114 @@
+"""watcher.ssh.connect against a real sshd: each failure is one line a user can act on."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncssh
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import free_port
+from tests.sshd import TEST_USER, Sshd, journald_fixture, sshd_fixture  # noqa: F401
+from watcher import ssh
+from watcher.cli import app
+from watcher.config import JournalSourceConfig
+from watcher.errors import SourceError
+
+pytestmark = pytest.mark.journal
+
+
+def config(server: Sshd, **over: object) -> JournalSourceConfig:
+    fields: dict[str, object] = {
+        "name": "gw",
+        "kind": "journal",
+        "hosts": [server.address],
+        "user": TEST_USER,
+        "port": server.port,
+        "known_hosts": server.known_hosts,
+        "client_keys": [server.client_key_path],
+        "connect_timeout": 5.0,
+    }
+    fields.update(over)
+    return JournalSourceConfig.model_validate(fields)
+
+
+async def reason(cfg: JournalSourceConfig, host: str = "127.0.0.1") -> str:
+    with pytest.raises(SourceError) as info:
+        conn = await ssh.connect(cfg, host)
+        conn.close()
+    return str(info.value)
+
+
+class TestConnect:
+    async def test_connects_and_runs_journalctl(self, sshd: Sshd) -> None:
+        """Host key from known_hosts, key auth, the configured user."""
+        async with await ssh.connect(config(sshd), sshd.address) as conn:
+            done = await conn.run("id -un; journalctl --version", check=True)
+        assert str(done.stdout).startswith(f"{TEST_USER}\n")
+
+    async def test_per_host_user_wins(self, sshd: Sshd) -> None:
+        """host_users overrides user for that host (here: a user sshd refuses)."""
+        cfg = config(sshd, host_users={sshd.address: "nobody"})
+        assert ssh.user_for(cfg, sshd.address) == "nobody"
+        assert "nobody@127.0.0.1" in await reason(cfg)
+
+    async def test_changed_host_key(self, sshd: Sshd) -> None:
+        """A key different from the pinned one is called a mismatch, not just 'untrusted'."""
+        text = await reason(config(sshd, known_hosts=sshd.wrong_known_hosts()))
+        assert "HOST KEY MISMATCH" in text and "known_hosts.wrong" in text
+
+    async def test_unknown_host(self, sshd: Sshd, tmp_path: Path) -> None:
+        """A host missing from known_hosts is refused, never accepted on first use."""
+        empty = tmp_path / "known_hosts"
+        empty.write_text("")
+        assert "unknown host key" in await reason(config(sshd, known_hosts=empty))
+
+    async def test_auth_failed(self, sshd: Sshd, tmp_path: Path) -> None:
+        """A key the gateway does not know: authentication failed, naming the key."""
+        other = tmp_path / "other_key"
+        asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(other))
+        text = await reason(config(sshd, client_keys=[other]))
+        assert "authentication failed" in text and str(other) in text
+
+    async def test_refused(self, sshd: Sshd) -> None:
+        """Nothing listening: connection refused."""
+        assert "connection refused" in await reason(config(sshd, port=free_port()))
+
+    async def test_timeout(self, sshd: Sshd) -> None:
+        """A port that accepts but never speaks SSH: timeout after connect_timeout."""
+
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            text = await reason(config(sshd, port=port, connect_timeout=0.3))
+        assert "timeout" in text
+
+
+class TestKeepalive:
+    @pytest.mark.parametrize("interval", [1.0, 3.0, 7.0, 10.0, 15.0, 30.0])
+    def test_dead_link_bound(self, interval: float) -> None:
+        """keepalive_interval x keepalive_count_max never exceeds 30 s (and at least one probe)."""
+        count = ssh.keepalive_count_max(interval)
+        assert count >= 1 and interval * count <= ssh.DEAD_LINK_BOUND
+
+
+class TestCheckConfig:
+    def test_reaches_each_host(self, sshd: Sshd, tmp_path: Path) -> None:
+        """check-config logs in to every gateway; a bad host key is one line naming the host's key."""
+        cfg = tmp_path / "watcher.toml"
+        cfg.write_text(
+            f'state_dir = "{tmp_path / "state"}"\n[[sources]]\nname = "gw"\nkind = "journal"\n'
+            f'hosts = ["{sshd.address}"]\nuser = "{TEST_USER}"\nport = {sshd.port}\n'
+            f'known_hosts = "{sshd.known_hosts}"\nclient_keys = ["{sshd.client_key_path}"]\n'
+        )
+        assert CliRunner().invoke(app, ["check-config", "--config", str(cfg)]).exit_code == 0
+        cfg.write_text(cfg.read_text().replace(str(sshd.known_hosts), str(sshd.wrong_known_hosts())))
+        res = CliRunner().invoke(app, ["check-config", "--config", str(cfg)])
+        assert res.exit_code == 1
+        assert "sources[0].hosts[0]:" in res.stderr and "HOST KEY MISMATCH" in res.stderr

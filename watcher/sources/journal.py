@@ -1,0 +1,299 @@
+"""A systemd unit's journal, on a gateway over SSH (one source per host) or local.
+
+Each connection runs two scripts, one after the other, on one channel at a time:
+
+1. catch-up: `journalctl` without --follow from the saved cursor (or `--since`
+   the earliest open incident, or now) to the end of the journal, every boot
+   included. --follow would imply --boot (systemd >= 250) and hide the tail of
+   a boot that ended while the gateway was unreachable.
+2. follow: `journalctl --follow` from the last cursor read, plus a clock line on
+   stderr every second (journal_stream.py).
+
+Resuming uses --cursor (inclusive) and drops the entry whose cursor is the saved
+one: --after-cursor with -u skips one more entry on systemd < 255. If the first
+entry is *not* the saved cursor's, that entry is gone (vacuumed, or a new
+machine id): what lay between is unknowable, so it is a Gap from the last entry
+read to the first one available.
+
+Watermark: the catch-up run proves everything up to its start time T0 (remote
+clock, printed before journalctl starts). While following, a heartbeat H read
+from stderr proves everything written before H - SLACK: sshd forwards stdout
+and stderr in the order it reads them, and journalctl flushes an entry within
+milliseconds of journald writing it (SLACK bounds that). A dead link delivers
+no heartbeats, so the watermark freezes at once; no heartbeat for
+`keepalive_interval` seconds counts as a lost link (SSH keepalives bound the
+rest at 30 s). The remote clock comes from the heartbeats, so the gateway's own
+entries and its watermark are on the same clock.
+
+Each read yields raw JSON lines as `Chunk`s; only the first and last line of a
+chunk are looked at (for their cursor and time), the scanner parses the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+
+import asyncssh
+
+from watcher import ssh
+from watcher.config import JournalSourceConfig
+from watcher.errors import SourceError
+from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
+from watcher.sources.journal_stream import (
+    Run,
+    Start,
+    catch_up_script,
+    follow_script,
+    run_local,
+    run_remote,
+)
+
+log = logging.getLogger(__name__)
+
+SLACK = 1.0
+"""Seconds journald + journalctl may take to pass an entry on; watermarks stay this far behind."""
+CATCH_UP_SILENCE = ssh.DEAD_LINK_BOUND
+"""Seconds a catch-up run may stay silent (seeking a big journal) before the link counts as lost."""
+MAX_SPREAD = 10.0
+"""Seconds over which a fleet's first connection attempts are spread."""
+
+_CURSOR = re.compile(rb'"__CURSOR"\s*:\s*"([^"]+)"')
+_REALTIME = re.compile(rb'"__REALTIME_TIMESTAMP"\s*:\s*"([0-9]{1,19})"')
+_CURSOR_TIME = re.compile(r"(?:^|;)t=([0-9a-fA-F]+)")
+
+
+class Fleet:
+    """What the hosts of one journal source share: a limit on handshakes and a start spread."""
+
+    def __init__(self, hosts: int, max_handshakes: int) -> None:
+        self.handshakes = asyncio.Semaphore(max_handshakes)
+        self.spread = min(MAX_SPREAD, 0.05 * hosts)
+
+
+@dataclass(slots=True)
+class JournalSourceStats:
+    connects: int = 0
+    gaps: int = 0
+    duplicates_dropped: int = 0
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class _Position:
+    cursor: str | None
+    at: float | None
+    """Realtime of the entry at `cursor`."""
+    watermark: float = float("-inf")
+
+
+def cursor_time(cursor: str | None) -> float | None:
+    """The realtime a journal cursor carries (its `t=` field, hex microseconds)."""
+    m = _CURSOR_TIME.search(cursor) if cursor else None
+    return int(m.group(1), 16) / 1e6 if m else None
+
+
+def _last_line(lines: bytes) -> bytes:
+    return lines[lines.rfind(b"\n", 0, len(lines) - 1) + 1 :]
+
+
+def _cursor(line: bytes) -> str | None:
+    m = _CURSOR.search(line)
+    return m.group(1).decode("ascii", "replace") if m else None
+
+
+def _realtime(line: bytes) -> float | None:
+    m = _REALTIME.search(line)
+    return int(m.group(1)) / 1e6 if m else None
+
+
+class _Lines:
+    """Whole lines out of a byte stream; a partial line is held until its newline comes."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        nl = data.rfind(b"\n")
+        if nl < 0:
+            self.pending += data
+            return b""
+        whole = self.pending + data[: nl + 1] if self.pending else data[: nl + 1]
+        self.pending = data[nl + 1 :]
+        return whole
+
+
+class JournalSource:
+    """Follows the journal of `cfg.unit` (or `cfg.identifier`) on `host`, or locally when host is None."""
+
+    def __init__(
+        self,
+        cfg: JournalSourceConfig,
+        host: str | None,
+        *,
+        since: float | None = None,
+        fleet: Fleet | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = f"{cfg.name}/{host}" if host else cfg.name
+        self.stats = JournalSourceStats()
+        self._cfg = cfg
+        self._host = host
+        self._since = since
+        self._fleet = fleet if fleet is not None else Fleet(1, cfg.max_handshakes)
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+
+    async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
+        """Yield forever from cursor `after` (None: from `since`, or now); reconnect with backoff."""
+        cfg = self._cfg
+        pos = _Position(after, cursor_time(after))
+        delay = cfg.reconnect_min
+        down: str | None = None
+        await asyncio.sleep(self._rng.uniform(0, self._fleet.spread))
+        while True:
+            healthy = False
+            try:
+                async for event in self._connected(pos):
+                    if isinstance(event, Watermark):
+                        healthy, down = True, None
+                    yield event
+                raise SourceError("journalctl stopped")  # _connected only returns on a clean exit
+            except SourceError as exc:
+                reason = str(exc)
+            self.stats.last_error = reason
+            if healthy:
+                delay = cfg.reconnect_min
+            if "HOST KEY" in reason or "unknown host key" in reason:
+                delay = cfg.reconnect_max  # nothing will change until someone edits known_hosts
+            if reason != down:
+                down = reason
+                log.warning("%s: down: %s", self.name, reason)
+                yield SourceDown(self.name, reason)
+            await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
+            delay = min(delay * 2, cfg.reconnect_max)
+
+    async def _connected(self, pos: _Position) -> AsyncGenerator[SourceEvent, None]:
+        conn: asyncssh.SSHClientConnection | None = None
+        if self._host is not None:
+            async with self._fleet.handshakes:
+                conn = await ssh.connect(self._cfg, self._host)
+        self.stats.connects += 1
+        try:
+            t0: list[float] = []
+            async for event in self._run(conn, pos, follow=False, started=t0):
+                yield event
+            async for event in self._run(conn, pos, follow=True, started=t0):
+                yield event
+        finally:
+            if conn is not None:
+                conn.close()
+
+    async def _start(self, conn: asyncssh.SSHClientConnection | None, script: str) -> Run:
+        try:
+            return await (run_remote(conn, script) if conn is not None else run_local(script))
+        except (asyncssh.Error, OSError) as exc:
+            raise SourceError(f"cannot start journalctl: {exc}") from None
+
+    async def _run(
+        self, conn: asyncssh.SSHClientConnection | None, pos: _Position, *, follow: bool, started: list[float]
+    ) -> AsyncGenerator[SourceEvent, None]:
+        """One journalctl run; `started` receives the catch-up run's start time (remote clock)."""
+        if pos.cursor is not None:
+            start = Start(cursor=pos.cursor)
+        elif follow:
+            start = Start(since=started[0] if started else self._since)
+        else:
+            start = Start(since=self._since)
+        script = follow_script(self._cfg, start) if follow else catch_up_script(self._cfg, start)
+        run = await self._start(conn, script)
+        out, err = _Lines(), _Lines()
+        expect = pos.cursor  # the entry at the cursor comes back first when it still exists
+        complaint = ""
+        silence = self._cfg.keepalive_interval if follow else CATCH_UP_SILENCE
+        try:
+            while True:
+                try:
+                    kind, data = await run.feed.get(silence)
+                except TimeoutError:
+                    raise SourceError(
+                        f"nothing received for {silence:g}s (no heartbeat: link down?)"
+                    ) from None
+                if kind == "out":
+                    lines = out.feed(data)
+                    if not lines:
+                        continue
+                    if expect is not None:
+                        lines, gap = self._boundary(lines, pos, expect, resumed=not follow)
+                        expect = None
+                        if gap is not None:
+                            yield gap
+                        if not lines:
+                            continue
+                    last = _last_line(lines)
+                    pos.cursor = _cursor(last) or pos.cursor
+                    pos.at = _realtime(last) or pos.at
+                    yield Chunk(self.name, lines, pos.cursor)
+                elif kind == "err":
+                    for line in err.feed(data).splitlines():
+                        clock = _clock_line(line)
+                        if clock is None:
+                            complaint = line.decode("utf-8", "replace").strip()
+                            log.info("%s: journalctl: %s", self.name, complaint)
+                        elif not follow:
+                            started.append(clock)
+                        elif clock - SLACK > pos.watermark:
+                            pos.watermark = clock - SLACK
+                            yield Watermark(self.name, pos.watermark)
+                else:
+                    status = run.feed.exit_status
+                    if not follow and status == 0 and started:
+                        if started[0] - SLACK > pos.watermark:
+                            pos.watermark = started[0] - SLACK
+                            yield Watermark(self.name, pos.watermark)
+                        return
+                    raise SourceError(self._stopped(status, complaint, data.decode(), pos))
+        finally:
+            await run.stop()
+
+    def _boundary(
+        self, lines: bytes, pos: _Position, expect: str, *, resumed: bool
+    ) -> tuple[bytes, Gap | None]:
+        """Drop the entry at the resume cursor; a missing one means the journal lost what followed it."""
+        first_end = lines.find(b"\n") + 1
+        first = lines[:first_end]
+        if _cursor(first) == expect:
+            self.stats.duplicates_dropped += 1
+            return lines[first_end:], None
+        if not resumed:
+            return lines, None  # following: the cursor's entry is in an earlier boot, outside --boot
+        end = _realtime(first) or self._clock()
+        start = pos.at if pos.at is not None else end
+        reason = "journal cursor no longer in the journal (vacuumed or rotated away while not read)"
+        log.warning("%s: %s; gap %.3f..%.3f", self.name, reason, start, end)
+        self.stats.gaps += 1
+        return lines, Gap(self.name, min(start, end), end, reason)
+
+    def _stopped(self, status: int | None, complaint: str, how: str, pos: _Position) -> str:
+        if "cursor" in complaint.lower() and pos.cursor is not None:
+            # A cursor journalctl cannot parse: start again from its time instead of failing forever.
+            log.warning("%s: saved cursor rejected (%s); resuming from its time", self.name, complaint)
+            self._since, pos.cursor = pos.at, None
+        detail = f": {complaint}" if complaint else ""
+        return f"journalctl stopped ({how}, exit status {status}){detail}"
+
+
+def _clock_line(line: bytes) -> float | None:
+    """The seconds of a `date +%s.%N` line (busybox may print a literal %N), else None."""
+    head, _, frac = line.strip().partition(b".")
+    if not head.isdigit():
+        return None
+    return float(head + b"." + frac) if frac.isdigit() else float(head)

@@ -1,0 +1,200 @@
+"""One running `journalctl` (over an SSH channel or as a local process) as a stream of byte events.
+
+Both transports call back with stdout and stderr data in the order it arrived,
+into one `Feed`: stdout carries `journalctl -o json` entries, stderr carries the
+wrapper's heartbeats (the remote clock, once a second) and journalctl's own
+complaints. Keeping them in arrival order is what lets a heartbeat prove that
+every entry written before it was already delivered (see journal.py).
+
+The remote command is a small POSIX sh script. It dies with the channel: without
+a pty sshd sends no SIGHUP, so the heartbeat's write to the closed stderr pipe
+fails within a second and the script's EXIT trap kills journalctl (which also
+exits by itself when its stdout pipe is closed, systemd >= 246).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncssh
+
+from watcher.config import JournalSourceConfig
+
+HEARTBEAT = 1.0
+"""Seconds between the follow script's clock lines."""
+STOP_WAIT = 3.0
+"""Seconds a stopped script gets to exit (sh runs its trap after the current `sleep 1`)."""
+HIGH_WATER = 1 << 20
+"""Queued bytes above which the transport stops reading (TCP then pushes back on the gateway)."""
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["out", "err", "end"]
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Where a journalctl run begins: inclusive at `cursor`, else at realtime `since`, else now."""
+
+    cursor: str | None = None
+    since: float | None = None
+
+    def args(self) -> list[str]:
+        if self.cursor is not None:
+            # --cursor, not --after-cursor: with -u, systemd < 255 skips one matching entry after
+            # the cursor (systemd#30288). The entry at the cursor comes back and is dropped by cursor.
+            return [f"--cursor={self.cursor}"]
+        if self.since is not None:
+            return [f"--since=@{self.since:.6f}"]
+        return ["--since=now"]
+
+
+def journalctl_args(cfg: JournalSourceConfig, start: Start, *, follow: bool) -> list[str]:
+    args = ["journalctl", "-o", "json", "--all", "--no-pager", "-q"]
+    # A unit in production; a SYSLOG_IDENTIFIER where entries carry no unit (systemd-cat, tests).
+    args += [f"--identifier={cfg.identifier}"] if cfg.identifier else [f"--unit={cfg.unit}"]
+    if follow:
+        args += ["--follow", "--no-tail"]
+    return args + start.args()
+
+
+def catch_up_script(cfg: JournalSourceConfig, start: Start) -> str:
+    """Every entry from `start` to the end of the journal, all boots, then exit.
+
+    Run without --follow because --follow implies --boot (systemd >= 250): a
+    gateway that rebooted while unreachable would lose its previous boot's tail.
+    The clock line printed first is the time up to which the output is complete.
+    """
+    return f"date +%s.%N >&2; exec {shlex.join(journalctl_args(cfg, start, follow=False))}"
+
+
+def follow_script(cfg: JournalSourceConfig, start: Start) -> str:
+    """Follow from `start`, with a clock line on stderr every HEARTBEAT seconds."""
+    return (
+        f"{shlex.join(journalctl_args(cfg, start, follow=True))} & j=$!\n"
+        "trap 'kill $j 2>/dev/null' EXIT\n"
+        "trap 'exit 1' HUP INT TERM PIPE\n"
+        f"while kill -0 $j 2>/dev/null; do date +%s.%N >&2 || exit 1; sleep {HEARTBEAT:g}; done\n"
+        "wait $j\n"
+    )
+
+
+class Feed:
+    """Arrival-ordered (kind, bytes) events from one run, with backpressure on the transport."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[Kind, bytes]] = asyncio.Queue()
+        self._queued = 0
+        self._paused = False
+        self._pause_reading: Callable[[], object] | None = None
+        self._resume_reading: Callable[[], object] | None = None
+        self.exit_status: int | None = None
+        self.done = asyncio.Event()
+
+    def bind(self, pause: Callable[[], object], resume: Callable[[], object]) -> None:
+        self._pause_reading, self._resume_reading = pause, resume
+
+    def put(self, kind: Kind, data: bytes) -> None:
+        self._queue.put_nowait((kind, data))
+        self._queued += len(data)
+        if self._queued > HIGH_WATER and not self._paused and self._pause_reading:
+            self._paused = True
+            self._pause_reading()
+
+    def end(self, reason: str) -> None:
+        self._queue.put_nowait(("end", reason.encode()))
+        self.done.set()
+
+    async def get(self, silence: float) -> tuple[Kind, bytes]:
+        """The next event; TimeoutError when nothing at all arrived for `silence` seconds."""
+        async with asyncio.timeout(silence):
+            kind, data = await self._queue.get()
+        self._queued -= len(data) if kind != "end" else 0
+        if self._paused and self._queued < HIGH_WATER // 2 and self._resume_reading:
+            self._paused = False
+            self._resume_reading()
+        return kind, data
+
+
+class _SshSession(asyncssh.SSHClientSession[bytes]):
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self.feed.put("err" if datatype == asyncssh.EXTENDED_DATA_STDERR else "out", data)
+
+    def exit_status_received(self, status: int) -> None:
+        self.feed.exit_status = status
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.feed.exit_status = -1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.feed.end(f"channel lost: {exc}" if exc else "channel closed")
+
+
+class _LocalProtocol(asyncio.SubprocessProtocol):
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.transport: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self.transport = transport
+        pipe = transport.get_pipe_transport(1)
+        if isinstance(pipe, asyncio.ReadTransport):
+            self.feed.bind(pipe.pause_reading, pipe.resume_reading)
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.feed.put("out" if fd == 1 else "err", data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Called once the process has exited and both pipes are drained.
+        if self.transport is not None:
+            self.feed.exit_status = self.transport.get_returncode()
+        self.feed.end("process exited")
+
+
+class Run:
+    """A started script: its Feed, and how to stop it (`kill` if asking did not end it in time)."""
+
+    def __init__(self, feed: Feed, ask: Callable[[], object], kill: Callable[[], object]) -> None:
+        self.feed = feed
+        self._ask = ask
+        self._kill = kill
+
+    async def stop(self) -> None:
+        self._ask()
+        try:
+            async with asyncio.timeout(STOP_WAIT):
+                await self.feed.done.wait()
+        except TimeoutError:
+            log.warning("journalctl did not stop within %gs; killing it", STOP_WAIT)
+        self._kill()
+
+
+async def run_remote(conn: asyncssh.SSHClientConnection, script: str) -> Run:
+    feed = Feed()
+    # No pty: the remote side must see a plain pipe close when we go (see the module docstring).
+    chan, _ = await conn.create_session(lambda: _SshSession(feed), script, encoding=None)
+    feed.bind(chan.pause_reading, chan.resume_reading)
+    return Run(feed, chan.close, chan.abort)
+
+
+async def run_local(script: str) -> Run:
+    feed = Feed()
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.subprocess_exec(
+        lambda: _LocalProtocol(feed), "/bin/sh", "-c", script, stdin=asyncio.subprocess.DEVNULL
+    )
+
+    def ask() -> None:
+        if transport.get_returncode() is None:
+            transport.terminate()  # sh's EXIT trap takes journalctl along
+
+    return Run(feed, ask, transport.close)  # close() kills what is still running
