@@ -11,7 +11,7 @@ nanosecond stamp of the last line delivered; reading restarts with that exact
 `since` and drops the lines already delivered at that nanosecond. A `docker restart`,
 a reconnect, a dockerd restart and a watcher restart therefore all deliver each line
 once. Without a cursor, a container running when the watcher starts is read from its
-current start (StartedAt), one created later from its first line.
+current run (from the end of its previous run), one created later from its first line.
 
 Watermarks (every WATERMARK_EVERY seconds): the source itself advances to now while
 its events stream is attached (the engine is reachable); a sub-source advances to now
@@ -36,6 +36,7 @@ import functools
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -59,13 +60,18 @@ log = logging.getLogger(__name__)
 WATERMARK_EVERY = 0.25
 CAUGHT_UP_IDLE = 0.1
 """Seconds without data after attaching that mean the backlog has been read."""
+MAX_STREAMS = 512
+"""Containers followed at once (each holds a connection and a worker thread)."""
 STOP_ACTIONS = ("kill", "stop", "die")
+_ZERO = "0001-01-01T00:00:00Z"
 _T = TypeVar("_T")
 _Lost = (DockerException, OSError, requests.RequestException)
 
 
 def _ns(rfc3339: str) -> int:
-    """Docker's `Created`/`StartedAt` (RFC 3339 with up to 9 fractional digits) -> ns."""
+    """Docker's `Created`/`FinishedAt` (RFC 3339, up to 9 fractional digits) -> ns; 0 for year 1 ("never")."""
+    if rfc3339.startswith("0001-"):
+        return 0
     head, _, frac = rfc3339.rstrip("Z").partition(".")
     secs = int(datetime.fromisoformat(head + "+00:00").timestamp())
     return secs * 1_000_000_000 + int(frac.ljust(9, "0")[:9] or "0")
@@ -78,7 +84,9 @@ class _Container:
     image: str
     tty: bool
     created_ns: int
-    started_ns: int
+    run_ns: int
+    """Where its current run's lines begin: the end of the run before (StartedAt is set
+    after the process has already written)."""
     running: bool
     fresh: bool
     """Created while the watcher was watching: read from its first line."""
@@ -127,7 +135,7 @@ class DockerSource:
         self._max = max_line_bytes
         self._clock = clock
         self._retry, self._max_retry = retry, max_retry
-        self._pool = ThreadPoolExecutor(max_workers=512, thread_name_prefix=f"docker-{cfg.name}")
+        self._pool = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix=f"docker-{cfg.name}")
         self.client: docker.DockerClient | None = None
         """The connected client while the engine is reachable (snapshots use it)."""
         self.connected_at: float | None = None
@@ -153,6 +161,16 @@ class DockerSource:
     async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def _api(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """An SDK request. On a unix socket the engine is probed first: the SDK leaks the
+        socket of a refused connect (a ResourceWarning per retry while dockerd is down)."""
+        path = self.cfg.docker_host.removeprefix("unix://")
+        if path != self.cfg.docker_host:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.setblocking(False)
+                probe.connect(path)  # refused or missing: OSError, handled as "engine lost"
+        return await self._call(fn, *args, **kwargs)
 
     async def _run(self, lanes: dict[str, _Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
         delay = self._retry
@@ -180,14 +198,16 @@ class DockerSource:
         self, lanes: dict[str, _Lane], out: asyncio.Queue[SourceEvent | BaseException]
     ) -> None:
         """Follow the engine until it is lost (raises, or returns when the events stream ends)."""
-        client = await self._call(docker.DockerClient, base_url=self.cfg.docker_host, timeout=30)
+        client = await self._call(
+            docker.DockerClient, base_url=self.cfg.docker_host, timeout=30, max_pool_size=MAX_STREAMS
+        )
         tasks: dict[str, asyncio.Task[None]] = {}  # hard references, cancelled on the way out
         events: Any = None
         try:
-            await self._call(client.ping)
+            await self._api(client.ping)
             filters: dict[str, Any] = {"type": "container", **list_filters(self.cfg)}
-            events = await self._call(client.api.events, decode=True, filters=filters)
-            listing = await self._call(client.api.containers, all=True, filters=list_filters(self.cfg))
+            events = await self._api(client.api.events, decode=True, filters=filters)
+            listing = await self._api(client.api.containers, all=True, filters=list_filters(self.cfg))
             for lane in lanes.values():
                 lane.containers.clear()
             for row in listing:
@@ -221,7 +241,7 @@ class DockerSource:
         self, client: docker.DockerClient, lanes: dict[str, _Lane], cid: str, *, fresh: bool
     ) -> tuple[_Lane, str | None]:
         """Inspect and file a container under its sub-source; also returns the image it had before."""
-        attrs = await self._call(client.api.inspect_container, cid)
+        attrs = await self._api(client.api.inspect_container, cid)
         cfg, state = attrs.get("Config") or {}, attrs.get("State") or {}
         sub = sub_source(self.name, attrs.get("Name", cid), cfg.get("Labels") or {})
         c = _Container(
@@ -230,7 +250,7 @@ class DockerSource:
             image=str(cfg.get("Image", "")),
             tty=bool(cfg.get("Tty")),
             created_ns=_ns(attrs["Created"]),
-            started_ns=_ns(state.get("StartedAt") or attrs["Created"]),
+            run_ns=_ns(state.get("FinishedAt") or _ZERO) if state.get("Running") else 0,
             running=bool(state.get("Running")),
             fresh=fresh,
         )
@@ -308,7 +328,7 @@ class DockerSource:
             with contextlib.suppress(NotFound):  # removed before attaching: settled below
                 complete = await self._follow(client, lane, c, cursor, out)
             try:
-                attrs = await self._call(client.api.inspect_container, c.id)
+                attrs = await self._api(client.api.inspect_container, c.id)
                 c.running = bool((attrs.get("State") or {}).get("Running"))
             except NotFound:
                 c.removed_at = c.removed_at or self._clock()
@@ -354,7 +374,7 @@ class DockerSource:
         if not running:
             return None  # stopped before the watcher first saw them: nothing new will come
         c = running[-1]
-        lane.cursor = Cursor(c.id, c.started_ns - 1)
+        lane.cursor = Cursor(c.id, max(c.run_ns, 0))
         return c, lane.cursor
 
     async def _gap(self, lane: _Lane, cur: Cursor, end: float, out: asyncio.Queue[Any]) -> None:
@@ -372,7 +392,7 @@ class DockerSource:
         )  # fmt: skip
         boundary = Boundary(cursor if cursor.hashes else None)
         try:
-            await self._call(stream.open)
+            await self._api(stream.open)
             lane.attached, lane.behind, lane.last_data = True, True, time.monotonic()
             while data := await self._call(stream.read):
                 lane.last_data = time.monotonic()
