@@ -386,10 +386,12 @@ class DockerSource:
         self, client: docker.DockerClient, lane: _Lane, c: _Container, cursor: Cursor, out: asyncio.Queue[Any]
     ) -> bool:
         """Read `c` from `cursor` until its stream ends; True when Docker ended it (read to the end)."""
+        # A stopped container is read without following (Docker serves that faster); if
+        # it starts meanwhile, the lane finds it running afterwards and follows from the cursor.
+        since = since_param(cursor.ns) if cursor.ns else None
         stream = LogStream(
-            client.api, c.id, since=since_param(cursor.ns) if cursor.ns else None, tty=c.tty,
-            max_line_bytes=self._max,
-        )  # fmt: skip
+            client.api, c.id, since=since, tty=c.tty, follow=c.running, max_line_bytes=self._max
+        )
         boundary = Boundary(cursor if cursor.hashes else None)
         try:
             await self._api(stream.open)
