@@ -16,13 +16,13 @@ from prometheus_client import CollectorRegistry
 
 from tests.conftest import free_port, wait_until
 from tests.dockerd import IMAGE, Dockerd
-from watcher import config
+from watcher import checks, config
 from watcher.daemon import Daemon
 
 pytestmark = pytest.mark.docker
 
 
-def settings(tmp: Path, engine: Dockerd, name: str) -> config.Settings:
+def settings(tmp: Path, docker_engine: Dockerd | None, name: str, host: str | None = None) -> config.Settings:
     path = tmp / "watcher.toml"
     path.write_text(
         f"""
@@ -35,7 +35,7 @@ blind_after = "2s"
 [[sources]]
 name = "cloud"
 kind = "docker"
-docker_host = "{engine.host}"
+docker_host = "{host or (docker_engine.host if docker_engine else "")}"
 containers = ["{name}"]
 [[rules]]
 name = "boom"
@@ -113,3 +113,19 @@ async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_p
             with contextlib.suppress(NotFound):
                 c.remove(force=True)
         dc.close()
+
+
+class TestCheckConfig:
+    def test_reachable_engine(self, docker_engine: Dockerd, tmp_path: Path) -> None:
+        """check-config pings the engine; no matching container is only a warning."""
+        report = checks.run(settings(tmp_path, docker_engine, "nothing-yet"))
+        assert report.problems == []
+        assert any("no container matches" in w for w in report.warnings)
+
+    def test_unreachable_engine(self, tmp_path: Path) -> None:
+        """An engine that does not answer is one problem naming the key."""
+        s = settings(tmp_path, docker_engine=None, name="x", host=f"tcp://127.0.0.1:{free_port()}")
+        (problem,) = checks.run(s).problems
+        assert problem.startswith(
+            "sources[0].docker_host: cannot reach the Docker engine at tcp://127.0.0.1:"
+        )
