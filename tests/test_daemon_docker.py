@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import tarfile
 import uuid
 from collections.abc import AsyncIterator
@@ -12,11 +13,14 @@ from pathlib import Path
 
 import pytest
 from docker.errors import NotFound
+from docker.models.containers import Container
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import free_port, wait_until
 from tests.dockerd import IMAGE, Dockerd
+from tests.test_daemon import healthy, incident, process
 from watcher import checks, config
+from watcher.client import Client
 from watcher.daemon import Daemon
 
 pytestmark = pytest.mark.docker
@@ -129,3 +133,52 @@ class TestCheckConfig:
         assert problem.startswith(
             "sources[0].docker_host: cannot reach the Docker engine at tcp://127.0.0.1:"
         )
+
+
+async def test_sigkill_and_restart_reads_each_line_once(docker_engine: Dockerd, tmp_path: Path) -> None:
+    """`watcher run` killed -9 after 500 numbered lines, 1,000 more written while down: 1,500 counted."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    s = settings(tmp_path, docker_engine, name)
+    cfg = tmp_path / "watcher.toml"
+    port = s.http.port
+    count = 'i=$1; while [ $i -lt $2 ]; do i=$((i+1)); echo "ERROR n=$i"; done'
+    script = f"c() {{ {count}; }}; c 0 500; until [ -e /tmp/go ]; do sleep 0.05; done; c 500 1500; sleep 1000"
+    dc = docker_engine.client()
+    c = None
+    try:
+        with process(cfg) as proc:
+            await wait_until(lambda: healthy(port), what="daemon up")
+            async with Client(s) as client:
+                await client.open_incident("P1-kill", "t", ["cloud/*"], None)
+                c = dc.containers.run(
+                    IMAGE, ["sh", "-c", "trap 'exit 0' TERM; " + script], name=name, detach=True
+                )
+
+                async def first_half() -> bool:
+                    return bool((await incident(client, "P1-kill"))["errors"] >= 500)
+
+                await wait_until(first_half, what="500 lines")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        c.exec_run(["touch", "/tmp/go"])
+        await wait_until(lambda: _written(c, 1500), what="1,000 lines written while down")
+        with process(cfg):
+            await wait_until(lambda: healthy(port), what="daemon up again")
+            async with Client(s) as client:
+
+                async def all_read() -> bool:
+                    inc = await incident(client, "P1-kill")
+                    return bool(inc["last_error"] and inc["last_error"]["message"].endswith("n=1500"))
+
+                await wait_until(all_read, what="line 1500")
+                await asyncio.sleep(0.5)  # nothing more may come
+                inc = await incident(client, "P1-kill")
+        assert inc["errors"] == 1500  # every numbered line is an error: each counted once
+    finally:
+        if c is not None:
+            c.remove(force=True)
+        dc.close()
+
+
+async def _written(c: Container, n: int) -> bool:
+    return len(c.logs().splitlines()) >= n
