@@ -40,8 +40,6 @@ import socket
 import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import docker
@@ -52,67 +50,18 @@ from watcher.config import DockerSourceConfig
 from watcher.events import Chunk, ContainerStopped, Gap, Note, SourceDown, SourceEvent, Watermark
 from watcher.sources.docker_cursor import Boundary, Cursor, since_param
 from watcher.sources.docker_follow import LogStream
+from watcher.sources.docker_lane import Container, Lane, time_ns
 from watcher.sources.docker_names import list_filters, selected, sub_source
 from watcher.sources.docker_stream import STREAMS, Lines
 
 log = logging.getLogger(__name__)
 
 WATERMARK_EVERY = 0.25
-CAUGHT_UP_IDLE = 0.1
-"""Seconds without data after attaching that mean the backlog has been read."""
 MAX_STREAMS = 512
 """Containers followed at once (each holds a connection and a worker thread)."""
 STOP_ACTIONS = ("kill", "stop", "die")
-_ZERO = "0001-01-01T00:00:00Z"
 _T = TypeVar("_T")
 _Lost = (DockerException, OSError, requests.RequestException)
-
-
-def _ns(rfc3339: str) -> int:
-    """Docker's `Created`/`FinishedAt` (RFC 3339, up to 9 fractional digits) -> ns; 0 for year 1 ("never")."""
-    if rfc3339.startswith("0001-"):
-        return 0
-    head, _, frac = rfc3339.rstrip("Z").partition(".")
-    secs = int(datetime.fromisoformat(head + "+00:00").timestamp())
-    return secs * 1_000_000_000 + int(frac.ljust(9, "0")[:9] or "0")
-
-
-@dataclass
-class _Container:
-    id: str
-    sub: str
-    image: str
-    tty: bool
-    created_ns: int
-    run_ns: int
-    """Where its current run's lines begin: the end of the run before (StartedAt is set
-    after the process has already written)."""
-    running: bool
-    fresh: bool
-    """Created while the watcher was watching: read from its first line."""
-    removed_at: float | None = None
-
-
-@dataclass
-class _Lane:
-    """One sub-source: its containers, its cursor, and whether it is caught up."""
-
-    sub: str
-    cursor: Cursor | None
-    containers: dict[str, _Container] = field(default_factory=dict)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    attached: bool = False
-    behind: bool = True
-    idle: bool = False
-    last_data: float = 0.0
-    last_image: str | None = None
-
-    def caught_up(self, mono: float) -> bool:
-        if self.attached:
-            if self.behind and mono - self.last_data >= CAUGHT_UP_IDLE:
-                self.behind = False
-            return not self.behind
-        return self.idle
 
 
 class DockerSource:
@@ -141,9 +90,9 @@ class DockerSource:
         self.connected_at: float | None = None
 
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
-        lanes: dict[str, _Lane] = {}
+        lanes: dict[str, Lane] = {}
         for sub, text in (json.loads(after) if after else {}).items():
-            lanes[sub] = _Lane(sub, Cursor.loads(text))
+            lanes[sub] = Lane(sub, Cursor.loads(text))
         out: asyncio.Queue[SourceEvent | BaseException] = asyncio.Queue(256)
         runner = asyncio.create_task(self._run(lanes, out), name=f"docker {self.name}")
         try:
@@ -172,7 +121,7 @@ class DockerSource:
                 probe.connect(path)  # refused or missing: OSError, handled as "engine lost"
         return await self._call(fn, *args, **kwargs)
 
-    async def _run(self, lanes: dict[str, _Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
+    async def _run(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
         delay = self._retry
         try:
             while True:
@@ -195,7 +144,7 @@ class DockerSource:
             await out.put(exc)
 
     async def _connected(
-        self, lanes: dict[str, _Lane], out: asyncio.Queue[SourceEvent | BaseException]
+        self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
     ) -> None:
         """Follow the engine until it is lost (raises, or returns when the events stream ends)."""
         client = await self._call(
@@ -238,23 +187,23 @@ class DockerSource:
             client.close()
 
     async def _add(
-        self, client: docker.DockerClient, lanes: dict[str, _Lane], cid: str, *, fresh: bool
-    ) -> tuple[_Lane, str | None]:
+        self, client: docker.DockerClient, lanes: dict[str, Lane], cid: str, *, fresh: bool
+    ) -> tuple[Lane, str | None]:
         """Inspect and file a container under its sub-source; also returns the image it had before."""
         attrs = await self._api(client.api.inspect_container, cid)
         cfg, state = attrs.get("Config") or {}, attrs.get("State") or {}
         sub = sub_source(self.name, attrs.get("Name", cid), cfg.get("Labels") or {})
-        c = _Container(
+        c = Container(
             id=attrs["Id"],
             sub=sub,
             image=str(cfg.get("Image", "")),
             tty=bool(cfg.get("Tty")),
-            created_ns=_ns(attrs["Created"]),
-            run_ns=_ns(state.get("FinishedAt") or _ZERO) if state.get("Running") else 0,
+            created_ns=time_ns(attrs["Created"]),
+            run_ns=time_ns(state.get("FinishedAt") or "") if state.get("Running") else 0,
             running=bool(state.get("Running")),
             fresh=fresh,
         )
-        lane = lanes.setdefault(sub, _Lane(sub, None))
+        lane = lanes.setdefault(sub, Lane(sub, None))
         lane.containers[c.id] = c
         previous, lane.last_image = lane.last_image, c.image
         lane.wake.set()
@@ -263,7 +212,7 @@ class DockerSource:
     async def _on_event(
         self,
         client: docker.DockerClient,
-        lanes: dict[str, _Lane],
+        lanes: dict[str, Lane],
         tasks: dict[str, asyncio.Task[None]],
         stopping: set[str],
         ev: dict[str, Any],
@@ -303,7 +252,7 @@ class DockerSource:
             c.removed_at = at
         owner.wake.set()
 
-    async def _ticker(self, lanes: dict[str, _Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
+    async def _ticker(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
         while True:
             now, mono = self._clock(), time.monotonic()
             await out.put(Watermark(self.name, now))
@@ -314,10 +263,12 @@ class DockerSource:
 
     # ---- one sub-source ----------------------------------------------------------
 
-    async def _lane(self, client: docker.DockerClient, lane: _Lane, out: asyncio.Queue[Any]) -> None:
+    async def _lane(self, client: docker.DockerClient, lane: Lane, out: asyncio.Queue[Any]) -> None:
         while True:
             lane.wake.clear()
-            target = await self._next(lane, out)
+            target, gap = lane.choose(self._clock())
+            if gap is not None:
+                await self._gap(gap, out)
             if target is None:
                 lane.idle = True
                 await lane.wake.wait()
@@ -333,57 +284,18 @@ class DockerSource:
             except NotFound:
                 c.removed_at = c.removed_at or self._clock()
             if c.removed_at is not None or not c.running:
-                cur = lane.cursor or Cursor(c.id, 0)
-                if c.removed_at is not None and not complete and not cur.done:
-                    await self._gap(lane, cur, c.removed_at, out)
-                lane.cursor = Cursor(c.id, cur.ns, cur.hashes, done=True)
+                gap = lane.finished(c, complete=complete)
+                if gap is not None:
+                    await self._gap(gap, out)
+                assert lane.cursor is not None
                 await out.put(Chunk(lane.sub, b"", lane.cursor.dumps()))
-                if c.removed_at is not None:
-                    del lane.containers[c.id]
 
-    async def _next(self, lane: _Lane, out: asyncio.Queue[Any]) -> tuple[_Container, Cursor] | None:
-        """The container to read now and from where, or None when there is nothing to read."""
-        ordered = sorted(lane.containers.values(), key=lambda c: c.created_ns)
-        cur = lane.cursor
-        if cur is not None and cur.container in lane.containers:
-            c = lane.containers[cur.container]
-            if not (cur.done and not c.running):
-                return c, cur
-            newer = [x for x in ordered if x.created_ns > c.created_ns]
-            if c.removed_at is not None:
-                del lane.containers[c.id]
-            if not newer:
-                return None
-            lane.cursor = Cursor(newer[0].id, 0)
-            return newer[0], lane.cursor
-        if cur is not None:
-            # The cursor's container is gone (removed while the watcher was not reading it).
-            if not cur.done:
-                await self._gap(lane, cur, self._clock(), out)
-                lane.cursor = cur = Cursor(cur.container, cur.ns, cur.hashes, done=True)
-            newer = [x for x in ordered if x.created_ns > cur.ns]
-            if not newer:
-                return None
-            lane.cursor = Cursor(newer[0].id, 0)
-            return newer[0], lane.cursor
-        fresh = [x for x in ordered if x.fresh]
-        if fresh:
-            lane.cursor = Cursor(fresh[0].id, 0)
-            return fresh[0], lane.cursor
-        running = [x for x in ordered if x.running]
-        if not running:
-            return None  # stopped before the watcher first saw them: nothing new will come
-        c = running[-1]
-        lane.cursor = Cursor(c.id, max(c.run_ns, 0))
-        return c, lane.cursor
-
-    async def _gap(self, lane: _Lane, cur: Cursor, end: float, out: asyncio.Queue[Any]) -> None:
-        start = cur.ns / 1e9
-        log.warning("%s: container %s removed before it was read to its end", lane.sub, cur.container[:12])
-        await out.put(Gap(lane.sub, start, max(start, end), "container removed before its logs were read"))
+    async def _gap(self, gap: Gap, out: asyncio.Queue[Any]) -> None:
+        log.warning("%s: a container was removed before it was read to its end", gap.source)
+        await out.put(gap)
 
     async def _follow(
-        self, client: docker.DockerClient, lane: _Lane, c: _Container, cursor: Cursor, out: asyncio.Queue[Any]
+        self, client: docker.DockerClient, lane: Lane, c: Container, cursor: Cursor, out: asyncio.Queue[Any]
     ) -> bool:
         """Read `c` from `cursor` until its stream ends; True when Docker ended it (read to the end)."""
         # A stopped container is read without following (Docker serves that faster); if
@@ -408,7 +320,7 @@ class DockerSource:
             stream.close()
 
     async def _deliver(
-        self, lane: _Lane, boundary: Boundary, runs: list[Lines], out: asyncio.Queue[Any]
+        self, lane: Lane, boundary: Boundary, runs: list[Lines], out: asyncio.Queue[Any]
     ) -> None:
         assert lane.cursor is not None
         for run in boundary.filter(runs):
