@@ -72,7 +72,7 @@ async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_p
     try:
         async with running(settings(tmp_path, docker_engine, name)) as daemon:
             await daemon.open_incident("P1-dock", "api down", ["cloud/*"], None, "test")
-            script = "trap 'exit 0' TERM; echo ERROR boom; echo fine >&2; sleep 1000"
+            script = "trap 'exit 0' TERM; echo fine; echo ERROR boom >&2; sleep 1000"
             made.append(dc.containers.run(IMAGE, ["sh", "-c", script], name=name, detach=True))
 
             async def errors_counted() -> bool:
@@ -80,6 +80,8 @@ async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_p
                 return st.errors == 1 and sub in daemon.sources and daemon.sources[sub].stats().lines == 2
 
             await wait_until(errors_counted, what="the error counted under the sub-source")
+            last = daemon.engine.status("P1-dock").last_error
+            assert last is not None and (last.source, last.stream) == (sub, "stderr")
 
             made[0].stop(timeout=5)
 

@@ -67,7 +67,7 @@ class SourceState:
     streams: dict[str, StreamScanner] = field(default_factory=dict)
     """Scanners of further byte streams (a container's stderr): a multi-line record never
     mixes lines of two streams."""
-    new_scanner: Callable[[], StreamScanner] | None = None
+    new_scanner: Callable[[str], StreamScanner] | None = None
     up: bool = False
     reason: str | None = "starting"
     dirty: bool = False
@@ -82,7 +82,7 @@ class SourceState:
             return self.scanner
         scanner = self.streams.get(stream)
         if scanner is None:
-            scanner = self.streams[stream] = self.new_scanner()
+            scanner = self.streams[stream] = self.new_scanner(stream)
         return scanner
 
     def stats(self) -> ClassifyStats:
@@ -330,11 +330,12 @@ class Daemon:
         self.metrics.add_source(name)
         cfg = self._configs[parent.name]
         st = SourceState(parent, self._scanner(name, cfg))
-        st.new_scanner = lambda: self._scanner(name, cfg)
+        st.new_scanner = lambda stream: self._scanner(name, cfg, stream)
         self.sources[name] = st
         return st
 
-    def _scanner(self, name: str, cfg: SourceConfig) -> StreamScanner:
+    def _scanner(self, name: str, cfg: SourceConfig, stream: str = "") -> StreamScanner:
+        """`stream`: a further byte stream of the source (stderr), named in its error events."""
         fmt: Format = "auto"
         field = layout = None
         if isinstance(cfg, FileSourceConfig):
@@ -347,6 +348,8 @@ class Daemon:
         def emit(event: ErrorEvent) -> None:
             if event.at is None:  # a source without timestamps of its own: receive time
                 event = replace(event, at=self.clock())
+            if stream:
+                event = replace(event, stream=stream)
             self.metrics.error(name, event.rule)
             self._pending += self.engine.observe(event)
 
