@@ -56,6 +56,8 @@ BATCH = 4096
 PERSIST_EVERY = 1.0  # seconds between commits of resume points when nothing else happened
 TICK = 1.0
 SNAPSHOT_GRACE = 30.0
+AUTO_SNAPSHOT_EVERY = 300.0
+"""Seconds between auto-snapshots of one container: a crash loop must not fill the disk."""
 
 
 @dataclass
@@ -129,6 +131,7 @@ class Daemon:
         self._after: dict[str, str | None] = {}
         self._configs: dict[str, SourceConfig] = {}
         self._snapshots: set[asyncio.Task[None]] = set()  # hard references until each is done
+        self._snapshotted: dict[str, float] = {}  # container id -> monotonic time of its last auto-snapshot
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -202,7 +205,14 @@ class Daemon:
         self._flush_lines()
         self._persist(force=True)
         if self._snapshots:  # a snapshot in progress is evidence: let it finish
-            await asyncio.wait(self._snapshots, timeout=SNAPSHOT_GRACE)
+            _, late = await asyncio.wait(self._snapshots, timeout=SNAPSHOT_GRACE)
+            for task in late:
+                log.error(
+                    "shutdown: %s did not finish within %.0fs; abandoned", task.get_name(), SNAPSHOT_GRACE
+                )
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         await self.api.stop()
         self.store.close()
 
@@ -289,6 +299,12 @@ class Daemon:
 
     def _container_stopped(self, event: ContainerStopped) -> None:
         """Snapshot a watched container as soon as Docker says it stops, before it can be removed."""
+        now = time.monotonic()
+        last = self._snapshotted.get(event.container)
+        if last is not None and now - last < AUTO_SNAPSHOT_EVERY:
+            log.info("%s: %s again; snapshotted %.0fs ago", event.source, event.action, now - last)
+            return
+        self._snapshotted[event.container] = now
         task = asyncio.create_task(self._auto_snapshot(event), name=f"snapshot {event.source}")
         self._snapshots.add(task)
         task.add_done_callback(self._snapshots.discard)
