@@ -57,6 +57,8 @@ from watcher.sources.docker_stream import STREAMS, Lines
 log = logging.getLogger(__name__)
 
 WATERMARK_EVERY = 0.25
+DEAD_STREAM_GRACE = 2.0
+"""Seconds a follow stream may stay open after its container died before it is cut."""
 MAX_STREAMS = 512
 """Containers followed at once (each holds a connection and a worker thread)."""
 STOP_ACTIONS = ("kill", "stop", "die")
@@ -242,9 +244,12 @@ class DockerSource:
         c = owner.containers[cid]
         if action == "start":
             c.running = True
+            c.died.clear()
             stopping.discard(cid)
         elif action in STOP_ACTIONS:
             c.running = c.running and action == "kill"  # a kill may be a signal the container survives
+            if not c.running:
+                c.died.set()
             if cid not in stopping:
                 stopping.add(cid)
                 await out.put(ContainerStopped(owner.sub, cid, action, at))
@@ -276,14 +281,21 @@ class DockerSource:
                 continue
             c, cursor = target
             complete = False
-            with contextlib.suppress(NotFound):  # removed before attaching: settled below
-                complete = await self._follow(client, lane, c, cursor, out)
             try:
+                with contextlib.suppress(NotFound):  # removed before attaching: settled below
+                    complete = await self._follow(client, lane, c, cursor, out)
                 attrs = await self._api(client.api.inspect_container, c.id)
                 c.running = bool((attrs.get("State") or {}).get("Running"))
             except NotFound:
                 c.removed_at = c.removed_at or self._clock()
-            if c.removed_at is not None or not c.running:
+            except _Lost as exc:
+                # The engine may be going away (then this task is cancelled), or one request failed.
+                log.warning("%s: reading %s: %s; retrying", lane.sub, c.id[:12], exc)
+                await asyncio.sleep(self._retry)
+                continue
+            # Finished only when removed, or stopped and read to the end; a stream cut short
+            # is read again from the cursor (without following, once the container stopped).
+            if c.removed_at is not None or (complete and not c.running):
                 gap = lane.finished(c, complete=complete)
                 if gap is not None:
                     await self._gap(gap, out)
@@ -305,6 +317,7 @@ class DockerSource:
             client.api, c.id, since=since, tty=c.tty, follow=c.running, max_line_bytes=self._max
         )
         boundary = Boundary(cursor if cursor.hashes else None)
+        watchdog = asyncio.create_task(self._cut_when_dead(c, stream)) if c.running else None
         try:
             await self._api(stream.open)
             lane.attached, lane.behind, lane.last_data = True, True, time.monotonic()
@@ -313,11 +326,24 @@ class DockerSource:
                 await self._deliver(lane, boundary, stream.decoder.feed(data), out)
                 if stream.decoder.done:
                     break
+            if not stream.complete:
+                return False  # cut short: an unfinished line is read again from the cursor
             await self._deliver(lane, boundary, stream.decoder.flush(), out)
-            return stream.decoder.done
+            return True
         finally:
             lane.attached = False
             stream.close()
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+
+    async def _cut_when_dead(self, c: Container, stream: LogStream) -> None:
+        """A follow stream normally ends when its container stops; one that does not is cut."""
+        await c.died.wait()
+        await asyncio.sleep(DEAD_STREAM_GRACE)
+        log.info("%s: the log stream of stopped %s did not end; reading it again", c.sub, c.id[:12])
+        stream.close()
 
     async def _deliver(
         self, lane: Lane, boundary: Boundary, runs: list[Lines], out: asyncio.Queue[Any]

@@ -60,7 +60,14 @@ class LogStream:
         self._fp: _Readable | None = None
         self._sock: socket.socket | None = None
         self._closed = False
+        self._chunked = True
+        self._eof = False
         self.decoder = LogDecoder(tty=tty, max_line_bytes=max_line_bytes)
+
+    @property
+    def complete(self) -> bool:
+        """Docker ended the body (the terminating chunk, or EOF of an unchunked body): all read."""
+        return self.decoder.done or (self._eof and not self._chunked and not self._closed)
 
     def open(self) -> None:
         """Send the request (blocking); raises docker.errors.APIError for a 4xx/5xx answer."""
@@ -72,8 +79,8 @@ class LogStream:
                 response.raise_for_status()
             except requests.HTTPError as exc:
                 raise docker.errors.create_api_error_from_http_exception(exc) from None
-        chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"
-        self.decoder = LogDecoder(tty=self._tty, chunked=chunked, max_line_bytes=self._max)
+        self._chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        self.decoder = LogDecoder(tty=self._tty, chunked=self._chunked, max_line_bytes=self._max)
         body: Any = response.raw
         fp: Any = body._fp.fp  # the http.client body reader: bytes as they arrive
         self._fp = fp
@@ -97,7 +104,10 @@ class LogStream:
             return b""
         try:
             data = self._fp.read1(READ)
-            if not data or self._sock is None:
+            if not data:
+                self._eof = True
+                return data
+            if self._sock is None:
                 return data
             parts, size = [data], len(data)
             while size < READ and select.select([self._sock], [], [], LINGER)[0]:

@@ -42,6 +42,8 @@ class Container:
     fresh: bool
     """Created while the watcher was watching: read from its first line."""
     removed_at: float | None = None
+    died: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by a die/stop event, cleared by start."""
 
 
 @dataclass
