@@ -83,7 +83,7 @@ async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_p
             last = daemon.engine.status("P1-dock").last_error
             assert last is not None and (last.source, last.stream) == (sub, "stderr")
 
-            made[0].stop(timeout=5)
+            made[0].stop(timeout=1)
 
             async def snapshotted() -> bool:
                 kinds = [row.kind for row in daemon.store.timeline("P1-dock")]

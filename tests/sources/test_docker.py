@@ -138,7 +138,7 @@ async def test_stdout_stderr_across_restart(docker_engine: Dockerd) -> None:
             c = dc.containers.run(IMAGE, ["sh", "-c", script], name=name, detach=True)
             try:
                 await exactly(reader, f"cloud/{name}", c)
-                c.restart(timeout=5)
+                c.restart(timeout=1)
                 await wait_until(
                     lambda: _true(len(reader.lines(f"cloud/{name}", "stdout")) >= 600), what="2nd run"
                 )
@@ -188,7 +188,7 @@ async def test_compose_recreate_reads_old_to_end_then_new(docker_engine: Dockerd
             new = None
             try:
                 await exactly(reader, "cloud/api", old)
-                old.stop(timeout=5)
+                old.stop(timeout=1)
                 old.rename(f"{old.short_id}_{project}-api-1")
                 new = dc.containers.run(
                     "watcher-busybox:v2",
@@ -303,5 +303,5 @@ async def test_dockerd_restart(tmp_path: Path) -> None:
             with client(engine) as dc2:
                 assert c.id is not None
                 c2 = dc2.containers.get(c.id)
-                c2.stop(timeout=5)
+                c2.stop(timeout=1)
                 await exactly(reader, sub, c2, streams=("stdout",))
