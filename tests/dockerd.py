@@ -51,7 +51,11 @@ class Dockerd:
             if os.environ.get("CI") == "true":
                 pytest.fail("the docker tests need root in CI")
             pytest.skip("the docker tests need root (a private dockerd)")
+        # If the test process dies (SIGKILL, a CI timeout), dockerd dies with it, and the
+        # containerd it supervises with dockerd; only `destroy()` removes the directory.
+        setpriv = shutil.which("setpriv")  # util-linux, Essential on Debian
         args = [
+            *([setpriv, "--pdeathsig", "KILL"] if setpriv else []),
             dockerd,
             f"--data-root={self.root / 'data'}",
             f"--exec-root={self.root / 'exec'}",
