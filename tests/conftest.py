@@ -7,9 +7,13 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.dockerd import Dockerd
 
 
 def require_binary(name: str) -> str:
@@ -43,3 +47,12 @@ async def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Dockerd]:
+    """One private Docker engine for the session (tests/dockerd.py); tests remove their containers."""
+    from tests.dockerd import private_dockerd  # imported late: tests.dockerd uses require_binary
+
+    with private_dockerd() as engine:
+        yield engine

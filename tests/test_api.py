@@ -57,6 +57,23 @@ class FakeControl:
         self._get(incident)
         return {"id": incident, "events": [c for c in self.calls if c[1] == incident]}
 
+    async def snapshot(
+        self,
+        *,
+        reason: str,
+        incident: str | None,
+        scope: list[str],
+        since: float | None,
+        until: float | None,
+        redact: bool,
+        trigger: str,
+        by: str,
+    ) -> dict[str, object]:
+        if incident is not None:
+            self._get(incident)
+        self.calls.append(("snapshot", incident or "", reason, ",".join(scope), trigger, str(redact), by))
+        return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
+
     def _get(self, incident: str) -> dict[str, Any]:
         if incident not in self.incidents:
             raise KeyError(incident)  # a bare key, as dict lookups raise it

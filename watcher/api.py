@@ -59,6 +59,19 @@ class Control(Protocol):
 
     def timeline(self, incident: str) -> dict[str, object]: ...
 
+    async def snapshot(
+        self,
+        *,
+        reason: str,
+        incident: str | None,
+        scope: list[str],
+        since: float | None,
+        until: float | None,
+        redact: bool,
+        trigger: str,
+        by: str,
+    ) -> dict[str, object]: ...
+
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -97,6 +110,7 @@ class ApiServer:
         app.router.add_post("/api/v1/incidents/{id}/mitigations", self._post_mitigation)
         app.router.add_post("/api/v1/incidents/{id}/close", self._post_close)
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
+        app.router.add_post("/api/v1/snapshots", self._post_snapshot)
         self._app = app
 
     @property
@@ -222,6 +236,46 @@ class ApiServer:
         with _control_errors(incident):
             result = self._control.timeline(incident)
         return web.json_response(result)
+
+    async def _post_snapshot(self, request: web.Request) -> web.Response:
+        body = await _json_body(
+            request,
+            required=("reason",),
+            optional=("incident", "scope", "since", "until", "redact", "trigger"),
+        )
+        reason = _text(body["reason"], "reason")
+        incident = body.get("incident")
+        if incident is not None:
+            incident = _incident_id(incident, "incident")
+        scope = body.get("scope", [])
+        if not isinstance(scope, list) or not all(isinstance(g, str) and g for g in scope):
+            raise _Refused(400, 'scope must be a list of source-name globs such as ["cloud/*"]')
+        since, until = _epoch(body.get("since"), "since"), _epoch(body.get("until"), "until")
+        redact, trigger = body.get("redact", False), body.get("trigger", "manual")
+        if not isinstance(redact, bool):
+            raise _Refused(400, "redact must be true or false")
+        if trigger not in ("manual", "then"):
+            raise _Refused(400, 'trigger must be "manual" or "then"')
+        with _control_errors(incident or "-"):
+            result = await self._control.snapshot(
+                reason=reason,
+                incident=incident,
+                scope=scope,
+                since=since,
+                until=until,
+                redact=redact,
+                trigger=str(trigger),
+                by=_by(request),
+            )
+        return web.json_response(result, status=201)
+
+
+def _epoch(value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise _Refused(400, f"{what} must be Unix seconds or null")
+    return float(value)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from yarl import URL
 
 from watcher.api import INCIDENT_ID
 from watcher.config import Settings
-from watcher.errors import DaemonError, InputError
+from watcher.errors import DaemonError, DaemonNotRunning, InputError
 from watcher.token import TOKEN_FILE, read_token
 
 
@@ -78,6 +78,10 @@ class Client:
     async def timeline(self, incident: str) -> dict[str, object]:
         return await self._request("GET", f"/api/v1/incidents/{_checked(incident)}/timeline")
 
+    async def snapshot(self, request: dict[str, object]) -> dict[str, object]:
+        """The daemon collects and writes the snapshot (`watcher snapshot --via-daemon`)."""
+        return await self._request("POST", "/api/v1/snapshots", request)
+
     def _new_session(self) -> aiohttp.ClientSession:
         # trust_env stays off: an HTTP_PROXY meant for the internet must not see loopback calls.
         return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
@@ -94,7 +98,7 @@ class Client:
             ) as resp:
                 return await self._answer(resp)
         except aiohttp.ClientConnectorError:
-            raise DaemonError(
+            raise DaemonNotRunning(
                 f"the watcher daemon is not running on {self._listen} "
                 "(start it with `systemctl start novavms-watcher` or `make run`)"
             ) from None

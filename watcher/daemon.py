@@ -11,24 +11,39 @@ engine had not yet made durable.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from docker.errors import DockerException
 from prometheus_client import CollectorRegistry
 
 from watcher import sdnotify
 from watcher.api import ApiServer, load_or_create_token
 from watcher.classify import StreamScanner
-from watcher.config import FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
+from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
-from watcher.errors import StoreError
-from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, State, Transition, Watermark
+from watcher.errors import StoreError, WatcherError
+from watcher.events import (
+    Chunk,
+    ContainerStopped,
+    ErrorEvent,
+    Gap,
+    Note,
+    SourceDown,
+    SourceEvent,
+    Transition,
+    Watermark,
+)
+from watcher.grouping import ClassifyStats
 from watcher.lines import Format
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
+from watcher.snapshot import snapshot_containers, verify
+from watcher.snapshot.command import Request, take_configured
 from watcher.sources import Source, build_sources
 from watcher.sources.file import FileSource
 from watcher.status import incident_json, source_json, timeline_json
@@ -40,13 +55,21 @@ QUEUE_SIZE = 8192
 BATCH = 4096
 PERSIST_EVERY = 1.0  # seconds between commits of resume points when nothing else happened
 TICK = 1.0
+SNAPSHOT_GRACE = 30.0
+AUTO_SNAPSHOT_EVERY = 300.0
+"""Seconds between auto-snapshots of one container: a crash loop must not fill the disk."""
 
 
 @dataclass
 class SourceState:
     source: Source
+    """The configured source that reads this one (for a docker sub-source, its docker source)."""
     scanner: StreamScanner
     cursor: str | None = None
+    streams: dict[str, StreamScanner] = field(default_factory=dict)
+    """Scanners of further byte streams (a container's stderr): a multi-line record never
+    mixes lines of two streams."""
+    new_scanner: Callable[[str], StreamScanner] | None = None
     up: bool = False
     reason: str | None = "starting"
     dirty: bool = False
@@ -55,9 +78,32 @@ class SourceState:
     )
     """The totals of `totals()` already passed on to the metrics and the engine."""
 
+    def scanner_for(self, stream: str) -> StreamScanner:
+        """The scanner of one byte stream: stdout (or the only stream) is the first one."""
+        if stream in ("", "stdout") or self.new_scanner is None:
+            return self.scanner
+        scanner = self.streams.get(stream)
+        if scanner is None:
+            scanner = self.streams[stream] = self.new_scanner(stream)
+        return scanner
+
+    def stats(self) -> ClassifyStats:
+        if not self.streams:
+            return self.scanner.stats
+        every = [self.scanner.stats, *(s.stats for s in self.streams.values())]
+        merged = ClassifyStats(
+            lines=sum(s.lines for s in every),
+            bad_utf8=sum(s.bad_utf8 for s in every),
+            truncated=sum(s.truncated for s in every),
+        )
+        for s in every:
+            for rule, n in s.errors_by_rule.items():
+                merged.errors_by_rule[rule] = merged.errors_by_rule.get(rule, 0) + n
+        return merged
+
     def totals(self) -> dict[str, int]:
         """Running totals: lines read, and lines per watcher_source_bad_lines_total reason."""
-        stats = self.scanner.stats
+        stats = self.stats()
         totals = {"lines": stats.lines, "bad_utf8": stats.bad_utf8, "truncated": stats.truncated}
         totals["copytruncate"] = 0
         if isinstance(self.source, FileSource):  # lines it cut itself, and truncations it saw
@@ -81,8 +127,12 @@ class Daemon:
         self.ready = asyncio.Event()
         self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
         self._pending: list[Transition] = []
-        self._notes: list[tuple[str, float, dict[str, object]]] = []
+        self._notes: list[tuple[str, float, str, dict[str, object]]] = []
         self._last_persist = 0.0
+        self._after: dict[str, str | None] = {}
+        self._configs: dict[str, SourceConfig] = {}
+        self._snapshots: set[asyncio.Task[None]] = set()  # hard references until each is done
+        self._snapshotted: dict[str, float] = {}  # container id -> monotonic time of its last auto-snapshot
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -102,11 +152,20 @@ class Daemon:
         self.metrics = Metrics(self.registry, sources=names, rules=self.ruleset.rule_names)
         resume = self.store.resume_points()
         self.sources: dict[str, SourceState] = {}
+        self._parents: dict[str, Source] = {}
         for src, cfg in built:
             point = resume.get(src.name)
+            self._configs[src.name] = cfg
             self.sources[src.name] = SourceState(
                 src, self._scanner(src.name, cfg), cursor=point.cursor if point else None
             )
+            self._after[src.name] = self.sources[src.name].cursor
+            if getattr(src, "subsources", False):
+                self._parents[src.name] = src
+                subs = {n: p.cursor for n, p in resume.items() if n.startswith(f"{src.name}/") and p.cursor}
+                self._after[src.name] = json.dumps(subs) if subs else None
+                for sub in subs:
+                    self._register(sub)
         for inc in self.store.incidents():
             self.metrics.add_incident(inc.id, inc.window)
         self._refresh_incident_metrics()
@@ -124,8 +183,8 @@ class Daemon:
         tasks: list[asyncio.Task[None]] = []  # hard references: tasks are not garbage collected
         try:
             async with asyncio.TaskGroup() as tg:
-                for st in self.sources.values():
-                    tasks.append(tg.create_task(self._read(st), name=f"source {st.source.name}"))
+                for name in self._after:  # one reader per configured source; sub-sources share it
+                    tasks.append(tg.create_task(self._read(self.sources[name]), name=f"source {name}"))
                 tasks.append(tg.create_task(self._consume(), name="consumer"))
                 tasks.append(tg.create_task(self._ticker(), name="ticker"))
                 tasks.append(tg.create_task(self._watchdog(), name="watchdog"))
@@ -146,6 +205,15 @@ class Daemon:
             self._handle(*self._queue.get_nowait())
         self._flush_lines()
         self._persist(force=True)
+        if self._snapshots:  # a snapshot in progress is evidence: let it finish
+            _, late = await asyncio.wait(self._snapshots, timeout=SNAPSHOT_GRACE)
+            for task in late:
+                log.error(
+                    "shutdown: %s did not finish within %.0fs; abandoned", task.get_name(), SNAPSHOT_GRACE
+                )
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         await self.api.stop()
         self.store.close()
 
@@ -165,8 +233,8 @@ class Daemon:
     # ---- tasks ----------------------------------------------------------------------
 
     async def _read(self, st: SourceState) -> None:
-        async for event in st.source.read(st.cursor):
-            await self._queue.put((st.source.name, event))
+        async for event in st.source.read(self._after[st.source.name]):
+            await self._queue.put((event.source, event))
 
     async def _consume(self) -> None:
         while True:
@@ -200,9 +268,10 @@ class Daemon:
     # ---- the pipeline ---------------------------------------------------------------
 
     def _handle(self, name: str, event: SourceEvent) -> None:
-        st = self.sources[name]
+        st = self.sources.get(name) or self._register(name)
         if isinstance(event, Chunk):
-            st.scanner.feed(event.data)
+            if event.data:
+                st.scanner_for(event.stream).feed(event.data)
             st.cursor = event.cursor
             st.dirty = True
         elif isinstance(event, Watermark):
@@ -218,29 +287,87 @@ class Daemon:
         elif isinstance(event, SourceDown):
             if st.up or st.reason != event.reason:
                 log.warning("source %s down: %s", name, event.reason)
-                self._note_down(name, event.reason)
+                self._note(name, self.clock(), "source_down", {"reason": event.reason})
             st.up, st.reason = False, event.reason
             self.metrics.source_up(name, False)
+        elif isinstance(event, Note):
+            log.info("%s: %s", name, event.text)
+            self._note(name, event.at, event.kind, {"text": event.text, **event.detail})
+        elif isinstance(event, ContainerStopped):
+            self._container_stopped(event)
 
-    def _note_down(self, name: str, reason: str) -> None:
-        """Why a source went down, on the timeline of each open incident it is in scope of."""
-        now = self.clock()
-        for incident in self.engine.incident_ids():
-            s = self.engine.status(incident)
-            if s.state != State.CLOSED and name in s.sources:
-                self._notes.append((incident, now, {"source": name, "reason": reason}))
+    def _note(self, source: str, at: float, kind: str, detail: dict[str, object]) -> None:
+        """Something about `source` on the timeline of each open incident covering it (next commit)."""
+        for incident in self.engine.covering(source):
+            self._notes.append((incident, at, kind, {"source": source, **detail}))
 
-    def _scanner(self, name: str, cfg: SourceConfig) -> StreamScanner:
+    def _container_stopped(self, event: ContainerStopped) -> None:
+        """Snapshot a watched container as soon as Docker says it stops, before it can be removed."""
+        now = time.monotonic()
+        last = self._snapshotted.get(event.container)
+        if last is not None and now - last < AUTO_SNAPSHOT_EVERY:
+            log.info("%s: %s again; snapshotted %.0fs ago", event.source, event.action, now - last)
+            return
+        self._snapshotted[event.container] = now
+        task = asyncio.create_task(self._auto_snapshot(event), name=f"snapshot {event.source}")
+        self._snapshots.add(task)
+        task.add_done_callback(self._snapshots.discard)
+
+    async def _auto_snapshot(self, event: ContainerStopped) -> None:
+        log.info("%s: container %s got %s: snapshot", event.source, event.container[:12], event.action)
+        client = getattr(self._parents.get(event.source.partition("/")[0]), "client", None)
+        incidents = self.engine.covering(event.source)
+        reason = f"container {event.action}"
+        if client is None:
+            log.error("%s: no snapshot of %s: the engine is unreachable", event.source, event.container[:12])
+            return
+        try:
+            result = await asyncio.to_thread(
+                snapshot_containers,
+                client,
+                [(event.source, event.container)],
+                state_dir=self.settings.state_dir,
+                incident=incidents[0] if incidents else None,
+                reason=reason,
+                since=None,
+                until=None,
+                trigger="container_stop",
+            )
+        except (WatcherError, DockerException, OSError) as exc:
+            log.error("%s: snapshot of %s failed: %s", event.source, event.container[:12], exc)
+            return
+        self.metrics.snapshot("container_stop")
+        self._note(event.source, event.at, "snapshot", result.note(reason=reason, trigger="container_stop"))
+
+    def _register(self, name: str) -> SourceState:
+        """A sub-source seen for the first time (a new container of a docker source)."""
+        parent = self._parents.get(name.partition("/")[0])
+        if parent is None:
+            raise KeyError(f"event for unknown source {name}")
+        self.engine.add_source(name)
+        self.metrics.add_source(name)
+        cfg = self._configs[parent.name]
+        st = SourceState(parent, self._scanner(name, cfg))
+        st.new_scanner = lambda stream: self._scanner(name, cfg, stream)
+        self.sources[name] = st
+        return st
+
+    def _scanner(self, name: str, cfg: SourceConfig, stream: str = "") -> StreamScanner:
+        """`stream`: a further byte stream of the source (stderr), named in its error events."""
         fmt: Format = "auto"
         field = layout = None
         if isinstance(cfg, FileSourceConfig):
             fmt, field, layout = cfg.format, cfg.timestamp_field, cfg.timestamp_format
+        elif isinstance(cfg, DockerSourceConfig):
+            fmt = "docker"
         elif isinstance(cfg, JournalSourceConfig):
             fmt = "journal"
 
         def emit(event: ErrorEvent) -> None:
             if event.at is None:  # a source without timestamps of its own: receive time
                 event = replace(event, at=self.clock())
+            if stream:
+                event = replace(event, stream=stream)
             self.metrics.error(name, event.rule)
             self._pending += self.engine.observe(event)
 
@@ -281,8 +408,8 @@ class Daemon:
         try:
             with self.store.transaction():
                 self._record(pending)
-                for incident, at, detail in notes:
-                    self.store.add_note(incident, at, "source_down", detail)
+                for incident, at, kind, detail in notes:
+                    self.store.add_note(incident, at, kind, detail)
                 for name, st in self.sources.items():
                     if st.dirty:
                         self.store.save_resume(name, st.cursor, self.engine.watermark(name))
@@ -328,7 +455,7 @@ class Daemon:
             "now": now,
             "incidents": [incident_json(self.engine.status(i)) for i in self.engine.incident_ids()],
             "sources": [
-                source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.scanner.stats)
+                source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.stats())
                 for name, st in self.sources.items()
             ],
             "outbox": {"pending": self.store.pending_count(), "dead": self.store.dead_count()},
@@ -384,6 +511,34 @@ class Daemon:
         if row is None:
             raise KeyError(f"no incident {incident}")
         return timeline_json(row, self.store.timeline(incident))
+
+    async def snapshot(
+        self,
+        *,
+        reason: str,
+        incident: str | None,
+        scope: list[str],
+        since: float | None,
+        until: float | None,
+        redact: bool,
+        trigger: str,
+        by: str,
+    ) -> dict[str, object]:
+        """`watcher snapshot --via-daemon`: the same collection as the CLI's, in a worker thread."""
+        if incident is not None and self.store.incident(incident) is None:
+            raise KeyError(f"no incident {incident}")
+        req = Request(reason, incident, tuple(scope), since, until, redact, trigger)
+        try:
+            result = await asyncio.to_thread(take_configured, self.settings, req, by=by)
+        except WatcherError as exc:
+            raise ValueError(str(exc)) from None
+        checked = await asyncio.to_thread(verify, result.path)
+        self.metrics.snapshot(trigger)
+        if incident is not None:
+            self.store.add_note(
+                incident, self.clock(), "snapshot", result.note(reason=reason, trigger=trigger)
+            )
+        return {**result.as_json(), "verified": checked.ok, "problems": checked.problems}
 
     def _require_open(self, incident: str) -> None:
         row = self.store.incident(incident)

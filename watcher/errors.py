@@ -7,7 +7,9 @@ WatcherError
  │    └── HostKeyError   a gateway's host key is not the one in known_hosts
  ├── StoreError     the state store cannot be opened or is from a newer version
  ├── DaemonError    the daemon is not running or refused a request
- └── NotifyError    a webhook could not be reached
+ │    └── DaemonNotRunning  nothing answers on the daemon's address
+ ├── NotifyError    a webhook could not be reached
+ └── SnapshotError  an evidence snapshot cannot be written, or does not verify
 
 cli.py turns each into one line on stderr and a non-zero exit; nothing else prints them.
 """
@@ -43,5 +45,13 @@ class DaemonError(WatcherError):
     pass
 
 
+class DaemonNotRunning(DaemonError):
+    pass
+
+
 class NotifyError(WatcherError):
+    pass
+
+
+class SnapshotError(WatcherError):
     pass

@@ -240,6 +240,12 @@ def _describe(event: Mapping[str, object]) -> str:
         return f"RESOLVED: no errors for {span} in {', '.join(map(str, detail.get('sources') or []))}"  # type: ignore[call-overload]
     if kind == "closed":
         return f"Closed: {detail.get('reason') or 'no reason given'}"
+    if kind == "snapshot":
+        partial = "" if detail.get("complete", True) else " PARTIAL"
+        return (
+            f"Evidence snapshot{partial} ({detail.get('trigger')}): {detail.get('file')} "
+            f"sha256:{detail.get('sha256')}, {detail.get('reason')}"
+        )
     return kind
 
 

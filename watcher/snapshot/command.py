@@ -1,0 +1,142 @@
+"""`watcher snapshot` as a request, taken here or by the daemon, and what `--then` does after it.
+
+A `Request` is what the user asked for; `take_configured` collects it from the
+configured sources, the same way in the CLI and in the daemon (`--via-daemon`,
+which runs it in a worker thread). `run_then` runs the mitigation command with
+the terminal attached and returns its exit status.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from watcher.api import INCIDENT_ID
+from watcher.config import Settings
+from watcher.errors import InputError
+from watcher.metrics import SNAPSHOT_TRIGGERS
+from watcher.redact import redact
+from watcher.snapshot.collect import Progress, SnapshotResult, take
+from watcher.snapshot.manifest import Meta
+from watcher.snapshot.plan import planned
+from watcher.times import parse_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    reason: str
+    incident: str | None = None
+    scope: tuple[str, ...] = ()
+    since: float | None = None
+    """Epoch seconds; None: everything the sources still hold."""
+    until: float | None = None
+    redact: bool = False
+    trigger: str = "manual"
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        reason: str | None,
+        incident: str | None,
+        scope: Sequence[str],
+        since: str,
+        redact: bool,
+        trigger: str,
+        now: float,
+    ) -> Request:
+        """Validate what the user typed (`--since 2h` is relative to `now`, which is also `until`)."""
+        if not reason or not reason.strip():
+            raise InputError("--reason is required: say why, e.g. --reason 'before rollback to 2026.11.26'")
+        if incident is not None and not INCIDENT_ID.fullmatch(incident):
+            raise InputError(
+                f"incident id must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
+                f"or digit (such as P1-2026-11-27-gateways), got {incident!r}"
+            )
+        if trigger not in SNAPSHOT_TRIGGERS:
+            raise InputError(f"trigger must be one of {', '.join(SNAPSHOT_TRIGGERS)}, got {trigger!r}")
+        try:
+            back = parse_duration(since)
+        except ValueError as exc:
+            raise InputError(f"--since: {exc}") from None
+        return cls(reason.strip(), incident, tuple(scope), now - back, now, redact, trigger)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "reason": self.reason,
+            "incident": self.incident,
+            "scope": list(self.scope),
+            "since": self.since,
+            "until": self.until,
+            "redact": self.redact,
+            "trigger": self.trigger,
+        }
+
+
+def redactor(settings: Settings) -> Callable[[bytes], bytes]:
+    """Line-wise secret redaction; the configured webhook URLs are hidden too, wherever they appear."""
+    hooks = [
+        s.get_secret_value() for s in (settings.notify.incident_webhook, settings.notify.oncall_webhook) if s
+    ]
+
+    def line(data: bytes) -> bytes:
+        # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
+        return redact(data.decode("utf-8", "surrogateescape"), hooks).encode("utf-8", "surrogateescape")
+
+    return line
+
+
+def take_configured(
+    settings: Settings, req: Request, *, by: str, progress: Progress | None = None
+) -> SnapshotResult:
+    """Blocking: collect every configured source in the request's scope into one snapshot."""
+    meta = Meta(
+        created_at=time.time(),
+        by=by,
+        trigger=req.trigger,
+        incident=req.incident,
+        reason=req.reason,
+        scope=list(req.scope) or ["*"],
+        since=req.since,
+        until=req.until,
+        redacted=req.redact,
+    )
+    with planned(settings, meta.scope, req.since, req.until) as jobs:
+        return take(
+            settings.state_dir,
+            jobs,
+            meta,
+            redact=redactor(settings) if req.redact else None,
+            progress=progress,
+        )
+
+
+def run_then(cmd: Sequence[str]) -> int:
+    """Run CMD in the foreground; its exit status, or -N when signal N ended it."""
+    try:
+        proc = subprocess.Popen(list(cmd))
+    except FileNotFoundError:
+        raise InputError(f"--then: command not found: {cmd[0]}") from None
+    except PermissionError:
+        raise InputError(f"--then: not executable: {cmd[0]}") from None
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached CMD too (same process group): let it finish its own way, then report it.
+        code = proc.wait()
+    return code
+
+
+def exit_status(code: int) -> int:
+    """`run_then`'s result as a shell reports it: 128+N for signal N."""
+    return 128 - code if code < 0 else code
+
+
+def mitigation_action(cmd: Sequence[str], code: int, result: SnapshotResult) -> str:
+    """What the timeline says: the command, how it ended, and the evidence taken just before it."""
+    ended = f"exit {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
+    return f"{shlex.join(cmd)} ({ended}) after snapshot {result.path.name} sha256:{result.sha256}"

@@ -1,0 +1,354 @@
+"""A docker source: the stdout and stderr of every selected container on one Docker engine.
+
+Each container reads into a sub-source (`cloud/api`, see docker_names). The events
+stream is subscribed before the containers are listed, so a container started in
+between is not missed. A sub-source reads its containers one after another in
+creation order: an old container to its last line, then its successor from its
+first, so a recreate or rollback loses nothing and keeps the name.
+
+Resuming: each sub-source's cursor (docker_cursor) names its container and the
+nanosecond stamp of the last line delivered; reading restarts with that exact
+`since` and drops the lines already delivered at that nanosecond. A `docker restart`,
+a reconnect, a dockerd restart and a watcher restart therefore all deliver each line
+once. Without a cursor, a container running when the watcher starts is read from its
+current run (from the end of its previous run), one created later from its first line.
+
+Watermarks (every WATERMARK_EVERY seconds): the source itself advances to now while
+its events stream is attached (the engine is reachable); a sub-source advances to now
+while its current container's stream is attached and caught up, or while it has
+nothing left to read (its containers stopped and read to the end, or all removed).
+A sub-source whose containers are gone therefore keeps advancing while the engine is
+reachable (it cannot hide errors: there is nothing to read) and freezes with the rest
+when the engine is not. When the engine is lost, the source and every sub-source are
+reported down. A container removed before it was read to its end is a gap from the
+last line read to its removal.
+
+Blocking SDK calls run in this source's own thread pool: every attached container
+keeps one read pending, which would exhaust asyncio.to_thread's default pool
+(min(32, cores + 4) threads) with a handful of containers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import random
+import socket
+import time
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import docker
+import requests
+from docker.errors import DockerException, NotFound
+
+from watcher.config import DockerSourceConfig
+from watcher.events import Chunk, ContainerStopped, Gap, Note, SourceDown, SourceEvent, Watermark
+from watcher.sources.docker_cursor import Boundary, Cursor, since_param
+from watcher.sources.docker_follow import LogStream
+from watcher.sources.docker_lane import Container, Lane, time_ns
+from watcher.sources.docker_names import list_filters, selected, sub_source
+from watcher.sources.docker_stream import STREAMS, Lines
+
+log = logging.getLogger(__name__)
+
+WATERMARK_EVERY = 0.25
+DEAD_STREAM_GRACE = 2.0
+"""Seconds a follow stream may stay open after its container died before it is cut."""
+MAX_STREAMS = 512
+"""Containers followed at once (each holds a connection and a worker thread)."""
+STOP_ACTIONS = ("kill", "stop", "die")
+_T = TypeVar("_T")
+_Lost = (DockerException, OSError, requests.RequestException)
+
+
+class DockerSource:
+    """Containers of one engine, each read into `<name>/<service or container>`."""
+
+    subsources = True
+    """`read(after)` gets a JSON object of the sub-sources' cursors (see the daemon)."""
+
+    def __init__(
+        self,
+        cfg: DockerSourceConfig,
+        *,
+        max_line_bytes: int,
+        clock: Callable[[], float] = time.time,
+        retry: float = 1.0,
+        max_retry: float = 30.0,
+    ) -> None:
+        self.name = cfg.name
+        self.cfg = cfg
+        self._max = max_line_bytes
+        self._clock = clock
+        self._retry, self._max_retry = retry, max_retry
+        self._pool = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix=f"docker-{cfg.name}")
+        self.client: docker.DockerClient | None = None
+        """The connected client while the engine is reachable (snapshots use it)."""
+        self.connected_at: float | None = None
+
+    async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
+        lanes: dict[str, Lane] = {}
+        for sub, text in (json.loads(after) if after else {}).items():
+            lanes[sub] = Lane(sub, Cursor.loads(text))
+        out: asyncio.Queue[SourceEvent | BaseException] = asyncio.Queue(256)
+        runner = asyncio.create_task(self._run(lanes, out), name=f"docker {self.name}")
+        try:
+            while True:
+                item = await out.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def _api(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """An SDK request. On a unix socket the engine is probed first: the SDK leaks the
+        socket of a refused connect (a ResourceWarning per retry while dockerd is down)."""
+        path = self.cfg.docker_host.removeprefix("unix://")
+        if path != self.cfg.docker_host:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.setblocking(False)
+                probe.connect(path)  # refused or missing: OSError, handled as "engine lost"
+        return await self._call(fn, *args, **kwargs)
+
+    async def _run(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
+        delay = self._retry
+        try:
+            while True:
+                self.connected_at = None
+                try:
+                    await self._connected(lanes, out)
+                    reason = "Docker events stream ended"
+                except _Lost as exc:
+                    reason = f"{self.cfg.docker_host}: {exc}"
+                if self.connected_at is not None:  # it was up: start the backoff over
+                    delay = self._retry
+                log.warning("%s: engine unreachable: %s", self.name, reason)
+                for name in (self.name, *lanes):
+                    await out.put(SourceDown(name, reason))
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._max_retry)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: end the source loudly instead of hanging the daemon
+            await out.put(exc)
+
+    async def _connected(
+        self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
+    ) -> None:
+        """Follow the engine until it is lost (raises, or returns when the events stream ends)."""
+        client = await self._call(
+            docker.DockerClient, base_url=self.cfg.docker_host, timeout=30, max_pool_size=MAX_STREAMS
+        )
+        tasks: dict[str, asyncio.Task[None]] = {}  # hard references, cancelled on the way out
+        events: Any = None
+        try:
+            await self._api(client.ping)
+            filters: dict[str, Any] = {"type": "container", **list_filters(self.cfg)}
+            events = await self._api(client.api.events, decode=True, filters=filters)
+            listing = await self._api(client.api.containers, all=True, filters=list_filters(self.cfg))
+            for lane in lanes.values():
+                lane.containers.clear()
+            for row in listing:
+                name = row["Names"][0] if row.get("Names") else row["Id"]
+                if selected(self.cfg, name, row.get("Labels") or {}):
+                    await self._add(client, lanes, row["Id"], fresh=False)
+            self.client = client
+            self.connected_at = time.monotonic()
+            for lane in lanes.values():
+                tasks[lane.sub] = asyncio.create_task(self._lane(client, lane, out), name=lane.sub)
+            tasks[""] = asyncio.create_task(self._ticker(lanes, out), name=f"{self.name} watermarks")
+            stopping: set[str] = set()
+            while True:
+                ev = await self._call(next, events, None)
+                if ev is None:
+                    return
+                await self._on_event(client, lanes, tasks, stopping, ev, out)
+        finally:
+            self.client = None
+            if events is not None:
+                with contextlib.suppress(*_Lost):
+                    events.close()
+            for task in tasks.values():
+                task.cancel()
+            for task in tasks.values():
+                with contextlib.suppress(asyncio.CancelledError, *_Lost):
+                    await task
+            client.close()
+
+    async def _add(
+        self, client: docker.DockerClient, lanes: dict[str, Lane], cid: str, *, fresh: bool
+    ) -> tuple[Lane, str | None]:
+        """Inspect and file a container under its sub-source; also returns the image it had before."""
+        attrs = await self._api(client.api.inspect_container, cid)
+        cfg, state = attrs.get("Config") or {}, attrs.get("State") or {}
+        sub = sub_source(self.name, attrs.get("Name", cid), cfg.get("Labels") or {})
+        c = Container(
+            id=attrs["Id"],
+            sub=sub,
+            image=str(cfg.get("Image", "")),
+            tty=bool(cfg.get("Tty")),
+            created_ns=time_ns(attrs["Created"]),
+            run_ns=time_ns(state.get("FinishedAt") or "") if state.get("Running") else 0,
+            running=bool(state.get("Running")),
+            fresh=fresh,
+        )
+        lane = lanes.setdefault(sub, Lane(sub, None))
+        lane.containers[c.id] = c
+        previous, lane.last_image = lane.last_image, c.image
+        lane.wake.set()
+        return lane, previous
+
+    async def _on_event(
+        self,
+        client: docker.DockerClient,
+        lanes: dict[str, Lane],
+        tasks: dict[str, asyncio.Task[None]],
+        stopping: set[str],
+        ev: dict[str, Any],
+        out: asyncio.Queue[SourceEvent | BaseException],
+    ) -> None:
+        action = str(ev.get("Action") or ev.get("status") or "")
+        actor = ev.get("Actor") or {}
+        cid, attrs = str(actor.get("ID") or ev.get("id") or ""), actor.get("Attributes") or {}
+        at = int(ev.get("timeNano") or 0) / 1e9 or self._clock()
+        if action == "create":
+            if not selected(self.cfg, attrs.get("name", ""), attrs):
+                return
+            try:
+                lane, old = await self._add(client, lanes, cid, fresh=True)
+            except NotFound:
+                return  # created and removed already: it never started, so it wrote nothing
+            if old is not None:
+                new = lane.containers[cid].image
+                text = f"{lane.sub} recreated: image {old} → {new}"
+                await out.put(Note(lane.sub, at, "recreated", text, {"old_image": old, "new_image": new}))
+            if lane.sub not in tasks:
+                tasks[lane.sub] = asyncio.create_task(self._lane(client, lane, out), name=lane.sub)
+            return
+        owner = next((ln for ln in lanes.values() if cid in ln.containers), None)
+        if owner is None:
+            return
+        c = owner.containers[cid]
+        if action == "start":
+            c.running = True
+            c.died.clear()
+            stopping.discard(cid)
+        elif action in STOP_ACTIONS:
+            c.running = c.running and action == "kill"  # a kill may be a signal the container survives
+            if not c.running:
+                c.died.set()
+            if cid not in stopping:
+                stopping.add(cid)
+                await out.put(ContainerStopped(owner.sub, cid, action, at))
+        elif action == "destroy":
+            c.removed_at = at
+        owner.wake.set()
+
+    async def _ticker(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
+        while True:
+            now, mono = self._clock(), time.monotonic()
+            await out.put(Watermark(self.name, now))
+            for lane in list(lanes.values()):
+                if lane.caught_up(mono):
+                    await out.put(Watermark(lane.sub, now))
+            await asyncio.sleep(WATERMARK_EVERY)
+
+    # ---- one sub-source ----------------------------------------------------------
+
+    async def _lane(self, client: docker.DockerClient, lane: Lane, out: asyncio.Queue[Any]) -> None:
+        while True:
+            lane.wake.clear()
+            target, gap = lane.choose(self._clock())
+            if gap is not None:
+                await self._gap(gap, out)
+            if target is None:
+                lane.idle = True
+                await lane.wake.wait()
+                lane.idle = False
+                continue
+            c, cursor = target
+            complete = False
+            try:
+                with contextlib.suppress(NotFound):  # removed before attaching: settled below
+                    complete = await self._follow(client, lane, c, cursor, out)
+                attrs = await self._api(client.api.inspect_container, c.id)
+                c.running = bool((attrs.get("State") or {}).get("Running"))
+            except NotFound:
+                c.removed_at = c.removed_at or self._clock()
+            except _Lost as exc:
+                # The engine may be going away (then this task is cancelled), or one request failed.
+                log.warning("%s: reading %s: %s; retrying", lane.sub, c.id[:12], exc)
+                await asyncio.sleep(self._retry)
+                continue
+            # Finished only when removed, or stopped and read to the end; a stream cut short
+            # is read again from the cursor (without following, once the container stopped).
+            if c.removed_at is not None or (complete and not c.running):
+                gap = lane.finished(c, complete=complete)
+                if gap is not None:
+                    await self._gap(gap, out)
+                assert lane.cursor is not None
+                await out.put(Chunk(lane.sub, b"", lane.cursor.dumps()))
+
+    async def _gap(self, gap: Gap, out: asyncio.Queue[Any]) -> None:
+        log.warning("%s: a container was removed before it was read to its end", gap.source)
+        await out.put(gap)
+
+    async def _follow(
+        self, client: docker.DockerClient, lane: Lane, c: Container, cursor: Cursor, out: asyncio.Queue[Any]
+    ) -> bool:
+        """Read `c` from `cursor` until its stream ends; True when Docker ended it (read to the end)."""
+        # A stopped container is read without following (Docker serves that faster); if
+        # it starts meanwhile, the lane finds it running afterwards and follows from the cursor.
+        since = since_param(cursor.ns) if cursor.ns else None
+        stream = LogStream(
+            client.api, c.id, since=since, tty=c.tty, follow=c.running, max_line_bytes=self._max
+        )
+        boundary = Boundary(cursor if cursor.hashes else None)
+        watchdog = asyncio.create_task(self._cut_when_dead(c, stream)) if c.running else None
+        try:
+            await self._api(stream.open)
+            lane.attached, lane.behind, lane.last_data = True, True, time.monotonic()
+            while data := await self._call(stream.read):
+                lane.last_data = time.monotonic()
+                await self._deliver(lane, boundary, stream.decoder.feed(data), out)
+                if stream.decoder.done:
+                    break
+            if not stream.complete:
+                return False  # cut short: an unfinished line is read again from the cursor
+            await self._deliver(lane, boundary, stream.decoder.flush(), out)
+            return True
+        finally:
+            lane.attached = False
+            stream.close()
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+
+    async def _cut_when_dead(self, c: Container, stream: LogStream) -> None:
+        """A follow stream normally ends when its container stops; one that does not is cut."""
+        await c.died.wait()
+        await asyncio.sleep(DEAD_STREAM_GRACE)
+        log.info("%s: the log stream of stopped %s did not end; reading it again", c.sub, c.id[:12])
+        stream.close()
+
+    async def _deliver(
+        self, lane: Lane, boundary: Boundary, runs: list[Lines], out: asyncio.Queue[Any]
+    ) -> None:
+        assert lane.cursor is not None
+        for run in boundary.filter(runs):
+            lane.cursor = lane.cursor.after(run)
+            await out.put(Chunk(lane.sub, run.data, lane.cursor.dumps(), STREAMS[run.stream]))
