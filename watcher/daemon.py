@@ -11,6 +11,7 @@ engine had not yet made durable.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
@@ -22,10 +23,21 @@ from prometheus_client import CollectorRegistry
 from watcher import sdnotify
 from watcher.api import ApiServer, load_or_create_token
 from watcher.classify import StreamScanner
-from watcher.config import FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
+from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
 from watcher.errors import StoreError, WatcherError
-from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, Transition, Watermark
+from watcher.events import (
+    Chunk,
+    ContainerStopped,
+    ErrorEvent,
+    Gap,
+    Note,
+    SourceDown,
+    SourceEvent,
+    Transition,
+    Watermark,
+)
+from watcher.grouping import ClassifyStats
 from watcher.lines import Format
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
@@ -42,13 +54,19 @@ QUEUE_SIZE = 8192
 BATCH = 4096
 PERSIST_EVERY = 1.0  # seconds between commits of resume points when nothing else happened
 TICK = 1.0
+SNAPSHOT_GRACE = 30.0
 
 
 @dataclass
 class SourceState:
     source: Source
+    """The configured source that reads this one (for a docker sub-source, its docker source)."""
     scanner: StreamScanner
     cursor: str | None = None
+    streams: dict[str, StreamScanner] = field(default_factory=dict)
+    """Scanners of further byte streams (a container's stderr): a multi-line record never
+    mixes lines of two streams."""
+    new_scanner: Callable[[], StreamScanner] | None = None
     up: bool = False
     reason: str | None = "starting"
     dirty: bool = False
@@ -57,9 +75,32 @@ class SourceState:
     )
     """The totals of `totals()` already passed on to the metrics and the engine."""
 
+    def scanner_for(self, stream: str) -> StreamScanner:
+        """The scanner of one byte stream: stdout (or the only stream) is the first one."""
+        if stream in ("", "stdout") or self.new_scanner is None:
+            return self.scanner
+        scanner = self.streams.get(stream)
+        if scanner is None:
+            scanner = self.streams[stream] = self.new_scanner()
+        return scanner
+
+    def stats(self) -> ClassifyStats:
+        if not self.streams:
+            return self.scanner.stats
+        every = [self.scanner.stats, *(s.stats for s in self.streams.values())]
+        merged = ClassifyStats(
+            lines=sum(s.lines for s in every),
+            bad_utf8=sum(s.bad_utf8 for s in every),
+            truncated=sum(s.truncated for s in every),
+        )
+        for s in every:
+            for rule, n in s.errors_by_rule.items():
+                merged.errors_by_rule[rule] = merged.errors_by_rule.get(rule, 0) + n
+        return merged
+
     def totals(self) -> dict[str, int]:
         """Running totals: lines read, and lines per watcher_source_bad_lines_total reason."""
-        stats = self.scanner.stats
+        stats = self.stats()
         totals = {"lines": stats.lines, "bad_utf8": stats.bad_utf8, "truncated": stats.truncated}
         totals["copytruncate"] = 0
         if isinstance(self.source, FileSource):  # lines it cut itself, and truncations it saw
@@ -84,6 +125,9 @@ class Daemon:
         self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
         self._pending: list[Transition] = []
         self._last_persist = 0.0
+        self._after: dict[str, str | None] = {}
+        self._configs: dict[str, SourceConfig] = {}
+        self._snapshots: set[asyncio.Task[None]] = set()  # hard references until each is done
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -103,11 +147,20 @@ class Daemon:
         self.metrics = Metrics(self.registry, sources=names, rules=self.ruleset.rule_names)
         resume = self.store.resume_points()
         self.sources: dict[str, SourceState] = {}
+        self._parents: dict[str, Source] = {}
         for src, cfg in built:
             point = resume.get(src.name)
+            self._configs[src.name] = cfg
             self.sources[src.name] = SourceState(
                 src, self._scanner(src.name, cfg), cursor=point.cursor if point else None
             )
+            self._after[src.name] = self.sources[src.name].cursor
+            if getattr(src, "subsources", False):
+                self._parents[src.name] = src
+                subs = {n: p.cursor for n, p in resume.items() if n.startswith(f"{src.name}/") and p.cursor}
+                self._after[src.name] = json.dumps(subs) if subs else None
+                for sub in subs:
+                    self._register(sub)
         for inc in self.store.incidents():
             self.metrics.add_incident(inc.id, inc.window)
         self._refresh_incident_metrics()
@@ -125,8 +178,8 @@ class Daemon:
         tasks: list[asyncio.Task[None]] = []  # hard references: tasks are not garbage collected
         try:
             async with asyncio.TaskGroup() as tg:
-                for st in self.sources.values():
-                    tasks.append(tg.create_task(self._read(st), name=f"source {st.source.name}"))
+                for name in self._after:  # one reader per configured source; sub-sources share it
+                    tasks.append(tg.create_task(self._read(self.sources[name]), name=f"source {name}"))
                 tasks.append(tg.create_task(self._consume(), name="consumer"))
                 tasks.append(tg.create_task(self._ticker(), name="ticker"))
                 tasks.append(tg.create_task(self._watchdog(), name="watchdog"))
@@ -147,6 +200,8 @@ class Daemon:
             self._handle(*self._queue.get_nowait())
         self._flush_lines()
         self._persist(force=True)
+        if self._snapshots:  # a snapshot in progress is evidence: let it finish
+            await asyncio.wait(self._snapshots, timeout=SNAPSHOT_GRACE)
         await self.api.stop()
         self.store.close()
 
@@ -166,8 +221,8 @@ class Daemon:
     # ---- tasks ----------------------------------------------------------------------
 
     async def _read(self, st: SourceState) -> None:
-        async for event in st.source.read(st.cursor):
-            await self._queue.put((st.source.name, event))
+        async for event in st.source.read(self._after[st.source.name]):
+            await self._queue.put((event.source, event))
 
     async def _consume(self) -> None:
         while True:
@@ -201,9 +256,10 @@ class Daemon:
     # ---- the pipeline ---------------------------------------------------------------
 
     def _handle(self, name: str, event: SourceEvent) -> None:
-        st = self.sources[name]
+        st = self.sources.get(name) or self._register(name)
         if isinstance(event, Chunk):
-            st.scanner.feed(event.data)
+            if event.data:
+                st.scanner_for(event.stream).feed(event.data)
             st.cursor = event.cursor
             st.dirty = True
         elif isinstance(event, Watermark):
@@ -221,6 +277,40 @@ class Daemon:
                 log.warning("source %s down: %s", name, event.reason)
             st.up, st.reason = False, event.reason
             self.metrics.source_up(name, False)
+        elif isinstance(event, Note):
+            log.info("%s: %s", name, event.text)
+            for incident in self.engine.covering(name):
+                self.store.add_note(
+                    incident, event.at, event.kind, {"source": name, "text": event.text, **event.detail}
+                )
+        elif isinstance(event, ContainerStopped):
+            self._container_stopped(event)
+
+    def _container_stopped(self, event: ContainerStopped) -> None:
+        """Snapshot a watched container as soon as Docker says it stops, before it can be removed."""
+        task = asyncio.create_task(self._auto_snapshot(event), name=f"snapshot {event.source}")
+        self._snapshots.add(task)
+        task.add_done_callback(self._snapshots.discard)
+
+    async def _auto_snapshot(self, event: ContainerStopped) -> None:
+        log.info("%s: container %s got %s", event.source, event.container[:12], event.action)
+        self.metrics.snapshot("container_stop")
+        for incident in self.engine.covering(event.source):
+            detail = {"source": event.source, "container": event.container[:12], "action": event.action}
+            self.store.add_note(incident, event.at, "snapshot", detail)
+
+    def _register(self, name: str) -> SourceState:
+        """A sub-source seen for the first time (a new container of a docker source)."""
+        parent = self._parents.get(name.partition("/")[0])
+        if parent is None:
+            raise KeyError(f"event for unknown source {name}")
+        self.engine.add_source(name)
+        self.metrics.add_source(name)
+        cfg = self._configs[parent.name]
+        st = SourceState(parent, self._scanner(name, cfg))
+        st.new_scanner = lambda: self._scanner(name, cfg)
+        self.sources[name] = st
+        return st
 
     def _scanner(self, name: str, cfg: SourceConfig) -> StreamScanner:
         fmt: Format = "auto"
@@ -229,6 +319,8 @@ class Daemon:
             fmt, field, layout = cfg.format, cfg.timestamp_field, cfg.timestamp_format
         elif isinstance(cfg, JournalSourceConfig):
             fmt = "journal"
+        elif isinstance(cfg, DockerSourceConfig):
+            fmt = "docker"
 
         def emit(event: ErrorEvent) -> None:
             if event.at is None:  # a source without timestamps of its own: receive time
@@ -316,7 +408,7 @@ class Daemon:
             "now": now,
             "incidents": [incident_json(self.engine.status(i)) for i in self.engine.incident_ids()],
             "sources": [
-                source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.scanner.stats)
+                source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.stats())
                 for name, st in self.sources.items()
             ],
             "outbox": {"pending": self.store.pending_count(), "dead": self.store.dead_count()},

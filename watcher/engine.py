@@ -118,6 +118,10 @@ class Engine:
     def sources(self) -> dict[str, float | None]:
         return dict(self._watermarks)
 
+    def covering(self, source: str) -> list[str]:
+        """The open incidents whose scope covers `source` (where a note about it belongs)."""
+        return [inc.id for inc in self._open() if inc.covers(source)]
+
     def advance(self, source: str, at: float) -> list[Transition]:
         """The source has every record up to `at`. Watermarks never go back."""
         self.add_source(source)

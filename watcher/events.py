@@ -35,12 +35,16 @@ class LogLine:
 class Chunk:
     """Whole lines as bytes, for sources that read byte streams (files): no per-line objects.
 
-    `data` ends with a newline; `cursor` is the resume point just after it.
+    `data` ends with a newline; `cursor` is the resume point just after it. `stream`
+    names the byte stream within the source ("stdout"/"stderr" of a container; "" for
+    one stream): the daemon groups multi-line records within one stream only. A chunk
+    with no data only moves the resume point.
     """
 
     source: str
     data: bytes
     cursor: str | None = None
+    stream: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,28 @@ class SourceDown:
     reason: str
 
 
-SourceEvent = LogLine | Chunk | Watermark | Gap | SourceDown
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something for the timeline of every open incident covering `source` (a recreated container)."""
+
+    source: str
+    at: float
+    kind: str
+    text: str
+    detail: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStopped:
+    """Docker reported `kill`, `stop` or `die` for a watched container: snapshot it before removal."""
+
+    source: str
+    container: str
+    action: str
+    at: float
+
+
+SourceEvent = LogLine | Chunk | Watermark | Gap | SourceDown | Note | ContainerStopped
 
 
 @dataclass(frozen=True, slots=True)

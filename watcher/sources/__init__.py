@@ -13,8 +13,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from watcher.config import FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
+from watcher.config import (
+    DockerSourceConfig,
+    FileSourceConfig,
+    JournalSourceConfig,
+    Settings,
+    SourceConfig,
+)
 from watcher.events import SourceDown, SourceEvent
+from watcher.sources.docker import DockerSource
 from watcher.sources.file import FileSource
 from watcher.sources.journal import Fleet, JournalSource
 
@@ -23,7 +30,11 @@ class Source(Protocol):
     name: str
 
     def read(self, after: str | None) -> AsyncIterator[SourceEvent]:
-        """Yield forever, resuming after cursor `after` (None: from the configured start)."""
+        """Yield forever, resuming after cursor `after` (None: from the configured start).
+
+        A source with `subsources = True` (docker) names its events `<name>/<leaf>`;
+        its `after` is a JSON object of those sub-sources' cursors.
+        """
         ...
 
 
@@ -56,6 +67,6 @@ def build_sources(
             hosts: list[str | None] = [*cfg.hosts] or [None]  # no hosts: the local journal
             for host in hosts:
                 built.append((JournalSource(cfg, host, since=since, fleet=fleet, clock=clock), cfg))
-        else:
-            built.append((Unsupported(cfg.name, "docker sources are not supported by this build yet"), cfg))
+        elif isinstance(cfg, DockerSourceConfig):
+            built.append((DockerSource(cfg, max_line_bytes=settings.max_line_bytes, clock=clock), cfg))
     return built
