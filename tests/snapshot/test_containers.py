@@ -120,7 +120,7 @@ def test_configured_source_and_scope(
     result = take_configured(settings, Request("before rollback", since=None, until=None), by="t@h")
     names = set(members(result.path))
     assert f"cloud/api/{api[:12]}/stdout.log" in names
-    assert f"cloud/_/_/evil/{evil[:12]}/stdout.log" in names
+    assert f"cloud/_.._evil/{evil[:12]}/stdout.log" in names  # the docker source names it `.._.._evil`
     assert len([n for n in names if n.endswith("stdout.log")]) == 2
     scoped = take_configured(settings, Request("r", scope=("cloud/api",)), by="t@h")
     assert {s["name"] for s in manifest(scoped.path)["sources"]} == {"cloud/api"}

@@ -24,9 +24,8 @@ from watcher.client import default_user
 from watcher.config import DockerSourceConfig
 from watcher.snapshot.collect import Collection, Job, SnapshotResult, take
 from watcher.snapshot.manifest import Meta
+from watcher.sources import docker_names as names
 
-COMPOSE_PROJECT = "com.docker.compose.project"
-COMPOSE_SERVICE = "com.docker.compose.service"
 ENV_OMITTED = "<not collected>"
 
 
@@ -101,29 +100,14 @@ def scrubbed(info: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def sub_source(source: str, container: Mapping[str, Any]) -> str:
-    """`cloud/<compose service>`, or `cloud/<container name>` outside compose."""
-    labels = container.get("Labels") or {}
-    service = labels.get(COMPOSE_SERVICE)
-    if service:
-        return f"{source}/{service}"
-    names = container.get("Names") or [container.get("Id", "")[:12]]
-    return f"{source}/{str(names[0]).lstrip('/')}"
-
-
 def selected(cfg: DockerSourceConfig, containers: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """(sub-source, container id) of the listed containers the source's selectors all accept."""
+    """(sub-source, container id) of the listed containers the source follows, named as it names them."""
     chosen = []
     for c in containers:
+        name = str((c.get("Names") or [""])[0]).lstrip("/")
         labels = c.get("Labels") or {}
-        names = {str(n).lstrip("/") for n in c.get("Names") or []}
-        if cfg.compose_project and labels.get(COMPOSE_PROJECT) != cfg.compose_project:
-            continue
-        if cfg.containers and not names & set(cfg.containers):
-            continue
-        if any(labels.get(k) != v for k, v in cfg.labels.items()):
-            continue
-        chosen.append((sub_source(cfg.name, c), str(c["Id"])))
+        if names.selected(cfg, name, labels):
+            chosen.append((names.sub_source(cfg.name, name, labels), str(c["Id"])))
     return chosen
 
 
