@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon bench-snapshot install clean
+.PHONY: run test lint services bench bench-daemon bench-snapshot bench-docker install clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ bench-daemon: install
 # Evidence snapshot of 10 containers x 100,000 lines + 20 gateways x 10,000 journal entries, and 1/10th.
 bench-snapshot: install services
 	$(BIN)/python bench/snapshot_bench.py
+
+# Docker source: 500,000-line read vs `docker logs -t`, and follow latency of 20 containers x 100 lines/s.
+bench-docker: install services
+	$(BIN)/python bench/docker_bench.py
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis

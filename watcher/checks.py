@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
+import docker
+from docker.errors import DockerException
 
 from watcher import ssh
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings
 from watcher.errors import SourceError
+from watcher.sources.docker_names import list_filters, selected
 
 
 @dataclass
@@ -104,8 +107,26 @@ def _check_docker(key: str, src: DockerSourceConfig, report: Report) -> None:
         sock = Path(src.docker_host.removeprefix("unix://"))
         if not sock.exists():
             report.problems.append(f"{key}.docker_host: {sock} does not exist (is dockerd running?)")
-        elif not os.access(sock, os.R_OK | os.W_OK):
+            return
+        if not os.access(sock, os.R_OK | os.W_OK):
             report.problems.append(f"{key}.docker_host: {sock} is not accessible (docker group?)")
+            return
+    try:
+        client = docker.DockerClient(base_url=src.docker_host, timeout=15)
+        try:
+            client.ping()
+            listed = client.api.containers(all=True, filters=list_filters(src))
+        finally:
+            client.close()
+    except (DockerException, OSError) as exc:
+        report.problems.append(
+            f"{key}.docker_host: cannot reach the Docker engine at {src.docker_host}: {exc}"
+        )
+        return
+    if not any(selected(src, (c.get("Names") or [""])[0], c.get("Labels") or {}) for c in listed):
+        report.warnings.append(
+            f"{key}: no container matches the selection yet; sub-sources appear when one does"
+        )
 
 
 def _reason(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from docker.errors import DockerException
 from prometheus_client import CollectorRegistry
 
 from watcher import sdnotify
@@ -41,7 +42,7 @@ from watcher.grouping import ClassifyStats
 from watcher.lines import Format
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
-from watcher.snapshot import verify
+from watcher.snapshot import snapshot_containers, verify
 from watcher.snapshot.command import Request, take_configured
 from watcher.sources import Source, build_sources
 from watcher.sources.file import FileSource
@@ -55,6 +56,8 @@ BATCH = 4096
 PERSIST_EVERY = 1.0  # seconds between commits of resume points when nothing else happened
 TICK = 1.0
 SNAPSHOT_GRACE = 30.0
+AUTO_SNAPSHOT_EVERY = 300.0
+"""Seconds between auto-snapshots of one container: a crash loop must not fill the disk."""
 
 
 @dataclass
@@ -66,7 +69,7 @@ class SourceState:
     streams: dict[str, StreamScanner] = field(default_factory=dict)
     """Scanners of further byte streams (a container's stderr): a multi-line record never
     mixes lines of two streams."""
-    new_scanner: Callable[[], StreamScanner] | None = None
+    new_scanner: Callable[[str], StreamScanner] | None = None
     up: bool = False
     reason: str | None = "starting"
     dirty: bool = False
@@ -81,7 +84,7 @@ class SourceState:
             return self.scanner
         scanner = self.streams.get(stream)
         if scanner is None:
-            scanner = self.streams[stream] = self.new_scanner()
+            scanner = self.streams[stream] = self.new_scanner(stream)
         return scanner
 
     def stats(self) -> ClassifyStats:
@@ -128,6 +131,7 @@ class Daemon:
         self._after: dict[str, str | None] = {}
         self._configs: dict[str, SourceConfig] = {}
         self._snapshots: set[asyncio.Task[None]] = set()  # hard references until each is done
+        self._snapshotted: dict[str, float] = {}  # container id -> monotonic time of its last auto-snapshot
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -201,7 +205,14 @@ class Daemon:
         self._flush_lines()
         self._persist(force=True)
         if self._snapshots:  # a snapshot in progress is evidence: let it finish
-            await asyncio.wait(self._snapshots, timeout=SNAPSHOT_GRACE)
+            _, late = await asyncio.wait(self._snapshots, timeout=SNAPSHOT_GRACE)
+            for task in late:
+                log.error(
+                    "shutdown: %s did not finish within %.0fs; abandoned", task.get_name(), SNAPSHOT_GRACE
+                )
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         await self.api.stop()
         self.store.close()
 
@@ -288,16 +299,43 @@ class Daemon:
 
     def _container_stopped(self, event: ContainerStopped) -> None:
         """Snapshot a watched container as soon as Docker says it stops, before it can be removed."""
+        now = time.monotonic()
+        last = self._snapshotted.get(event.container)
+        if last is not None and now - last < AUTO_SNAPSHOT_EVERY:
+            log.info("%s: %s again; snapshotted %.0fs ago", event.source, event.action, now - last)
+            return
+        self._snapshotted[event.container] = now
         task = asyncio.create_task(self._auto_snapshot(event), name=f"snapshot {event.source}")
         self._snapshots.add(task)
         task.add_done_callback(self._snapshots.discard)
 
     async def _auto_snapshot(self, event: ContainerStopped) -> None:
-        log.info("%s: container %s got %s", event.source, event.container[:12], event.action)
+        log.info("%s: container %s got %s: snapshot", event.source, event.container[:12], event.action)
+        client = getattr(self._parents.get(event.source.partition("/")[0]), "client", None)
+        incidents = self.engine.covering(event.source)
+        reason = f"container {event.action}"
+        if client is None:
+            log.error("%s: no snapshot of %s: the engine is unreachable", event.source, event.container[:12])
+            return
+        try:
+            result = await asyncio.to_thread(
+                snapshot_containers,
+                client,
+                [(event.source, event.container)],
+                state_dir=self.settings.state_dir,
+                incident=incidents[0] if incidents else None,
+                reason=reason,
+                since=None,
+                until=None,
+                trigger="container_stop",
+            )
+        except (WatcherError, DockerException, OSError) as exc:
+            log.error("%s: snapshot of %s failed: %s", event.source, event.container[:12], exc)
+            return
         self.metrics.snapshot("container_stop")
-        for incident in self.engine.covering(event.source):
-            detail = {"source": event.source, "container": event.container[:12], "action": event.action}
-            self.store.add_note(incident, event.at, "snapshot", detail)
+        note = {**result.note(reason=reason, trigger="container_stop"), "source": event.source}
+        for incident in incidents:
+            self.store.add_note(incident, event.at, "snapshot", note)
 
     def _register(self, name: str) -> SourceState:
         """A sub-source seen for the first time (a new container of a docker source)."""
@@ -308,23 +346,26 @@ class Daemon:
         self.metrics.add_source(name)
         cfg = self._configs[parent.name]
         st = SourceState(parent, self._scanner(name, cfg))
-        st.new_scanner = lambda: self._scanner(name, cfg)
+        st.new_scanner = lambda stream: self._scanner(name, cfg, stream)
         self.sources[name] = st
         return st
 
-    def _scanner(self, name: str, cfg: SourceConfig) -> StreamScanner:
+    def _scanner(self, name: str, cfg: SourceConfig, stream: str = "") -> StreamScanner:
+        """`stream`: a further byte stream of the source (stderr), named in its error events."""
         fmt: Format = "auto"
         field = layout = None
         if isinstance(cfg, FileSourceConfig):
             fmt, field, layout = cfg.format, cfg.timestamp_field, cfg.timestamp_format
-        elif isinstance(cfg, JournalSourceConfig):
-            fmt = "journal"
         elif isinstance(cfg, DockerSourceConfig):
             fmt = "docker"
+        elif isinstance(cfg, JournalSourceConfig):
+            fmt = "journal"
 
         def emit(event: ErrorEvent) -> None:
             if event.at is None:  # a source without timestamps of its own: receive time
                 event = replace(event, at=self.clock())
+            if stream:
+                event = replace(event, stream=stream)
             self.metrics.error(name, event.rule)
             self._pending += self.engine.observe(event)
 

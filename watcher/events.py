@@ -106,6 +106,8 @@ class ErrorEvent:
     """The record's own time, or the receive time; None only for an untimed file being classified."""
     rule: str
     message: str
+    stream: str = ""
+    """The byte stream when the source has several and it is not the first (a container's stderr)."""
 
 
 class State(StrEnum):

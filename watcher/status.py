@@ -16,12 +16,15 @@ from watcher.times import format_time
 
 
 def event_json(event: ErrorEvent) -> dict[str, object]:
-    return {
+    out: dict[str, object] = {
         "time": format_time(event.at),
         "source": event.source,
         "rule": event.rule,
         "message": event.message,
     }
+    if event.stream:
+        out["stream"] = event.stream
+    return out
 
 
 def incident_json(s: IncidentStatus) -> dict[str, object]:

@@ -11,7 +11,7 @@ nanosecond stamp of the last line delivered; reading restarts with that exact
 `since` and drops the lines already delivered at that nanosecond. A `docker restart`,
 a reconnect, a dockerd restart and a watcher restart therefore all deliver each line
 once. Without a cursor, a container running when the watcher starts is read from its
-current start (StartedAt), one created later from its first line.
+current run (from the end of its previous run), one created later from its first line.
 
 Watermarks (every WATERMARK_EVERY seconds): the source itself advances to now while
 its events stream is attached (the engine is reachable); a sub-source advances to now
@@ -36,11 +36,10 @@ import functools
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import docker
@@ -51,60 +50,18 @@ from watcher.config import DockerSourceConfig
 from watcher.events import Chunk, ContainerStopped, Gap, Note, SourceDown, SourceEvent, Watermark
 from watcher.sources.docker_cursor import Boundary, Cursor, since_param
 from watcher.sources.docker_follow import LogStream
+from watcher.sources.docker_lane import Container, Lane, time_ns
 from watcher.sources.docker_names import list_filters, selected, sub_source
 from watcher.sources.docker_stream import STREAMS, Lines
 
 log = logging.getLogger(__name__)
 
 WATERMARK_EVERY = 0.25
-CAUGHT_UP_IDLE = 0.1
-"""Seconds without data after attaching that mean the backlog has been read."""
+MAX_STREAMS = 512
+"""Containers followed at once (each holds a connection and a worker thread)."""
 STOP_ACTIONS = ("kill", "stop", "die")
 _T = TypeVar("_T")
 _Lost = (DockerException, OSError, requests.RequestException)
-
-
-def _ns(rfc3339: str) -> int:
-    """Docker's `Created`/`StartedAt` (RFC 3339 with up to 9 fractional digits) -> ns."""
-    head, _, frac = rfc3339.rstrip("Z").partition(".")
-    secs = int(datetime.fromisoformat(head + "+00:00").timestamp())
-    return secs * 1_000_000_000 + int(frac.ljust(9, "0")[:9] or "0")
-
-
-@dataclass
-class _Container:
-    id: str
-    sub: str
-    image: str
-    tty: bool
-    created_ns: int
-    started_ns: int
-    running: bool
-    fresh: bool
-    """Created while the watcher was watching: read from its first line."""
-    removed_at: float | None = None
-
-
-@dataclass
-class _Lane:
-    """One sub-source: its containers, its cursor, and whether it is caught up."""
-
-    sub: str
-    cursor: Cursor | None
-    containers: dict[str, _Container] = field(default_factory=dict)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    attached: bool = False
-    behind: bool = True
-    idle: bool = False
-    last_data: float = 0.0
-    last_image: str | None = None
-
-    def caught_up(self, mono: float) -> bool:
-        if self.attached:
-            if self.behind and mono - self.last_data >= CAUGHT_UP_IDLE:
-                self.behind = False
-            return not self.behind
-        return self.idle
 
 
 class DockerSource:
@@ -127,15 +84,15 @@ class DockerSource:
         self._max = max_line_bytes
         self._clock = clock
         self._retry, self._max_retry = retry, max_retry
-        self._pool = ThreadPoolExecutor(max_workers=512, thread_name_prefix=f"docker-{cfg.name}")
+        self._pool = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix=f"docker-{cfg.name}")
         self.client: docker.DockerClient | None = None
         """The connected client while the engine is reachable (snapshots use it)."""
         self.connected_at: float | None = None
 
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
-        lanes: dict[str, _Lane] = {}
+        lanes: dict[str, Lane] = {}
         for sub, text in (json.loads(after) if after else {}).items():
-            lanes[sub] = _Lane(sub, Cursor.loads(text))
+            lanes[sub] = Lane(sub, Cursor.loads(text))
         out: asyncio.Queue[SourceEvent | BaseException] = asyncio.Queue(256)
         runner = asyncio.create_task(self._run(lanes, out), name=f"docker {self.name}")
         try:
@@ -154,7 +111,17 @@ class DockerSource:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
-    async def _run(self, lanes: dict[str, _Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
+    async def _api(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """An SDK request. On a unix socket the engine is probed first: the SDK leaks the
+        socket of a refused connect (a ResourceWarning per retry while dockerd is down)."""
+        path = self.cfg.docker_host.removeprefix("unix://")
+        if path != self.cfg.docker_host:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.setblocking(False)
+                probe.connect(path)  # refused or missing: OSError, handled as "engine lost"
+        return await self._call(fn, *args, **kwargs)
+
+    async def _run(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
         delay = self._retry
         try:
             while True:
@@ -177,17 +144,19 @@ class DockerSource:
             await out.put(exc)
 
     async def _connected(
-        self, lanes: dict[str, _Lane], out: asyncio.Queue[SourceEvent | BaseException]
+        self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
     ) -> None:
         """Follow the engine until it is lost (raises, or returns when the events stream ends)."""
-        client = await self._call(docker.DockerClient, base_url=self.cfg.docker_host, timeout=30)
+        client = await self._call(
+            docker.DockerClient, base_url=self.cfg.docker_host, timeout=30, max_pool_size=MAX_STREAMS
+        )
         tasks: dict[str, asyncio.Task[None]] = {}  # hard references, cancelled on the way out
         events: Any = None
         try:
-            await self._call(client.ping)
+            await self._api(client.ping)
             filters: dict[str, Any] = {"type": "container", **list_filters(self.cfg)}
-            events = await self._call(client.api.events, decode=True, filters=filters)
-            listing = await self._call(client.api.containers, all=True, filters=list_filters(self.cfg))
+            events = await self._api(client.api.events, decode=True, filters=filters)
+            listing = await self._api(client.api.containers, all=True, filters=list_filters(self.cfg))
             for lane in lanes.values():
                 lane.containers.clear()
             for row in listing:
@@ -218,23 +187,23 @@ class DockerSource:
             client.close()
 
     async def _add(
-        self, client: docker.DockerClient, lanes: dict[str, _Lane], cid: str, *, fresh: bool
-    ) -> tuple[_Lane, str | None]:
+        self, client: docker.DockerClient, lanes: dict[str, Lane], cid: str, *, fresh: bool
+    ) -> tuple[Lane, str | None]:
         """Inspect and file a container under its sub-source; also returns the image it had before."""
-        attrs = await self._call(client.api.inspect_container, cid)
+        attrs = await self._api(client.api.inspect_container, cid)
         cfg, state = attrs.get("Config") or {}, attrs.get("State") or {}
         sub = sub_source(self.name, attrs.get("Name", cid), cfg.get("Labels") or {})
-        c = _Container(
+        c = Container(
             id=attrs["Id"],
             sub=sub,
             image=str(cfg.get("Image", "")),
             tty=bool(cfg.get("Tty")),
-            created_ns=_ns(attrs["Created"]),
-            started_ns=_ns(state.get("StartedAt") or attrs["Created"]),
+            created_ns=time_ns(attrs["Created"]),
+            run_ns=time_ns(state.get("FinishedAt") or "") if state.get("Running") else 0,
             running=bool(state.get("Running")),
             fresh=fresh,
         )
-        lane = lanes.setdefault(sub, _Lane(sub, None))
+        lane = lanes.setdefault(sub, Lane(sub, None))
         lane.containers[c.id] = c
         previous, lane.last_image = lane.last_image, c.image
         lane.wake.set()
@@ -243,7 +212,7 @@ class DockerSource:
     async def _on_event(
         self,
         client: docker.DockerClient,
-        lanes: dict[str, _Lane],
+        lanes: dict[str, Lane],
         tasks: dict[str, asyncio.Task[None]],
         stopping: set[str],
         ev: dict[str, Any],
@@ -283,7 +252,7 @@ class DockerSource:
             c.removed_at = at
         owner.wake.set()
 
-    async def _ticker(self, lanes: dict[str, _Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
+    async def _ticker(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
         while True:
             now, mono = self._clock(), time.monotonic()
             await out.put(Watermark(self.name, now))
@@ -294,10 +263,12 @@ class DockerSource:
 
     # ---- one sub-source ----------------------------------------------------------
 
-    async def _lane(self, client: docker.DockerClient, lane: _Lane, out: asyncio.Queue[Any]) -> None:
+    async def _lane(self, client: docker.DockerClient, lane: Lane, out: asyncio.Queue[Any]) -> None:
         while True:
             lane.wake.clear()
-            target = await self._next(lane, out)
+            target, gap = lane.choose(self._clock())
+            if gap is not None:
+                await self._gap(gap, out)
             if target is None:
                 lane.idle = True
                 await lane.wake.wait()
@@ -308,71 +279,34 @@ class DockerSource:
             with contextlib.suppress(NotFound):  # removed before attaching: settled below
                 complete = await self._follow(client, lane, c, cursor, out)
             try:
-                attrs = await self._call(client.api.inspect_container, c.id)
+                attrs = await self._api(client.api.inspect_container, c.id)
                 c.running = bool((attrs.get("State") or {}).get("Running"))
             except NotFound:
                 c.removed_at = c.removed_at or self._clock()
             if c.removed_at is not None or not c.running:
-                cur = lane.cursor or Cursor(c.id, 0)
-                if c.removed_at is not None and not complete and not cur.done:
-                    await self._gap(lane, cur, c.removed_at, out)
-                lane.cursor = Cursor(c.id, cur.ns, cur.hashes, done=True)
+                gap = lane.finished(c, complete=complete)
+                if gap is not None:
+                    await self._gap(gap, out)
+                assert lane.cursor is not None
                 await out.put(Chunk(lane.sub, b"", lane.cursor.dumps()))
-                if c.removed_at is not None:
-                    del lane.containers[c.id]
 
-    async def _next(self, lane: _Lane, out: asyncio.Queue[Any]) -> tuple[_Container, Cursor] | None:
-        """The container to read now and from where, or None when there is nothing to read."""
-        ordered = sorted(lane.containers.values(), key=lambda c: c.created_ns)
-        cur = lane.cursor
-        if cur is not None and cur.container in lane.containers:
-            c = lane.containers[cur.container]
-            if not (cur.done and not c.running):
-                return c, cur
-            newer = [x for x in ordered if x.created_ns > c.created_ns]
-            if c.removed_at is not None:
-                del lane.containers[c.id]
-            if not newer:
-                return None
-            lane.cursor = Cursor(newer[0].id, 0)
-            return newer[0], lane.cursor
-        if cur is not None:
-            # The cursor's container is gone (removed while the watcher was not reading it).
-            if not cur.done:
-                await self._gap(lane, cur, self._clock(), out)
-                lane.cursor = cur = Cursor(cur.container, cur.ns, cur.hashes, done=True)
-            newer = [x for x in ordered if x.created_ns > cur.ns]
-            if not newer:
-                return None
-            lane.cursor = Cursor(newer[0].id, 0)
-            return newer[0], lane.cursor
-        fresh = [x for x in ordered if x.fresh]
-        if fresh:
-            lane.cursor = Cursor(fresh[0].id, 0)
-            return fresh[0], lane.cursor
-        running = [x for x in ordered if x.running]
-        if not running:
-            return None  # stopped before the watcher first saw them: nothing new will come
-        c = running[-1]
-        lane.cursor = Cursor(c.id, c.started_ns - 1)
-        return c, lane.cursor
-
-    async def _gap(self, lane: _Lane, cur: Cursor, end: float, out: asyncio.Queue[Any]) -> None:
-        start = cur.ns / 1e9
-        log.warning("%s: container %s removed before it was read to its end", lane.sub, cur.container[:12])
-        await out.put(Gap(lane.sub, start, max(start, end), "container removed before its logs were read"))
+    async def _gap(self, gap: Gap, out: asyncio.Queue[Any]) -> None:
+        log.warning("%s: a container was removed before it was read to its end", gap.source)
+        await out.put(gap)
 
     async def _follow(
-        self, client: docker.DockerClient, lane: _Lane, c: _Container, cursor: Cursor, out: asyncio.Queue[Any]
+        self, client: docker.DockerClient, lane: Lane, c: Container, cursor: Cursor, out: asyncio.Queue[Any]
     ) -> bool:
         """Read `c` from `cursor` until its stream ends; True when Docker ended it (read to the end)."""
+        # A stopped container is read without following (Docker serves that faster); if
+        # it starts meanwhile, the lane finds it running afterwards and follows from the cursor.
+        since = since_param(cursor.ns) if cursor.ns else None
         stream = LogStream(
-            client.api, c.id, since=since_param(cursor.ns) if cursor.ns else None, tty=c.tty,
-            max_line_bytes=self._max,
-        )  # fmt: skip
+            client.api, c.id, since=since, tty=c.tty, follow=c.running, max_line_bytes=self._max
+        )
         boundary = Boundary(cursor if cursor.hashes else None)
         try:
-            await self._call(stream.open)
+            await self._api(stream.open)
             lane.attached, lane.behind, lane.last_data = True, True, time.monotonic()
             while data := await self._call(stream.read):
                 lane.last_data = time.monotonic()
@@ -386,7 +320,7 @@ class DockerSource:
             stream.close()
 
     async def _deliver(
-        self, lane: _Lane, boundary: Boundary, runs: list[Lines], out: asyncio.Queue[Any]
+        self, lane: Lane, boundary: Boundary, runs: list[Lines], out: asyncio.Queue[Any]
     ) -> None:
         assert lane.cursor is not None
         for run in boundary.filter(runs):

@@ -16,6 +16,7 @@ CancellableStream does).
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 from typing import Any, Protocol
 
@@ -25,6 +26,8 @@ import requests
 from watcher.sources.docker_stream import LogDecoder
 
 READ = 64 * 1024
+LINGER = 0.001
+"""Seconds a read waits for more of a backlog before handing over what it has."""
 
 
 class _Readable(Protocol):
@@ -83,11 +86,27 @@ class LogStream:
             self.close()
 
     def read(self) -> bytes:
-        """The next block of the body (blocking); b"" at its end or once closed."""
+        """The next block of the body (blocking); b"" at its end or once closed.
+
+        Docker writes a backlog in pieces of about 1 KiB: whatever more arrives within
+        LINGER is read in the same call (up to READ), so a backlog costs one thread
+        hand-off per 64 KiB rather than one per kilobyte, and a live line waits at
+        most LINGER longer.
+        """
         if self._fp is None or self._closed:
             return b""
         try:
-            return self._fp.read1(READ)
+            data = self._fp.read1(READ)
+            if not data or self._sock is None:
+                return data
+            parts, size = [data], len(data)
+            while size < READ and select.select([self._sock], [], [], LINGER)[0]:
+                more = self._fp.read1(READ - size)
+                if not more:
+                    break
+                parts.append(more)
+                size += len(more)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         except (OSError, ValueError, AttributeError):
             # Closed under us (ValueError/AttributeError from a closed http.client reader).
             if self._closed:

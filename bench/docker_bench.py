@@ -1,0 +1,153 @@
+"""Docker source benchmark on a private engine (tests/dockerd.py).
+
+(a) Throughput: a container that printed N lines (default 500,000), read to its end
+    by DockerSource (decode, de-duplication, cursors, Chunks) against
+    `docker logs -t CONTAINER > /dev/null` on the same container, alternately, best
+    of `--runs`.
+(b) Follow latency: C containers (default 20) each printing R lines/s (default 100)
+    for S seconds; for every line, the time from Docker's own timestamp to the moment
+    DockerSource yields it. p50/p99/max.
+
+Run: `make bench-docker` (root, dockerd installed). Prints a JSON report and the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.dockerd import IMAGE, Dockerd, private_dockerd
+from watcher.config import DockerSourceConfig
+from watcher.events import Chunk
+from watcher.sources.docker import DockerSource
+from watcher.sources.docker_cursor import Cursor, stamp_ns
+
+
+def source(engine: Dockerd, names: list[str]) -> DockerSource:
+    cfg = DockerSourceConfig(name="bench", kind="docker", docker_host=engine.host, containers=names)
+    return DockerSource(cfg, max_line_bytes=1 << 20)
+
+
+async def read_all(engine: Dockerd, name: str, cid: str, lines: int) -> float:
+    """Seconds for DockerSource to deliver every line of a stopped container, from its first."""
+    after = json.dumps({f"bench/{name}": Cursor(cid, 0).dumps()})
+    seen = 0
+    t0 = time.perf_counter()
+    gen = source(engine, [name]).read(after)
+    try:
+        async for ev in gen:
+            if isinstance(ev, Chunk) and ev.data:
+                seen += ev.data.count(b"\n")
+                if seen >= lines:
+                    break
+    finally:
+        await gen.aclose()
+    return time.perf_counter() - t0
+
+
+def cli(engine: Dockerd, name: str) -> float:
+    t0 = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        subprocess.run(["docker", "-H", engine.host, "logs", "-t", name], stdout=null, check=True)
+    return time.perf_counter() - t0
+
+
+def throughput(engine: Dockerd, lines: int, runs: int) -> dict[str, object]:
+    client = engine.client()
+    try:
+        script = f'i=0; while [ $i -lt {lines} ]; do i=$((i+1)); echo "level=info msg=request n=$i"; done'
+        c = client.containers.run(IMAGE, ["sh", "-c", script], name="bench-throughput", detach=True)
+        c.wait()
+        assert c.id is not None
+        ours, theirs = [], []
+        for _ in range(runs):
+            theirs.append(cli(engine, "bench-throughput"))
+            ours.append(asyncio.run(read_all(engine, "bench-throughput", c.id, lines)))
+        c.remove(force=True)
+    finally:
+        client.close()
+    best_ours, best_cli = min(ours), min(theirs)
+    return {
+        "lines": lines,
+        "watcher_s": round(best_ours, 3),
+        "cli_s": round(best_cli, 3),
+        "watcher_lines_per_s": round(lines / best_ours),
+        "cli_lines_per_s": round(lines / best_cli),
+        "watcher_vs_cli_time": round(best_ours / best_cli, 3),
+    }
+
+
+async def follow(engine: Dockerd, containers: int, rate: int, seconds: float) -> dict[str, object]:
+    """Delays of the lines stamped after every writer has run for a second (warm)."""
+    names = [f"bench-follow-{i}" for i in range(containers)]
+    client = engine.client()
+    received: list[tuple[int, bytes]] = []
+    gen = source(engine, names).read(None)
+
+    async def consume() -> None:
+        async for ev in gen:
+            if isinstance(ev, Chunk) and ev.data:
+                received.append((time.time_ns(), ev.data))
+
+    reader = asyncio.create_task(consume())
+    try:
+        script = f"while true; do echo tick; usleep {int(1e6 / rate)}; done"
+        for n in names:  # off the event loop: the source is reading meanwhile
+            await asyncio.to_thread(client.containers.run, IMAGE, ["sh", "-c", script], name=n, detach=True)
+        warm = time.time_ns() + 1_000_000_000
+        await asyncio.sleep(1 + seconds)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await gen.aclose()
+        for n in names:
+            client.containers.get(n).remove(force=True)
+        client.close()
+    delays = sorted(
+        (now - t) / 1e9
+        for now, data in received
+        for line in data.split(b"\n")[:-1]
+        if (t := stamp_ns(line[: line.find(b" ")])) >= warm
+    )
+    return {
+        "containers": containers,
+        "lines_per_s_each": rate,
+        "seconds": seconds,
+        "lines": len(delays),
+        "p50_ms": round(statistics.median(delays) * 1000, 2) if delays else None,
+        "p99_ms": round(delays[int(len(delays) * 0.99)] * 1000, 2) if delays else None,
+        "max_ms": round(delays[-1] * 1000, 2) if delays else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=500_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--containers", type=int, default=20)
+    ap.add_argument("--rate", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    with private_dockerd() as engine:
+        report = {
+            "throughput": throughput(engine, args.lines, args.runs),
+            "follow": asyncio.run(follow(engine, args.containers, args.rate, args.seconds)),
+            "loadavg": os.getloadavg(),
+            "cpus": os.cpu_count(),
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

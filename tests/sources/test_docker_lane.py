@@ -1,0 +1,80 @@
+"""Lane.choose / Lane.finished: which container a docker sub-source reads next, and gaps."""
+
+from __future__ import annotations
+
+from watcher.sources.docker_cursor import Cursor
+from watcher.sources.docker_lane import Container, Lane, time_ns
+
+S = 1_000_000_000
+
+
+def container(
+    cid: str, created: int, *, running: bool = True, fresh: bool = False, run: int = 0
+) -> Container:
+    return Container(cid, "cloud/api", "img", False, created * S, run * S, running, fresh)
+
+
+def lane(*containers: Container, cursor: Cursor | None = None) -> Lane:
+    ln = Lane("cloud/api", cursor)
+    ln.containers = {c.id: c for c in containers}
+    return ln
+
+
+class TestChoose:
+    def test_first_start_reads_current_run(self) -> None:
+        """No cursor: the newest running container, from the end of its previous run."""
+        target, gap = lane(container("a", 1, run=5)).choose(100.0)
+        assert target is not None and target[1] == Cursor("a", 5 * S) and gap is None
+
+    def test_first_start_stopped_reads_nothing(self) -> None:
+        """No cursor and nothing running: nothing to read (idle, caught up)."""
+        assert lane(container("a", 1, running=False)).choose(100.0) == (None, None)
+
+    def test_new_container_from_first_line(self) -> None:
+        """A container created while watching is read from its first line."""
+        target, _ = lane(container("b", 2, fresh=True)).choose(100.0)
+        assert target is not None and target[1] == Cursor("b", 0)
+
+    def test_old_read_to_end_then_new(self) -> None:
+        """The cursor's container stopped and read to its end: its successor, from the start."""
+        ln = lane(container("a", 1, running=False), container("b", 2), cursor=Cursor("a", 7, (), done=True))
+        target, gap = ln.choose(100.0)
+        assert target is not None and target[0].id == "b" and target[1] == Cursor("b", 0) and gap is None
+
+    def test_restarted_container_resumes(self) -> None:
+        """The cursor's container runs again (docker restart): the same cursor."""
+        cur = Cursor("a", 7, ("h",), done=True)
+        target, _ = lane(container("a", 1), cursor=cur).choose(100.0)
+        assert target is not None and target[1] == cur
+
+    def test_gone_container_is_a_gap(self) -> None:
+        """The cursor's container vanished unread: a gap from its last line to now, once."""
+        ln = lane(container("b", 20), cursor=Cursor("a", 10 * S))
+        target, gap = ln.choose(100.0)
+        assert gap is not None and (gap.start, gap.end) == (10.0, 100.0)
+        assert target is not None and target[0].id == "b"
+        assert ln.choose(101.0)[1] is None
+
+
+class TestFinished:
+    def test_removed_unread_is_a_gap(self) -> None:
+        """Removed before its stream ended normally: a gap up to its removal."""
+        c = container("a", 1)
+        c.removed_at = 50.0
+        ln = lane(c, cursor=Cursor("a", 10 * S))
+        gap = ln.finished(c, complete=False)
+        assert gap is not None and (gap.start, gap.end) == (10.0, 50.0)
+        assert ln.cursor is not None and ln.cursor.done and "a" not in ln.containers
+
+    def test_stopped_and_read(self) -> None:
+        """Stopped and read to its end: no gap, the cursor says done."""
+        c = container("a", 1, running=False)
+        ln = lane(c, cursor=Cursor("a", 10 * S))
+        assert ln.finished(c, complete=True) is None
+        assert ln.cursor == Cursor("a", 10 * S, (), True)
+
+
+def test_time_ns() -> None:
+    """Docker's nanosecond RFC 3339 times; year 1 means never."""
+    assert time_ns("0001-01-01T00:00:00Z") == 0
+    assert time_ns("1970-01-01T00:00:01.5Z") == 1_500_000_000

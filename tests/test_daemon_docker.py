@@ -1,0 +1,186 @@
+"""The daemon with a docker source on a real engine: sub-sources, recreate notes, auto-snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tarfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from docker.errors import NotFound
+from docker.models.containers import Container
+from prometheus_client import CollectorRegistry
+
+from tests.conftest import free_port, wait_until
+from tests.dockerd import IMAGE, Dockerd
+from tests.test_daemon import healthy, incident, process
+from watcher import checks, config
+from watcher.client import Client
+from watcher.daemon import Daemon
+
+pytestmark = pytest.mark.docker
+
+
+def settings(tmp: Path, docker_engine: Dockerd | None, name: str, host: str | None = None) -> config.Settings:
+    path = tmp / "watcher.toml"
+    path.write_text(
+        f"""
+state_dir = "{tmp / "state"}"
+[http]
+listen = "127.0.0.1:{free_port()}"
+[resolution]
+window = "3s"
+blind_after = "2s"
+[[sources]]
+name = "cloud"
+kind = "docker"
+docker_host = "{host or (docker_engine.host if docker_engine else "")}"
+containers = ["{name}"]
+[[rules]]
+name = "boom"
+regex = 'ERROR'
+"""
+    )
+    return config.load(path)
+
+
+@asynccontextmanager
+async def running(s: config.Settings) -> AsyncIterator[Daemon]:
+    daemon = Daemon(s, registry=CollectorRegistry())
+    await daemon.startup()
+    task = asyncio.create_task(daemon.run())
+    await daemon.ready.wait()
+    try:
+        yield daemon
+    finally:
+        daemon.should_exit.set()
+        await task
+        await daemon.shutdown()
+
+
+async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_path: Path) -> None:
+    """A container's errors count under cloud/<name>; its stop is snapshotted, its recreate noted."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    sub = f"cloud/{name}"
+    dc = docker_engine.client()
+    made = []
+    try:
+        async with running(settings(tmp_path, docker_engine, name)) as daemon:
+            await daemon.open_incident("P1-dock", "api down", ["cloud/*"], None, "test")
+            script = "trap 'exit 0' TERM; echo fine; echo ERROR boom >&2; sleep 1000"
+            made.append(dc.containers.run(IMAGE, ["sh", "-c", script], name=name, detach=True))
+
+            async def errors_counted() -> bool:
+                st = daemon.engine.status("P1-dock")
+                return st.errors == 1 and sub in daemon.sources and daemon.sources[sub].stats().lines == 2
+
+            await wait_until(errors_counted, what="the error counted under the sub-source")
+            last = daemon.engine.status("P1-dock").last_error
+            assert last is not None and (last.source, last.stream) == (sub, "stderr")
+
+            made[0].stop(timeout=5)
+
+            async def snapshotted() -> bool:
+                kinds = [row.kind for row in daemon.store.timeline("P1-dock")]
+                return "snapshot" in kinds
+
+            await wait_until(snapshotted, what="the auto-snapshot on the timeline")
+            labels = {"trigger": "container_stop"}
+            assert daemon.registry.get_sample_value("watcher_snapshots_total", labels) == 1.0
+            (row,) = [r for r in daemon.store.timeline("P1-dock") if r.kind == "snapshot"]
+            assert row.detail["source"] == sub
+            archive = Path(str(row.detail["path"]))
+            with tarfile.open(archive) as tar:
+                logs = b"".join(
+                    tar.extractfile(m).read()  # type: ignore[union-attr]
+                    for m in tar.getmembers()
+                    if m.isfile() and "log" in m.name
+                )
+            assert b"ERROR boom" in logs
+
+            made[0].remove()
+            made.append(
+                dc.containers.run(IMAGE, ["sh", "-c", "echo again; sleep 1000"], name=name, detach=True)
+            )
+
+            async def noted() -> bool:
+                return any(r.kind == "recreated" for r in daemon.store.timeline("P1-dock"))
+
+            await wait_until(noted, what="the recreate note")
+            (note,) = [r for r in daemon.store.timeline("P1-dock") if r.kind == "recreated"]
+            assert note.detail["text"] == f"{sub} recreated: image {IMAGE} → {IMAGE}"
+    finally:
+        for c in made:
+            with contextlib.suppress(NotFound):
+                c.remove(force=True)
+        dc.close()
+
+
+class TestCheckConfig:
+    def test_reachable_engine(self, docker_engine: Dockerd, tmp_path: Path) -> None:
+        """check-config pings the engine; no matching container is only a warning."""
+        report = checks.run(settings(tmp_path, docker_engine, "nothing-yet"))
+        assert report.problems == []
+        assert any("no container matches" in w for w in report.warnings)
+
+    def test_unreachable_engine(self, tmp_path: Path) -> None:
+        """An engine that does not answer is one problem naming the key."""
+        s = settings(tmp_path, docker_engine=None, name="x", host=f"tcp://127.0.0.1:{free_port()}")
+        (problem,) = checks.run(s).problems
+        assert problem.startswith(
+            "sources[0].docker_host: cannot reach the Docker engine at tcp://127.0.0.1:"
+        )
+
+
+async def test_sigkill_and_restart_reads_each_line_once(docker_engine: Dockerd, tmp_path: Path) -> None:
+    """`watcher run` killed -9 after 500 numbered lines, 1,000 more written while down: 1,500 counted."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    s = settings(tmp_path, docker_engine, name)
+    cfg = tmp_path / "watcher.toml"
+    port = s.http.port
+    count = 'i=$1; while [ $i -lt $2 ]; do i=$((i+1)); echo "ERROR n=$i"; done'
+    script = f"c() {{ {count}; }}; c 0 500; until [ -e /tmp/go ]; do sleep 0.05; done; c 500 1500; sleep 1000"
+    dc = docker_engine.client()
+    c = None
+    try:
+        with process(cfg) as proc:
+            await wait_until(lambda: healthy(port), what="daemon up")
+            async with Client(s) as client:
+                await client.open_incident("P1-kill", "t", ["cloud/*"], None)
+                c = dc.containers.run(
+                    IMAGE, ["sh", "-c", "trap 'exit 0' TERM; " + script], name=name, detach=True
+                )
+
+                async def first_half() -> bool:
+                    return bool((await incident(client, "P1-kill"))["errors"] >= 500)
+
+                await wait_until(first_half, what="500 lines")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        c.exec_run(["touch", "/tmp/go"])
+        await wait_until(lambda: _written(c, 1500), what="1,000 lines written while down")
+        with process(cfg):
+            await wait_until(lambda: healthy(port), what="daemon up again")
+            async with Client(s) as client:
+
+                async def all_read() -> bool:
+                    inc = await incident(client, "P1-kill")
+                    return bool(inc["last_error"] and inc["last_error"]["message"].endswith("n=1500"))
+
+                await wait_until(all_read, what="line 1500")
+                await asyncio.sleep(0.5)  # nothing more may come
+                inc = await incident(client, "P1-kill")
+        assert inc["errors"] == 1500  # every numbered line is an error: each counted once
+    finally:
+        if c is not None:
+            c.remove(force=True)
+        dc.close()
+
+
+async def _written(c: Container, n: int) -> bool:
+    return len(c.logs().splitlines()) >= n

@@ -1,0 +1,114 @@
+"""One docker sub-source ("lane"): its containers, its cursor, and which container to read next.
+
+A lane reads its containers one after another in creation order: the current one to
+its last line, then its successor from its first. `choose` and `finished` are the
+decisions, pure but for the lane's own state; watcher.sources.docker does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from watcher.events import Gap
+from watcher.sources.docker_cursor import Cursor
+
+CAUGHT_UP_IDLE = 0.1
+"""Seconds without data after attaching that mean the backlog has been read."""
+GAP_REASON = "container removed before its logs were read"
+
+
+def time_ns(rfc3339: str) -> int:
+    """Docker's `Created`/`FinishedAt` (RFC 3339, up to 9 fractional digits) -> ns; 0 for "never"."""
+    if not rfc3339 or rfc3339.startswith("0001-"):
+        return 0
+    head, _, frac = rfc3339.rstrip("Z").partition(".")
+    secs = int(datetime.fromisoformat(head + "+00:00").timestamp())
+    return secs * 1_000_000_000 + int(frac.ljust(9, "0")[:9] or "0")
+
+
+@dataclass
+class Container:
+    id: str
+    sub: str
+    image: str
+    tty: bool
+    created_ns: int
+    run_ns: int
+    """Where its current run's lines begin: the end of the run before (StartedAt is set
+    after the process has already written)."""
+    running: bool
+    fresh: bool
+    """Created while the watcher was watching: read from its first line."""
+    removed_at: float | None = None
+
+
+@dataclass
+class Lane:
+    """One sub-source: its containers, its cursor, and whether it is caught up."""
+
+    sub: str
+    cursor: Cursor | None
+    containers: dict[str, Container] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    attached: bool = False
+    behind: bool = True
+    idle: bool = False
+    last_data: float = 0.0
+    last_image: str | None = None
+
+    def caught_up(self, mono: float) -> bool:
+        """Attached with the backlog read, or nothing left to read."""
+        if self.attached:
+            if self.behind and mono - self.last_data >= CAUGHT_UP_IDLE:
+                self.behind = False
+            return not self.behind
+        return self.idle
+
+    def choose(self, now: float) -> tuple[tuple[Container, Cursor] | None, Gap | None]:
+        """The container to read now and from where (None: nothing to read), and a gap to record."""
+        ordered = sorted(self.containers.values(), key=lambda c: c.created_ns)
+        cur = self.cursor
+        if cur is not None and cur.container in self.containers:
+            c = self.containers[cur.container]
+            if not (cur.done and not c.running):
+                return (c, cur), None
+            if c.removed_at is not None:
+                del self.containers[c.id]
+            return self._start([x for x in ordered if x.created_ns > c.created_ns]), None
+        if cur is not None:
+            # The cursor's container is gone: removed while the watcher was not reading it.
+            gap = None
+            if not cur.done:
+                start = cur.ns / 1e9
+                gap = Gap(self.sub, start, max(start, now), GAP_REASON)
+                self.cursor = cur = Cursor(cur.container, cur.ns, cur.hashes, done=True)
+            return self._start([x for x in ordered if x.created_ns > cur.ns]), gap
+        fresh = [x for x in ordered if x.fresh]
+        if fresh:
+            return self._start(fresh), None
+        running = [x for x in ordered if x.running]
+        if not running:
+            return None, None  # stopped before the watcher first saw them: nothing new will come
+        c = running[-1]
+        self.cursor = Cursor(c.id, c.run_ns)
+        return (c, self.cursor), None
+
+    def _start(self, candidates: list[Container]) -> tuple[Container, Cursor] | None:
+        if not candidates:
+            return None
+        self.cursor = Cursor(candidates[0].id, 0)
+        return candidates[0], self.cursor
+
+    def finished(self, c: Container, *, complete: bool) -> Gap | None:
+        """`c` stopped or was removed and its stream ended; `complete`: Docker ended it (all read)."""
+        cur = self.cursor or Cursor(c.id, 0)
+        gap = None
+        if c.removed_at is not None and not complete and not cur.done:
+            start = cur.ns / 1e9
+            gap = Gap(self.sub, start, max(start, c.removed_at), GAP_REASON)
+        self.cursor = Cursor(c.id, cur.ns, cur.hashes, done=True)
+        if c.removed_at is not None:
+            del self.containers[c.id]
+        return gap
