@@ -414,7 +414,7 @@ def snapshot_cmd(
     args: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[verify FILE | -- CMD ...]",
+            metavar="verify FILE | -- CMD",
             help="`verify FILE` re-checks a snapshot; with --then, the command to run after it.",
         ),
     ] = None,
