@@ -415,7 +415,10 @@ class _SnapshotBar:
 def snapshot_cmd(
     args: Annotated[
         list[str] | None,
-        typer.Argument(help="`verify FILE` re-checks a snapshot; with --then, the command to run after it."),
+        typer.Argument(
+            metavar="verify FILE | -- CMD",
+            help="`verify FILE` re-checks a snapshot; with --then, the command to run after it.",
+        ),
     ] = None,
     incident: Annotated[
         str | None, typer.Option("--incident", help="Incident id, for the name and timeline.")

@@ -1,12 +1,14 @@
 """Docker collection: a container's logs with Docker's timestamps over the range, and its inspect.
 
-stdout and stderr are fetched as two streams (`stdout.log`, `stderr.log`, each in
-the `docker logs -t` shape that `watcher replay` reads) rather than one
-interleaved stream, so the evidence keeps them apart. `inspect.json` is
-`docker inspect` with the values of `Config.Env` left out: environments carry
-database passwords and tokens, and a snapshot gets attached to tickets. The
-manifest carries the facts a postmortem asks first: image tag and id, restart
-count, state, exit code, health.
+The log is read in one pass over Docker's multiplexed stream with the docker
+source's own reader and decoder (watcher.sources.docker_follow/docker_stream):
+dockerd decodes the log file once, stdout and stderr are kept apart
+(`stdout.log`, `stderr.log`, each in the `docker logs -t` shape that `watcher
+replay` reads), and a line Docker split into 16 KiB pieces is one line again.
+`inspect.json` is `docker inspect` with the values of `Config.Env` left out:
+environments carry database passwords and tokens, and a snapshot gets attached
+to tickets. The manifest carries the facts a postmortem asks first: image tag and
+id, restart count, state, exit code, health.
 """
 
 from __future__ import annotations
@@ -22,12 +24,18 @@ from docker.errors import DockerException, NotFound
 
 from watcher.client import default_user
 from watcher.config import DockerSourceConfig
+from watcher.snapshot.archive import Spool
 from watcher.snapshot.collect import Collection, Job, SnapshotResult, take
 from watcher.snapshot.manifest import Meta
+from watcher.sources import docker_names as names
+from watcher.sources.docker_cursor import since_param
+from watcher.sources.docker_follow import LogStream
+from watcher.sources.docker_stream import STDERR, STDOUT
+from watcher.times import parse_time
 
-COMPOSE_PROJECT = "com.docker.compose.project"
-COMPOSE_SERVICE = "com.docker.compose.service"
 ENV_OMITTED = "<not collected>"
+MAX_LINE = 16 << 20
+"""A longer line is cut here (the shared decoder holds a long line while joining Docker's 16 KiB pieces)."""
 
 
 def container_job(
@@ -51,26 +59,55 @@ def _collect(
     col.describe(**summary(info))
     with col.member(f"{short}/inspect.json") as spool:
         spool.write(json.dumps(scrubbed(info), indent=2, sort_keys=True).encode() + b"\n")
-    for stream in ("stdout", "stderr"):
-        try:
-            with col.member(f"{short}/{stream}.log") as spool:
-                logs = client.api.logs(
-                    cid,
-                    stdout=stream == "stdout",
-                    stderr=stream == "stderr",
-                    timestamps=True,
-                    stream=True,
-                    follow=False,  # the SDK follows whenever it streams unless told not to
-                    since=since or None,  # the SDK refuses 0: "from the start" is no argument
-                    until=until or None,
-                )
-                try:
-                    for block in logs:
-                        spool.write(block)
-                finally:
-                    logs.close()
-        except DockerException as exc:
-            col.lack(f"{short} {stream}", f"cannot read the logs of container {short}: {exc}")
+    tty = bool((info.get("Config") or {}).get("Tty"))
+    try:
+        with col.member(f"{short}/stdout.log") as out, col.member(f"{short}/stderr.log") as err:
+            _logs(client, cid, tty, since, until, {STDOUT: out, STDERR: err})
+    except DockerException as exc:
+        col.lack(f"{short} logs", f"cannot read the logs of container {short}: {exc}")
+
+
+def _logs(
+    client: docker.DockerClient,
+    cid: str,
+    tty: bool,
+    since: float | None,
+    until: float | None,
+    spools: dict[int, Spool],
+) -> None:
+    """One pass over the container's log (dockerd decodes it once), each line to its stream's spool."""
+    ns = round(since * 1e9) if since else None
+    stream = LogStream(
+        client.api, cid, since=since_param(ns) if ns else None, tty=tty, follow=False, max_line_bytes=MAX_LINE
+    )
+    try:
+        stream.open()
+        # The body ends with the chunked terminator, not with the connection (keep-alive).
+        while not stream.decoder.done and (block := stream.read()):
+            for lines in stream.decoder.feed(block):
+                spools[lines.stream].write(_upto(lines.data, until))
+        for lines in stream.decoder.flush():
+            spools[lines.stream].write(_upto(lines.data, until))
+    finally:
+        stream.close()
+
+
+def _upto(data: bytes, until: float | None) -> bytes:
+    """The lines of a run stamped at or before `until`; only a run that crosses it is parsed line by line.
+
+    Docker's `until` is not used: the shared log reader has no such parameter, and lines
+    written while the snapshot runs are past the range anyway.
+    """
+    if until is None or _stamp(data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]) <= until:
+        return data
+    return b"".join(line for line in data.splitlines(True) if _stamp(line) <= until)
+
+
+def _stamp(line: bytes) -> float:
+    try:
+        return parse_time(line[: line.find(b" ")].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return 0.0  # no stamp of its own: keep it with what came before
 
 
 def summary(info: Mapping[str, Any]) -> dict[str, object]:
@@ -101,29 +138,14 @@ def scrubbed(info: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def sub_source(source: str, container: Mapping[str, Any]) -> str:
-    """`cloud/<compose service>`, or `cloud/<container name>` outside compose."""
-    labels = container.get("Labels") or {}
-    service = labels.get(COMPOSE_SERVICE)
-    if service:
-        return f"{source}/{service}"
-    names = container.get("Names") or [container.get("Id", "")[:12]]
-    return f"{source}/{str(names[0]).lstrip('/')}"
-
-
 def selected(cfg: DockerSourceConfig, containers: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """(sub-source, container id) of the listed containers the source's selectors all accept."""
+    """(sub-source, container id) of the listed containers the source follows, named as it names them."""
     chosen = []
     for c in containers:
+        name = str((c.get("Names") or [""])[0]).lstrip("/")
         labels = c.get("Labels") or {}
-        names = {str(n).lstrip("/") for n in c.get("Names") or []}
-        if cfg.compose_project and labels.get(COMPOSE_PROJECT) != cfg.compose_project:
-            continue
-        if cfg.containers and not names & set(cfg.containers):
-            continue
-        if any(labels.get(k) != v for k, v in cfg.labels.items()):
-            continue
-        chosen.append((sub_source(cfg.name, c), str(c["Id"])))
+        if names.selected(cfg, name, labels):
+            chosen.append((names.sub_source(cfg.name, name, labels), str(c["Id"])))
     return chosen
 
 

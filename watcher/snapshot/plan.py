@@ -23,6 +23,7 @@ from watcher.snapshot.collect import Collection, Job
 from watcher.snapshot.containers import container_job, selected
 from watcher.snapshot.files import file_job
 from watcher.snapshot.journals import journal_jobs
+from watcher.sources.docker_names import list_filters
 
 DOCKER_TIMEOUT = 60
 
@@ -74,7 +75,7 @@ def _docker_jobs(
         return _unreachable(cfg, scope, f"cannot reach the Docker engine {cfg.docker_host}: {exc}")
     stack.callback(client.close)
     try:
-        listed = client.api.containers(all=True)
+        listed = client.api.containers(all=True, filters=list_filters(cfg))
     except (DockerException, OSError) as exc:
         return _unreachable(cfg, scope, f"cannot list containers on {cfg.docker_host}: {exc}")
     return [
