@@ -8,7 +8,6 @@ promise that every line up to that time has been yielded.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -20,7 +19,7 @@ from watcher.config import (
     Settings,
     SourceConfig,
 )
-from watcher.events import SourceDown, SourceEvent
+from watcher.events import SourceEvent
 from watcher.sources.docker import DockerSource
 from watcher.sources.file import FileSource
 from watcher.sources.journal import Fleet, JournalSource
@@ -36,18 +35,6 @@ class Source(Protocol):
         its `after` is a JSON object of those sub-sources' cursors.
         """
         ...
-
-
-class Unsupported:
-    """A configured kind this build cannot read yet: shown down with the reason, never as clean."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-
-    async def read(self, after: str | None) -> AsyncIterator[SourceEvent]:
-        yield SourceDown(self.name, self.reason)
-        await asyncio.Event().wait()  # stays down; the daemon keeps running
 
 
 def build_sources(
