@@ -17,16 +17,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+import aiohttp
 from prometheus_client import CollectorRegistry
 
 from watcher import sdnotify
+from watcher.announce import Announcement, Announcer
 from watcher.api import ApiServer, load_or_create_token
+from watcher.channels import build_senders
 from watcher.classify import StreamScanner
 from watcher.config import FileSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
 from watcher.errors import StoreError
 from watcher.events import Chunk, ErrorEvent, Gap, SourceDown, SourceEvent, Transition, Watermark
 from watcher.lines import Format
+from watcher.messages import HEARTBEAT
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
 from watcher.sources import Source, build_sources
@@ -81,6 +85,8 @@ class Daemon:
         self.ready = asyncio.Event()
         self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
         self._pending: list[Transition] = []
+        self._outgoing: list[Announcement] = []
+        """Announcements decided outside a transition (heartbeats, held resets), committed next."""
         self._last_persist = 0.0
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -108,6 +114,22 @@ class Daemon:
         for inc in self.store.incidents():
             self.metrics.add_incident(inc.id, inc.window)
         self._refresh_incident_metrics()
+        hooks = s.notify.webhooks()
+        for channel in ("incident", "oncall"):
+            if channel not in hooks:
+                log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
+        self.announcer = Announcer(
+            channels=hooks,
+            routes=s.notify.routes,
+            reset_every=s.notify.reset_every,
+            heartbeat=s.notify.heartbeat,
+            last_heartbeat=self.store.last_enqueued(HEARTBEAT),
+            clock=self.clock,
+        )
+        self.http = aiohttp.ClientSession()
+        self.senders = build_senders(
+            s.notify, self.http, store=self.store, metrics=self.metrics, clock=self.clock
+        )
         self.api = ApiServer(
             self,
             self.metrics,
@@ -127,6 +149,8 @@ class Daemon:
                 tasks.append(tg.create_task(self._consume(), name="consumer"))
                 tasks.append(tg.create_task(self._ticker(), name="ticker"))
                 tasks.append(tg.create_task(self._watchdog(), name="watchdog"))
+                # Senders run beside the pipeline: log reading never waits for a webhook.
+                sending = [tg.create_task(s.run(), name=f"sender {s.channel}") for s in self.senders]
                 sdnotify.notify("READY=1")
                 self.ready.set()
                 await self.should_exit.wait()
@@ -135,8 +159,24 @@ class Daemon:
                 for t in tasks:
                     t.cancel()
                 log.info("stopping: cancelled %s", ", ".join(cancelled))
+                await self._flush(sending)
         except* asyncio.CancelledError:
             pass
+
+    async def _flush(self, sending: Sequence[asyncio.Task[None]]) -> None:
+        """A short grace for announcements already due; the rest stay in the outbox for next time."""
+        if not sending:
+            return
+        for sender in self.senders:
+            sender.finish()
+        _done, late = await asyncio.wait(sending, timeout=self.settings.notify.shutdown_grace)
+        for t in late:
+            t.cancel()
+        if late:
+            log.info(
+                "stopping: %s still had announcements due; they stay queued",
+                ", ".join(t.get_name() for t in late),
+            )
 
     async def shutdown(self) -> None:
         """Drain what was already read (the queue is bounded, so this is quick), commit, close."""
@@ -145,6 +185,7 @@ class Daemon:
         self._flush_lines()
         self._persist(force=True)
         await self.api.stop()
+        await self.http.close()
         self.store.close()
 
     async def serve(self) -> None:
@@ -183,6 +224,7 @@ class Daemon:
         while True:
             await asyncio.sleep(TICK)
             self._pending += self.engine.tick(self.clock())
+            self._outgoing += self.announcer.tick([self.engine.status(i) for i in self.engine.incident_ids()])
             self._refresh_incident_metrics()
             self.metrics.outbox_pending(self.store.pending_count())
             self._persist()
@@ -260,13 +302,18 @@ class Daemon:
     def _persist(self, *, force: bool = False) -> None:
         """One commit: transitions, their announcements, engine state and the resume points behind them."""
         now = time.monotonic()
-        if not (force or self._pending or now - self._last_persist >= PERSIST_EVERY):
+        if not (force or self._pending or self._outgoing or now - self._last_persist >= PERSIST_EVERY):
             return
         self._last_persist = now
         pending, self._pending = self._pending, []
+        outgoing, self._outgoing = self._outgoing, []
+        announce: list[Announcement] = []
         try:
             with self.store.transaction():
-                self._record(pending)
+                announce = outgoing + self._record(pending)
+                created = self.clock()
+                for a in announce:
+                    self.store.enqueue(a.channel, a.kind, a.payload, created)
                 for name, st in self.sources.items():
                     if st.dirty:
                         self.store.save_resume(name, st.cursor, self.engine.watermark(name))
@@ -274,22 +321,25 @@ class Daemon:
         except StoreError as exc:
             # Keep the transitions for the next attempt: the engine has already moved on.
             self._pending = pending + self._pending
+            self._outgoing = outgoing + self._outgoing
             log.error("cannot commit state, will retry: %s", exc)
             return
         for st in self.sources.values():
             st.dirty = False
+        if announce:
+            for sender in self.senders:
+                sender.wake()
         if pending:
             self._refresh_incident_metrics()
 
-    def _record(self, transitions: Sequence[Transition]) -> None:
+    def _record(self, transitions: Sequence[Transition]) -> list[Announcement]:
+        """Write transitions to the timeline; return what to announce about them."""
         if not transitions:
-            return
+            return []
         self.store.append_timeline(transitions)
-        created = self.clock()
         for t in transitions:
-            payload = {"incident": t.incident, "kind": str(t.kind), "at": t.at, "state": str(t.state)}
-            self.store.enqueue("incident", str(t.kind), {**payload, "detail": dict(t.detail)}, created)
             log.info("%s %s at %.3f -> %s", t.incident, t.kind, t.at, t.state)
+        return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
 
     def _refresh_incident_metrics(self) -> None:
         for incident in self.engine.incident_ids():

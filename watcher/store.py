@@ -477,3 +477,10 @@ class Store:
 
     def dead_count(self) -> int:
         return int(self._query("SELECT count(*) FROM outbox WHERE status = 'dead'")[0][0])
+
+    def last_enqueued(self, kind: str) -> tuple[float, Mapping[str, object]] | None:
+        """When the newest item of `kind` was queued, and its payload (the heartbeat's memory)."""
+        rows = self._query(
+            "SELECT created_at, payload FROM outbox WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
+        )
+        return (rows[0][0], _loads(rows[0][1])) if rows else None
