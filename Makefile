@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon install clean
+.PHONY: run test lint services bench bench-daemon bench-notify install clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ bench: install
 SOAK ?= 60
 bench-daemon: install
 	$(BIN)/python bench/daemon_bench.py --soak $(SOAK)
+
+# Announcement latency to a local webhook, and 1,000 messages drained after an OUTAGE-second outage.
+OUTAGE ?= 600
+bench-notify: install
+	$(BIN)/python bench/notify_bench.py --outage $(OUTAGE)
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis

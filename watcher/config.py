@@ -84,7 +84,7 @@ class NotifyConfig(_Model):
     """Kind -> headline, `string.Template` fields such as $incident, $at, $source."""
     send_interval: Duration = 1.0
     retry_initial: Duration = 1.0
-    retry_max: Duration = 300.0
+    retry_max: Duration = 60.0
     timeout: Duration = 10.0
     reset_every: Duration = 60.0
     shutdown_grace: Duration = 2.0

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from string import Template
-from typing import Literal
+from typing import Any, Literal
 
 from watcher.redact import redact
 from watcher.times import format_duration, format_time
@@ -94,7 +94,8 @@ class Renderer:
     secrets: Sequence[str] = ()
     """Literals to hide wherever they appear: the webhook URLs."""
 
-    def body(self, kind: str, payload: Mapping[str, object]) -> dict[str, object]:
+    def body(self, kind: str, payload: Mapping[str, object]) -> dict[str, Any]:
+        """The JSON document to POST."""
         if kind == HEARTBEAT:
             lines = [self._heartbeat_line(_map(i)) for i in _list(payload.get("incidents"))]
             headline = f"Heartbeat {utc(payload.get('at'))}: {len(lines)} open incident(s)"

@@ -39,7 +39,7 @@ class RetryPolicy:
     interval: float = 1.0
     """Minimum seconds between two POSTs to the same webhook."""
     initial: float = 1.0
-    cap: float = 300.0
+    cap: float = 60.0
 
     def backoff(self, attempts: int, rand: float) -> float:
         """Delay before attempt `attempts + 1`: doubling from `initial` up to `cap`, jittered to 50-100 %.
