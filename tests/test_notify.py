@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.conftest import free_port, wait_until
 from tests.receiver import Answer, Receiver
-from watcher import config
+from watcher import config, views
 from watcher.cli import app
 from watcher.client import Client
 from watcher.daemon import Daemon
@@ -125,7 +126,16 @@ class TestDaemonAnnounces:
                 url = f"http://{settings.http.listen}/metrics"
                 async with aiohttp.ClientSession() as http, http.get(url) as resp:
                     metrics = await resp.text()
-        assert doc["outbox"] == {"pending": 0, "dead": 1}
+        assert doc["outbox"] == {
+            "pending": 0,
+            "dead": 1,
+            "channels": {
+                "incident": {"pending": 0, "dead": 1, "oldest_pending": None, "last_error": "HTTP 404: no"}
+            },
+        }
+        console = Console(record=True, width=200)
+        console.print(views.status_view(doc))
+        assert "announcements to incident: 0 pending, 1 dead-lettered" in console.export_text()
         assert 'watcher_notifications_total{channel="incident",result="dead"} 1.0' in metrics
         assert 'watcher_notifications_total{channel="incident",result="sent"} 1.0' in metrics
 

@@ -45,6 +45,7 @@ class _Resets:
     last_sent: float | None = None
     held: int = 0
     latest: dict[str, object] | None = None
+    """The payload of the newest held reset; the summary quotes its line."""
 
 
 @dataclass(slots=True)
@@ -75,8 +76,10 @@ class Announcer:
         if last_heartbeat is not None:
             at, payload = last_heartbeat
             self._beat.at = at
-            for inc in _incidents(payload):
-                self._beat.seen[str(inc.get("incident"))] = _list(inc.get("fingerprint"))
+            incidents = payload.get("incidents")
+            for inc in incidents if isinstance(incidents, list) else []:
+                if isinstance(inc, Mapping) and isinstance(inc.get("fingerprint"), list):
+                    self._beat.seen[str(inc.get("incident"))] = inc["fingerprint"]
 
     def transitions(
         self, transitions: Sequence[Transition], title: Callable[[str], str]
@@ -108,8 +111,7 @@ class Announcer:
         for incident, r in list(self._resets.items()):
             if r.held and r.latest is not None and r.last_sent is not None:
                 if now - r.last_sent >= self.reset_every:
-                    detail = dict(_map(r.latest.get("detail")), also=r.held - 1)
-                    out += self._route(str(Kind.STREAK_RESET), {**r.latest, "detail": detail})
+                    out += self._route(str(Kind.STREAK_RESET), _with_also(r.latest, r.held - 1))
                     r.last_sent, r.held, r.latest = now, 0, None
             elif not r.held and r.last_sent is not None and now - r.last_sent >= self.reset_every:
                 del self._resets[incident]
@@ -124,7 +126,7 @@ class Announcer:
             r.held += 1
             r.latest = payload
             return False
-        payload["detail"] = dict(_map(payload["detail"]), also=r.held)
+        payload.update(_with_also(payload, r.held))
         r.last_sent, r.held, r.latest = now, 0, None
         return True
 
@@ -174,13 +176,8 @@ class Announcer:
         return [Announcement(channel, kind, payload) for channel in self.routes.get(kind, ())]
 
 
-def _incidents(payload: Mapping[str, object]) -> list[Mapping[str, object]]:
-    return [i for i in _list(payload.get("incidents")) if isinstance(i, Mapping)]
-
-
-def _map(value: object) -> Mapping[str, object]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list | tuple) else []
+def _with_also(payload: dict[str, object], also: int) -> dict[str, object]:
+    """The reset payload, its detail saying how many resets were held back before it."""
+    detail = payload["detail"]
+    assert isinstance(detail, dict)  # built by transitions() above
+    return {**payload, "detail": {**detail, "also": also}}

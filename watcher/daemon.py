@@ -35,7 +35,7 @@ from watcher.metrics import Metrics
 from watcher.rules import RuleSet
 from watcher.sources import Source, build_sources
 from watcher.sources.file import FileSource
-from watcher.status import incident_json, source_json, timeline_json
+from watcher.status import incident_json, outbox_json, source_json, timeline_json
 from watcher.store import Store
 
 log = logging.getLogger(__name__)
@@ -364,7 +364,7 @@ class Daemon:
                 source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.scanner.stats)
                 for name, st in self.sources.items()
             ],
-            "outbox": {"pending": self.store.pending_count(), "dead": self.store.dead_count()},
+            "outbox": outbox_json(self.store.outbox_channels()),
         }
 
     # The bodies below never await: each runs to its commit without interleaving.

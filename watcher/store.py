@@ -484,3 +484,23 @@ class Store:
             "SELECT created_at, payload FROM outbox WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
         )
         return (rows[0][0], _loads(rows[0][1])) if rows else None
+
+    def outbox_channels(self) -> dict[str, dict[str, object]]:
+        """Per channel with pending or dead items: their counts, the oldest pending one's
+        `created_at`, and the newest error recorded on an unsent item (why it is stuck)."""
+        out: dict[str, dict[str, object]] = {}
+        for channel, status, n, oldest in self._query(
+            "SELECT channel, status, count(*), min(created_at) FROM outbox"
+            " WHERE status != 'sent' GROUP BY channel, status"
+        ):
+            empty: dict[str, object] = {"pending": 0, "dead": 0, "oldest_pending": None, "last_error": None}
+            entry = out.setdefault(channel, empty)
+            entry[status] = n
+            if status == "pending":
+                entry["oldest_pending"] = oldest
+        for channel, error in self._query(
+            "SELECT channel, last_error FROM outbox WHERE id IN (SELECT max(id) FROM outbox"
+            " WHERE status != 'sent' AND last_error IS NOT NULL GROUP BY channel)"
+        ):
+            out[channel]["last_error"] = error
+        return out
