@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ from watcher import config, views
 from watcher.cli import app
 from watcher.client import Client
 from watcher.daemon import Daemon
+from watcher.errors import ConfigError
 from watcher.times import format_time
 
 
@@ -203,3 +205,46 @@ class TestNotifyTest:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+class TestConfig:
+    def problems(self, tmp_path: Path, notify: str) -> list[str]:
+        path = tmp_path / "w.toml"
+        path.write_text(f"[notify]\n{notify}\n")
+        try:
+            config.load(path)
+        except ConfigError as exc:
+            return exc.problems
+        return []
+
+    @pytest.mark.parametrize(
+        ("notify", "problem"),
+        [
+            (
+                'incident_webhook = "hooks.example/sekrit"',
+                "notify.incident_webhook: expected an http:// or https:// URL",
+            ),
+            ('[notify.routes]\nresolve = ["incident"]', "notify.routes: no announcement kind resolve;"),
+            (
+                '[notify.routes]\nopened = ["pager"]',
+                "notify.routes.opened[0]: Input should be 'incident' or 'oncall'",
+            ),
+            (
+                '[notify.templates]\nresolved = "$incident $oops"',
+                "notify.templates.resolved: unknown field(s) oops;",
+            ),
+            ('[notify.templates]\nresolved = "costs $5"', "notify.templates.resolved: invalid placeholder"),
+        ],
+    )
+    def test_mistakes_are_named_at_load(self, tmp_path: Path, notify: str, problem: str) -> None:
+        """Unknown kinds and channels, bad templates and non-HTTP URLs fail at load, never quoting a URL."""
+        (found,) = self.problems(tmp_path, notify)
+        assert found.startswith(problem) and "sekrit" not in found
+
+    def test_documented_examples_load(self, tmp_path: Path) -> None:
+        """The commented [notify.routes] and [notify.templates] examples of config/watcher.toml are valid."""
+        shipped = (Path(__file__).parent.parent / "config" / "watcher.toml").read_text()
+        block = shipped[shipped.index("# [notify.routes]") : shipped.index("# ---- sources")]
+        examples = [ln[2:] for ln in block.splitlines() if re.match(r"^# (\[notify\.|\w+ = )", ln)]
+        assert len(examples) == 6
+        assert self.problems(tmp_path, "\n".join(examples)) == []
