@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import free_port, wait_until
 from tests.receiver import Answer, Receiver
+from tests.test_daemon import healthy, process
 from watcher import config, views
 from watcher.cli import app
 from watcher.client import Client
@@ -113,6 +115,31 @@ class TestDaemonAnnounces:
                 await client.close("P1-r", "done")
                 await delivered(rx, "P1-r closed")
         assert [headline(b) for b in rx.delivered()] == ["P1-r opened", "P1-r mitigation", "P1-r closed"]
+
+    async def test_sigkill_with_pending_messages_loses_and_repeats_nothing(self, tmp_path: Path) -> None:
+        """`watcher run` killed -9 while the receiver is down; restarted, it sends each message once."""
+        async with Receiver(default=Answer(503)) as rx:
+            cfg = write_config(tmp_path, f'incident_webhook = "{rx.url()}"', window=600)
+            settings = config.load(cfg)
+            with process(cfg) as proc:
+                await wait_until(lambda: healthy(settings.http.port), what="daemon up")
+                async with Client(settings) as client:
+                    await client.open_incident("P1-k", "t", [], None)
+                    await client.mitigate("P1-k", "x")
+                await wait_until(lambda: _true(len(rx.requests) >= 2), what="failed attempts")
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            rx.default = Answer(200)
+            with process(cfg):
+                await delivered(rx, "P1-k opened", "P1-k mitigation")
+                async with Client(settings) as client:
+
+                    async def settled() -> bool:
+                        outbox: dict[str, Any] = (await client.status())["outbox"]  # type: ignore[assignment]
+                        return outbox["pending"] == 0
+
+                    await wait_until(settled, what="outbox empty")
+        assert [headline(b) for b in rx.delivered()] == ["P1-k opened", "P1-k mitigation"]
 
     async def test_rejected_message_is_dead_lettered_and_shown(self, tmp_path: Path) -> None:
         """A 404 is not retried: status --json counts it dead, /metrics counts it, the next one goes on."""

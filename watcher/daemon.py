@@ -33,6 +33,7 @@ from watcher.lines import Format
 from watcher.messages import HEARTBEAT
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
+from watcher.sender import Sender
 from watcher.sources import Source, build_sources
 from watcher.sources.file import FileSource
 from watcher.status import incident_json, outbox_json, source_json, timeline_json
@@ -88,6 +89,7 @@ class Daemon:
         self._outgoing: list[Announcement] = []
         """Announcements decided outside a transition (heartbeats, held resets), committed next."""
         self._last_persist = 0.0
+        self.senders: list[Sender] = []
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -126,10 +128,6 @@ class Daemon:
             last_heartbeat=self.store.last_enqueued(HEARTBEAT),
             clock=self.clock,
         )
-        self.http = aiohttp.ClientSession()
-        self.senders = build_senders(
-            s.notify, self.http, store=self.store, metrics=self.metrics, clock=self.clock
-        )
         self.api = ApiServer(
             self,
             self.metrics,
@@ -138,6 +136,11 @@ class Daemon:
             health=self._health,
         )
         await self.api.start()
+        # Only once nothing else in startup can fail: shutdown() is what closes the session.
+        self.http = aiohttp.ClientSession()
+        self.senders = build_senders(
+            s.notify, self.http, store=self.store, metrics=self.metrics, clock=self.clock
+        )
         log.info("listening on %s; %d sources", s.http.listen, len(self.sources))
 
     async def run(self) -> None:
