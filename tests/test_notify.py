@@ -136,7 +136,7 @@ class TestDaemonAnnounces:
 
                     async def settled() -> bool:
                         outbox: dict[str, Any] = (await client.status())["outbox"]  # type: ignore[assignment]
-                        return outbox["pending"] == 0
+                        return bool(outbox["pending"] == 0)
 
                     await wait_until(settled, what="outbox empty")
         assert [headline(b) for b in rx.delivered()] == ["P1-k opened", "P1-k mitigation"]
