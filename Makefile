@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker install clean
+.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-notify install clean
 
 install: $(STAMP)
 
@@ -52,6 +52,11 @@ bench-snapshot: install services
 # Docker source: 500,000-line read vs `docker logs -t`, and follow latency of 20 containers x 100 lines/s.
 bench-docker: install services
 	$(BIN)/python bench/docker_bench.py
+
+# Announcement latency to a local webhook, and 1,000 messages drained after a NOTIFY_OUTAGE-second outage.
+NOTIFY_OUTAGE ?= 600
+bench-notify: install
+	$(BIN)/python bench/notify_bench.py --outage $(NOTIFY_OUTAGE)
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis

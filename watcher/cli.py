@@ -594,3 +594,29 @@ def _size(n: int) -> str:
             return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
         size /= 1024
     return f"{n} B"
+
+
+notify_app = typer.Typer(help="Announcement channels (Slack-compatible or JSON webhooks).")
+app.add_typer(notify_app, name="notify")
+
+
+@notify_app.command("test")
+@command
+def notify_test(config_file: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """Send a test message to each configured channel, as the daemon would; exit 1 if one fails."""
+    import socket
+
+    from watcher.channels import send_test
+
+    settings = _settings(config_file)
+    results = asyncio.run(send_test(settings.notify, host=socket.gethostname()))
+    if json_out:
+        print(json.dumps({"channels": [r.as_json() for r in results]}))
+    else:
+        for r in results:
+            if r.ok:
+                out.print(f"{r.channel}: ok (HTTP {r.status})")
+            else:
+                out.print(f"[red]{r.channel}: failed[/red]: {_escape(r.error or '')}", markup=True)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from watcher import messages
 from watcher.errors import ConfigError
 from watcher.times import parse_duration
 
@@ -75,6 +76,45 @@ class NotifyConfig(_Model):
     oncall_webhook: SecretStr | None = None
     oncall_webhook_file: Path | None = None
     heartbeat: Duration = 900.0
+    format: Literal["slack", "json"] = "slack"
+    """slack: Block Kit with a text fallback; json: a generic document for other receivers."""
+    routes: dict[str, list[Literal["incident", "oncall"]]] = {}
+    """Kind -> channels, over the defaults (incident kinds to incident, heartbeat to oncall)."""
+    templates: dict[str, str] = {}
+    """Kind -> headline, `string.Template` fields such as $incident, $at, $source."""
+    send_interval: Duration = 1.0
+    retry_initial: Duration = 1.0
+    retry_max: Duration = 60.0
+    timeout: Duration = 10.0
+    reset_every: Duration = 60.0
+    shutdown_grace: Duration = 2.0
+
+    @field_validator("routes")
+    @classmethod
+    def _known_kinds(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(v) - set(messages.KINDS))
+        if unknown:
+            raise ValueError(f"no announcement kind {', '.join(unknown)}; one of {', '.join(messages.KINDS)}")
+        return v
+
+    @field_validator("templates")
+    @classmethod
+    def _valid_templates(cls, v: dict[str, str]) -> dict[str, str]:
+        for kind, text in v.items():
+            messages.check_template(kind, text)
+        return v
+
+    @field_validator("send_interval", "retry_initial", "retry_max", "timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
+    def webhooks(self) -> dict[str, str]:
+        """Channel -> URL, for the channels that have one."""
+        urls = {"incident": self.incident_webhook, "oncall": self.oncall_webhook}
+        return {channel: url.get_secret_value() for channel, url in urls.items() if url is not None}
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> NotifyConfig:
@@ -89,6 +129,10 @@ class NotifyConfig(_Model):
             except OSError as exc:
                 raise ValueError(f"{channel}_webhook_file: cannot read {path}: {exc.strerror}") from None
             object.__setattr__(self, f"{channel}_webhook", SecretStr(url))
+        for channel, url in self.webhooks().items():
+            if not re.match(r"^https?://[^/\s]+", url):
+                # Not quoted back: the value is a secret.
+                raise ValueError(f"{channel}_webhook: expected an http:// or https:// URL")
         return self
 
 

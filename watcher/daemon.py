@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+import aiohttp
 from docker.errors import DockerException
 from prometheus_client import CollectorRegistry
 
 from watcher import sdnotify
+from watcher.announce import Announcement, Announcer
 from watcher.api import ApiServer, load_or_create_token
+from watcher.channels import build_senders
 from watcher.classify import StreamScanner
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
 from watcher.engine import Engine
@@ -40,13 +43,15 @@ from watcher.events import (
 )
 from watcher.grouping import ClassifyStats
 from watcher.lines import Format
+from watcher.messages import HEARTBEAT
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
+from watcher.sender import Sender
 from watcher.snapshot import snapshot_containers, verify
 from watcher.snapshot.command import Request, take_configured
 from watcher.sources import Source, build_sources
 from watcher.sources.file import FileSource
-from watcher.status import incident_json, source_json, timeline_json
+from watcher.status import incident_json, outbox_json, source_json, timeline_json
 from watcher.store import Store
 
 log = logging.getLogger(__name__)
@@ -128,7 +133,10 @@ class Daemon:
         self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
         self._pending: list[Transition] = []
         self._notes: list[tuple[str, float, str, dict[str, object]]] = []
+        self._outgoing: list[Announcement] = []
+        """Announcements decided outside a transition (heartbeats, held resets), committed next."""
         self._last_persist = 0.0
+        self.senders: list[Sender] = []
         self._after: dict[str, str | None] = {}
         self._configs: dict[str, SourceConfig] = {}
         self._snapshots: set[asyncio.Task[None]] = set()  # hard references until each is done
@@ -169,6 +177,18 @@ class Daemon:
         for inc in self.store.incidents():
             self.metrics.add_incident(inc.id, inc.window)
         self._refresh_incident_metrics()
+        hooks = s.notify.webhooks()
+        for channel in ("incident", "oncall"):
+            if channel not in hooks:
+                log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
+        self.announcer = Announcer(
+            channels=hooks,
+            routes=s.notify.routes,
+            reset_every=s.notify.reset_every,
+            heartbeat=s.notify.heartbeat,
+            last_heartbeat=self.store.last_enqueued(HEARTBEAT),
+            clock=self.clock,
+        )
         self.api = ApiServer(
             self,
             self.metrics,
@@ -177,6 +197,11 @@ class Daemon:
             health=self._health,
         )
         await self.api.start()
+        # Only once nothing else in startup can fail: shutdown() is what closes the session.
+        self.http = aiohttp.ClientSession()
+        self.senders = build_senders(
+            s.notify, self.http, store=self.store, metrics=self.metrics, clock=self.clock
+        )
         log.info("listening on %s; %d sources", s.http.listen, len(self.sources))
 
     async def run(self) -> None:
@@ -188,6 +213,8 @@ class Daemon:
                 tasks.append(tg.create_task(self._consume(), name="consumer"))
                 tasks.append(tg.create_task(self._ticker(), name="ticker"))
                 tasks.append(tg.create_task(self._watchdog(), name="watchdog"))
+                # Senders run beside the pipeline: log reading never waits for a webhook.
+                sending = [tg.create_task(s.run(), name=f"sender {s.channel}") for s in self.senders]
                 sdnotify.notify("READY=1")
                 self.ready.set()
                 await self.should_exit.wait()
@@ -196,8 +223,24 @@ class Daemon:
                 for t in tasks:
                     t.cancel()
                 log.info("stopping: cancelled %s", ", ".join(cancelled))
+                await self._flush(sending)
         except* asyncio.CancelledError:
             pass
+
+    async def _flush(self, sending: Sequence[asyncio.Task[None]]) -> None:
+        """A short grace for announcements already due; the rest stay in the outbox for next time."""
+        if not sending:
+            return
+        for sender in self.senders:
+            sender.finish()
+        _done, late = await asyncio.wait(sending, timeout=self.settings.notify.shutdown_grace)
+        for t in late:
+            t.cancel()
+        if late:
+            log.info(
+                "stopping: %s still had announcements due; they stay queued",
+                ", ".join(t.get_name() for t in late),
+            )
 
     async def shutdown(self) -> None:
         """Drain what was already read (the queue is bounded, so this is quick), commit, close."""
@@ -215,6 +258,7 @@ class Daemon:
             if late:
                 await asyncio.wait(late)
         await self.api.stop()
+        await self.http.close()
         self.store.close()
 
     async def serve(self) -> None:
@@ -253,6 +297,7 @@ class Daemon:
         while True:
             await asyncio.sleep(TICK)
             self._pending += self.engine.tick(self.clock())
+            self._outgoing += self.announcer.tick([self.engine.status(i) for i in self.engine.incident_ids()])
             self._refresh_incident_metrics()
             self.metrics.outbox_pending(self.store.pending_count())
             self._persist()
@@ -400,14 +445,25 @@ class Daemon:
     def _persist(self, *, force: bool = False) -> None:
         """One commit: transitions, their announcements, engine state and the resume points behind them."""
         now = time.monotonic()
-        if not (force or self._pending or self._notes or now - self._last_persist >= PERSIST_EVERY):
+        if not (
+            force
+            or self._pending
+            or self._notes
+            or self._outgoing
+            or now - self._last_persist >= PERSIST_EVERY
+        ):
             return
         self._last_persist = now
         pending, self._pending = self._pending, []
         notes, self._notes = self._notes, []
+        outgoing, self._outgoing = self._outgoing, []
+        announce: list[Announcement] = []
         try:
             with self.store.transaction():
-                self._record(pending)
+                announce = outgoing + self._record(pending)
+                created = self.clock()
+                for a in announce:
+                    self.store.enqueue(a.channel, a.kind, a.payload, created)
                 for incident, at, kind, detail in notes:
                     self.store.add_note(incident, at, kind, detail)
                 for name, st in self.sources.items():
@@ -418,22 +474,25 @@ class Daemon:
             # Keep the transitions for the next attempt: the engine has already moved on.
             self._pending = pending + self._pending
             self._notes = notes + self._notes
+            self._outgoing = outgoing + self._outgoing
             log.error("cannot commit state, will retry: %s", exc)
             return
         for st in self.sources.values():
             st.dirty = False
+        if announce:
+            for sender in self.senders:
+                sender.wake()
         if pending:
             self._refresh_incident_metrics()
 
-    def _record(self, transitions: Sequence[Transition]) -> None:
+    def _record(self, transitions: Sequence[Transition]) -> list[Announcement]:
+        """Write transitions to the timeline; return what to announce about them."""
         if not transitions:
-            return
+            return []
         self.store.append_timeline(transitions)
-        created = self.clock()
         for t in transitions:
-            payload = {"incident": t.incident, "kind": str(t.kind), "at": t.at, "state": str(t.state)}
-            self.store.enqueue("incident", str(t.kind), {**payload, "detail": dict(t.detail)}, created)
             log.info("%s %s at %.3f -> %s", t.incident, t.kind, t.at, t.state)
+        return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
 
     def _refresh_incident_metrics(self) -> None:
         for incident in self.engine.incident_ids():
@@ -458,7 +517,7 @@ class Daemon:
                 source_json(name, st.up, st.reason, self.engine.watermark(name), now, st.stats())
                 for name, st in self.sources.items()
             ],
-            "outbox": {"pending": self.store.pending_count(), "dead": self.store.dead_count()},
+            "outbox": outbox_json(self.store.outbox_channels()),
         }
 
     # The bodies below never await: each runs to its commit without interleaving.

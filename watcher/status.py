@@ -6,7 +6,7 @@ same documents, so what `--json` prints is what the API serves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from watcher.engine import IncidentStatus
 from watcher.events import ErrorEvent
@@ -63,6 +63,26 @@ def source_json(
         "lines": stats.lines,
         "errors": stats.errors,
     }
+
+
+def outbox_json(channels: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+    """Totals, and per channel what is stuck and why (`store.outbox_channels()`)."""
+    return {
+        "pending": sum(_int(c.get("pending")) for c in channels.values()),
+        "dead": sum(_int(c.get("dead")) for c in channels.values()),
+        "channels": {
+            name: {**c, "oldest_pending": format_time(_time(c.get("oldest_pending")))}
+            for name, c in sorted(channels.items())
+        },
+    }
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _time(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def timeline_json(incident: IncidentRow, rows: Sequence[TimelineRow]) -> dict[str, object]:

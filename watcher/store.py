@@ -477,3 +477,30 @@ class Store:
 
     def dead_count(self) -> int:
         return int(self._query("SELECT count(*) FROM outbox WHERE status = 'dead'")[0][0])
+
+    def last_enqueued(self, kind: str) -> tuple[float, Mapping[str, object]] | None:
+        """When the newest item of `kind` was queued, and its payload (the heartbeat's memory)."""
+        rows = self._query(
+            "SELECT created_at, payload FROM outbox WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
+        )
+        return (rows[0][0], _loads(rows[0][1])) if rows else None
+
+    def outbox_channels(self) -> dict[str, dict[str, object]]:
+        """Per channel with pending or dead items: their counts, the oldest pending one's
+        `created_at`, and the newest error recorded on an unsent item (why it is stuck)."""
+        out: dict[str, dict[str, object]] = {}
+        for channel, status, n, oldest in self._query(
+            "SELECT channel, status, count(*), min(created_at) FROM outbox"
+            " WHERE status != 'sent' GROUP BY channel, status"
+        ):
+            empty: dict[str, object] = {"pending": 0, "dead": 0, "oldest_pending": None, "last_error": None}
+            entry = out.setdefault(channel, empty)
+            entry[status] = n
+            if status == "pending":
+                entry["oldest_pending"] = oldest
+        for channel, error in self._query(
+            "SELECT channel, last_error FROM outbox WHERE id IN (SELECT max(id) FROM outbox"
+            " WHERE status != 'sent' AND last_error IS NOT NULL GROUP BY channel)"
+        ):
+            out[channel]["last_error"] = error
+        return out

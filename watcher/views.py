@@ -210,9 +210,22 @@ def status_view(doc: Mapping[str, object]) -> RenderableType:
         )
     parts += [Text(""), table]
     outbox = doc.get("outbox")
-    if isinstance(outbox, Mapping) and (outbox.get("pending") or outbox.get("dead")):
-        parts.append(Text(f"announcements: {outbox.get('pending')} pending, {outbox.get('dead')} failed"))
+    channels = outbox.get("channels") if isinstance(outbox, Mapping) else None
+    for name, c in channels.items() if isinstance(channels, Mapping) else []:
+        parts.append(outbox_line(str(name), c))
     return Group(*parts)
+
+
+def outbox_line(channel: str, c: Mapping[str, object]) -> Text:
+    """`announcements to incident: 3 pending since …, 1 dead-lettered; last error: HTTP 404: …`."""
+    text = f"announcements to {channel}: {c.get('pending', 0)} pending"
+    if c.get("oldest_pending"):
+        text += f" since {c.get('oldest_pending')}"
+    if c.get("dead"):
+        text += f", {c.get('dead')} dead-lettered (rejected, not retried)"
+    if c.get("last_error"):
+        text += f"; last error: {c.get('last_error')}"
+    return Text(text, style="red" if c.get("dead") else "yellow")
 
 
 def _describe(event: Mapping[str, object]) -> str:

@@ -1,0 +1,169 @@
+"""announce: routing, streak-reset rate limiting and the heartbeat, over numbers and a fake clock."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from watcher.announce import Announcement, Announcer
+from watcher.engine import IncidentStatus
+from watcher.events import Kind, State, Transition
+
+T0 = 1_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reset(at: float, message: str = "boom") -> Transition:
+    detail = {"source": "cloud", "rule": "level", "message": message, "streak_start": at}
+    return Transition("P1-x", Kind.STREAK_RESET, at, State.VERIFYING, detail)
+
+
+def status(state: State = State.INVESTIGATING, **kw: object) -> IncidentStatus:
+    base = IncidentStatus(
+        id="P1-x",
+        title="t",
+        state=state,
+        scope=("*",),
+        window=900.0,
+        opened_at=T0,
+        mitigated_at=None,
+        streak_start=None,
+        verified_to=None,
+        clean_streak=0.0,
+        resolved_at=None,
+        errors=0,
+        gaps=0,
+        lines=0,
+        last_error=None,
+        blind_sources=(),
+        sources=("cloud",),
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def title(_: str) -> str:
+    return "Live view black"
+
+
+def kinds(out: list[Announcement]) -> list[tuple[str, str]]:
+    return [(a.channel, a.kind) for a in out]
+
+
+class TestRouting:
+    def test_default_routes(self) -> None:
+        """Every incident kind goes to the incident channel, with the title added."""
+        a = Announcer(channels={"incident", "oncall"}, clock=Clock())
+        t = Transition("P1-x", Kind.RESOLVED, T0, State.RESOLVED, {"window": 900})
+        (out,) = a.transitions([t], title)
+        assert (out.channel, out.kind) == ("incident", "resolved")
+        assert out.payload["title"] == "Live view black" and out.payload["detail"] == {"window": 900}
+
+    def test_configured_routes_and_missing_webhooks(self) -> None:
+        """Routes pick channels per kind; a channel without a webhook gets no rows at all."""
+        a = Announcer(
+            channels={"incident", "oncall"},
+            routes={"resolved": ["incident", "oncall"], "gap": [], "closed": ["oncall"]},
+            clock=Clock(),
+        )
+        ts = [Transition("P1-x", k, T0, State.RESOLVED, {}) for k in (Kind.RESOLVED, Kind.GAP, Kind.CLOSED)]
+        assert kinds(a.transitions(ts, title)) == [
+            ("incident", "resolved"),
+            ("oncall", "resolved"),
+            ("oncall", "closed"),
+        ]
+        only_incident = Announcer(channels={"incident"}, routes={"resolved": ["oncall"]}, clock=Clock())
+        assert only_incident.transitions(ts[:1], title) == []
+
+
+class TestResetRateLimit:
+    def test_first_then_one_per_minute_with_the_rest_summed(self) -> None:
+        """First reset goes out; the next ones within a minute are held, counted, flushed by tick."""
+        clock = Clock()
+        a = Announcer(channels={"incident"}, clock=clock)
+        first = a.transitions([reset(T0)], title)
+        assert kinds(first) == [("incident", "streak_reset")] and first[0].payload["detail"]["also"] == 0  # type: ignore[index]
+        for i in range(1, 5):
+            clock.now = T0 + i * 10
+            assert a.transitions([reset(T0 + i, f"boom {i}")], title) == []
+        clock.now = T0 + 59
+        assert a.tick([]) == []
+        clock.now = T0 + 60
+        (summary,) = a.tick([])
+        detail = summary.payload["detail"]
+        assert detail["message"] == "boom 4" and detail["also"] == 3  # type: ignore[index]
+        clock.now = T0 + 130
+        assert a.tick([]) == []  # nothing more held
+
+    def test_a_reset_after_the_minute_carries_the_held_count(self) -> None:
+        """A new reset past the interval is sent at once and says how many were held back."""
+        clock = Clock()
+        a = Announcer(channels={"incident"}, clock=clock)
+        a.transitions([reset(T0)], title)
+        clock.now = T0 + 5
+        a.transitions([reset(T0 + 5)], title)
+        clock.now = T0 + 61
+        (out,) = a.transitions([reset(T0 + 61, "later")], title)
+        assert out.payload["detail"]["also"] == 1 and out.payload["detail"]["message"] == "later"  # type: ignore[index]
+
+    def test_mitigation_starts_afresh(self) -> None:
+        """The first reset after a new mitigation is announced even within the minute."""
+        clock = Clock()
+        a = Announcer(channels={"incident"}, clock=clock)
+        a.transitions([reset(T0)], title)
+        clock.now = T0 + 5
+        mitigated = Transition("P1-x", Kind.MITIGATED, T0 + 5, State.VERIFYING, {"action": "x"})
+        assert kinds(a.transitions([mitigated, reset(T0 + 6)], title)) == [
+            ("incident", "mitigated"),
+            ("incident", "streak_reset"),
+        ]
+
+
+class TestHeartbeat:
+    def test_every_interval_one_line_per_open_incident(self) -> None:
+        """Nothing before `heartbeat` after opening; then one message; 'no change' when nothing moved."""
+        clock = Clock()
+        a = Announcer(channels={"incident", "oncall"}, heartbeat=900, clock=clock)
+        clock.now = T0 + 899
+        assert a.tick([status()]) == []
+        clock.now = T0 + 900
+        (beat,) = a.tick([status()])
+        assert (beat.channel, beat.kind) == ("oncall", "heartbeat")
+        lines: list[dict[str, object]] = beat.payload["incidents"]  # type: ignore[assignment]
+        (line,) = lines
+        assert line["changed"] is True and line["state"] == "investigating"
+        clock.now = T0 + 1799
+        assert a.tick([status()]) == []
+        clock.now = T0 + 1800
+        (again,) = a.tick([status(), status(State.CLOSED, id="P1-old")])
+        assert [(i["incident"], i["changed"]) for i in again.payload["incidents"]] == [("P1-x", False)]  # type: ignore[attr-defined]
+        clock.now = T0 + 2700
+        moved = status(State.VERIFYING, mitigated_at=T0 + 2000, streak_start=T0 + 2000, clean_streak=700.0)
+        (third,) = a.tick([moved])
+        assert third.payload["incidents"][0]["changed"] is True  # type: ignore[index]
+
+    def test_restart_remembers_the_last_heartbeat(self) -> None:
+        """After a restart: not repeated early, not later than due, 'no change' still recognised."""
+        clock = Clock()
+        a = Announcer(channels={"oncall"}, heartbeat=900, clock=clock)
+        clock.now = T0 + 900
+        (beat,) = a.tick([status()])
+        stored = (clock.now, json.loads(json.dumps(beat.payload)))  # as the outbox keeps it
+        clock.now = T0 + 1000
+        b = Announcer(channels={"oncall"}, heartbeat=900, last_heartbeat=stored, clock=clock)
+        assert b.tick([status()]) == []
+        clock.now = T0 + 1800
+        (next_beat,) = b.tick([status()])
+        assert next_beat.payload["incidents"][0]["changed"] is False  # type: ignore[index]
+
+    def test_no_open_incident_or_no_oncall_webhook_means_silence(self) -> None:
+        clock = Clock()
+        clock.now = T0 + 10_000
+        assert Announcer(channels={"oncall"}, clock=clock).tick([]) == []
+        assert Announcer(channels={"incident"}, clock=clock).tick([status()]) == []

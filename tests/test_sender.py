@@ -1,0 +1,154 @@
+"""The durable sender against a real HTTP receiver on loopback and a real SQLite outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from email.utils import formatdate
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.conftest import wait_until
+from tests.receiver import HANG, Answer, Receiver
+from watcher.messages import Renderer
+from watcher.metrics import Metrics
+from watcher.sender import RetryPolicy, Sender
+from watcher.store import Store
+from watcher.webhook import Webhook
+
+FAST = RetryPolicy(interval=0.05, initial=0.1, cap=0.4)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "state") as s:
+        yield s
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@asynccontextmanager
+async def sending(
+    store: Store, registry: CollectorRegistry, url: str, policy: RetryPolicy = FAST, answer_within: float = 5
+) -> AsyncIterator[Sender]:
+    metrics = Metrics(registry, sources=[], rules=[])
+    async with aiohttp.ClientSession() as http:
+        sender = Sender(
+            "incident",
+            Webhook(http, url, timeout=answer_within),
+            store=store,
+            metrics=metrics,
+            renderer=Renderer("json"),
+            policy=policy,
+        )
+        task = asyncio.create_task(sender.run())
+        try:
+            yield sender
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+def queue(store: Store, n: int, channel: str = "incident") -> list[int]:
+    return [store.enqueue(channel, "opened", {"incident": f"P1-{i}", "at": 1.0}, 0.0) for i in range(n)]
+
+
+def incidents(receiver: Receiver) -> list[str]:
+    return [b["incident"] for b in receiver.delivered()]
+
+
+def count(registry: CollectorRegistry, result: str) -> float:
+    labels = {"channel": "incident", "result": result}
+    return registry.get_sample_value("watcher_notifications_total", labels) or 0
+
+
+class TestSender:
+    async def test_in_order_and_paced(self, store: Store, registry: CollectorRegistry) -> None:
+        """Every message once, in enqueue order, never two POSTs closer than the interval."""
+        queue(store, 6)
+        async with Receiver() as rx, sending(store, registry, rx.url(), RetryPolicy(interval=0.3)):
+
+            async def all_sent() -> bool:
+                return store.pending_count() == 0
+
+            await wait_until(all_sent, what="six sent")
+        assert incidents(rx) == [f"P1-{i}" for i in range(6)]
+        gaps = [b.monotonic - a.monotonic for a, b in zip(rx.requests, rx.requests[1:], strict=False)]
+        assert min(gaps) >= 0.29
+        assert count(registry, "sent") == 6
+
+    async def test_retry_after_seconds_is_honoured_and_blocks_the_queue(
+        self, store: Store, registry: CollectorRegistry
+    ) -> None:
+        """429 Retry-After: 1 holds the head and everything behind it for a second, then order resumes."""
+        queue(store, 3)
+        async with Receiver() as rx, sending(store, registry, rx.url()):
+            rx.answer(Answer(429, retry_after="1"))
+            await wait_until(lambda: _true(store.pending_count() == 0), what="all sent")
+        assert [r.status for r in rx.requests] == [429, 200, 200, 200]
+        assert rx.requests[1].monotonic - rx.requests[0].monotonic >= 0.95
+        assert incidents(rx) == ["P1-0", "P1-1", "P1-2"]
+        assert count(registry, "retried") == 1
+
+    async def test_retry_after_http_date(self, store: Store, registry: CollectorRegistry) -> None:
+        """Retry-After as an HTTP date two seconds ahead waits about that long (whole-second dates)."""
+        queue(store, 1)
+        async with Receiver() as rx, sending(store, registry, rx.url()):
+            rx.answer(Answer(429, retry_after=formatdate(time.time() + 2, usegmt=True)))
+            await wait_until(lambda: _true(store.pending_count() == 0), what="sent")
+        assert rx.requests[1].monotonic - rx.requests[0].monotonic >= 0.95
+
+    async def test_5xx_and_hangs_retry_with_backoff(self, store: Store, registry: CollectorRegistry) -> None:
+        """500, 503 and a timeout are retried with growing delays; the message arrives once."""
+        queue(store, 1)
+        async with Receiver() as rx, sending(store, registry, rx.url(), answer_within=0.3):
+            rx.answer(Answer(500), Answer(503), HANG)
+            await wait_until(lambda: _true(store.pending_count() == 0), what="sent after retries")
+        assert [r.status for r in rx.requests] == [500, 503, None, 200]
+        assert incidents(rx) == ["P1-0"]
+        assert count(registry, "retried") == 3 and count(registry, "sent") == 1
+
+    async def test_4xx_is_dead_lettered_and_the_next_goes_on(
+        self, store: Store, registry: CollectorRegistry
+    ) -> None:
+        """404 is not retried: counted dead, shown in dead_count, and the queue moves on."""
+        queue(store, 2)
+        async with Receiver() as rx, sending(store, registry, rx.url()):
+            rx.answer(Answer(404))
+            await wait_until(lambda: _true(store.pending_count() == 0), what="queue drained")
+        assert [r.status for r in rx.requests] == [404, 200]
+        assert incidents(rx) == ["P1-1"]
+        assert store.dead_count() == 1 and count(registry, "dead") == 1
+
+    async def test_connection_refused_retries_until_the_receiver_is_back(
+        self, store: Store, registry: CollectorRegistry
+    ) -> None:
+        """Nobody listening: retried, nothing lost; the error kept on the row does not name the URL."""
+        queue(store, 1)
+        async with Receiver() as rx:
+            url = rx.url()
+        async with sending(store, registry, url):
+            await wait_until(lambda: _true(count(registry, "retried") >= 1), what="a failed attempt")
+        rows = store.due("incident", float("inf"), 1)
+        assert rows and rows[0].last_error and url not in rows[0].last_error
+
+    async def test_wake_sends_a_new_row_at_once(self, store: Store, registry: CollectorRegistry) -> None:
+        """An idle sender woken after a commit sends within the interval, not at some poll."""
+        async with Receiver() as rx, sending(store, registry, rx.url()) as sender:
+            await asyncio.sleep(0)
+            queue(store, 1)
+            sender.wake()
+            await wait_until(lambda: _true(len(rx.delivered()) == 1), within=2, what="delivered")
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -1,0 +1,183 @@
+"""Which announcements go out, to which channel, and when: a pure decision with an injected clock.
+
+The daemon asks `transitions()` inside the transaction that records the
+transitions, and `tick()` from its ticker; it writes what they return to the
+outbox. Nothing here does I/O, so the rules below are tested with plain numbers:
+
+- Routing: each kind goes to the channels `routes` names (default: every incident
+  kind to `incident`, the heartbeat to `oncall`); channels without a webhook get
+  nothing, so the outbox never fills up with rows nobody will send.
+- Streak resets: the first after a mitigation is announced; after that at most
+  one per incident per `reset_every`, and the next one says how many were held
+  back. Held resets are flushed by `tick()` once the interval has passed, so the
+  last ones are never silently swallowed.
+- Heartbeat: one message per `heartbeat` with a line per open incident, marked
+  unchanged when nothing moved since the previous heartbeat. The previous one is
+  read back from the outbox at startup, so a restart neither repeats it early nor
+  stays silent past the interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from watcher.engine import IncidentStatus
+from watcher.events import Kind, State, Transition
+from watcher.messages import HEARTBEAT
+
+DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
+    **{str(k): ("incident",) for k in Kind},
+    HEARTBEAT: ("oncall",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    channel: str
+    kind: str
+    payload: Mapping[str, object]
+
+
+@dataclass(slots=True)
+class _Resets:
+    last_sent: float | None = None
+    held: int = 0
+    latest: dict[str, object] | None = None
+    """The payload of the newest held reset; the summary quotes its line."""
+
+
+@dataclass(slots=True)
+class _Heartbeat:
+    at: float | None = None
+    seen: dict[str, list[object]] = field(default_factory=dict)
+    """Per incident, the fingerprint the last heartbeat reported."""
+
+
+class Announcer:
+    def __init__(
+        self,
+        *,
+        channels: Collection[str],
+        routes: Mapping[str, Sequence[str]] | None = None,
+        reset_every: float = 60.0,
+        heartbeat: float = 900.0,
+        last_heartbeat: tuple[float, Mapping[str, object]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        merged = {**DEFAULT_ROUTES, **(routes or {})}
+        self.routes = {kind: tuple(c for c in targets if c in channels) for kind, targets in merged.items()}
+        self.reset_every = reset_every
+        self.heartbeat = heartbeat
+        self.clock = clock
+        self._resets: dict[str, _Resets] = {}
+        self._beat = _Heartbeat()
+        if last_heartbeat is not None:
+            at, payload = last_heartbeat
+            self._beat.at = at
+            incidents = payload.get("incidents")
+            for inc in incidents if isinstance(incidents, list) else []:
+                if isinstance(inc, Mapping) and isinstance(inc.get("fingerprint"), list):
+                    self._beat.seen[str(inc.get("incident"))] = inc["fingerprint"]
+
+    def transitions(
+        self, transitions: Sequence[Transition], title: Callable[[str], str]
+    ) -> list[Announcement]:
+        """What to enqueue for transitions just recorded; `title` names an incident."""
+        out: list[Announcement] = []
+        for t in transitions:
+            payload: dict[str, object] = {
+                "incident": t.incident,
+                "title": title(t.incident),
+                "kind": str(t.kind),
+                "at": t.at,
+                "state": str(t.state),
+                "detail": dict(t.detail),
+            }
+            if t.kind is Kind.MITIGATED:
+                self._resets.pop(t.incident, None)  # a new streak clock: its first reset is news
+            elif t.kind is Kind.CLOSED:
+                self._resets.pop(t.incident, None)
+            if t.kind is Kind.STREAK_RESET and not self._reset_due(t.incident, payload):
+                continue
+            out += self._route(str(t.kind), payload)
+        return out
+
+    def tick(self, incidents: Sequence[IncidentStatus]) -> list[Announcement]:
+        """Held streak resets whose interval has passed, and the heartbeat when it is due."""
+        now = self.clock()
+        out: list[Announcement] = []
+        for incident, r in list(self._resets.items()):
+            if r.held and r.latest is not None and r.last_sent is not None:
+                if now - r.last_sent >= self.reset_every:
+                    out += self._route(str(Kind.STREAK_RESET), _with_also(r.latest, r.held - 1))
+                    r.last_sent, r.held, r.latest = now, 0, None
+            elif not r.held and r.last_sent is not None and now - r.last_sent >= self.reset_every:
+                del self._resets[incident]
+        return out + self._heartbeat(now, incidents)
+
+    # ---- the rules -----------------------------------------------------------------
+
+    def _reset_due(self, incident: str, payload: dict[str, object]) -> bool:
+        now = self.clock()
+        r = self._resets.setdefault(incident, _Resets())
+        if r.last_sent is not None and now - r.last_sent < self.reset_every:
+            r.held += 1
+            r.latest = payload
+            return False
+        payload.update(_with_also(payload, r.held))
+        r.last_sent, r.held, r.latest = now, 0, None
+        return True
+
+    def _heartbeat(self, now: float, incidents: Sequence[IncidentStatus]) -> list[Announcement]:
+        open_ = [s for s in incidents if s.state is not State.CLOSED]
+        if not open_ or not self.routes.get(HEARTBEAT):
+            return []
+        # The clock starts at the latest of the previous heartbeat and the oldest open
+        # incident: a new incident after a quiet week gets its first update a full
+        # interval after it opened, not at once.
+        start = min(s.opened_at for s in open_)
+        if self._beat.at is not None:
+            start = max(start, self._beat.at)
+        if now < start + self.heartbeat:
+            return []
+        lines = []
+        seen: dict[str, list[object]] = {}
+        for s in open_:
+            fingerprint: list[object] = [
+                str(s.state),
+                s.mitigated_at,
+                s.streak_start,
+                round(s.clean_streak),
+                s.errors,
+                s.gaps,
+                list(s.blind_sources),
+            ]
+            seen[s.id] = fingerprint
+            lines.append(
+                {
+                    "incident": s.id,
+                    "title": s.title,
+                    "state": str(s.state),
+                    "changed": self._beat.seen.get(s.id) != fingerprint,
+                    "clean_streak": s.clean_streak,
+                    "window": s.window,
+                    "streak_start": s.streak_start,
+                    "errors": s.errors,
+                    "blind_sources": list(s.blind_sources),
+                    "fingerprint": fingerprint,
+                }
+            )
+        self._beat = _Heartbeat(now, seen)
+        return self._route(HEARTBEAT, {"at": now, "incidents": lines})
+
+    def _route(self, kind: str, payload: Mapping[str, object]) -> list[Announcement]:
+        return [Announcement(channel, kind, payload) for channel in self.routes.get(kind, ())]
+
+
+def _with_also(payload: dict[str, object], also: int) -> dict[str, object]:
+    """The reset payload, its detail saying how many resets were held back before it."""
+    detail = payload["detail"]
+    assert isinstance(detail, dict)  # built by transitions() above
+    return {**payload, "detail": {**detail, "also": also}}

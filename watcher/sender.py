@@ -1,0 +1,158 @@
+"""The durable sender: one task per configured webhook, draining its outbox channel in order.
+
+- In order: only the head of the channel is ever sent; a message waiting for its
+  retry holds back every later one (the store's `due()` enforces it).
+- At most one POST per `interval` (Slack allows about one message per second per
+  webhook), measured on the monotonic clock.
+- 2xx: marked sent at once. 429: retried after `Retry-After` (seconds or an HTTP
+  date), or the backoff when it has none. 5xx, 408, timeouts and connection errors:
+  retried with capped exponential backoff and jitter. Any other answer is
+  dead-lettered: logged, counted, shown in `status`; the next message goes on.
+- Retry times are wall-clock times in the store, so a restart keeps honouring them.
+
+At least once: a crash (or the shutdown grace running out) after the receiver
+accepted a message but before `mark_sent` committed sends that one message again
+on the next start. Nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from watcher.errors import StoreError
+from watcher.messages import Renderer
+from watcher.metrics import Metrics
+from watcher.store import OutboxRow, Store
+from watcher.webhook import Delivery, Webhook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    interval: float = 1.0
+    """Minimum seconds between two POSTs to the same webhook."""
+    initial: float = 1.0
+    cap: float = 60.0
+
+    def backoff(self, attempts: int, rand: float) -> float:
+        """Delay before attempt `attempts + 1`: doubling from `initial` up to `cap`, jittered to 50-100 %.
+
+        The jitter keeps many watchers that lost the same receiver from retrying in lockstep.
+        """
+        delay = min(self.cap, self.initial * 2.0 ** min(attempts - 1, 60))
+        return delay * (0.5 + 0.5 * rand)
+
+
+class Sender:
+    def __init__(
+        self,
+        channel: str,
+        webhook: Webhook,
+        *,
+        store: Store,
+        metrics: Metrics,
+        renderer: Renderer,
+        policy: RetryPolicy,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.channel = channel
+        self._webhook = webhook
+        self._store = store
+        self._metrics = metrics
+        self._renderer = renderer
+        self._policy = policy
+        self._clock = clock
+        self._rand = rand
+        self._wake = asyncio.Event()
+        self._finishing = False
+        self._last_post = -math.inf
+
+    def wake(self) -> None:
+        """New rows were committed to the outbox: look at once instead of at the next poll."""
+        self._wake.set()
+
+    def finish(self) -> None:
+        """Stop once nothing is due (used for the shutdown grace); waiting retries stay queued."""
+        self._finishing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()  # before looking: a wake() from now on is not lost
+            try:
+                head = self._store.due(self.channel, math.inf, 1)
+            except StoreError as exc:
+                log.error("%s sender cannot read the outbox, will retry: %s", self.channel, exc)
+                await self._sleep(self._policy.interval)
+                continue
+            delay = head[0].next_attempt_at - self._clock() if head else None
+            if delay is None or delay > 0:
+                if self._finishing:
+                    return
+                await self._sleep(delay)
+                continue
+            await self._pace()
+            row = head[0]
+            # Paced from the start of each POST, as the receiver counts them: the time a POST
+            # and its commit take does not slow the drain below the limit.
+            self._last_post = time.monotonic()
+            result = await self._webhook.post(self._renderer.body(row.kind, row.payload))
+            try:
+                self._settle(row, result)
+            except StoreError as exc:
+                # The row stays pending and is sent again: at least once, never lost.
+                log.error("%s sender cannot record announcement %d: %s", self.channel, row.id, exc)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Until woken, or `seconds` pass (forever when None)."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    async def _pace(self) -> None:
+        wait = self._last_post + self._policy.interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _settle(self, row: OutboxRow, result: Delivery) -> None:
+        now = self._clock()
+        outcome = result.outcome
+        counted: str = outcome
+        if outcome == "sent":
+            self._store.mark_sent(row.id, now)
+        elif outcome == "dead":
+            self._store.mark_dead(row.id, now, result.describe())
+            log.error(
+                "%s: announcement %d (%s %s) rejected, not retried: %s",
+                self.channel,
+                row.id,
+                row.payload.get("incident", "-"),
+                row.kind,
+                result.describe(),
+            )
+        else:
+            attempts = row.attempts + 1
+            wait = result.retry_after
+            if wait is None:
+                wait = self._policy.backoff(attempts, self._rand())
+            self._store.mark_retry(row.id, attempts, now + wait, result.describe())
+            log.warning(
+                "%s: announcement %d attempt %d failed (%s); retrying in %.1fs",
+                self.channel,
+                row.id,
+                attempts,
+                result.describe(),
+                wait,
+            )
+            counted = "retried"
+        self._metrics.notification(self.channel, counted)

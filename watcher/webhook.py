@@ -1,0 +1,97 @@
+"""One POST to one webhook, and what its answer means for the outbox.
+
+The daemon's senders and `watcher notify test` use this same code. Errors are
+redacted of the URL (aiohttp puts it in its exception messages): the URL is
+the credential of an incoming webhook.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+import aiohttp
+
+from watcher.redact import redact
+
+Outcome = Literal["sent", "retry", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    status: int | None
+    """The HTTP status, or None when no answer came (timeout, connection error)."""
+    error: str | None = None
+    retry_after: float | None = None
+    """Seconds the receiver asked us to wait (429 Retry-After)."""
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.status is None:
+            return "retry"
+        if 200 <= self.status < 300:
+            return "sent"
+        # 408 and 429 are "not now", 5xx "not my fault": try again. Any other answer
+        # (a revoked webhook, a malformed body) will not change by repeating it.
+        if self.status in (408, 429) or self.status >= 500:
+            return "retry"
+        return "dead"
+
+    def describe(self) -> str:
+        if self.status is None:
+            return self.error or "no answer"
+        return f"HTTP {self.status}" + (f": {self.error}" if self.error else "")
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class Webhook:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+
+    async def post(self, body: Mapping[str, object]) -> Delivery:
+        try:
+            async with self._session.post(
+                self._url, json=body, timeout=self._timeout, allow_redirects=False
+            ) as resp:
+                text = (await resp.text(errors="replace"))[:300]
+                if 200 <= resp.status < 300:
+                    return Delivery(resp.status)
+                if 300 <= resp.status < 400:
+                    return Delivery(resp.status, "redirected: configure the final webhook URL")
+                wait = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
+                return Delivery(resp.status, self._clean(text.strip()) or resp.reason, wait)
+        except TimeoutError:
+            return Delivery(None, f"no answer within {self._timeout.total:g}s")
+        except aiohttp.ClientError as exc:
+            return Delivery(None, self._clean(f"{type(exc).__name__}: {exc}"))
+
+    def _clean(self, text: str) -> str:
+        return redact(text, [self._url])
