@@ -11,7 +11,7 @@ WatcherError
  ├── NotifyError    a webhook could not be reached
  └── SnapshotError  an evidence snapshot cannot be written, or does not verify
 
-cli.py turns each into one line on stderr and a non-zero exit; nothing else prints them.
+watcher.cli turns each into one line on stderr and a non-zero exit; nothing else prints them.
 """
 
 
