@@ -16,10 +16,9 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import aiohttp
-from docker.errors import DockerException
 from prometheus_client import CollectorRegistry
 
 from watcher import sdnotify
@@ -41,16 +40,16 @@ from watcher.events import (
     Transition,
     Watermark,
 )
-from watcher.grouping import ClassifyStats
 from watcher.lines import Format
 from watcher.messages import HEARTBEAT
 from watcher.metrics import Metrics
 from watcher.rules import RuleSet
 from watcher.sender import Sender
-from watcher.snapshot import snapshot_containers, verify
+from watcher.snapshot import verify
+from watcher.snapshot.auto import AutoSnapshots
 from watcher.snapshot.command import Request, take_configured
+from watcher.source_state import SourceState
 from watcher.sources import Source, build_sources
-from watcher.sources.file import FileSource
 from watcher.status import incident_json, outbox_json, source_json, timeline_json
 from watcher.store import Store
 
@@ -60,61 +59,6 @@ QUEUE_SIZE = 8192
 BATCH = 4096
 PERSIST_EVERY = 1.0  # seconds between commits of resume points when nothing else happened
 TICK = 1.0
-SNAPSHOT_GRACE = 30.0
-AUTO_SNAPSHOT_EVERY = 300.0
-"""Seconds between auto-snapshots of one container: a crash loop must not fill the disk."""
-
-
-@dataclass
-class SourceState:
-    source: Source
-    """The configured source that reads this one (for a docker sub-source, its docker source)."""
-    scanner: StreamScanner
-    cursor: str | None = None
-    streams: dict[str, StreamScanner] = field(default_factory=dict)
-    """Scanners of further byte streams (a container's stderr): a multi-line record never
-    mixes lines of two streams."""
-    new_scanner: Callable[[str], StreamScanner] | None = None
-    up: bool = False
-    reason: str | None = "starting"
-    dirty: bool = False
-    reported: dict[str, int] = field(
-        default_factory=lambda: {"lines": 0, "bad_utf8": 0, "truncated": 0, "copytruncate": 0}
-    )
-    """The totals of `totals()` already passed on to the metrics and the engine."""
-
-    def scanner_for(self, stream: str) -> StreamScanner:
-        """The scanner of one byte stream: stdout (or the only stream) is the first one."""
-        if stream in ("", "stdout") or self.new_scanner is None:
-            return self.scanner
-        scanner = self.streams.get(stream)
-        if scanner is None:
-            scanner = self.streams[stream] = self.new_scanner(stream)
-        return scanner
-
-    def stats(self) -> ClassifyStats:
-        if not self.streams:
-            return self.scanner.stats
-        every = [self.scanner.stats, *(s.stats for s in self.streams.values())]
-        merged = ClassifyStats(
-            lines=sum(s.lines for s in every),
-            bad_utf8=sum(s.bad_utf8 for s in every),
-            truncated=sum(s.truncated for s in every),
-        )
-        for s in every:
-            for rule, n in s.errors_by_rule.items():
-                merged.errors_by_rule[rule] = merged.errors_by_rule.get(rule, 0) + n
-        return merged
-
-    def totals(self) -> dict[str, int]:
-        """Running totals: lines read, and lines per watcher_source_bad_lines_total reason."""
-        stats = self.stats()
-        totals = {"lines": stats.lines, "bad_utf8": stats.bad_utf8, "truncated": stats.truncated}
-        totals["copytruncate"] = 0
-        if isinstance(self.source, FileSource):  # lines it cut itself, and truncations it saw
-            totals["truncated"] += self.source.stats.lines_truncated
-            totals["copytruncate"] = self.source.stats.truncations_detected
-        return totals
 
 
 class Daemon:
@@ -139,8 +83,6 @@ class Daemon:
         self.senders: list[Sender] = []
         self._after: dict[str, str | None] = {}
         self._configs: dict[str, SourceConfig] = {}
-        self._snapshots: set[asyncio.Task[None]] = set()  # hard references until each is done
-        self._snapshotted: dict[str, float] = {}  # container id -> monotonic time of its last auto-snapshot
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -174,6 +116,13 @@ class Daemon:
                 self._after[src.name] = json.dumps(subs) if subs else None
                 for sub in subs:
                     self._register(sub)
+        self.auto_snapshots = AutoSnapshots(
+            s.state_dir,
+            metrics=self.metrics,
+            client_for=lambda name: getattr(self._parents.get(name.partition("/")[0]), "client", None),
+            covering=self.engine.covering,
+            note=self._note,
+        )
         for inc in self.store.incidents():
             self.metrics.add_incident(inc.id, inc.window)
         self._refresh_incident_metrics()
@@ -248,15 +197,7 @@ class Daemon:
             self._handle(*self._queue.get_nowait())
         self._flush_lines()
         self._persist(force=True)
-        if self._snapshots:  # a snapshot in progress is evidence: let it finish
-            _, late = await asyncio.wait(self._snapshots, timeout=SNAPSHOT_GRACE)
-            for task in late:
-                log.error(
-                    "shutdown: %s did not finish within %.0fs; abandoned", task.get_name(), SNAPSHOT_GRACE
-                )
-                task.cancel()
-            if late:
-                await asyncio.wait(late)
+        await self.auto_snapshots.drain()
         await self.api.stop()
         await self.http.close()
         self.store.close()
@@ -339,50 +280,12 @@ class Daemon:
             log.info("%s: %s", name, event.text)
             self._note(name, event.at, event.kind, {"text": event.text, **event.detail})
         elif isinstance(event, ContainerStopped):
-            self._container_stopped(event)
+            self.auto_snapshots.container_stopped(event)
 
     def _note(self, source: str, at: float, kind: str, detail: dict[str, object]) -> None:
         """Something about `source` on the timeline of each open incident covering it (next commit)."""
         for incident in self.engine.covering(source):
             self._notes.append((incident, at, kind, {"source": source, **detail}))
-
-    def _container_stopped(self, event: ContainerStopped) -> None:
-        """Snapshot a watched container as soon as Docker says it stops, before it can be removed."""
-        now = time.monotonic()
-        last = self._snapshotted.get(event.container)
-        if last is not None and now - last < AUTO_SNAPSHOT_EVERY:
-            log.info("%s: %s again; snapshotted %.0fs ago", event.source, event.action, now - last)
-            return
-        self._snapshotted[event.container] = now
-        task = asyncio.create_task(self._auto_snapshot(event), name=f"snapshot {event.source}")
-        self._snapshots.add(task)
-        task.add_done_callback(self._snapshots.discard)
-
-    async def _auto_snapshot(self, event: ContainerStopped) -> None:
-        log.info("%s: container %s got %s: snapshot", event.source, event.container[:12], event.action)
-        client = getattr(self._parents.get(event.source.partition("/")[0]), "client", None)
-        incidents = self.engine.covering(event.source)
-        reason = f"container {event.action}"
-        if client is None:
-            log.error("%s: no snapshot of %s: the engine is unreachable", event.source, event.container[:12])
-            return
-        try:
-            result = await asyncio.to_thread(
-                snapshot_containers,
-                client,
-                [(event.source, event.container)],
-                state_dir=self.settings.state_dir,
-                incident=incidents[0] if incidents else None,
-                reason=reason,
-                since=None,
-                until=None,
-                trigger="container_stop",
-            )
-        except (WatcherError, DockerException, OSError) as exc:
-            log.error("%s: snapshot of %s failed: %s", event.source, event.container[:12], exc)
-            return
-        self.metrics.snapshot("container_stop")
-        self._note(event.source, event.at, "snapshot", result.note(reason=reason, trigger="container_stop"))
 
     def _register(self, name: str) -> SourceState:
         """A sub-source seen for the first time (a new container of a docker source)."""
