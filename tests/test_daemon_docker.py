@@ -7,21 +7,17 @@ import contextlib
 import signal
 import tarfile
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from docker.errors import NotFound
 from docker.models.containers import Container
-from prometheus_client import CollectorRegistry
 
 from tests.conftest import free_port, wait_until
 from tests.dockerd import IMAGE, Dockerd
-from tests.test_daemon import healthy, incident, process
+from tests.test_daemon import healthy, incident, process, running
 from watcher import checks, config
 from watcher.client import Client
-from watcher.daemon import Daemon
 
 pytestmark = pytest.mark.docker
 
@@ -47,20 +43,6 @@ regex = 'ERROR'
 """
     )
     return config.load(path)
-
-
-@asynccontextmanager
-async def running(s: config.Settings) -> AsyncIterator[Daemon]:
-    daemon = Daemon(s, registry=CollectorRegistry())
-    await daemon.startup()
-    task = asyncio.create_task(daemon.run())
-    await daemon.ready.wait()
-    try:
-        yield daemon
-    finally:
-        daemon.should_exit.set()
-        await task
-        await daemon.shutdown()
 
 
 async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_path: Path) -> None:

@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 from tests.conftest import free_port, wait_until
 from tests.receiver import Answer, Receiver
 from tests.test_daemon import healthy, process
+from tests.test_daemon import running as daemon_running
 from watcher import config, views
 from watcher.cli import app
 from watcher.client import Client
-from watcher.daemon import Daemon
 from watcher.errors import ConfigError
 from watcher.times import format_time
 
@@ -60,17 +60,8 @@ values = ["error"]
 
 @asynccontextmanager
 async def running(cfg: Path) -> AsyncIterator[Client]:
-    daemon = Daemon(config.load(cfg))
-    await daemon.startup()
-    task = asyncio.create_task(daemon.run())
-    await daemon.ready.wait()
-    try:
-        async with Client(daemon.settings) as client:
-            yield client
-    finally:
-        daemon.should_exit.set()
-        await task
-        await daemon.shutdown()
+    async with daemon_running(config.load(cfg)) as daemon, Client(daemon.settings) as client:
+        yield client
 
 
 def headline(body: dict[str, Any]) -> str:
