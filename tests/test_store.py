@@ -92,6 +92,19 @@ class TestOpen:
             assert inc.scope == ("gw/*",)
             assert s.resume_points()["gw/b1"].cursor == "c-1"
 
+    def test_schema_1_outbox_is_not_sent_late(self, state_dir: Path) -> None:
+        """Rows a schema-1 daemon queued without any sender are dropped on upgrade; history stays."""
+        with Store.open(state_dir) as s:
+            s.create_incident("P1-a", "cams down", ["gw/*"], 900.0, 10.0, "ana")
+            sent = s.enqueue("incident", "opened", {}, 10.0)
+            s.mark_sent(sent, 11.0)
+            s.enqueue("incident", "mitigated", {}, 12.0)
+        sql(state_dir, "PRAGMA user_version = 1")
+        with Store.open(state_dir) as s:
+            assert s.pending_count() == 0
+            assert s.incident("P1-a") is not None
+        assert sql(state_dir, "SELECT id, status FROM outbox") == [(sent, "sent")]
+
     def test_newer_schema_refused(self, state_dir: Path) -> None:
         """A store written by a newer watcher is refused with a message saying to upgrade."""
         Store.open(state_dir).close()

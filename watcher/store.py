@@ -58,6 +58,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             last_error TEXT, done_at REAL)""",
         "CREATE INDEX outbox_pending ON outbox(channel, id) WHERE status = 'pending'",
     ),
+    (
+        # Schema 1 daemons queued a row per transition but had no sender: once a webhook is
+        # configured those would all be posted, hours late. They are history, not news.
+        "DELETE FROM outbox WHERE status = 'pending'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
