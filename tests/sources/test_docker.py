@@ -25,6 +25,7 @@ from watcher.config import DockerSourceConfig
 from watcher.events import Chunk, Gap, Note, SourceDown, SourceEvent, Watermark
 from watcher.sources.docker import DockerSource
 from watcher.sources.docker_cursor import Cursor
+from watcher.sources.docker_lane import time_ns
 
 pytestmark = pytest.mark.docker
 
@@ -109,6 +110,17 @@ def unique() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
+async def written(c: Container, n: int) -> None:
+    """Wait until `c` has written `n` lines to each stream. Before its first line `exactly`
+    holds at once, without yielding: the blocking calls after it would then starve the
+    source, which could not see the container before it is removed."""
+
+    async def done() -> bool:
+        return all(len(truth(c, stream=s)) >= n for s in ("stdout", "stderr"))
+
+    await wait_until(done, what=f"{n} lines of {c.name}")
+
+
 async def exactly(
     reader: Reader,
     sub: str,
@@ -157,6 +169,7 @@ async def test_stop_rm_run_same_name(docker_engine: Dockerd) -> None:
             first = dc.containers.run(
                 IMAGE, ["sh", "-c", COUNT.format(n=100, tag="first")], name=name, detach=True
             )
+            await written(first, 100)
             await exactly(reader, sub, first)
             old = truth(first, stream="stdout")
             first.stop(timeout=1)
@@ -187,6 +200,7 @@ async def test_compose_recreate_reads_old_to_end_then_new(docker_engine: Dockerd
             )
             new = None
             try:
+                await written(old, 200)
                 await exactly(reader, "cloud/api", old)
                 old.stop(timeout=1)
                 old.rename(f"{old.short_id}_{project}-api-1")
@@ -199,6 +213,7 @@ async def test_compose_recreate_reads_old_to_end_then_new(docker_engine: Dockerd
                 )
                 before = {stream: truth(old, stream=stream) for stream in ("stdout", "stderr")}
                 old.remove()
+                await written(new, 200)
                 await exactly(reader, "cloud/api", new, before=before)
                 (note,) = reader.of(Note, "cloud/api")
                 assert note.text == f"cloud/api recreated: image {IMAGE} → watcher-busybox:v2"
@@ -208,6 +223,31 @@ async def test_compose_recreate_reads_old_to_end_then_new(docker_engine: Dockerd
                     if c is not None:
                         with contextlib.suppress(docker.errors.NotFound):
                             c.remove(force=True)
+
+
+async def test_removed_before_its_create_is_handled(docker_engine: Dockerd) -> None:
+    """The events lag behind the engine: a container created, run and removed before the source
+    handles its `create` can no longer be read, so it is a gap, not silence; one removed
+    without ever starting wrote nothing (no gap, no sub-source)."""
+    ran, never = unique(), unique()
+    with client(docker_engine) as dc:
+        async with reading(source(docker_engine, containers=[ran, never])) as reader:
+            # Blocking calls: the source runs only once they are all done.
+            dc.containers.create(IMAGE, ["true"], name=never).remove()
+            c = dc.containers.run(IMAGE, ["sh", "-c", "echo lost"], name=ran, detach=True)
+            c.wait()
+            c.reload()
+            run = c.attrs["State"]
+            c.remove()
+            await wait_until(lambda: _true(bool(reader.of(Gap))), what="gap")
+            (gap,) = reader.of(Gap)
+            assert gap.source == f"cloud/{ran}"
+            ran_from, ran_to = sorted(time_ns(run[k]) / 1e9 for k in ("StartedAt", "FinishedAt"))
+            assert gap.start <= ran_from and ran_to <= gap.end  # StartedAt is set after the process began
+            assert not reader.lines(f"cloud/{ran}")
+            # Nothing left to read: it advances (an incident covering it can resolve).
+            await wait_until(lambda: _true(bool(reader.of(Watermark, f"cloud/{ran}"))), what="watermark")
+            assert not [e for e in reader.events if e.source == f"cloud/{never}"]
 
 
 async def test_long_line_and_tty(docker_engine: Dockerd) -> None:

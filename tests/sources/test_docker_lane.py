@@ -47,6 +47,18 @@ class TestChoose:
         target, _ = lane(container("a", 1), cursor=cur).choose(100.0)
         assert target is not None and target[1] == cur
 
+    def test_started_since_read_is_read_again(self) -> None:
+        """Read to its end and stopped, but a start event came after that read began (the events
+        lag): that run may be unread, so the same container from the same cursor, once."""
+        a = container("a", 1, running=False)
+        a.starts = 1
+        cur = Cursor("a", 7, ("h",), done=True)
+        ln = lane(a, container("b", 2), cursor=cur)
+        assert ln.choose(100.0) == ((a, cur), None)
+        a.read_starts = 1  # the lane began reading it again after that start
+        target, _ = ln.choose(100.0)
+        assert target is not None and target[0].id == "b"
+
     def test_gone_container_is_a_gap(self) -> None:
         """The cursor's container vanished unread: a gap from its last line to now, once."""
         ln = lane(container("b", 20), cursor=Cursor("a", 10 * S))

@@ -21,7 +21,10 @@ A sub-source whose containers are gone therefore keeps advancing while the engin
 reachable (it cannot hide errors: there is nothing to read) and freezes with the rest
 when the engine is not. When the engine is lost, the source and every sub-source are
 reported down. A container removed before it was read to its end is a gap from the
-last line read to its removal.
+last line read to its removal. The events stream may lag behind the engine (a busy
+watcher or host): a container can be created, run and removed before its `create` is
+handled. It cannot be read any more, so if it started it is a gap from its creation
+to when that was found out; if it never started it wrote nothing.
 
 Blocking SDK calls run in this source's own thread pool: every attached container
 keeps one read pending, which would exhaust asyncio.to_thread's default pool
@@ -50,7 +53,7 @@ from watcher.config import DockerSourceConfig
 from watcher.events import Chunk, ContainerStopped, Gap, Note, SourceDown, SourceEvent, Watermark
 from watcher.sources.docker_cursor import Boundary, Cursor, since_param
 from watcher.sources.docker_follow import LogStream
-from watcher.sources.docker_lane import Container, Lane, time_ns
+from watcher.sources.docker_lane import GAP_REASON, Container, Lane, time_ns
 from watcher.sources.docker_names import list_filters, selected, sub_source
 from watcher.sources.docker_stream import STREAMS, Lines
 
@@ -168,14 +171,15 @@ class DockerSource:
             self.client = client
             self.connected_at = time.monotonic()
             for lane in lanes.values():
-                tasks[lane.sub] = asyncio.create_task(self._lane(client, lane, out), name=lane.sub)
+                self._reading(client, lane, tasks, out)
             tasks[""] = asyncio.create_task(self._ticker(lanes, out), name=f"{self.name} watermarks")
             stopping: set[str] = set()
+            ghosts: dict[str, tuple[str, float]] = {}
             while True:
                 ev = await self._call(next, events, None)
                 if ev is None:
                     return
-                await self._on_event(client, lanes, tasks, stopping, ev, out)
+                await self._on_event(client, lanes, tasks, stopping, ghosts, ev, out)
         finally:
             self.client = None
             if events is not None:
@@ -217,9 +221,12 @@ class DockerSource:
         lanes: dict[str, Lane],
         tasks: dict[str, asyncio.Task[None]],
         stopping: set[str],
+        ghosts: dict[str, tuple[str, float]],
         ev: dict[str, Any],
         out: asyncio.Queue[SourceEvent | BaseException],
     ) -> None:
+        """`ghosts`: selected containers removed before their `create` was handled (sub-source,
+        created at), until their `start` (a gap) or `destroy` (never started: nothing lost)."""
         action = str(ev.get("Action") or ev.get("status") or "")
         actor = ev.get("Actor") or {}
         cid, attrs = str(actor.get("ID") or ev.get("id") or ""), actor.get("Attributes") or {}
@@ -229,14 +236,22 @@ class DockerSource:
                 return
             try:
                 lane, old = await self._add(client, lanes, cid, fresh=True)
-            except NotFound:
-                return  # created and removed already: it never started, so it wrote nothing
+            except NotFound:  # removed already: whether it ran (and wrote) is in the events to come
+                ghosts[cid] = (sub_source(self.name, attrs.get("name", cid), attrs), at)
+                return
             if old is not None:
                 new = lane.containers[cid].image
                 text = f"{lane.sub} recreated: image {old} → {new}"
                 await out.put(Note(lane.sub, at, "recreated", text, {"old_image": old, "new_image": new}))
-            if lane.sub not in tasks:
-                tasks[lane.sub] = asyncio.create_task(self._lane(client, lane, out), name=lane.sub)
+            self._reading(client, lane, tasks, out)
+            return
+        if cid in ghosts and action in ("start", "destroy"):
+            sub, created = ghosts.pop(cid)
+            if action == "start":
+                # A lane with nothing to read: it advances its sub-source, or the gap would
+                # leave that sub-source without a watermark, unresolvable.
+                self._reading(client, lanes.setdefault(sub, Lane(sub, None)), tasks, out)
+                await self._gap(Gap(sub, created, max(created, self._clock()), GAP_REASON), out)
             return
         owner = next((ln for ln in lanes.values() if cid in ln.containers), None)
         if owner is None:
@@ -244,6 +259,7 @@ class DockerSource:
         c = owner.containers[cid]
         if action == "start":
             c.running = True
+            c.starts += 1
             c.died.clear()
             stopping.discard(cid)
         elif action in STOP_ACTIONS:
@@ -256,6 +272,17 @@ class DockerSource:
         elif action == "destroy":
             c.removed_at = at
         owner.wake.set()
+
+    def _reading(
+        self,
+        client: docker.DockerClient,
+        lane: Lane,
+        tasks: dict[str, asyncio.Task[None]],
+        out: asyncio.Queue[SourceEvent | BaseException],
+    ) -> None:
+        """Start the lane's task unless it runs already."""
+        if lane.sub not in tasks:
+            tasks[lane.sub] = asyncio.create_task(self._lane(client, lane, out), name=lane.sub)
 
     async def _ticker(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
         while True:
@@ -280,12 +307,19 @@ class DockerSource:
                 lane.idle = False
                 continue
             c, cursor = target
-            complete = False
+            complete = ended = False
+            starts = c.starts
             try:
+                # The engine's word before and after the read, not the events' (they may lag):
+                # following or not, and whether a run began meanwhile.
+                running, run = await self._state(client, c)
                 with contextlib.suppress(NotFound):  # removed before attaching: settled below
-                    complete = await self._follow(client, lane, c, cursor, out)
-                attrs = await self._api(client.api.inspect_container, c.id)
-                c.running = bool((attrs.get("State") or {}).get("Running"))
+                    complete = await self._follow(client, lane, c, cursor, out, follow=running)
+                running, run_after = await self._state(client, c)
+                ended = not running and run_after == run
+                if c.starts == starts:  # else this answer may predate that start: the event's word stands
+                    c.running = running
+                c.read_starts = starts
             except NotFound:
                 c.removed_at = c.removed_at or self._clock()
             except _Lost as exc:
@@ -293,31 +327,41 @@ class DockerSource:
                 log.warning("%s: reading %s: %s; retrying", lane.sub, c.id[:12], exc)
                 await asyncio.sleep(self._retry)
                 continue
-            # Finished only when removed, or stopped and read to the end; a stream cut short
-            # is read again from the cursor (without following, once the container stopped).
-            if c.removed_at is not None or (complete and not c.running):
+            # Finished only when removed, or stopped and read to the end; a stream cut short,
+            # or one a run began during, is read again from the cursor.
+            if c.removed_at is not None or (complete and ended):
                 gap = lane.finished(c, complete=complete)
                 if gap is not None:
                     await self._gap(gap, out)
                 assert lane.cursor is not None
                 await out.put(Chunk(lane.sub, b"", lane.cursor.dumps()))
 
+    async def _state(self, client: docker.DockerClient, c: Container) -> tuple[bool, str]:
+        """Whether `c` runs, and when its latest run started (a run's identity)."""
+        state = (await self._api(client.api.inspect_container, c.id)).get("State") or {}
+        return bool(state.get("Running")), str(state.get("StartedAt", ""))
+
     async def _gap(self, gap: Gap, out: asyncio.Queue[Any]) -> None:
         log.warning("%s: a container was removed before it was read to its end", gap.source)
         await out.put(gap)
 
     async def _follow(
-        self, client: docker.DockerClient, lane: Lane, c: Container, cursor: Cursor, out: asyncio.Queue[Any]
+        self,
+        client: docker.DockerClient,
+        lane: Lane,
+        c: Container,
+        cursor: Cursor,
+        out: asyncio.Queue[Any],
+        *,
+        follow: bool,
     ) -> bool:
         """Read `c` from `cursor` until its stream ends; True when Docker ended it (read to the end)."""
         # A stopped container is read without following (Docker serves that faster); if
-        # it starts meanwhile, the lane finds it running afterwards and follows from the cursor.
+        # it starts meanwhile, the lane finds a new run afterwards and reads on from the cursor.
         since = since_param(cursor.ns) if cursor.ns else None
-        stream = LogStream(
-            client.api, c.id, since=since, tty=c.tty, follow=c.running, max_line_bytes=self._max
-        )
+        stream = LogStream(client.api, c.id, since=since, tty=c.tty, follow=follow, max_line_bytes=self._max)
         boundary = Boundary(cursor if cursor.hashes else None)
-        watchdog = asyncio.create_task(self._cut_when_dead(c, stream)) if c.running else None
+        watchdog = asyncio.create_task(self._cut_when_dead(c, stream)) if follow else None
         try:
             await self._api(stream.open)
             lane.attached, lane.behind, lane.last_data = True, True, time.monotonic()
@@ -335,8 +379,9 @@ class DockerSource:
             stream.close()
             if watchdog is not None:
                 watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
+                # Not `await` + suppress(CancelledError): that would also swallow this task's own
+                # cancellation if it came now, and the lane would outlive its source (hang).
+                await asyncio.wait([watchdog])
 
     async def _cut_when_dead(self, c: Container, stream: LogStream) -> None:
         """A follow stream normally ends when its container stops; one that does not is cut."""

@@ -44,6 +44,11 @@ class Container:
     removed_at: float | None = None
     died: asyncio.Event = field(default_factory=asyncio.Event)
     """Set by a die/stop event, cleared by start."""
+    starts: int = 0
+    """Start events seen."""
+    read_starts: int = 0
+    """`starts` when the lane last began reading it: a start event since then may be a run
+    it has not read, even if the container has stopped again (the events lag the engine)."""
 
 
 @dataclass
@@ -74,7 +79,7 @@ class Lane:
         cur = self.cursor
         if cur is not None and cur.container in self.containers:
             c = self.containers[cur.container]
-            if not (cur.done and not c.running):
+            if not cur.done or c.running or c.starts != c.read_starts:
                 return (c, cur), None
             if c.removed_at is not None:
                 del self.containers[c.id]
