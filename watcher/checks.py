@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
-import docker
 from docker.errors import DockerException
 
 from watcher import ssh
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings
+from watcher.dockerhost import describe, open_client
 from watcher.errors import SourceError
 from watcher.sources.docker_names import list_filters, selected
 
@@ -112,7 +112,7 @@ def _check_docker(key: str, src: DockerSourceConfig, report: Report) -> None:
             report.problems.append(f"{key}.docker_host: {sock} is not accessible (docker group?)")
             return
     try:
-        client = docker.DockerClient(base_url=src.docker_host, timeout=15)
+        client = open_client(src.docker_host, timeout=15)
         try:
             client.ping()
             listed = client.api.containers(all=True, filters=list_filters(src))
@@ -120,7 +120,7 @@ def _check_docker(key: str, src: DockerSourceConfig, report: Report) -> None:
             client.close()
     except (DockerException, OSError) as exc:
         report.problems.append(
-            f"{key}.docker_host: cannot reach the Docker engine at {src.docker_host}: {exc}"
+            f"{key}.docker_host: cannot reach the Docker engine at {src.docker_host}: {describe(exc)}"
         )
         return
     if not any(selected(src, (c.get("Names") or [""])[0], c.get("Labels") or {}) for c in listed):

@@ -14,10 +14,10 @@ import contextlib
 import fnmatch
 from collections.abc import Iterator, Sequence
 
-import docker
 from docker.errors import DockerException
 
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings
+from watcher.dockerhost import describe, open_client
 from watcher.errors import SnapshotError
 from watcher.snapshot.collect import Collection, Job
 from watcher.snapshot.containers import container_job, selected
@@ -66,18 +66,14 @@ def _docker_jobs(
     stack: contextlib.ExitStack,
 ) -> list[Job]:
     try:
-        client = docker.DockerClient(
-            base_url=cfg.docker_host,
-            timeout=DOCKER_TIMEOUT,
-            use_ssh_client=cfg.docker_host.startswith("ssh://"),
-        )
+        client = open_client(cfg.docker_host, timeout=DOCKER_TIMEOUT)
     except DockerException as exc:
-        return _unreachable(cfg, scope, f"cannot reach the Docker engine {cfg.docker_host}: {exc}")
+        return _unreachable(cfg, scope, f"cannot reach the Docker engine {cfg.docker_host}: {describe(exc)}")
     stack.callback(client.close)
     try:
         listed = client.api.containers(all=True, filters=list_filters(cfg))
     except (DockerException, OSError) as exc:
-        return _unreachable(cfg, scope, f"cannot list containers on {cfg.docker_host}: {exc}")
+        return _unreachable(cfg, scope, f"cannot list containers on {cfg.docker_host}: {describe(exc)}")
     return [
         container_job(client, source, cid, since, until)
         for source, cid in selected(cfg, listed)

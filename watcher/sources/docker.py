@@ -50,6 +50,7 @@ import requests
 from docker.errors import DockerException, NotFound
 
 from watcher.config import DockerSourceConfig
+from watcher.dockerhost import describe, open_client
 from watcher.events import Chunk, ContainerStopped, Gap, Note, SourceDown, SourceEvent, Watermark
 from watcher.sources.docker_cursor import Boundary, Cursor, since_param
 from watcher.sources.docker_follow import LogStream
@@ -135,7 +136,7 @@ class DockerSource:
                     await self._connected(lanes, out)
                     reason = "Docker events stream ended"
                 except _Lost as exc:
-                    reason = f"{self.cfg.docker_host}: {exc}"
+                    reason = f"{self.cfg.docker_host}: {describe(exc)}"
                 if self.connected_at is not None:  # it was up: start the backoff over
                     delay = self._retry
                 log.warning("%s: engine unreachable: %s", self.name, reason)
@@ -152,9 +153,7 @@ class DockerSource:
         self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
     ) -> None:
         """Follow the engine until it is lost (raises, or returns when the events stream ends)."""
-        client = await self._call(
-            docker.DockerClient, base_url=self.cfg.docker_host, timeout=30, max_pool_size=MAX_STREAMS
-        )
+        client = await self._call(open_client, self.cfg.docker_host, timeout=30, max_pool_size=MAX_STREAMS)
         tasks: dict[str, asyncio.Task[None]] = {}  # hard references, cancelled on the way out
         events: Any = None
         try:
@@ -187,9 +186,14 @@ class DockerSource:
                     events.close()
             for task in tasks.values():
                 task.cancel()
-            for task in tasks.values():
-                with contextlib.suppress(asyncio.CancelledError, *_Lost):
-                    await task
+            if tasks:
+                # As in _follow: `await` + suppress(CancelledError) would also swallow this task's
+                # own cancellation arriving now, and _run would go on reconnecting after shutdown.
+                await asyncio.wait(tasks.values())
+                for task in tasks.values():
+                    lost = None if task.cancelled() else task.exception()
+                    if lost is not None and not isinstance(lost, _Lost):
+                        raise lost
             client.close()
 
     async def _add(
