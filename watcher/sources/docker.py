@@ -238,6 +238,8 @@ class DockerSource:
         if action == "create":
             if not selected(self.cfg, attrs.get("name", ""), attrs):
                 return
+            if any(cid in ln.containers for ln in lanes.values()):
+                return  # created while the listing ran, and filed by it: not a recreate
             try:
                 lane, old = await self._add(client, lanes, cid, fresh=True)
             except NotFound:  # removed already: whether it ran (and wrote) is in the events to come
