@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from watcher.api import MAX_BODY, ApiServer
 from watcher.errors import DaemonError
 from watcher.metrics import Metrics
+from watcher.snapshot.command import Request
 from watcher.token import load_or_create_token, read_token
 
 TOKEN = "s3cret-token-for-tests"
@@ -57,21 +58,11 @@ class FakeControl:
         self._get(incident)
         return {"id": incident, "events": [c for c in self.calls if c[1] == incident]}
 
-    async def snapshot(
-        self,
-        *,
-        reason: str,
-        incident: str | None,
-        scope: list[str],
-        since: float | None,
-        until: float | None,
-        redact: bool,
-        trigger: str,
-        by: str,
-    ) -> dict[str, object]:
-        if incident is not None:
-            self._get(incident)
-        self.calls.append(("snapshot", incident or "", reason, ",".join(scope), trigger, str(redact), by))
+    async def snapshot(self, req: Request, by: str) -> dict[str, object]:
+        if req.incident is not None:
+            self._get(req.incident)
+        scope, redact = ",".join(req.scope), str(req.redact)
+        self.calls.append(("snapshot", req.incident or "", req.reason, scope, req.trigger, redact, by))
         return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
 
     def _get(self, incident: str) -> dict[str, Any]:

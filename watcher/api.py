@@ -14,7 +14,6 @@ import ipaddress
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Iterator
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -23,13 +22,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from watcher.errors import DaemonError
+from watcher.events import INCIDENT_ID
 from watcher.metrics import Metrics
+from watcher.snapshot.command import Request
 from watcher.times import parse_duration
 from watcher.token import load_or_create_token, read_token
 
-__all__ = ["INCIDENT_ID", "MAX_BODY", "ApiServer", "Control", "load_or_create_token", "read_token"]
+__all__ = ["MAX_BODY", "ApiServer", "Control", "load_or_create_token", "read_token"]
 
-INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """Use with fullmatch: `$` would also accept a trailing newline."""
 MAX_BODY = 64 * 1024
 _MAX_TEXT = 4096
@@ -59,18 +59,7 @@ class Control(Protocol):
 
     def timeline(self, incident: str) -> dict[str, object]: ...
 
-    async def snapshot(
-        self,
-        *,
-        reason: str,
-        incident: str | None,
-        scope: list[str],
-        since: float | None,
-        until: float | None,
-        redact: bool,
-        trigger: str,
-        by: str,
-    ) -> dict[str, object]: ...
+    async def snapshot(self, req: Request, by: str) -> dict[str, object]: ...
 
 
 class _Refused(Exception):
@@ -257,16 +246,8 @@ class ApiServer:
         if trigger not in ("manual", "then"):
             raise _Refused(400, 'trigger must be "manual" or "then"')
         with _control_errors(incident or "-"):
-            result = await self._control.snapshot(
-                reason=reason,
-                incident=incident,
-                scope=scope,
-                since=since,
-                until=until,
-                redact=redact,
-                trigger=str(trigger),
-                by=_by(request),
-            )
+            req = Request(reason, incident, tuple(scope), since, until, redact, str(trigger))
+            result = await self._control.snapshot(req, _by(request))
         return web.json_response(result, status=201)
 
 

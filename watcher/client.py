@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from watcher.api import INCIDENT_ID
 from watcher.config import Settings
 from watcher.errors import DaemonError, DaemonNotRunning, InputError
+from watcher.events import INCIDENT_ID
 from watcher.token import TOKEN_FILE, read_token
 
 

@@ -474,31 +474,19 @@ class Daemon:
             raise KeyError(f"no incident {incident}")
         return timeline_json(row, self.store.timeline(incident))
 
-    async def snapshot(
-        self,
-        *,
-        reason: str,
-        incident: str | None,
-        scope: list[str],
-        since: float | None,
-        until: float | None,
-        redact: bool,
-        trigger: str,
-        by: str,
-    ) -> dict[str, object]:
+    async def snapshot(self, req: Request, by: str) -> dict[str, object]:
         """`watcher snapshot --via-daemon`: the same collection as the CLI's, in a worker thread."""
-        if incident is not None and self.store.incident(incident) is None:
-            raise KeyError(f"no incident {incident}")
-        req = Request(reason, incident, tuple(scope), since, until, redact, trigger)
+        if req.incident is not None and self.store.incident(req.incident) is None:
+            raise KeyError(f"no incident {req.incident}")
         try:
             result = await asyncio.to_thread(take_configured, self.settings, req, by=by)
         except WatcherError as exc:
             raise ValueError(str(exc)) from None
         checked = await asyncio.to_thread(verify, result.path)
-        self.metrics.snapshot(trigger)
-        if incident is not None:
+        self.metrics.snapshot(req.trigger)
+        if req.incident is not None:
             self.store.add_note(
-                incident, self.clock(), "snapshot", result.note(reason=reason, trigger=trigger)
+                req.incident, self.clock(), "snapshot", result.note(reason=req.reason, trigger=req.trigger)
             )
         return {**result.as_json(), "verified": checked.ok, "problems": checked.problems}
 

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from watcher.api import INCIDENT_ID
 from watcher.config import Settings
 from watcher.errors import InputError
+from watcher.events import INCIDENT_ID
 from watcher.metrics import SNAPSHOT_TRIGGERS
 from watcher.redact import redact
 from watcher.snapshot.collect import Progress, SnapshotResult, take
