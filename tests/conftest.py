@@ -8,7 +8,7 @@ import shutil
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -16,13 +16,18 @@ if TYPE_CHECKING:
     from tests.dockerd import Dockerd
 
 
+def unavailable(reason: str, in_ci: str) -> NoReturn:
+    """A service a test needs is missing: skip on a developer machine, fail in CI (CI=true)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(in_ci)
+    pytest.skip(reason)
+
+
 def require_binary(name: str) -> str:
-    """The path of `name`; skips on a developer machine without it, fails in CI (CI=true)."""
+    """The path of `name`; skips on a developer machine without it, fails in CI."""
     path = shutil.which(name)
     if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is missing in CI: tests/services.sh should have installed it")
-        pytest.skip(f"{name} is not installed")
+        unavailable(f"{name} is not installed", f"{name} is missing in CI: tests/services.sh installs it")
     return path
 
 

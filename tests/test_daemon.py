@@ -27,16 +27,27 @@ from watcher.times import format_time, parse_time
 WINDOW = 3.0
 
 
-def write_config(tmp: Path, log: Path, port: int, window: float = WINDOW) -> Path:
+def config_file(
+    tmp: Path, body: str, *, window: float, port: int | None = None, blind_after: str | None = "2s"
+) -> Path:
+    """tmp/watcher.toml: state under tmp, the API on a loopback port, a short window, then `body`."""
+    blind = f'blind_after = "{blind_after}"' if blind_after else ""
     path = tmp / "watcher.toml"
     path.write_text(
         f"""
 state_dir = "{tmp / "state"}"
 [http]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:{port or free_port()}"
 [resolution]
 window = "{window}s"
-blind_after = "2s"
+{blind}
+{body}"""
+    )
+    return path
+
+
+def write_config(tmp: Path, log: Path, port: int, window: float = WINDOW) -> Path:
+    body = f"""
 [[sources]]
 name = "edge"
 kind = "file"
@@ -46,8 +57,7 @@ name = "level"
 field = "level"
 values = ["error"]
 """
-    )
-    return path
+    return config_file(tmp, body, window=window, port=port)
 
 
 def stamp(at: float) -> str:

@@ -15,7 +15,7 @@ from docker.models.containers import Container
 
 from tests.conftest import free_port, wait_until
 from tests.dockerd import IMAGE, Dockerd
-from tests.test_daemon import healthy, incident, process, running
+from tests.test_daemon import config_file, healthy, incident, process, running
 from watcher import checks, config
 from watcher.client import Client
 
@@ -23,15 +23,7 @@ pytestmark = pytest.mark.docker
 
 
 def settings(tmp: Path, docker_engine: Dockerd | None, name: str, host: str | None = None) -> config.Settings:
-    path = tmp / "watcher.toml"
-    path.write_text(
-        f"""
-state_dir = "{tmp / "state"}"
-[http]
-listen = "127.0.0.1:{free_port()}"
-[resolution]
-window = "3s"
-blind_after = "2s"
+    body = f"""
 [[sources]]
 name = "cloud"
 kind = "docker"
@@ -41,8 +33,7 @@ containers = ["{name}"]
 name = "boom"
 regex = 'ERROR'
 """
-    )
-    return config.load(path)
+    return config.load(config_file(tmp, body, window=3.0))
 
 
 async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, wait_until
+from tests.conftest import wait_until
 from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
-from tests.test_daemon import incident, running
+from tests.test_daemon import config_file, incident, running
 from watcher import config
 from watcher.client import Client
 
@@ -20,15 +20,7 @@ WINDOW = 3.0
 
 
 def write_config(tmp: Path, server: Sshd, ident: str) -> Path:
-    path = tmp / "watcher.toml"
-    path.write_text(
-        f"""
-state_dir = "{tmp / "state"}"
-[http]
-listen = "127.0.0.1:{free_port()}"
-[resolution]
-window = "{WINDOW}s"
-blind_after = "2s"
+    body = f"""
 [[sources]]
 name = "gw"
 kind = "journal"
@@ -46,8 +38,7 @@ name = "priority"
 field = "PRIORITY"
 max = 3
 """
-    )
-    return path
+    return config_file(tmp, body, window=WINDOW)
 
 
 async def timeline_events(client: Client) -> list[dict[str, Any]]:

@@ -17,9 +17,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.conftest import free_port, wait_until
+from tests.conftest import wait_until
 from tests.receiver import Answer, Receiver
-from tests.test_daemon import healthy, process
+from tests.test_daemon import config_file, healthy, process
 from tests.test_daemon import running as daemon_running
 from watcher import config, views
 from watcher.cli import app
@@ -31,14 +31,7 @@ from watcher.times import format_time
 def write_config(tmp: Path, notify: str, window: float = 1.0) -> Path:
     log = tmp / "edge.log"
     log.write_text(f'{{"ts":"{format_time(time.time())}","level":"info"}}\n')
-    path = tmp / "watcher.toml"
-    path.write_text(
-        f"""
-state_dir = "{tmp / "state"}"
-[http]
-listen = "127.0.0.1:{free_port()}"
-[resolution]
-window = "{window}s"
+    body = f"""
 [notify]
 send_interval = "0.1s"
 retry_initial = "0.1s"
@@ -54,8 +47,7 @@ name = "level"
 field = "level"
 values = ["error"]
 """
-    )
-    return path
+    return config_file(tmp, body, window=window, blind_after=None)
 
 
 @asynccontextmanager
