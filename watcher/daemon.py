@@ -332,7 +332,7 @@ class Daemon:
     def _flush_lines(self) -> None:
         """Pass the lines read since the last batch on to the metrics and the engine's evidence."""
         for name, st in self.sources.items():
-            if st.scanner.stats.lines == st.reported["lines"]:
+            if st.lines() == st.reported["lines"]:
                 continue
             for what, total in st.totals().items():
                 n = total - st.reported[what]

@@ -38,6 +38,10 @@ class SourceState:
             scanner = self.streams[stream] = self.new_scanner(stream)
         return scanner
 
+    def lines(self) -> int:
+        """Lines read on every stream: what `totals()` counts, without merging the rest."""
+        return self.scanner.stats.lines + sum(s.stats.lines for s in self.streams.values())
+
     def stats(self) -> ClassifyStats:
         if not self.streams:
             return self.scanner.stats
