@@ -27,7 +27,7 @@ from watcher.api import ApiServer, load_or_create_token
 from watcher.channels import build_senders
 from watcher.classify import StreamScanner
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
-from watcher.engine import Engine
+from watcher.engine import Engine, IncidentStatus
 from watcher.errors import StoreError, WatcherError
 from watcher.events import (
     Chunk,
@@ -238,8 +238,8 @@ class Daemon:
         while True:
             await asyncio.sleep(TICK)
             self._pending += self.engine.tick(self.clock())
-            self._outgoing += self.announcer.tick([self.engine.status(i) for i in self.engine.incident_ids()])
-            self._refresh_incident_metrics()
+            statuses = self._refresh_incident_metrics()
+            self._outgoing += self.announcer.tick(statuses)
             self.metrics.outbox_pending(self.store.pending_count())
             self._persist()
 
@@ -397,12 +397,14 @@ class Daemon:
             log.info("%s %s at %.3f -> %s", t.incident, t.kind, t.at, t.state)
         return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
 
-    def _refresh_incident_metrics(self) -> None:
-        for incident in self.engine.incident_ids():
-            s = self.engine.status(incident)
+    def _refresh_incident_metrics(self) -> list[IncidentStatus]:
+        """Every incident's status into the metrics; returned for the ticker's other uses."""
+        statuses = [self.engine.status(i) for i in self.engine.incident_ids()]
+        for s in statuses:
             self.metrics.incident(
-                incident, state=str(s.state), clean_streak=s.clean_streak, resolved_at=s.resolved_at
+                s.id, state=str(s.state), clean_streak=s.clean_streak, resolved_at=s.resolved_at
             )
+        return statuses
 
     def _health(self) -> tuple[bool, str]:
         if not self.ready.is_set():
