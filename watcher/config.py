@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +31,15 @@ from watcher.errors import ConfigError
 from watcher.times import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _longer_than_zero(v: float) -> float:
+    if v <= 0:
+        raise ValueError("must be longer than 0s")
+    return v
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_longer_than_zero)]
 DEFAULT_CONFIG = Path("config/watcher.toml")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -59,15 +69,8 @@ class HttpConfig(_Model):
 
 
 class ResolutionConfig(_Model):
-    window: Duration = 900.0
-    blind_after: Duration = 30.0
-
-    @field_validator("window", "blind_after")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be longer than 0s")
-        return v
+    window: PositiveDuration = 900.0
+    blind_after: PositiveDuration = 30.0
 
 
 class NotifyConfig(_Model):
@@ -82,10 +85,10 @@ class NotifyConfig(_Model):
     """Kind -> channels, over the defaults (incident kinds to incident, heartbeat to oncall)."""
     templates: dict[str, str] = {}
     """Kind -> headline, `string.Template` fields such as $incident, $at, $source."""
-    send_interval: Duration = 1.0
-    retry_initial: Duration = 1.0
-    retry_max: Duration = 60.0
-    timeout: Duration = 10.0
+    send_interval: PositiveDuration = 1.0
+    retry_initial: PositiveDuration = 1.0
+    retry_max: PositiveDuration = 60.0
+    timeout: PositiveDuration = 10.0
     reset_every: Duration = 60.0
     shutdown_grace: Duration = 2.0
 
@@ -102,13 +105,6 @@ class NotifyConfig(_Model):
     def _valid_templates(cls, v: dict[str, str]) -> dict[str, str]:
         for kind, text in v.items():
             messages.check_template(kind, text)
-        return v
-
-    @field_validator("send_interval", "retry_initial", "retry_max", "timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be longer than 0s")
         return v
 
     def webhooks(self) -> dict[str, str]:
@@ -174,23 +170,16 @@ class JournalSourceConfig(_SourceBase):
     known_hosts: Path | None = None
     client_keys: list[Path] = []
     proxy_jump: str | None = None
-    keepalive_interval: Duration = 10.0
+    keepalive_interval: PositiveDuration = 10.0
     """Also the longest silence (no heartbeat) before a connected gateway counts as unreachable."""
-    connect_timeout: Duration = 15.0
+    connect_timeout: PositiveDuration = 15.0
     identifier: str | None = None
     """Follow this SYSLOG_IDENTIFIER instead of `unit` (entries logged without a unit)."""
-    reconnect_min: Duration = 0.5
-    reconnect_max: Duration = 3.0
+    reconnect_min: PositiveDuration = 0.5
+    reconnect_max: PositiveDuration = 3.0
     """Backoff cap: a gateway back on the network is caught up within about this plus a few seconds."""
     max_handshakes: int = Field(default=16, ge=1)
     """SSH handshakes in flight at once for this source's hosts; starts are also spread out."""
-
-    @field_validator("keepalive_interval", "connect_timeout", "reconnect_min", "reconnect_max")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be longer than 0s")
-        return v
 
     @field_validator("known_hosts", mode="before")
     @classmethod
