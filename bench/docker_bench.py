@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.dockerd import IMAGE, Dockerd, private_dockerd
 from watcher.config import DockerSourceConfig
 from watcher.events import Chunk
-from watcher.sources.docker import DockerSource
-from watcher.sources.docker_cursor import Cursor, stamp_ns
+from watcher.sources.docker.cursor import Cursor, stamp_ns
+from watcher.sources.docker.source import DockerSource
 
 
 def source(engine: Dockerd, names: list[str]) -> DockerSource:

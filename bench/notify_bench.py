@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.receiver import OK, Answer, Receiver
 from watcher import config
-from watcher.client import Client
+from watcher.cli.client import Client
 from watcher.errors import DaemonError
 from watcher.times import parse_time
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from watcher.announce import Announcement, Announcer
 from watcher.engine import IncidentStatus
 from watcher.events import Kind, State, Transition
+from watcher.notify.announce import Announcement, Announcer
 
 T0 = 1_000_000.0
 

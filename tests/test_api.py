@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from watcher.api import MAX_BODY, ApiServer
+from watcher.daemon.api import MAX_BODY, ApiServer
+from watcher.daemon.token import load_or_create_token, read_token
 from watcher.errors import DaemonError
 from watcher.metrics import Metrics
 from watcher.snapshot.command import Request
-from watcher.token import load_or_create_token, read_token
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -158,7 +158,7 @@ class TestPlainRoutes:
                 raise RuntimeError("boom")
 
         async with running(Broken()) as server, aiohttp.ClientSession() as http:
-            with caplog.at_level(logging.ERROR, logger="watcher.api"):
+            with caplog.at_level(logging.ERROR, logger="watcher.daemon.api"):
                 status, body = await call((http, f"http://127.0.0.1:{server.port}"), "GET", "/api/v1/status")
         assert status == 500
         assert "internal error" in body["error"]

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from watcher import framing
-from watcher.classify import ClassifyStats, Engine, classify_stream
+from watcher.classify import framing
+from watcher.classify.rules import RuleSet, SourceRules
+from watcher.classify.scan import HYPERSCAN
+from watcher.classify.stream import ClassifyStats, Engine, classify_stream
 from watcher.config import load
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
-from watcher.rules import RuleSet, SourceRules
-from watcher.scan import HYPERSCAN
 
 ENGINES = ["reference", "python", *(["hyperscan"] if HYPERSCAN else [])]
 T0 = "2026-11-27T14:05:00Z"
@@ -146,6 +146,6 @@ class TestStreams:
 
     def test_hyperscan_unavailable(self, default_rules: SourceRules, monkeypatch: pytest.MonkeyPatch) -> None:
         """Asking for hyperscan where it is not installed is an InputError."""
-        monkeypatch.setattr("watcher.classify.HYPERSCAN", False)
+        monkeypatch.setattr("watcher.classify.stream.HYPERSCAN", False)
         with pytest.raises(InputError, match="hyperscan"):
             classify(b"", default_rules, "hyperscan")

@@ -8,11 +8,11 @@ import pytest
 from aiohttp import web
 
 from tests.test_api import TOKEN, FakeControl, running
-from watcher.api import ApiServer
-from watcher.client import Client, default_user
+from watcher.cli.client import Client, default_user
 from watcher.config import HttpConfig, Settings
+from watcher.daemon.api import ApiServer
+from watcher.daemon.token import TOKEN_FILE
 from watcher.errors import DaemonError, InputError
-from watcher.token import TOKEN_FILE
 
 
 def settings_for(listen: str, state_dir: Path) -> Settings:

@@ -20,8 +20,8 @@ import pytest
 
 from tests.conftest import free_port, require_binary, wait_until
 from watcher import config
-from watcher.client import Client
-from watcher.daemon import Daemon
+from watcher.cli.client import Client
+from watcher.daemon.daemon import Daemon
 from watcher.times import format_time, parse_time
 
 WINDOW = 3.0

@@ -16,8 +16,9 @@ from docker.models.containers import Container
 from tests.conftest import free_port, wait_until
 from tests.dockerd import IMAGE, Dockerd
 from tests.test_daemon import config_file, healthy, incident, process, running
-from watcher import checks, config
-from watcher.client import Client
+from watcher import config
+from watcher.cli import checks
+from watcher.cli.client import Client
 
 pytestmark = pytest.mark.docker
 

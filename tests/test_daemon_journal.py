@@ -12,7 +12,7 @@ from tests.conftest import wait_until
 from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
 from tests.test_daemon import config_file, incident, running
 from watcher import config
-from watcher.client import Client
+from watcher.cli.client import Client
 
 pytestmark = pytest.mark.journal
 

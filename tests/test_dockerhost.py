@@ -11,7 +11,7 @@ import pytest
 from docker.errors import DockerException
 
 from tests.conftest import free_port
-from watcher.dockerhost import describe, open_client
+from watcher.sources.docker.host import describe, open_client
 
 
 def failure(host: str) -> str:

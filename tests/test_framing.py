@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.framing import TRUNCATION_MARKER, Line, LineSplitter, decode
+from watcher.classify.framing import TRUNCATION_MARKER, Line, LineSplitter, decode
 
 
 def reference(data: bytes, limit: int) -> tuple[list[Line], bytes]:

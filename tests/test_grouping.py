@@ -6,17 +6,17 @@ import re
 
 import pytest
 
-from watcher import framing
-from watcher.config import RuleConfig
-from watcher.grouping import (
+from watcher.classify import framing
+from watcher.classify.grouping import (
     CONTINUATION_FIRST,
     CONTINUATION_START,
     SourceClassifier,
     is_continuation,
     opens_context,
 )
-from watcher.lines import LineParser, ParsedLine
-from watcher.rules import RuleSet
+from watcher.classify.lines import LineParser, ParsedLine
+from watcher.classify.rules import RuleSet
+from watcher.config import RuleConfig
 
 DEFAULT_RULES = [
     RuleConfig(name="level", field="level", values=["error", "fatal", "panic", "critical"]),

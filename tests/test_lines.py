@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.lines import LineParser, logfmt_fields, sniff_format, timed_pattern
+from watcher.classify.lines import LineParser, logfmt_fields, sniff_format, timed_pattern
 
 
 def ts(text: str) -> float:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from watcher.messages import BLOCK_LIMIT, HEARTBEAT, SECTION_LIMIT, TEST, Renderer, check_template
+from watcher.notify.messages import BLOCK_LIMIT, HEARTBEAT, SECTION_LIMIT, TEST, Renderer, check_template
 
 AT = 1_795_788_000.0  # 2026-11-27 14:00:00Z
 HOOK = "https://hooks.example/T1/B2/sekrit"

@@ -21,9 +21,9 @@ from tests.conftest import wait_until
 from tests.receiver import Answer, Receiver
 from tests.test_daemon import config_file, healthy, process
 from tests.test_daemon import running as daemon_running
-from watcher import config, views
-from watcher.cli import app
-from watcher.client import Client
+from watcher import config
+from watcher.cli import app, views
+from watcher.cli.client import Client
 from watcher.errors import ConfigError
 from watcher.times import format_time
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from watcher.classify.lines import LineParser, ParsedLine
+from watcher.classify.rules import RuleSet, SourceRules, int_range, number_pattern
 from watcher.config import RuleConfig
-from watcher.lines import LineParser, ParsedLine
-from watcher.rules import RuleSet, SourceRules, int_range, number_pattern
 
 
 def rule(name: str, **kw: Any) -> RuleConfig:

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watcher.classify import ClassifyStats, bad_lines, blank_lines, classify_stream
+from watcher.classify.lines import Format, LineParser
+from watcher.classify.rules import RuleSet, SourceRules
+from watcher.classify.scan import HYPERSCAN, Finder, _python_starts, adapt
+from watcher.classify.stream import ClassifyStats, bad_lines, blank_lines, classify_stream
 from watcher.config import RuleConfig, load
 from watcher.events import ErrorEvent
-from watcher.lines import Format, LineParser
-from watcher.rules import RuleSet, SourceRules
-from watcher.scan import HYPERSCAN, Finder, _python_starts, adapt
 
 FAST = ["python", *(["hyperscan"] if HYPERSCAN else [])]
 _SETTINGS = load(Path(__file__).parents[1] / "config" / "watcher.toml")

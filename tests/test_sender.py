@@ -15,11 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from tests.conftest import wait_until
 from tests.receiver import HANG, Answer, Receiver
-from watcher.messages import Renderer
 from watcher.metrics import Metrics
-from watcher.sender import RetryPolicy, Sender
+from watcher.notify.messages import Renderer
+from watcher.notify.sender import RetryPolicy, Sender
+from watcher.notify.webhook import Webhook
 from watcher.store import Store
-from watcher.webhook import Webhook
 
 FAST = RetryPolicy(interval=0.05, initial=0.1, cap=0.4)
 

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from tests.conftest import free_port
 from tests.sshd import TEST_USER, Sshd, journald_fixture, sshd_fixture  # noqa: F401
-from watcher import ssh
 from watcher.cli import app
 from watcher.config import JournalSourceConfig
 from watcher.errors import SourceError
+from watcher.sources import ssh
 
 pytestmark = pytest.mark.journal
 

@@ -6,7 +6,7 @@ from email.utils import formatdate
 
 import pytest
 
-from watcher.webhook import Delivery, parse_retry_after
+from watcher.notify.webhook import Delivery, parse_retry_after
 
 NOW = 1_795_788_000.0
 

@@ -26,8 +26,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watcher import messages
 from watcher.errors import ConfigError
+from watcher.notify import messages
 from watcher.times import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

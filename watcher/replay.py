@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from watcher.classify import ClassifyStats, classify_stream
+from watcher.classify.rules import RuleSet
+from watcher.classify.stream import ClassifyStats, classify_stream
 from watcher.config import Settings
+from watcher.daemon.status import event_json
 from watcher.engine import Engine
 from watcher.errors import InputError
 from watcher.events import ErrorEvent, Kind, State, Transition
-from watcher.rules import RuleSet
-from watcher.status import event_json
 from watcher.times import format_time
 
 INCIDENT = "replay"

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watcher.snapshot import Job, Meta
-from watcher.snapshot.collect import Collection
+from watcher.snapshot.collect import Collection, Job
+from watcher.snapshot.manifest import Meta
 
 
 def meta(reason: str = "before rollback", incident: str | None = "P1-test", **kw: Any) -> Meta:

@@ -13,8 +13,8 @@ import pytest
 
 from tests.snapshot.helpers import lacking, manifest, members, meta, rewrite, writes
 from watcher.errors import SnapshotError
-from watcher.snapshot import Job, take, verify
-from watcher.snapshot.collect import Collection
+from watcher.snapshot.collect import Collection, Job, take
+from watcher.snapshot.manifest import verify
 
 LOG = b"".join(b"2026-11-27T14:00:%02d.000Z line %d\n" % (i % 60, i) for i in range(5000))
 

@@ -15,8 +15,9 @@ from tests.conftest import free_port
 from tests.snapshot.helpers import manifest, rewrite
 from tests.test_daemon import running
 from watcher import config
-from watcher.cli import EXIT_PARTIAL, app
-from watcher.client import Client, default_user
+from watcher.cli import app
+from watcher.cli.client import Client, default_user
+from watcher.cli.snapshot import EXIT_PARTIAL
 
 runner = CliRunner()
 WATCHER = [sys.executable, "-m", "watcher"]

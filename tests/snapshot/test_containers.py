@@ -15,8 +15,9 @@ import pytest
 from tests.dockerd import IMAGE, Dockerd
 from tests.snapshot.helpers import manifest, members
 from watcher import config
-from watcher.snapshot import snapshot_containers, verify
 from watcher.snapshot.command import Request, take_configured
+from watcher.snapshot.manifest import verify
+from watcher.sources.docker.snapshot import snapshot_containers
 from watcher.times import parse_time
 
 pytestmark = pytest.mark.docker

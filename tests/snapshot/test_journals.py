@@ -12,8 +12,8 @@ import pytest
 from tests.snapshot.helpers import manifest, members
 from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident
 from watcher import config
-from watcher.snapshot import verify
 from watcher.snapshot.command import Request, take_configured
+from watcher.snapshot.manifest import verify
 
 pytestmark = pytest.mark.journal
 __all__ = ["journald_fixture", "sshd_fixture"]  # the `journald` and `sshd` fixtures

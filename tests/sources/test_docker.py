@@ -23,9 +23,9 @@ from tests.conftest import wait_until
 from tests.dockerd import IMAGE, Dockerd, private_dockerd
 from watcher.config import DockerSourceConfig
 from watcher.events import Chunk, Gap, Note, SourceDown, SourceEvent, Watermark
-from watcher.sources.docker import DockerSource
-from watcher.sources.docker_cursor import Cursor
-from watcher.sources.docker_lane import time_ns
+from watcher.sources.docker.cursor import Cursor
+from watcher.sources.docker.lane import time_ns
+from watcher.sources.docker.source import DockerSource
 
 pytestmark = pytest.mark.docker
 

@@ -7,8 +7,8 @@ import calendar
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.sources.docker_cursor import Boundary, Cursor, since_param, stamp_ns
-from watcher.sources.docker_stream import STDERR, STDOUT, Lines
+from watcher.sources.docker.cursor import Boundary, Cursor, since_param, stamp_ns
+from watcher.sources.docker.stream import STDERR, STDOUT, Lines
 
 BASE = calendar.timegm((2026, 11, 27, 21, 0, 0, 0, 0, 0)) * 1_000_000_000
 

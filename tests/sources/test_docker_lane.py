@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from watcher.sources.docker_cursor import Cursor
-from watcher.sources.docker_lane import Container, Lane, time_ns
+from watcher.sources.docker.cursor import Cursor
+from watcher.sources.docker.lane import Container, Lane, time_ns
 
 S = 1_000_000_000
 

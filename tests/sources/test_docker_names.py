@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watcher.config import DockerSourceConfig
-from watcher.sources.docker_names import list_filters, selected, sub_source
+from watcher.sources.docker.names import list_filters, selected, sub_source
 
 COMPOSE = {"com.docker.compose.project": "novavms", "com.docker.compose.service": "api"}
 

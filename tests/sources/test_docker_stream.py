@@ -7,7 +7,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.sources.docker_stream import PIECE, STDERR, STDOUT, Dechunker, Lines, LogDecoder
+from watcher.sources.docker.stream import PIECE, STDERR, STDOUT, Dechunker, Lines, LogDecoder
 
 STAMP = b"2026-11-27T21:06:42.460104480Z"
 

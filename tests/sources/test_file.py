@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from watcher.config import FileSourceConfig
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
-from watcher.sources.file import CHUNK, FileSource
+from watcher.sources.file.source import CHUNK, FileSource
 
 POLL = 0.002
 

@@ -17,8 +17,8 @@ from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, ssh
 from watcher.config import JournalSourceConfig, Settings
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
 from watcher.sources import Source, build_sources
-from watcher.sources.journal import JournalSource, cursor_time
-from watcher.sources.journal_stream import HEARTBEAT, Start, catch_up_script, follow_script
+from watcher.sources.journal.source import JournalSource, cursor_time
+from watcher.sources.journal.stream import HEARTBEAT, Start, catch_up_script, follow_script
 
 pytestmark = pytest.mark.journal
 

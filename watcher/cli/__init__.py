@@ -1,7 +1,9 @@
-"""`watcher`: the command line, the only package that prints or exits."""
+"""`watcher`: the command line, the only package that prints or exits.
+
+Importing the command modules registers their commands on `app`.
+"""
 
 from watcher.cli import commands, snapshot
 from watcher.cli.base import app
-from watcher.cli.snapshot import EXIT_PARTIAL
 
-__all__ = ["EXIT_PARTIAL", "app", "commands", "snapshot"]
+__all__ = ["app", "commands", "snapshot"]

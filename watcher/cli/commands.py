@@ -22,17 +22,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from watcher import config, views
-from watcher.classify import classify_stream
+from watcher import config
+from watcher.classify.rules import RuleSet
+from watcher.classify.stream import classify_stream
+from watcher.cli import views
 from watcher.cli.base import ConfigOpt, JsonOpt, app, command, config_path, err, escape, load_settings, out
 from watcher.errors import ConfigError, InputError
 from watcher.events import ErrorEvent
 from watcher.replay import Input, replay
-from watcher.rules import RuleSet
 from watcher.times import parse_duration, parse_time
 
 if TYPE_CHECKING:
-    from watcher.client import Client
+    from watcher.cli.client import Client
 
 
 # The daemon, the API client and the SSH checks are imported by the commands that use
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 @command
 def check_config(config_file: ConfigOpt = None) -> None:
     """Validate the config and reach each source; exit 1 with one line per problem."""
-    from watcher import checks
+    from watcher.cli import checks
 
     path = config_path(config_file)
     settings = config.load(path)
@@ -163,7 +164,7 @@ def replay_cmd(
 @command
 def run(config_file: ConfigOpt = None) -> None:
     """The daemon: follow every source, verify incidents, serve /metrics and the API."""
-    from watcher.daemon import Daemon
+    from watcher.daemon.daemon import Daemon
 
     settings = load_settings(config_file)
     logging.basicConfig(
@@ -183,7 +184,7 @@ app.add_typer(incident_app, name="incident")
 def _call(
     config_file: Path | None, fn: Callable[[Client], Coroutine[Any, Any, dict[str, object]]]
 ) -> dict[str, object]:
-    from watcher.client import Client
+    from watcher.cli.client import Client
 
     client = Client(load_settings(config_file))
     return asyncio.run(fn(client))
@@ -250,7 +251,7 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Incidents with streak progress; sources with watermark lag."""
-    from watcher.client import Client
+    from watcher.cli.client import Client
 
     settings = load_settings(config_file)
     client = Client(settings)
@@ -294,7 +295,7 @@ def notify_test(config_file: ConfigOpt = None, json_out: JsonOpt = False) -> Non
     """Send a test message to each configured channel, as the daemon would; exit 1 if one fails."""
     import socket
 
-    from watcher.channels import send_test
+    from watcher.notify.channels import send_test
 
     settings = load_settings(config_file)
     results = asyncio.run(send_test(settings.notify, host=socket.gethostname()))

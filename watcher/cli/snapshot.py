@@ -114,7 +114,7 @@ def snapshot_cmd(
 
 
 def _snapshot_verify(files: list[str], json_out: bool) -> None:
-    from watcher.snapshot import verify
+    from watcher.snapshot.manifest import verify
 
     if len(files) != 1:
         raise InputError("usage: watcher snapshot verify FILE")
@@ -145,10 +145,11 @@ def _snapshot_take(
     then: list[str] | None,
     json_out: bool,
 ) -> None:
-    from watcher.client import Client, default_user
+    from watcher.cli.client import Client, default_user
     from watcher.errors import DaemonNotRunning
-    from watcher.snapshot import SnapshotResult, verify
+    from watcher.snapshot.collect import SnapshotResult
     from watcher.snapshot.command import Request, exit_status, mitigation_action, run_then, take_configured
+    from watcher.snapshot.manifest import verify
 
     settings = load_settings(config_file)
     req = Request.parse(

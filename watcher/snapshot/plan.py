@@ -17,13 +17,13 @@ from collections.abc import Iterator, Sequence
 from docker.errors import DockerException
 
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings
-from watcher.dockerhost import describe, open_client
 from watcher.errors import SnapshotError
 from watcher.snapshot.collect import Collection, Job
-from watcher.snapshot.containers import container_job, selected
-from watcher.snapshot.files import file_job
-from watcher.snapshot.journals import journal_jobs
-from watcher.sources.docker_names import list_filters
+from watcher.sources.docker.host import describe, open_client
+from watcher.sources.docker.names import list_filters
+from watcher.sources.docker.snapshot import container_job, selected
+from watcher.sources.file.snapshot import file_job
+from watcher.sources.journal.snapshot import journal_jobs
 
 DOCKER_TIMEOUT = 60
 

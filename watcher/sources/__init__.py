@@ -12,17 +12,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from watcher.config import (
-    DockerSourceConfig,
-    FileSourceConfig,
-    JournalSourceConfig,
-    Settings,
-    SourceConfig,
-)
+from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
 from watcher.events import SourceEvent
-from watcher.sources.docker import DockerSource
-from watcher.sources.file import FileSource
-from watcher.sources.journal import Fleet, JournalSource
+from watcher.sources.docker.source import DockerSource
+from watcher.sources.file.source import FileSource
+from watcher.sources.journal.source import Fleet, JournalSource
 
 
 class Source(Protocol):

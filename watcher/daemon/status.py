@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from watcher.classify.grouping import ClassifyStats
 from watcher.engine import IncidentStatus
 from watcher.events import ErrorEvent
-from watcher.grouping import ClassifyStats
 from watcher.store import IncidentRow, TimelineRow
 from watcher.times import format_time
 

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watcher.errors import StoreError
-from watcher.messages import Renderer
 from watcher.metrics import Metrics
+from watcher.notify.messages import Renderer
+from watcher.notify.webhook import Delivery, Webhook
 from watcher.store import OutboxRow, Store
-from watcher.webhook import Delivery, Webhook
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import docker
 import requests
 
-from watcher.sources.docker_stream import LogDecoder
+from watcher.sources.docker.stream import LogDecoder
 
 READ = 64 * 1024
 LINGER = 0.001

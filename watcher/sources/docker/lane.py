@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from watcher.events import Gap
-from watcher.sources.docker_cursor import Cursor
+from watcher.sources.docker.cursor import Cursor
 
 CAUGHT_UP_IDLE = 0.1
 """Seconds without data after attaching that mean the backlog has been read."""

@@ -22,15 +22,15 @@ from typing import Any
 import docker
 from docker.errors import DockerException, NotFound
 
-from watcher.client import default_user
+from watcher.cli.client import default_user
 from watcher.config import DockerSourceConfig
 from watcher.snapshot.archive import Spool
 from watcher.snapshot.collect import Collection, Job, SnapshotResult, take
 from watcher.snapshot.manifest import Meta
-from watcher.sources import docker_names as names
-from watcher.sources.docker_cursor import since_param
-from watcher.sources.docker_follow import LogStream
-from watcher.sources.docker_stream import STDERR, STDOUT
+from watcher.sources.docker import names
+from watcher.sources.docker.cursor import since_param
+from watcher.sources.docker.follow import LogStream
+from watcher.sources.docker.stream import STDERR, STDOUT
 from watcher.times import parse_time
 
 ENV_OMITTED = "<not collected>"

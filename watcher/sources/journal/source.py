@@ -42,18 +42,11 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from watcher import ssh
 from watcher.config import JournalSourceConfig
 from watcher.errors import HostKeyError, SourceError
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
-from watcher.sources.journal_stream import (
-    Run,
-    Start,
-    catch_up_script,
-    follow_script,
-    run_local,
-    run_remote,
-)
+from watcher.sources import ssh
+from watcher.sources.journal.stream import Run, Start, catch_up_script, follow_script, run_local, run_remote
 
 log = logging.getLogger(__name__)
 

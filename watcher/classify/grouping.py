@@ -28,10 +28,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from watcher import framing
+from watcher.classify import framing
+from watcher.classify.lines import Format, LineParser, ParsedLine
+from watcher.classify.rules import SourceRules
 from watcher.events import ErrorEvent
-from watcher.lines import Format, LineParser, ParsedLine
-from watcher.rules import SourceRules
 
 _PREFIXES = (
     "Caused by: ",

@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from watcher.daemon.token import load_or_create_token, read_token
 from watcher.errors import DaemonError
 from watcher.events import INCIDENT_ID
 from watcher.metrics import Metrics
 from watcher.snapshot.command import Request
 from watcher.times import parse_duration
-from watcher.token import load_or_create_token, read_token
 
 __all__ = ["MAX_BODY", "ApiServer", "Control", "load_or_create_token", "read_token"]
 

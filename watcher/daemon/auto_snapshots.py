@@ -19,7 +19,7 @@ from docker.errors import DockerException
 from watcher.errors import WatcherError
 from watcher.events import ContainerStopped
 from watcher.metrics import Metrics
-from watcher.snapshot.containers import snapshot_containers
+from watcher.sources.docker.snapshot import snapshot_containers
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ import aiohttp
 
 from watcher.config import NotifyConfig
 from watcher.errors import NotifyError
-from watcher.messages import TEST, Renderer
 from watcher.metrics import Metrics
-from watcher.sender import RetryPolicy, Sender
+from watcher.notify.messages import TEST, Renderer
+from watcher.notify.sender import RetryPolicy, Sender
+from watcher.notify.webhook import Webhook
 from watcher.store import Store
-from watcher.webhook import Webhook
 
 
 def renderer(cfg: NotifyConfig) -> Renderer:

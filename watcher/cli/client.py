@@ -16,9 +16,9 @@ import aiohttp
 from yarl import URL
 
 from watcher.config import Settings
+from watcher.daemon.token import TOKEN_FILE, read_token
 from watcher.errors import DaemonError, DaemonNotRunning, InputError
 from watcher.events import INCIDENT_ID
-from watcher.token import TOKEN_FILE, read_token
 
 
 def default_user() -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from watcher.engine import IncidentStatus
 from watcher.events import Kind, State, Transition
-from watcher.messages import HEARTBEAT
+from watcher.notify.messages import HEARTBEAT
 
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
     **{str(k): ("incident",) for k in Kind},

@@ -21,8 +21,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from watcher.classify.lines import ParsedLine
 from watcher.config import RuleConfig
-from watcher.lines import ParsedLine
 
 _NUMERIC = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.@-]+")

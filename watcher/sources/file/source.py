@@ -34,9 +34,9 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from watcher.classify.framing import Line, LineSplitter
 from watcher.config import FileSourceConfig
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
-from watcher.framing import Line, LineSplitter
 
 log = logging.getLogger(__name__)
 

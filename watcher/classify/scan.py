@@ -32,8 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
 
-from watcher.grouping import CONTINUATION_FIRST, CONTINUATION_START
-from watcher.lines import (
+from watcher.classify.grouping import CONTINUATION_FIRST, CONTINUATION_START
+from watcher.classify.lines import (
     DATE_TIME,
     MESSAGE_TOKEN,
     REALTIME,
@@ -42,7 +42,7 @@ from watcher.lines import (
     time_key_start,
     timed_pattern,
 )
-from watcher.rules import Prefilter
+from watcher.classify.rules import Prefilter
 
 try:  # declared for Linux x86_64 only (pyproject); anywhere else the `re` engine runs
     import hyperscan

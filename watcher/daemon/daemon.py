@@ -21,12 +21,16 @@ from dataclasses import replace
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from watcher import sdnotify
-from watcher.announce import Announcement, Announcer
-from watcher.api import ApiServer, load_or_create_token
-from watcher.channels import build_senders
-from watcher.classify import StreamScanner
+from watcher.classify.lines import Format
+from watcher.classify.rules import RuleSet
+from watcher.classify.stream import StreamScanner
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
+from watcher.daemon import sdnotify
+from watcher.daemon.api import ApiServer
+from watcher.daemon.auto_snapshots import AutoSnapshots
+from watcher.daemon.source_state import SourceState
+from watcher.daemon.status import incident_json, outbox_json, source_json, timeline_json
+from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine, IncidentStatus
 from watcher.errors import StoreError, WatcherError
 from watcher.events import (
@@ -40,17 +44,14 @@ from watcher.events import (
     Transition,
     Watermark,
 )
-from watcher.lines import Format
-from watcher.messages import HEARTBEAT
 from watcher.metrics import Metrics
-from watcher.rules import RuleSet
-from watcher.sender import Sender
-from watcher.snapshot import verify
-from watcher.snapshot.auto import AutoSnapshots
+from watcher.notify.announce import Announcement, Announcer
+from watcher.notify.channels import build_senders
+from watcher.notify.messages import HEARTBEAT
+from watcher.notify.sender import Sender
 from watcher.snapshot.command import Request, take_configured
-from watcher.source_state import SourceState
+from watcher.snapshot.manifest import verify
 from watcher.sources import Source, build_sources
-from watcher.status import incident_json, outbox_json, source_json, timeline_json
 from watcher.store import Store
 
 log = logging.getLogger(__name__)

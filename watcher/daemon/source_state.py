@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from watcher.classify import StreamScanner
-from watcher.grouping import ClassifyStats
+from watcher.classify.grouping import ClassifyStats
+from watcher.classify.stream import StreamScanner
 from watcher.sources import Source
-from watcher.sources.file import FileSource
+from watcher.sources.file.source import FileSource
 
 
 @dataclass

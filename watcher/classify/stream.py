@@ -18,13 +18,13 @@ import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Literal
 
-from watcher import framing
+from watcher.classify import framing
+from watcher.classify.grouping import ClassifyStats, SourceClassifier, opens_context
+from watcher.classify.lines import Format, LineParser, ParsedLine, sniff_format, timed_pattern
+from watcher.classify.rules import SourceRules
+from watcher.classify.scan import HYPERSCAN, Finder, line_start
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
-from watcher.grouping import ClassifyStats, SourceClassifier, opens_context
-from watcher.lines import Format, LineParser, ParsedLine, sniff_format, timed_pattern
-from watcher.rules import SourceRules
-from watcher.scan import HYPERSCAN, Finder, line_start
 
 __all__ = ["ClassifyStats", "Engine", "StreamScanner", "classify_stream"]
 

@@ -8,11 +8,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from watcher.classify import ClassifyStats
+from watcher.classify.rules import RuleSet
+from watcher.classify.stream import ClassifyStats
+from watcher.daemon.status import event_json
 from watcher.events import ErrorEvent, Kind
 from watcher.replay import Verdict
-from watcher.rules import RuleSet
-from watcher.status import event_json
 from watcher.times import format_duration, format_time
 
 _MAX_SHOWN = 500

@@ -19,7 +19,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from watcher.sources.docker_stream import Lines
+from watcher.sources.docker.stream import Lines
 
 
 def stamp_ns(stamp: bytes) -> int:

@@ -16,11 +16,11 @@ from pathlib import Path
 import asyncssh
 from docker.errors import DockerException
 
-from watcher import ssh
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings
-from watcher.dockerhost import describe, open_client
 from watcher.errors import SourceError
-from watcher.sources.docker_names import list_filters, selected
+from watcher.sources import ssh
+from watcher.sources.docker.host import describe, open_client
+from watcher.sources.docker.names import list_filters, selected
 
 
 @dataclass

@@ -50,13 +50,13 @@ import requests
 from docker.errors import DockerException, NotFound
 
 from watcher.config import DockerSourceConfig
-from watcher.dockerhost import describe, open_client
 from watcher.events import Chunk, ContainerStopped, Gap, Note, SourceDown, SourceEvent, Watermark
-from watcher.sources.docker_cursor import Boundary, Cursor, since_param
-from watcher.sources.docker_follow import LogStream
-from watcher.sources.docker_lane import GAP_REASON, Container, Lane, time_ns
-from watcher.sources.docker_names import list_filters, selected, sub_source
-from watcher.sources.docker_stream import STREAMS, Lines
+from watcher.sources.docker.cursor import Boundary, Cursor, since_param
+from watcher.sources.docker.follow import LogStream
+from watcher.sources.docker.host import describe, open_client
+from watcher.sources.docker.lane import GAP_REASON, Container, Lane, time_ns
+from watcher.sources.docker.names import list_filters, selected, sub_source
+from watcher.sources.docker.stream import STREAMS, Lines
 
 log = logging.getLogger(__name__)
 

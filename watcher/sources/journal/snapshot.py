@@ -18,8 +18,8 @@ import subprocess
 from watcher.config import JournalSourceConfig
 from watcher.errors import SourceError
 from watcher.snapshot.collect import Collection, Job
-from watcher.sources import journal_stream as stream
-from watcher.ssh import connect
+from watcher.sources.journal import stream
+from watcher.sources.ssh import connect
 
 READ = 1 << 16
 MAX_STDERR = 4096
