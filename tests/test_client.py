@@ -8,11 +8,12 @@ import pytest
 from aiohttp import web
 
 from tests.test_api import TOKEN, FakeControl, running
-from watcher.cli.client import Client, default_user
+from watcher.cli.client import Client
 from watcher.config import HttpConfig, Settings
 from watcher.daemon.api import ApiServer
 from watcher.daemon.token import TOKEN_FILE
 from watcher.errors import DaemonError, InputError
+from watcher.names import default_user
 
 
 def settings_for(listen: str, state_dir: Path) -> Settings:

@@ -6,7 +6,6 @@ each, naming the key as the user wrote it (`sources[2].known_hosts: ...`).
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,20 +24,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from watcher.classify.lines import Format
 from watcher.errors import ConfigError
+from watcher.names import in_scope, subsource
 from watcher.notify import messages
-from watcher.times import parse_duration
+from watcher.times import parse_duration, positive_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
-
-def _longer_than_zero(v: float) -> float:
-    if v <= 0:
-        raise ValueError("must be longer than 0s")
-    return v
-
-
-PositiveDuration = Annotated[Duration, AfterValidator(_longer_than_zero)]
+PositiveDuration = Annotated[float, BeforeValidator(positive_duration)]
 DEFAULT_CONFIG = Path("config/watcher.toml")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -200,13 +193,13 @@ class JournalSourceConfig(_SourceBase):
         return self
 
     def source_names(self) -> list[str]:
-        return [f"{self.name}/{h}" for h in self.hosts] if self.hosts else [self.name]
+        return [subsource(self.name, h) for h in self.hosts] if self.hosts else [self.name]
 
 
 class FileSourceConfig(_SourceBase):
     kind: Literal["file"]
     path: Path
-    format: Literal["auto", "docker", "journal", "json", "logfmt", "text"] = "auto"
+    format: Format = "auto"
     timestamp_field: str | None = None
     timestamp_format: str | None = None
     """strptime format of the timestamp field, when it is not RFC 3339 or epoch seconds."""
@@ -260,7 +253,7 @@ class RuleConfig(_Model):
         return self
 
     def applies_to(self, source: str) -> bool:
-        return any(fnmatch.fnmatchcase(source, glob) for glob in self.sources)
+        return in_scope(source, self.sources)
 
 
 class Settings(BaseSettings):

@@ -14,12 +14,12 @@ before that error regresses it.
 from __future__ import annotations
 
 import bisect
-import fnmatch
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from watcher.events import ErrorEvent, Gap, Kind, State, Transition
+from watcher.names import in_scope
 
 # Pending breaks are compacted past this many per incident (see _compact), which
 # bounds memory for replay of huge files and for a long backlog of errors.
@@ -71,7 +71,7 @@ class _Incident:
         return State.REGRESSED if self.regressed else State.VERIFYING
 
     def covers(self, source: str) -> bool:
-        return any(fnmatch.fnmatchcase(source, glob) for glob in self.scope)
+        return in_scope(source, self.scope)
 
 
 @dataclass(frozen=True, slots=True)

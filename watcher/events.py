@@ -6,13 +6,9 @@ timestamp) unless a name says otherwise.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-
-INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-"""What an incident id may be (P1-20261127-api): safe in URLs, file names and metric labels."""
 
 
 @dataclass(frozen=True, slots=True)

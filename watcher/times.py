@@ -31,6 +31,14 @@ def parse_duration(text: str | float | int) -> float:
     return total
 
 
+def positive_duration(text: str | float | int) -> float:
+    """`parse_duration`, refusing zero: a window, interval or timeout of 0s means nothing."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError("must be longer than 0s")
+    return seconds
+
+
 def format_duration(seconds: float) -> str:
     """Shortest exact spelling: 900 -> `15m`, 5400 -> `1h30m`, 1.5 -> `1.5s`."""
     if seconds < 0:

@@ -16,8 +16,9 @@ from tests.snapshot.helpers import manifest, rewrite
 from tests.test_daemon import running
 from watcher import config
 from watcher.cli import app
-from watcher.cli.client import Client, default_user
+from watcher.cli.client import Client
 from watcher.cli.snapshot import EXIT_PARTIAL
+from watcher.names import default_user
 
 runner = CliRunner()
 WATCHER = [sys.executable, "-m", "watcher"]

@@ -6,9 +6,6 @@ daemon's own sentence when it answered, or what to do when it did not.
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 from types import TracebackType
 from typing import Any
 
@@ -18,16 +15,7 @@ from yarl import URL
 from watcher.config import Settings
 from watcher.daemon.token import TOKEN_FILE, read_token
 from watcher.errors import DaemonError, DaemonNotRunning, InputError
-from watcher.events import INCIDENT_ID
-
-
-def default_user() -> str:
-    """`user@host`, recorded on the timeline as who did it."""
-    try:
-        name = getpass.getuser()
-    except (OSError, KeyError):  # no login name and no passwd entry, e.g. in a bare container
-        name = f"uid{os.getuid()}"
-    return f"{name}@{socket.gethostname()}"
+from watcher.names import check_incident_id, default_user
 
 
 class Client:
@@ -136,9 +124,7 @@ class Client:
 
 def _checked(incident: str) -> str:
     # Checked here too: an id with '/' or '?' would otherwise address another URL.
-    if not INCIDENT_ID.fullmatch(incident):
-        raise InputError(
-            f"incident id must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
-            f"or digit (such as P1-2026-11-27-gateways), got {incident!r}"
-        )
-    return incident
+    try:
+        return check_incident_id(incident)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None

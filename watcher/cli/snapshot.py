@@ -145,8 +145,9 @@ def _snapshot_take(
     then: list[str] | None,
     json_out: bool,
 ) -> None:
-    from watcher.cli.client import Client, default_user
+    from watcher.cli.client import Client
     from watcher.errors import DaemonNotRunning
+    from watcher.names import default_user
     from watcher.snapshot.collect import SnapshotResult
     from watcher.snapshot.command import Request, exit_status, mitigation_action, run_then, take_configured
     from watcher.snapshot.manifest import verify

@@ -23,10 +23,10 @@ from aiohttp.typedefs import Handler, Middleware
 
 from watcher.daemon.token import load_or_create_token, read_token
 from watcher.errors import DaemonError
-from watcher.events import INCIDENT_ID
 from watcher.metrics import Metrics
+from watcher.names import check_incident_id
 from watcher.snapshot.command import Request
-from watcher.times import parse_duration
+from watcher.times import positive_duration
 
 __all__ = ["MAX_BODY", "ApiServer", "Control", "load_or_create_token", "read_token"]
 
@@ -299,13 +299,10 @@ async def _json_body(
 
 
 def _incident_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or not INCIDENT_ID.fullmatch(value):
-        raise _Refused(
-            400,
-            f"{what} must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
-            f"or digit (such as P1-2026-11-27-gateways), got {value!r}",
-        )
-    return value
+    try:
+        return check_incident_id(value, what)
+    except ValueError as exc:
+        raise _Refused(400, str(exc)) from None
 
 
 def _text(value: object, what: str, *, empty_ok: bool = False) -> str:
@@ -322,12 +319,9 @@ def _window(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _Refused(400, f"window: expected a duration such as 90s, 15m or 2h, got {value!r}")
     try:
-        seconds = parse_duration(value)
+        return positive_duration(value)
     except ValueError as exc:
         raise _Refused(400, f"window: {exc}") from None
-    if seconds <= 0:
-        raise _Refused(400, "window: must be longer than 0s")
-    return seconds
 
 
 def _by(request: web.Request) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from watcher.config import Settings
 from watcher.errors import InputError
-from watcher.events import INCIDENT_ID
 from watcher.metrics import SNAPSHOT_TRIGGERS
+from watcher.names import check_incident_id
 from watcher.redact import redact
 from watcher.snapshot.collect import Progress, SnapshotResult, take
 from watcher.snapshot.manifest import Meta
@@ -52,11 +52,11 @@ class Request:
         """Validate what the user typed (`--since 2h` is relative to `now`, which is also `until`)."""
         if not reason or not reason.strip():
             raise InputError("--reason is required: say why, e.g. --reason 'before rollback to 2026.11.26'")
-        if incident is not None and not INCIDENT_ID.fullmatch(incident):
-            raise InputError(
-                f"incident id must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
-                f"or digit (such as P1-2026-11-27-gateways), got {incident!r}"
-            )
+        if incident is not None:
+            try:
+                check_incident_id(incident)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
         if trigger not in SNAPSHOT_TRIGGERS:
             raise InputError(f"trigger must be one of {', '.join(SNAPSHOT_TRIGGERS)}, got {trigger!r}")
         try:

@@ -11,13 +11,13 @@ scope silently shrinking.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 from collections.abc import Iterator, Sequence
 
 from docker.errors import DockerException
 
 from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings
 from watcher.errors import SnapshotError
+from watcher.names import in_scope
 from watcher.snapshot.collect import Collection, Job
 from watcher.sources.docker.host import describe, open_client
 from watcher.sources.docker.names import list_filters
@@ -26,10 +26,6 @@ from watcher.sources.file.snapshot import file_job
 from watcher.sources.journal.snapshot import journal_jobs
 
 DOCKER_TIMEOUT = 60
-
-
-def in_scope(name: str, scope: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, glob) for glob in scope)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 
 from watcher.config import DockerSourceConfig
+from watcher.names import subsource
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
@@ -27,7 +28,7 @@ def sub_source(source: str, container_name: str, labels: Mapping[str, str]) -> s
         leaf = service if number in ("", "1") else f"{service}-{number}"
     else:
         leaf = container_name.lstrip("/")
-    return f"{source}/{_UNSAFE.sub('_', leaf) or '_'}"
+    return subsource(source, _UNSAFE.sub("_", leaf) or "_")
 
 
 def selected(cfg: DockerSourceConfig, container_name: str, labels: Mapping[str, str]) -> bool:

@@ -22,8 +22,8 @@ from typing import Any
 import docker
 from docker.errors import DockerException, NotFound
 
-from watcher.cli.client import default_user
 from watcher.config import DockerSourceConfig
+from watcher.names import default_user
 from watcher.snapshot.archive import Spool
 from watcher.snapshot.collect import Collection, Job, SnapshotResult, take
 from watcher.snapshot.manifest import Meta

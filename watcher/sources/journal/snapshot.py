@@ -17,6 +17,7 @@ import subprocess
 
 from watcher.config import JournalSourceConfig
 from watcher.errors import SourceError
+from watcher.names import subsource
 from watcher.snapshot.collect import Collection, Job
 from watcher.sources.journal import stream
 from watcher.sources.ssh import connect
@@ -35,9 +36,9 @@ def journal_jobs(
             return []
         return [Job(cfg.name, "journal", lambda col: _local(cfg, since, until, col))]
     return [
-        Job(f"{cfg.name}/{host}", "journal", functools.partial(_remote_job, cfg, host, since, until))
+        Job(subsource(cfg.name, host), "journal", functools.partial(_remote_job, cfg, host, since, until))
         for host in cfg.hosts
-        if f"{cfg.name}/{host}" in names
+        if subsource(cfg.name, host) in names
     ]
 
 

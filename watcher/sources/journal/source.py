@@ -45,6 +45,7 @@ import asyncssh
 from watcher.config import JournalSourceConfig
 from watcher.errors import HostKeyError, SourceError
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
+from watcher.names import subsource
 from watcher.sources import ssh
 from watcher.sources.journal.stream import Run, Start, catch_up_script, follow_script, run_local, run_remote
 
@@ -137,7 +138,7 @@ class JournalSource:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        self.name = f"{cfg.name}/{host}" if host else cfg.name
+        self.name = subsource(cfg.name, host) if host else cfg.name
         self.stats = JournalSourceStats()
         self._cfg = cfg
         self._host = host
