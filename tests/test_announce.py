@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from watcher.details import BreakDetail, MitigatedDetail, ResolvedDetail
 from watcher.engine import IncidentStatus
 from watcher.events import Kind, State, Transition
 from watcher.notify.announce import Announcement, Announcer
+from watcher.notify.news import HeartbeatNews, TransitionNews
 
 T0 = 1_000_000.0
 
@@ -21,7 +23,7 @@ class Clock:
 
 
 def reset(at: float, message: str = "boom") -> Transition:
-    detail = {"source": "cloud", "rule": "level", "message": message, "streak_start": at}
+    detail = BreakDetail("cloud", "level", message, at)
     return Transition("P1-x", Kind.STREAK_RESET, at, State.VERIFYING, detail)
 
 
@@ -56,14 +58,26 @@ def kinds(out: list[Announcement]) -> list[tuple[str, str]]:
     return [(a.channel, a.kind) for a in out]
 
 
+def transition(a: Announcement) -> TransitionNews:
+    assert isinstance(a.news, TransitionNews)
+    return a.news
+
+
+def heartbeat(a: Announcement) -> HeartbeatNews:
+    assert isinstance(a.news, HeartbeatNews)
+    return a.news
+
+
 class TestRouting:
     def test_default_routes(self) -> None:
         """Every incident kind goes to the incident channel, with the title added."""
         a = Announcer(channels={"incident", "oncall"}, clock=Clock())
-        t = Transition("P1-x", Kind.RESOLVED, T0, State.RESOLVED, {"window": 900})
+        t = Transition("P1-x", Kind.RESOLVED, T0, State.RESOLVED, ResolvedDetail(window=900))
         (out,) = a.transitions([t], title)
         assert (out.channel, out.kind) == ("incident", "resolved")
-        assert out.payload["title"] == "Live view black" and out.payload["detail"] == {"window": 900}
+        assert transition(out).title == "Live view black" and transition(out).detail == ResolvedDetail(
+            window=900
+        )
 
     def test_configured_routes_and_missing_webhooks(self) -> None:
         """Routes pick channels per kind; a channel without a webhook gets no rows at all."""
@@ -72,7 +86,10 @@ class TestRouting:
             routes={"resolved": ["incident", "oncall"], "gap": [], "closed": ["oncall"]},
             clock=Clock(),
         )
-        ts = [Transition("P1-x", k, T0, State.RESOLVED, {}) for k in (Kind.RESOLVED, Kind.GAP, Kind.CLOSED)]
+        ts = [
+            Transition("P1-x", k, T0, State.RESOLVED, ResolvedDetail())
+            for k in (Kind.RESOLVED, Kind.GAP, Kind.CLOSED)
+        ]
         assert kinds(a.transitions(ts, title)) == [
             ("incident", "resolved"),
             ("oncall", "resolved"),
@@ -88,7 +105,7 @@ class TestResetRateLimit:
         clock = Clock()
         a = Announcer(channels={"incident"}, clock=clock)
         first = a.transitions([reset(T0)], title)
-        assert kinds(first) == [("incident", "streak_reset")] and first[0].payload["detail"]["also"] == 0  # type: ignore[index]
+        assert kinds(first) == [("incident", "streak_reset")] and transition(first[0]).also == 0
         for i in range(1, 5):
             clock.now = T0 + i * 10
             assert a.transitions([reset(T0 + i, f"boom {i}")], title) == []
@@ -96,8 +113,8 @@ class TestResetRateLimit:
         assert a.tick([]) == []
         clock.now = T0 + 60
         (summary,) = a.tick([])
-        detail = summary.payload["detail"]
-        assert detail["message"] == "boom 4" and detail["also"] == 3  # type: ignore[index]
+        held = transition(summary)
+        assert held.detail == BreakDetail("cloud", "level", "boom 4", T0 + 4) and held.also == 3
         clock.now = T0 + 130
         assert a.tick([]) == []  # nothing more held
 
@@ -110,7 +127,9 @@ class TestResetRateLimit:
         a.transitions([reset(T0 + 5)], title)
         clock.now = T0 + 61
         (out,) = a.transitions([reset(T0 + 61, "later")], title)
-        assert out.payload["detail"]["also"] == 1 and out.payload["detail"]["message"] == "later"  # type: ignore[index]
+        assert transition(out).also == 1 and transition(out).detail == BreakDetail(
+            "cloud", "level", "later", T0 + 61
+        )
 
     def test_mitigation_starts_afresh(self) -> None:
         """The first reset after a new mitigation is announced even within the minute."""
@@ -118,7 +137,7 @@ class TestResetRateLimit:
         a = Announcer(channels={"incident"}, clock=clock)
         a.transitions([reset(T0)], title)
         clock.now = T0 + 5
-        mitigated = Transition("P1-x", Kind.MITIGATED, T0 + 5, State.VERIFYING, {"action": "x"})
+        mitigated = Transition("P1-x", Kind.MITIGATED, T0 + 5, State.VERIFYING, MitigatedDetail("x"))
         assert kinds(a.transitions([mitigated, reset(T0 + 6)], title)) == [
             ("incident", "mitigated"),
             ("incident", "streak_reset"),
@@ -135,18 +154,17 @@ class TestHeartbeat:
         clock.now = T0 + 900
         (beat,) = a.tick([status()])
         assert (beat.channel, beat.kind) == ("oncall", "heartbeat")
-        lines: list[dict[str, object]] = beat.payload["incidents"]  # type: ignore[assignment]
-        (line,) = lines
-        assert line["changed"] is True and line["state"] == "investigating"
+        (line,) = heartbeat(beat).incidents
+        assert line.changed is True and line.state is State.INVESTIGATING
         clock.now = T0 + 1799
         assert a.tick([status()]) == []
         clock.now = T0 + 1800
         (again,) = a.tick([status(), status(State.CLOSED, id="P1-old")])
-        assert [(i["incident"], i["changed"]) for i in again.payload["incidents"]] == [("P1-x", False)]  # type: ignore[attr-defined]
+        assert [(i.incident, i.changed) for i in heartbeat(again).incidents] == [("P1-x", False)]
         clock.now = T0 + 2700
         moved = status(State.VERIFYING, mitigated_at=T0 + 2000, streak_start=T0 + 2000, clean_streak=700.0)
         (third,) = a.tick([moved])
-        assert third.payload["incidents"][0]["changed"] is True  # type: ignore[index]
+        assert heartbeat(third).incidents[0].changed is True
 
     def test_restart_remembers_the_last_heartbeat(self) -> None:
         """After a restart: not repeated early, not later than due, 'no change' still recognised."""
@@ -154,13 +172,15 @@ class TestHeartbeat:
         a = Announcer(channels={"oncall"}, heartbeat=900, clock=clock)
         clock.now = T0 + 900
         (beat,) = a.tick([status()])
-        stored = (clock.now, json.loads(json.dumps(beat.payload)))  # as the outbox keeps it
+        stored = HeartbeatNews.from_json(
+            json.loads(json.dumps(heartbeat(beat).to_json()))
+        )  # as the outbox keeps it
         clock.now = T0 + 1000
         b = Announcer(channels={"oncall"}, heartbeat=900, last_heartbeat=stored, clock=clock)
         assert b.tick([status()]) == []
         clock.now = T0 + 1800
         (next_beat,) = b.tick([status()])
-        assert next_beat.payload["incidents"][0]["changed"] is False  # type: ignore[index]
+        assert heartbeat(next_beat).incidents[0].changed is False
 
     def test_no_open_incident_or_no_oncall_webhook_means_silence(self) -> None:
         clock = Clock()

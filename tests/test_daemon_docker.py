@@ -19,6 +19,7 @@ from tests.test_daemon import config_file, healthy, incident, process, running
 from watcher import config
 from watcher.cli import checks
 from watcher.cli.client import Client
+from watcher.details import RecreatedDetail, SnapshotDetail
 
 pytestmark = pytest.mark.docker
 
@@ -69,8 +70,8 @@ async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_p
             labels = {"trigger": "container_stop"}
             assert daemon.registry.get_sample_value("watcher_snapshots_total", labels) == 1.0
             (row,) = [r for r in daemon.store.timeline("P1-dock") if r.kind == "snapshot"]
-            assert row.detail["source"] == sub
-            archive = Path(str(row.detail["path"]))
+            assert isinstance(row.detail, SnapshotDetail) and row.detail.source == sub
+            archive = Path(row.detail.path)
             with tarfile.open(archive) as tar:
                 logs = b"".join(
                     tar.extractfile(m).read()  # type: ignore[union-attr]
@@ -89,7 +90,8 @@ async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_p
 
             await wait_until(noted, what="the recreate note")
             (note,) = [r for r in daemon.store.timeline("P1-dock") if r.kind == "recreated"]
-            assert note.detail["text"] == f"{sub} recreated: image {IMAGE} → {IMAGE}"
+            text = f"{sub} recreated: image {IMAGE} → {IMAGE}"
+            assert note.detail == RecreatedDetail(sub, text, IMAGE, IMAGE)
     finally:
         for c in made:
             with contextlib.suppress(NotFound):

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher import engine as engine_mod
+from watcher.details import SourcesDetail
 from watcher.engine import Engine
+from watcher.engine import machine as engine_mod
 from watcher.events import ErrorEvent, Gap, Kind, State, Transition
 
 M = 1_000_000.0  # mitigation time
@@ -134,7 +135,7 @@ class TestSilence:
         eng.advance("b", M + 10)
         out = eng.tick(M + 100)
         assert kinds(out) == [Kind.BLIND]
-        assert out[0].detail["sources"] == ["a", "b"]
+        assert out[0].detail == SourcesDetail(("a", "b"))
         assert eng.status("P1-x").state is State.BLIND
         eng.advance("a", M + 2000)
         out = eng.advance("b", M + 2000)
@@ -217,6 +218,12 @@ class TestPersistence:
         eng.close("P1-x", "done", M + 1)
         again = Engine.restore(eng.snapshot(), blind_after=30.0, sources=["a"])
         assert again.incident_ids() == ["P1-y"]
+
+    def test_a_snapshot_of_another_version_is_refused(self) -> None:
+        """A saved state whose version this engine does not know is refused, never misread."""
+        snap = {**mitigated("a").snapshot(), "version": 2}
+        with pytest.raises(ValueError, match="version 2; this watcher reads version 1"):
+            Engine.restore(snap, blind_after=30.0, sources=["a"])
 
     def test_compaction_keeps_the_verdict(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Dropping redundant pending errors never changes the resolution time."""

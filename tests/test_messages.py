@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from watcher.notify.messages import BLOCK_LIMIT, HEARTBEAT, SECTION_LIMIT, TEST, Renderer, check_template
+from watcher.events import HEARTBEAT
+from watcher.notify.messages import BLOCK_LIMIT, SECTION_LIMIT, Renderer, check_template
+from watcher.notify.news import TEST, news_from_json
 
 AT = 1_795_788_000.0  # 2026-11-27 14:00:00Z
 HOOK = "https://hooks.example/T1/B2/sekrit"
@@ -19,9 +21,14 @@ def payload(kind: str, **detail: object) -> dict[str, object]:
         "title": "Live view black",
         "kind": kind,
         "at": AT,
-        "state": "s",
+        "state": "verifying",
         "detail": detail,
     }
+
+
+def rendered(renderer: Renderer, kind: str, payload: dict[str, object]) -> dict[str, Any]:
+    """What `renderer` posts for an outbox row with this kind and payload."""
+    return renderer.body(news_from_json(kind, payload))
 
 
 def texts(body: dict[str, Any]) -> list[str]:
@@ -31,7 +38,8 @@ def texts(body: dict[str, Any]) -> list[str]:
 class TestSlack:
     def test_resolved_carries_the_evidence(self) -> None:
         """Incident id first, UTC times, window, sources, lines checked and the span proven clean."""
-        body = Renderer().body(
+        body = rendered(
+            Renderer(),
             "resolved",
             payload("resolved", window=900, sources=["cloud", "gw/a"], lines=12345, streak_start=AT - 900),
         )
@@ -44,8 +52,10 @@ class TestSlack:
 
     def test_regression_quotes_line_source_and_rule(self) -> None:
         """REGRESSION names source and rule and quotes the offending line in a code block."""
-        body = Renderer().body(
-            "regressed", payload("regressed", source="cloud", rule="level", message='{"level":"error"}')
+        body = rendered(
+            Renderer(),
+            "regressed",
+            payload("regressed", source="cloud", rule="level", message='{"level":"error"}'),
         )
         assert texts(body)[0] == "*P1-x* REGRESSION at 2026-11-27 14:00:00Z by cloud [level]"
         assert texts(body)[-1] == '```{"level":"error"}```'
@@ -53,8 +63,8 @@ class TestSlack:
     def test_a_log_line_cannot_ping_or_link_or_break_out(self) -> None:
         """<!channel>, <@U1>, links and ``` in a log line arrive escaped and inside the code block."""
         line = "<!channel> <@U123> <https://evil|click> a&b ``` out"
-        body = Renderer().body(
-            "streak_reset", payload("streak_reset", source="<!here>", rule="r", message=line)
+        body = rendered(
+            Renderer(), "streak_reset", payload("streak_reset", source="<!here>", rule="r", message=line)
         )
         dumped = json.dumps(body)
         assert "<!" not in dumped and "<@" not in dumped and "<http" not in dumped
@@ -66,7 +76,8 @@ class TestSlack:
 
     def test_secrets_redacted_everywhere(self) -> None:
         """Tokens in the line, the title and the webhook URL itself never reach the channel."""
-        body = Renderer(secrets=[HOOK]).body(
+        body = rendered(
+            Renderer(secrets=[HOOK]),
             "regressed",
             {
                 **payload(
@@ -80,8 +91,8 @@ class TestSlack:
 
     def test_long_line_truncated_to_slack_limits(self) -> None:
         """A 1 MB line (all of it escaped to 4x) fits a 3,000-character section; no entity is cut."""
-        body = Renderer().body(
-            "regressed", payload("regressed", source="s", rule="r", message="<" * 1_000_000)
+        body = rendered(
+            Renderer(), "regressed", payload("regressed", source="s", rule="r", message="<" * 1_000_000)
         )
         block = texts(body)[-1]
         assert len(block) <= SECTION_LIMIT and block.endswith("… [truncated]```")
@@ -103,7 +114,7 @@ class TestSlack:
             {"incident": "P1-b", "state": "investigating", "changed": False},
             {"incident": "P1-c", "state": "investigating", "changed": True, "errors": 3},
         ]
-        body = Renderer().body(HEARTBEAT, {"at": AT, "incidents": incidents})
+        body = rendered(Renderer(), HEARTBEAT, {"at": AT, "incidents": incidents})
         lines = body["text"].splitlines()
         assert lines[0] == "Heartbeat 2026-11-27 14:00:00Z: 3 open incident(s)"
         assert lines[1:] == [
@@ -112,26 +123,28 @@ class TestSlack:
             "P1-c investigating: no mitigation yet, 3 error(s) seen",
         ]
         many = [{"incident": f"P1-{'x' * 200}{i}", "state": "blind", "changed": False} for i in range(2000)]
-        assert len(Renderer().body(HEARTBEAT, {"at": AT, "incidents": many})["blocks"]) == BLOCK_LIMIT
+        assert len(rendered(Renderer(), HEARTBEAT, {"at": AT, "incidents": many})["blocks"]) == BLOCK_LIMIT
 
     def test_template_overrides_headline_with_escaped_values(self) -> None:
         """A configured template is used as is (it may ping); the values in it are escaped."""
         r = Renderer(templates={"opened": "<!here> $incident: $title"})
-        body = r.body("opened", {**payload("opened", scope=["*"], window=900), "title": "a<b"})
+        body = rendered(r, "opened", {**payload("opened", scope=["*"], window=900), "title": "a<b"})
         assert texts(body)[0] == "<!here> P1-x: a&lt;b"
 
     def test_test_message(self) -> None:
         assert (
             "for the oncall channel from h1"
-            in Renderer().body(TEST, {"at": AT, "channel": "oncall", "host": "h1"})["text"]
+            in rendered(Renderer(), TEST, {"at": AT, "channel": "oncall", "host": "h1"})["text"]
         )
 
 
 class TestJson:
     def test_generic_document(self) -> None:
         """JSON mode: kind, incident, state, RFC 3339 time, plain text and the redacted payload."""
-        body = Renderer("json").body(
-            "regressed", payload("regressed", source="s", rule="r", message="a<b token=xyz123")
+        body = rendered(
+            Renderer("json"),
+            "regressed",
+            payload("regressed", source="s", rule="r", message="a<b token=xyz123"),
         )
         assert (
             body["kind"] == "regressed"

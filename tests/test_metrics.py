@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import require_binary
 from tests.test_api import FakeControl, running
 from watcher import __version__
-from watcher.events import State
-from watcher.metrics import BAD_LINE_REASONS, NOTIFY_RESULTS, SNAPSHOT_TRIGGERS, STATES, Metrics
+from watcher.events import State, Trigger
+from watcher.metrics import BAD_LINE_REASONS, NOTIFY_RESULTS, STATES, Metrics
 
 SOURCES = ("cloud", "gw/gw-berlin-01")
 RULES = ("json-level", "panic")
@@ -60,8 +60,8 @@ class TestSeriesFromTheStart:
                 labels = {"channel": channel, "result": result}
                 assert registry.get_sample_value("watcher_notifications_total", labels) == 0
         assert registry.get_sample_value("watcher_notification_outbox_pending") == 0
-        for trigger in SNAPSHOT_TRIGGERS:
-            assert registry.get_sample_value("watcher_snapshots_total", {"trigger": trigger}) == 0
+        for trigger in Trigger:
+            assert registry.get_sample_value("watcher_snapshots_total", {"trigger": str(trigger)}) == 0
         assert registry.get_sample_value("watcher_build_info", {"version": __version__}) == 1
 
     def test_added_source_starts_at_zero(self, registry: CollectorRegistry, metrics: Metrics) -> None:
@@ -127,7 +127,7 @@ class TestCounters:
         """Notification results and snapshot triggers count; the outbox gauge follows the last value."""
         metrics.notification("incident", "retried")
         metrics.notification("incident", "sent")
-        metrics.snapshot("container_stop")
+        metrics.snapshot(Trigger.CONTAINER_STOP)
         metrics.outbox_pending(7)
         metrics.outbox_pending(2)
         get = registry.get_sample_value
@@ -153,7 +153,6 @@ class TestCounters:
         [
             lambda m: m.bad_line("cloud", "weird"),
             lambda m: m.notification("incident", "lost"),
-            lambda m: m.snapshot("cron"),
             lambda m: m.incident("P1-a", state="fixed", clean_streak=0, resolved_at=None),
         ],
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from watcher.redact import MARK, redact
@@ -89,6 +89,7 @@ class TestRedact:
     )
     def test_planted_secret_never_survives(self, secret: str, shape: str) -> None:
         """Whatever the secret, in any supported shape and position, it is gone."""
+        assume(secret not in f"before {shape} after")  # `Authorizat` is in the header's own name
         text = f"before {shape.format(secret)} after"
         assert secret not in redact(text)
 

@@ -15,8 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from tests.conftest import wait_until
 from tests.receiver import HANG, Answer, Receiver
+from watcher.details import OpenedDetail
+from watcher.events import Kind, State
 from watcher.metrics import Metrics
 from watcher.notify.messages import Renderer
+from watcher.notify.news import TransitionNews
 from watcher.notify.sender import RetryPolicy, Sender
 from watcher.notify.webhook import Webhook
 from watcher.store import Store
@@ -59,7 +62,11 @@ async def sending(
 
 
 def queue(store: Store, n: int, channel: str = "incident") -> list[int]:
-    return [store.enqueue(channel, "opened", {"incident": f"P1-{i}", "at": 1.0}, 0.0) for i in range(n)]
+    return [store.enqueue(channel, "opened", opened(f"P1-{i}").to_json(), 0.0) for i in range(n)]
+
+
+def opened(incident: str) -> TransitionNews:
+    return TransitionNews(incident, "t", Kind.OPENED, 1.0, State.INVESTIGATING, OpenedDetail())
 
 
 def incidents(receiver: Receiver) -> list[str]:
@@ -128,6 +135,19 @@ class TestSender:
         assert [r.status for r in rx.requests] == [404, 200]
         assert incidents(rx) == ["P1-1"]
         assert store.dead_count() == 1 and count(registry, "dead") == 1
+
+    async def test_an_unreadable_row_is_dead_lettered_and_the_next_goes_on(
+        self, store: Store, registry: CollectorRegistry
+    ) -> None:
+        """A queued payload this version cannot read is dead-lettered with why; the channel goes on."""
+        store.enqueue("incident", "opened", {"incident": "P1-0", "state": "no-such-state"}, 0.0)
+        queue(store, 2)
+        async with Receiver() as rx, sending(store, registry, rx.url()):
+            await wait_until(lambda: _true(store.pending_count() == 0), what="queue drained")
+        assert incidents(rx) == ["P1-0", "P1-1"]
+        assert store.dead_count() == 1 and count(registry, "dead") == 1
+        error = store.outbox_channels()["incident"]["last_error"]
+        assert isinstance(error, str) and error.startswith("cannot read the queued announcement")
 
     async def test_connection_refused_retries_until_the_receiver_is_back(
         self, store: Store, registry: CollectorRegistry

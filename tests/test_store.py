@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from watcher import details
+from watcher.details import MitigatedDetail, SnapshotDetail, SourceDownDetail
 from watcher.errors import StoreError
 from watcher.events import Kind, State, Transition
 from watcher.store import SCHEMA_VERSION, MitigationRow, Store
@@ -56,7 +58,7 @@ def sql(state_dir: Path, statement: str) -> list[tuple[object, ...]]:
 
 
 def transition(incident: str, kind: Kind, at: float, **detail: object) -> Transition:
-    return Transition(incident, kind, at, State.VERIFYING, detail)
+    return Transition(incident, kind, at, State.VERIFYING, details.from_json(kind, detail))
 
 
 class TestOpen:
@@ -205,12 +207,12 @@ class TestTimeline:
         store.append_timeline(
             [
                 transition("P1-a", Kind.MITIGATED, 20.0, action="restart"),
-                transition("P1-a", Kind.STREAK_RESET, 50.0, n=1),
+                transition("P1-a", Kind.STREAK_RESET, 50.0, message="n=1"),
             ]
         )
         clock.now = 2_000.0
-        store.append_timeline([transition("P1-a", Kind.STREAK_RESET, 30.0, late=True)])
-        store.add_note("P1-a", 50.0, "snapshot", {"file": "x.tar.gz"})
+        store.append_timeline([transition("P1-a", Kind.STREAK_RESET, 30.0, message="late")])
+        store.add_note("P1-a", 50.0, Kind.SNAPSHOT, SnapshotDetail(file="x.tar.gz"))
         rows = store.timeline("P1-a")
         assert [(r.at, r.kind) for r in rows] == [
             (20.0, "mitigated"),
@@ -218,7 +220,8 @@ class TestTimeline:
             (50.0, "streak_reset"),
             (50.0, "snapshot"),
         ]
-        assert rows[0].detail == {"action": "restart"}
+        assert rows[0].detail == MitigatedDetail("restart")
+        assert rows[3].detail == SnapshotDetail(file="x.tar.gz")
         assert rows[0].state == "verifying"
         assert rows[3].state is None
         assert [r.recorded_at for r in rows] == [1_000.0, 2_000.0, 1_000.0, 2_000.0]
@@ -235,7 +238,7 @@ class TestTimeline:
         """A detail that is not JSON raises StoreError naming what could not be stored."""
         store.create_incident("P1-a", "t", [], 900.0, 1.0, "ana")
         with pytest.raises(StoreError, match="detail of P1-a"):
-            store.add_note("P1-a", 1.0, "note", {"x": object()})
+            store.add_note("P1-a", 1.0, Kind.SOURCE_DOWN, SourceDownDetail("s", object()))  # type: ignore[arg-type]
 
 
 class TestResumeAndEngineState:
@@ -341,6 +344,7 @@ class TestTransaction:
 CHILD = """
 import sys
 from pathlib import Path
+from watcher.details import BreakDetail
 from watcher.events import Kind, State, Transition
 from watcher.store import Store
 
@@ -352,8 +356,8 @@ print("open", n, flush=True)
 while True:
     n += 1
     with store.transaction():
-        store.append_timeline(
-            [Transition("P1-k", Kind.STREAK_RESET, float(n), State.VERIFYING, {"pad": "x" * 3000})])
+        detail = BreakDetail(message="x" * 3000)
+        store.append_timeline([Transition("P1-k", Kind.STREAK_RESET, float(n), State.VERIFYING, detail)])
         store.enqueue("incident", "streak_reset", {"n": n}, float(n))
         store.save_resume("src", str(n), float(n))
     print(n, flush=True)

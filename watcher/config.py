@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from watcher.classify.lines import Format
 from watcher.errors import ConfigError
+from watcher.events import ANNOUNCED
 from watcher.names import in_scope, subsource
 from watcher.notify import messages
 from watcher.times import parse_duration, positive_duration
@@ -88,9 +89,9 @@ class NotifyConfig(_Model):
     @field_validator("routes")
     @classmethod
     def _known_kinds(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = sorted(set(v) - set(messages.KINDS))
+        unknown = sorted(set(v) - set(ANNOUNCED))
         if unknown:
-            raise ValueError(f"no announcement kind {', '.join(unknown)}; one of {', '.join(messages.KINDS)}")
+            raise ValueError(f"no announcement kind {', '.join(unknown)}; one of {', '.join(ANNOUNCED)}")
         return v
 
     @field_validator("templates")

@@ -6,29 +6,12 @@ timestamp) unless a name says otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One physical line as a source read it, before grouping and rules.
-
-    `at` is the line's own timestamp, or None when it has none (a traceback
-    frame): the grouper then treats it as a continuation of the record before.
-    `fields` carries structured fields a source already has (journald's
-    PRIORITY, SYSLOG_IDENTIFIER, ...); JSON and logfmt fields are parsed from
-    `text` by the rules. `cursor` is the source's opaque resume point after this
-    line (journald __CURSOR, docker nanosecond timestamp, file offset).
-    """
-
-    source: str
-    text: str
-    at: float | None
-    cursor: str | None = None
-    fields: Mapping[str, str] | None = None
-    stream: str = ""
+if TYPE_CHECKING:
+    from watcher.details import Detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +58,15 @@ class SourceDown:
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    """Something for the timeline of every open incident covering `source` (a recreated container)."""
+    """Something for the timeline of every open incident covering `source` (a recreated container).
+
+    `text` is the sentence for the daemon's log; `detail` is what the timeline keeps."""
 
     source: str
     at: float
-    kind: str
+    kind: Kind
     text: str
-    detail: Mapping[str, object] = field(default_factory=dict)
+    detail: Detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +79,7 @@ class ContainerStopped:
     at: float
 
 
-SourceEvent = LogLine | Chunk | Watermark | Gap | SourceDown | Note | ContainerStopped
+SourceEvent = Chunk | Watermark | Gap | SourceDown | Note | ContainerStopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +105,9 @@ class State(StrEnum):
 
 
 class Kind(StrEnum):
-    """What a transition announces; the timeline and the outbox use these names."""
+    """Every kind of timeline entry: the transitions of an incident, then the notes about it.
+
+    The timeline, the outbox, the routes and the templates all use these names."""
 
     OPENED = "opened"
     MITIGATED = "mitigated"
@@ -131,6 +118,25 @@ class Kind(StrEnum):
     RESOLVED = "resolved"
     REGRESSED = "regressed"
     CLOSED = "closed"
+    SOURCE_DOWN = "source_down"
+    RECREATED = "recreated"
+    SNAPSHOT = "snapshot"
+
+
+TRANSITIONS: tuple[Kind, ...] = tuple(Kind)[: list(Kind).index(Kind.CLOSED) + 1]
+"""The kinds the engine decides (each with the state it left the incident in); the rest are notes."""
+HEARTBEAT = "heartbeat"
+"""The on-call update: announced like a transition, but about every open incident at once."""
+ANNOUNCED: tuple[str, ...] = (*TRANSITIONS, HEARTBEAT)
+"""What can be announced, routed and given a template."""
+
+
+class Trigger(StrEnum):
+    """What made an evidence snapshot: a person (`manual`), `--then`, or a watched container stopping."""
+
+    MANUAL = "manual"
+    CONTAINER_STOP = "container_stop"
+    THEN = "then"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,4 +147,4 @@ class Transition:
     kind: Kind
     at: float
     state: State
-    detail: Mapping[str, object] = field(default_factory=dict)
+    detail: Detail

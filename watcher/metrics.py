@@ -19,11 +19,10 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from watcher import __version__
-from watcher.events import State
+from watcher.events import State, Trigger
 
 STATES: tuple[str, ...] = tuple(s.value for s in State)
 NOTIFY_RESULTS = ("sent", "retried", "dead")
-SNAPSHOT_TRIGGERS = ("manual", "container_stop", "then")
 BAD_LINE_REASONS = ("bad_utf8", "truncated", "copytruncate")
 
 _K = TypeVar("_K", bound=Hashable)
@@ -145,8 +144,8 @@ class Metrics:
         for channel in channels:
             for result in NOTIFY_RESULTS:
                 self._child(self._c_notifications, self._notifications, (channel, result))
-        for trigger in SNAPSHOT_TRIGGERS:
-            self._child(self._c_snapshots, self._snapshots, trigger)
+        for trigger in Trigger:
+            self._child(self._c_snapshots, self._snapshots, str(trigger))
 
     @staticmethod
     def _child(cache: dict[_K, _M], metric: _M, key: _K) -> _M:
@@ -227,12 +226,8 @@ class Metrics:
     def outbox_pending(self, n: int) -> None:
         self._pending.set(n)
 
-    def snapshot(self, trigger: str) -> None:
-        if trigger not in SNAPSHOT_TRIGGERS:
-            raise ValueError(
-                f"snapshot trigger must be one of {', '.join(SNAPSHOT_TRIGGERS)}, got {trigger!r}"
-            )
-        self._child(self._c_snapshots, self._snapshots, trigger).inc()
+    def snapshot(self, trigger: Trigger) -> None:
+        self._child(self._c_snapshots, self._snapshots, str(trigger)).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The /metrics body in the Prometheus text format, and its content type."""

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from watcher import details
+from watcher.details import Detail
 from watcher.errors import StoreError
-from watcher.events import Transition
+from watcher.events import Kind, Transition
 
 DB_NAME = "watcher.db"
 BUSY_TIMEOUT = 5.0
@@ -94,16 +96,16 @@ class IncidentRow:
 
 @dataclass(frozen=True, slots=True)
 class TimelineRow:
-    """`kind` is a `Kind` value, or any name for a note; `state` is None for notes.
+    """`state` is None for notes (kinds that are not transitions).
 
     `recorded_at` is the wall-clock time of writing: later than `at` for backfilled events.
     """
 
     incident: str
     at: float
-    kind: str
+    kind: Kind
     state: str | None
-    detail: Mapping[str, object]
+    detail: Detail
     recorded_at: float
     seq: int
 
@@ -357,17 +359,17 @@ class Store:
                     t.at,
                     str(t.kind),
                     str(t.state),
-                    _dumps(t.detail, f"the detail of {t.incident} {t.kind}"),
+                    _dumps(details.to_json(t.detail), f"the detail of {t.incident} {t.kind}"),
                     now,
                 )
                 for t in transitions
             ]
         )
 
-    def add_note(self, incident: str, at: float, kind: str, detail: Mapping[str, object]) -> None:
-        """A timeline entry that is not a state change (a snapshot taken, a command run)."""
-        detail_json = _dumps(detail, f"the detail of {incident} {kind}")
-        self._insert_timeline([(incident, at, kind, None, detail_json, self._clock())])
+    def add_note(self, incident: str, at: float, kind: Kind, detail: Detail) -> None:
+        """A timeline entry that is not a state change (a snapshot taken, a source down)."""
+        detail_json = _dumps(details.to_json(detail), f"the detail of {incident} {kind}")
+        self._insert_timeline([(incident, at, str(kind), None, detail_json, self._clock())])
 
     def _insert_timeline(self, rows: Sequence[_TimelineInsert]) -> None:
         with self.transaction():
@@ -391,7 +393,10 @@ class Store:
             " WHERE incident = ? ORDER BY at, seq",
             (incident_id,),
         )
-        return [TimelineRow(r[0], r[1], r[2], r[3], _loads(r[4]), r[5], r[6]) for r in rows]
+        return [
+            TimelineRow(r[0], r[1], Kind(r[2]), r[3], details.from_json(Kind(r[2]), _loads(r[4])), r[5], r[6])
+            for r in rows
+        ]
 
     # Resume points and engine state
 

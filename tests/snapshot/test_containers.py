@@ -15,6 +15,7 @@ import pytest
 from tests.dockerd import IMAGE, Dockerd
 from tests.snapshot.helpers import manifest, members
 from watcher import config
+from watcher.events import Trigger
 from watcher.snapshot.command import Request, take_configured
 from watcher.snapshot.manifest import verify
 from watcher.sources.docker.snapshot import snapshot_containers
@@ -52,7 +53,7 @@ def test_logs_and_inspect(client: docker.DockerClient, tmp_path: Path) -> None:
         reason="r",
         since=None,
         until=None,
-        trigger="container_stop",
+        trigger=Trigger.CONTAINER_STOP,
     )
     assert result.missing == [] and verify(result.path).ok
     got = members(result.path)
@@ -78,7 +79,7 @@ def test_long_line_and_tty(client: docker.DockerClient, tmp_path: Path) -> None:
     tty = finished(client, command=["sh", "-c", "echo on a tty"], tty=True)
     result = snapshot_containers(
         client, [("cloud/api", long_line), ("cloud/tty", tty)], state_dir=tmp_path, incident=None,
-        reason="r", since=None, until=None, trigger="manual",
+        reason="r", since=None, until=None, trigger=Trigger.MANUAL,
     )  # fmt: skip
     got = members(result.path)
     lines = got[f"cloud/api/{long_line[:12]}/stdout.log"].splitlines()
@@ -99,7 +100,7 @@ def test_removed_container_is_missing(client: docker.DockerClient, tmp_path: Pat
         reason="r",
         since=None,
         until=None,
-        trigger="manual",
+        trigger=Trigger.MANUAL,
     )
     assert result.missing == [f"cloud/api: container: container {cid[:12]} no longer exists"]
 
@@ -115,18 +116,18 @@ def test_range(client: docker.DockerClient, tmp_path: Path) -> None:
         reason="r",
         since=time.time() + 60,
         until=None,
-        trigger="manual",
+        trigger=Trigger.MANUAL,
     )
     assert members(result.path)[f"cloud/api/{cid[:12]}/stdout.log"] == b""
     everything = snapshot_containers(
         client, [("cloud/api", cid)], state_dir=tmp_path, incident=None, reason="r",
-        since=None, until=None, trigger="manual",
+        since=None, until=None, trigger=Trigger.MANUAL,
     )  # fmt: skip
     out = members(everything.path)[f"cloud/api/{cid[:12]}/stdout.log"].decode().splitlines()
     second = parse_time(out[1].split(" ")[0])
     upto = snapshot_containers(
         client, [("cloud/api", cid)], state_dir=tmp_path, incident=None, reason="r",
-        since=None, until=second, trigger="manual",
+        since=None, until=second, trigger=Trigger.MANUAL,
     )  # fmt: skip
     kept = members(upto.path)[f"cloud/api/{cid[:12]}/stdout.log"].decode().splitlines()
     assert kept == out[:2]

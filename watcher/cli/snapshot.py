@@ -22,6 +22,7 @@ from rich.progress import (
 
 from watcher.cli.base import ConfigOpt, JsonOpt, app, command, err, escape, load_settings, out
 from watcher.errors import InputError
+from watcher.events import Trigger
 
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
@@ -159,7 +160,7 @@ def _snapshot_take(
         scope=scope,
         since=since,
         redact=redact,
-        trigger="then" if then else "manual",
+        trigger=Trigger.THEN if then else Trigger.MANUAL,
         now=time.time(),
     )
     client = Client(settings)

@@ -23,6 +23,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from watcher.daemon.token import load_or_create_token, read_token
 from watcher.errors import DaemonError
+from watcher.events import Trigger
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
 from watcher.snapshot.command import Request
@@ -243,10 +244,10 @@ class ApiServer:
         redact, trigger = body.get("redact", False), body.get("trigger", "manual")
         if not isinstance(redact, bool):
             raise _Refused(400, "redact must be true or false")
-        if trigger not in ("manual", "then"):
+        if trigger not in (Trigger.MANUAL, Trigger.THEN):
             raise _Refused(400, 'trigger must be "manual" or "then"')
         with _control_errors(incident or "-"):
-            req = Request(reason, incident, tuple(scope), since, until, redact, str(trigger))
+            req = Request(reason, incident, tuple(scope), since, until, redact, Trigger(str(trigger)))
             result = await self._control.snapshot(req, _by(request))
         return web.json_response(result, status=201)
 

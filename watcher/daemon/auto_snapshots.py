@@ -16,8 +16,9 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
+from watcher.details import Detail
 from watcher.errors import WatcherError
-from watcher.events import ContainerStopped
+from watcher.events import ContainerStopped, Kind, Trigger
 from watcher.metrics import Metrics
 from watcher.sources.docker.snapshot import snapshot_containers
 
@@ -27,7 +28,7 @@ EVERY = 300.0
 GRACE = 30.0
 """Seconds shutdown waits for snapshots in progress: they are evidence."""
 
-Note = Callable[[str, float, str, dict[str, object]], None]
+Note = Callable[[str, float, Kind, Detail], None]
 
 
 class AutoSnapshots:
@@ -79,13 +80,14 @@ class AutoSnapshots:
                 reason=reason,
                 since=None,
                 until=None,
-                trigger="container_stop",
+                trigger=Trigger.CONTAINER_STOP,
             )
         except (WatcherError, DockerException, OSError) as exc:
             log.error("%s: snapshot of %s failed: %s", event.source, event.container[:12], exc)
             return
-        self._metrics.snapshot("container_stop")
-        self._note(event.source, event.at, "snapshot", result.note(reason=reason, trigger="container_stop"))
+        self._metrics.snapshot(Trigger.CONTAINER_STOP)
+        detail = result.note(reason=reason, trigger=Trigger.CONTAINER_STOP, source=event.source)
+        self._note(event.source, event.at, Kind.SNAPSHOT, detail)
 
     async def drain(self, grace: float = GRACE) -> None:
         """Let snapshots in progress finish within `grace` seconds; cancel the rest."""

@@ -31,13 +31,16 @@ from watcher.daemon.auto_snapshots import AutoSnapshots
 from watcher.daemon.source_state import SourceState
 from watcher.daemon.status import incident_json, outbox_json, source_json, timeline_json
 from watcher.daemon.token import load_or_create_token
+from watcher.details import Detail, SourceDownDetail
 from watcher.engine import Engine, IncidentStatus
 from watcher.errors import StoreError, WatcherError
 from watcher.events import (
+    HEARTBEAT,
     Chunk,
     ContainerStopped,
     ErrorEvent,
     Gap,
+    Kind,
     Note,
     SourceDown,
     SourceEvent,
@@ -47,7 +50,7 @@ from watcher.events import (
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.channels import build_senders
-from watcher.notify.messages import HEARTBEAT
+from watcher.notify.news import HeartbeatNews
 from watcher.notify.sender import Sender
 from watcher.snapshot.command import Request, take_configured
 from watcher.snapshot.manifest import verify
@@ -77,7 +80,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
         self._pending: list[Transition] = []
-        self._notes: list[tuple[str, float, str, dict[str, object]]] = []
+        self._notes: list[tuple[str, float, Kind, Detail]] = []
         self._outgoing: list[Announcement] = []
         """Announcements decided outside a transition (heartbeats, held resets), committed next."""
         self._last_persist = 0.0
@@ -95,11 +98,14 @@ class Daemon:
         built = build_sources(s, clock=self.clock, since=min(opened, default=None))
         names = [src.name for src, _ in built]
         snap = self.store.engine_state()
-        self.engine = (
-            Engine.restore(snap, blind_after=s.resolution.blind_after, sources=names)
-            if snap
-            else Engine(blind_after=s.resolution.blind_after, sources=names)
-        )
+        try:
+            self.engine = (
+                Engine.restore(snap, blind_after=s.resolution.blind_after, sources=names)
+                if snap
+                else Engine(blind_after=s.resolution.blind_after, sources=names)
+            )
+        except ValueError as exc:
+            raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
         self.metrics = Metrics(self.registry, sources=names, rules=self.ruleset.rule_names)
         resume = self.store.resume_points()
         self.sources: dict[str, SourceState] = {}
@@ -136,7 +142,7 @@ class Daemon:
             routes=s.notify.routes,
             reset_every=s.notify.reset_every,
             heartbeat=s.notify.heartbeat,
-            last_heartbeat=self.store.last_enqueued(HEARTBEAT),
+            last_heartbeat=self._last_heartbeat(),
             clock=self.clock,
         )
         self.api = ApiServer(
@@ -274,19 +280,19 @@ class Daemon:
         elif isinstance(event, SourceDown):
             if st.up or st.reason != event.reason:
                 log.warning("source %s down: %s", name, event.reason)
-                self._note(name, self.clock(), "source_down", {"reason": event.reason})
+                self._note(name, self.clock(), Kind.SOURCE_DOWN, SourceDownDetail(name, event.reason))
             st.up, st.reason = False, event.reason
             self.metrics.source_up(name, False)
         elif isinstance(event, Note):
             log.info("%s: %s", name, event.text)
-            self._note(name, event.at, event.kind, {"text": event.text, **event.detail})
+            self._note(name, event.at, event.kind, event.detail)
         elif isinstance(event, ContainerStopped):
             self.auto_snapshots.container_stopped(event)
 
-    def _note(self, source: str, at: float, kind: str, detail: dict[str, object]) -> None:
+    def _note(self, source: str, at: float, kind: Kind, detail: Detail) -> None:
         """Something about `source` on the timeline of each open incident covering it (next commit)."""
         for incident in self.engine.covering(source):
-            self._notes.append((incident, at, kind, {"source": source, **detail}))
+            self._notes.append((incident, at, kind, detail))
 
     def _register(self, name: str) -> SourceState:
         """A sub-source seen for the first time (a new container of a docker source)."""
@@ -367,7 +373,7 @@ class Daemon:
                 announce = outgoing + self._record(pending)
                 created = self.clock()
                 for a in announce:
-                    self.store.enqueue(a.channel, a.kind, a.payload, created)
+                    self.store.enqueue(a.channel, a.kind, a.news.to_json(), created)
                 for incident, at, kind, detail in notes:
                     self.store.add_note(incident, at, kind, detail)
                 for name, st in self.sources.items():
@@ -406,6 +412,11 @@ class Daemon:
                 s.id, state=str(s.state), clean_streak=s.clean_streak, resolved_at=s.resolved_at
             )
         return statuses
+
+    def _last_heartbeat(self) -> HeartbeatNews | None:
+        """The newest heartbeat queued, dated when it was queued (the announcer's memory)."""
+        last = self.store.last_enqueued(HEARTBEAT)
+        return None if last is None else replace(HeartbeatNews.from_json(last[1]), at=last[0])
 
     def _health(self) -> tuple[bool, str]:
         if not self.ready.is_set():
@@ -489,7 +500,7 @@ class Daemon:
         self.metrics.snapshot(req.trigger)
         if req.incident is not None:
             self.store.add_note(
-                req.incident, self.clock(), "snapshot", result.note(reason=req.reason, trigger=req.trigger)
+                req.incident, self.clock(), Kind.SNAPSHOT, result.note(reason=req.reason, trigger=req.trigger)
             )
         return {**result.as_json(), "verified": checked.ok, "problems": checked.problems}
 

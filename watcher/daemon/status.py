@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from watcher import details
 from watcher.classify.grouping import ClassifyStats
 from watcher.engine import IncidentStatus
 from watcher.events import ErrorEvent
@@ -101,7 +102,7 @@ def timeline_json(incident: IncidentRow, rows: Sequence[TimelineRow]) -> dict[st
                 "at": format_time(r.at),
                 "kind": r.kind,
                 "state": r.state,
-                "detail": dict(r.detail),
+                "detail": details.to_json(r.detail),
                 "recorded_at": format_time(r.recorded_at),
             }
             for r in rows

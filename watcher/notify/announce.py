@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from watcher.engine import IncidentStatus
-from watcher.events import Kind, State, Transition
-from watcher.notify.messages import HEARTBEAT
+from watcher.events import HEARTBEAT, TRANSITIONS, Kind, State, Transition
+from watcher.notify.news import HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
 
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
-    **{str(k): ("incident",) for k in Kind},
+    **{str(k): ("incident",) for k in TRANSITIONS},
     HEARTBEAT: ("oncall",),
 }
 
@@ -36,22 +36,25 @@ DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True, slots=True)
 class Announcement:
     channel: str
-    kind: str
-    payload: Mapping[str, object]
+    news: News
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.news)
 
 
 @dataclass(slots=True)
 class _Resets:
     last_sent: float | None = None
     held: int = 0
-    latest: dict[str, object] | None = None
-    """The payload of the newest held reset; the summary quotes its line."""
+    latest: TransitionNews | None = None
+    """The newest held reset; the summary quotes its line."""
 
 
 @dataclass(slots=True)
 class _Heartbeat:
     at: float | None = None
-    seen: dict[str, list[object]] = field(default_factory=dict)
+    seen: dict[str, tuple[object, ...]] = field(default_factory=dict)
     """Per incident, the fingerprint the last heartbeat reported."""
 
 
@@ -63,7 +66,7 @@ class Announcer:
         routes: Mapping[str, Sequence[str]] | None = None,
         reset_every: float = 60.0,
         heartbeat: float = 900.0,
-        last_heartbeat: tuple[float, Mapping[str, object]] | None = None,
+        last_heartbeat: HeartbeatNews | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         merged = {**DEFAULT_ROUTES, **(routes or {})}
@@ -74,12 +77,9 @@ class Announcer:
         self._resets: dict[str, _Resets] = {}
         self._beat = _Heartbeat()
         if last_heartbeat is not None:
-            at, payload = last_heartbeat
-            self._beat.at = at
-            incidents = payload.get("incidents")
-            for inc in incidents if isinstance(incidents, list) else []:
-                if isinstance(inc, Mapping) and isinstance(inc.get("fingerprint"), list):
-                    self._beat.seen[str(inc.get("incident"))] = inc["fingerprint"]
+            self._beat = _Heartbeat(
+                last_heartbeat.at, {i.incident: i.fingerprint for i in last_heartbeat.incidents}
+            )
 
     def transitions(
         self, transitions: Sequence[Transition], title: Callable[[str], str]
@@ -87,21 +87,15 @@ class Announcer:
         """What to enqueue for transitions just recorded; `title` names an incident."""
         out: list[Announcement] = []
         for t in transitions:
-            payload: dict[str, object] = {
-                "incident": t.incident,
-                "title": title(t.incident),
-                "kind": str(t.kind),
-                "at": t.at,
-                "state": str(t.state),
-                "detail": dict(t.detail),
-            }
-            if t.kind is Kind.MITIGATED:
+            news = TransitionNews(t.incident, title(t.incident), t.kind, t.at, t.state, t.detail)
+            if t.kind in (Kind.MITIGATED, Kind.CLOSED):
                 self._resets.pop(t.incident, None)  # a new streak clock: its first reset is news
-            elif t.kind is Kind.CLOSED:
-                self._resets.pop(t.incident, None)
-            if t.kind is Kind.STREAK_RESET and not self._reset_due(t.incident, payload):
-                continue
-            out += self._route(str(t.kind), payload)
+            if t.kind is Kind.STREAK_RESET:
+                due = self._reset_due(t.incident, news)
+                if due is None:
+                    continue
+                news = due
+            out += self._route(news)
         return out
 
     def tick(self, incidents: Sequence[IncidentStatus]) -> list[Announcement]:
@@ -111,7 +105,7 @@ class Announcer:
         for incident, r in list(self._resets.items()):
             if r.held and r.latest is not None and r.last_sent is not None:
                 if now - r.last_sent >= self.reset_every:
-                    out += self._route(str(Kind.STREAK_RESET), _with_also(r.latest, r.held - 1))
+                    out += self._route(replace(r.latest, also=r.held - 1))
                     r.last_sent, r.held, r.latest = now, 0, None
             elif not r.held and r.last_sent is not None and now - r.last_sent >= self.reset_every:
                 del self._resets[incident]
@@ -119,16 +113,17 @@ class Announcer:
 
     # ---- the rules -----------------------------------------------------------------
 
-    def _reset_due(self, incident: str, payload: dict[str, object]) -> bool:
+    def _reset_due(self, incident: str, news: TransitionNews) -> TransitionNews | None:
+        """The reset to announce now (saying how many were held before it), or None: held."""
         now = self.clock()
         r = self._resets.setdefault(incident, _Resets())
         if r.last_sent is not None and now - r.last_sent < self.reset_every:
             r.held += 1
-            r.latest = payload
-            return False
-        payload.update(_with_also(payload, r.held))
+            r.latest = news
+            return None
+        due = replace(news, also=r.held)
         r.last_sent, r.held, r.latest = now, 0, None
-        return True
+        return due
 
     def _heartbeat(self, now: float, incidents: Sequence[IncidentStatus]) -> list[Announcement]:
         open_ = [s for s in incidents if s.state is not State.CLOSED]
@@ -143,9 +138,9 @@ class Announcer:
         if now < start + self.heartbeat:
             return []
         lines = []
-        seen: dict[str, list[object]] = {}
         for s in open_:
-            fingerprint: list[object] = [
+            # As JSON reads it back (lists), so that a restart compares like with like.
+            fingerprint: tuple[object, ...] = (
                 str(s.state),
                 s.mitigated_at,
                 s.streak_start,
@@ -153,31 +148,23 @@ class Announcer:
                 s.errors,
                 s.gaps,
                 list(s.blind_sources),
-            ]
-            seen[s.id] = fingerprint
-            lines.append(
-                {
-                    "incident": s.id,
-                    "title": s.title,
-                    "state": str(s.state),
-                    "changed": self._beat.seen.get(s.id) != fingerprint,
-                    "clean_streak": s.clean_streak,
-                    "window": s.window,
-                    "streak_start": s.streak_start,
-                    "errors": s.errors,
-                    "blind_sources": list(s.blind_sources),
-                    "fingerprint": fingerprint,
-                }
             )
-        self._beat = _Heartbeat(now, seen)
-        return self._route(HEARTBEAT, {"at": now, "incidents": lines})
+            lines.append(
+                HeartbeatLine(
+                    incident=s.id,
+                    title=s.title,
+                    state=s.state,
+                    changed=self._beat.seen.get(s.id) != fingerprint,
+                    clean_streak=s.clean_streak,
+                    window=s.window,
+                    streak_start=s.streak_start,
+                    errors=s.errors,
+                    blind_sources=s.blind_sources,
+                    fingerprint=fingerprint,
+                )
+            )
+        self._beat = _Heartbeat(now, {line.incident: line.fingerprint for line in lines})
+        return self._route(HeartbeatNews(now, tuple(lines)))
 
-    def _route(self, kind: str, payload: Mapping[str, object]) -> list[Announcement]:
-        return [Announcement(channel, kind, payload) for channel in self.routes.get(kind, ())]
-
-
-def _with_also(payload: dict[str, object], also: int) -> dict[str, object]:
-    """The reset payload, its detail saying how many resets were held back before it."""
-    detail = payload["detail"]
-    assert isinstance(detail, dict)  # built by transitions() above
-    return {**payload, "detail": {**detail, "also": also}}
+    def _route(self, news: News) -> list[Announcement]:
+        return [Announcement(channel, news) for channel in self.routes.get(kind_of(news), ())]

@@ -15,7 +15,8 @@ import aiohttp
 from watcher.config import NotifyConfig
 from watcher.errors import NotifyError
 from watcher.metrics import Metrics
-from watcher.notify.messages import TEST, Renderer
+from watcher.notify.messages import Renderer
+from watcher.notify.news import CheckNews
 from watcher.notify.sender import RetryPolicy, Sender
 from watcher.notify.webhook import Webhook
 from watcher.store import Store
@@ -71,7 +72,7 @@ async def send_test(cfg: NotifyConfig, host: str, clock: Callable[[], float] = t
     results = []
     async with aiohttp.ClientSession() as session:
         for channel, url in hooks.items():
-            body = render.body(TEST, {"at": clock(), "channel": channel, "host": host})
+            body = render.body(CheckNews(clock(), channel, host))
             delivery = await Webhook(session, url, timeout=cfg.timeout, clock=clock).post(body)
             ok = delivery.outcome == "sent"
             results.append(TestResult(channel, ok, delivery.status, None if ok else delivery.describe()))

@@ -1,15 +1,9 @@
 """Announcements as webhook bodies: Slack Block Kit with a plain `text` fallback, or generic JSON.
 
-Pure: an outbox payload in, a JSON-ready dict out. Everything that came from a log
-line or a user (titles, actions, reasons, source names) is redacted first and, for
-Slack, has `&`, `<` and `>` escaped, so a log line can never ping `<!channel>` or
+Pure: news (watcher.notify.news) in, a JSON-ready dict out. Everything that came from
+a log line or a user (titles, actions, reasons, source names) is redacted first and,
+for Slack, has `&`, `<` and `>` escaped, so a log line can never ping `<!channel>` or
 forge a link. Templates (config) are trusted text: they may contain Slack markup.
-
-Payload shapes (written by watcher.announce):
-  transition: {incident, title, kind, at, state, detail}
-  heartbeat:  {at, incidents: [{incident, title, state, changed, clean_streak, window,
-               streak_start, errors, blind_sources}]}
-  test:       {at, channel, host}
 """
 
 from __future__ import annotations
@@ -21,12 +15,21 @@ from datetime import UTC, datetime
 from string import Template
 from typing import Any, Literal
 
+from watcher.details import (
+    BreakDetail,
+    ClosedDetail,
+    GapDetail,
+    MitigatedDetail,
+    OpenedDetail,
+    ResolvedDetail,
+    SourcesDetail,
+)
+from watcher.events import State
+from watcher.notify.news import CheckNews, HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
 from watcher.redact import redact
 from watcher.times import format_duration, format_time
 
 Format = Literal["slack", "json"]
-HEARTBEAT = "heartbeat"
-TEST = "test"
 
 # Slack's limits: 3,000 characters per section text, 50 blocks per message; the
 # fallback `text` is cut at 40,000, but clients show far less, so it is kept short too.
@@ -46,8 +49,6 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "regressed": "*$incident* REGRESSION at $at by $source [$rule]",
     "closed": "*$incident* closed: $reason",
 }
-KINDS: tuple[str, ...] = (*DEFAULT_TEMPLATES, HEARTBEAT)
-"""Every kind that can be announced and routed."""
 TEMPLATE_FIELDS = frozenset(
     {"incident", "title", "kind", "state", "at", "action", "reason", "source", "rule", "sources"}
     | {"window", "lines", "since", "more"}
@@ -94,73 +95,56 @@ class Renderer:
     secrets: Sequence[str] = ()
     """Literals to hide wherever they appear: the webhook URLs."""
 
-    def body(self, kind: str, payload: Mapping[str, object]) -> dict[str, Any]:
+    def body(self, news: News) -> dict[str, Any]:
         """The JSON document to POST."""
-        if kind == HEARTBEAT:
-            lines = [self._heartbeat_line(_map(i)) for i in _list(payload.get("incidents"))]
-            headline = f"Heartbeat {utc(payload.get('at'))}: {len(lines)} open incident(s)"
-            return self._assemble(kind, payload, headline, lines, code=None)
-        if kind == TEST:
-            text = f"watcher test message for the {payload.get('channel')} channel from {payload.get('host')}"
-            return self._assemble(kind, payload, self._clean(text), [], code=None)
-        return self._transition(kind, payload)
+        if isinstance(news, HeartbeatNews):
+            lines = [self._heartbeat_line(i) for i in news.incidents]
+            headline = f"Heartbeat {utc(news.at)}: {len(lines)} open incident(s)"
+            return self._assemble(news, headline, lines, code=None)
+        if isinstance(news, CheckNews):
+            text = f"watcher test message for the {news.channel} channel from {news.host}"
+            return self._assemble(news, self._clean(text), [], code=None)
+        return self._transition(news)
 
     # ---- transitions ----------------------------------------------------------------
 
-    def _transition(self, kind: str, payload: Mapping[str, object]) -> dict[str, object]:
-        d = _map(payload.get("detail"))
-        fields = {
-            "incident": payload.get("incident"),
-            "title": payload.get("title"),
-            "kind": kind,
-            "state": payload.get("state"),
-            "at": utc(payload.get("at")),
-            "action": d.get("action"),
-            "reason": d.get("reason") or "no reason given",
-            "source": d.get("source"),
-            "rule": d.get("rule") or "gap",
-            "sources": ", ".join(map(str, _list(d.get("sources")))) or "none",
-            "window": _duration(d.get("window")),
-            "lines": f"{d['lines']:,}" if isinstance(d.get("lines"), int) else "?",
-            "since": utc(d.get("streak_start")),
-            "more": f" (+{d['also']} more since the last message)" if d.get("also") else "",
-        }
-        values = {k: self._clean("" if v is None else str(v)) for k, v in fields.items()}
+    def _transition(self, news: TransitionNews) -> dict[str, object]:
+        fields = _template_fields(news)
+        values = {k: self._clean(v) for k, v in fields.items()}
+        kind = str(news.kind)
         template = self.templates.get(kind) or DEFAULT_TEMPLATES.get(kind, "*$incident* $kind at $at")
         headline = Template(template).safe_substitute(values)
         details: list[str] = []
         code = None
-        if kind == "opened":
-            details.append(
-                self._clean(f"scope {', '.join(map(str, _list(d.get('scope'))))}, window {fields['window']}")
-            )
-        elif kind == "mitigated":
-            details.append(f"streak clock started at {utc(d.get('streak_start'))}")
-        elif kind == "resolved":
+        d = news.detail
+        if isinstance(d, OpenedDetail):
+            details.append(self._clean(f"scope {', '.join(d.scope)}, window {fields['window']}"))
+        elif isinstance(d, MitigatedDetail):
+            details.append(f"streak clock started at {utc(d.streak_start)}")
+        elif isinstance(d, ResolvedDetail):
             details.append(
                 f"evidence: {values['lines']} lines checked in {values['sources']}; "
                 f"clean from {values['since']} to {values['at']} ({values['window']})"
             )
-        elif kind == "gap":
-            details.append(f"unreadable from {utc(d.get('start'))} to {utc(d.get('end'))}")
-        elif kind in ("streak_reset", "regressed"):
-            code = str(d.get("message", ""))
-            details.append(f"streak restarts at {utc(d.get('streak_start'))}")
-        return self._assemble(kind, payload, headline, details, code)
+        elif isinstance(d, GapDetail):
+            details.append(f"unreadable from {utc(d.start)} to {utc(d.end)}")
+        elif isinstance(d, BreakDetail):
+            code = d.message
+            details.append(f"streak restarts at {utc(d.streak_start)}")
+        return self._assemble(news, headline, details, code)
 
-    def _heartbeat_line(self, inc: Mapping[str, object]) -> str:
-        who, state = inc.get("incident"), str(inc.get("state"))
-        if not inc.get("changed"):
+    def _heartbeat_line(self, inc: HeartbeatLine) -> str:
+        who, state = inc.incident, str(inc.state)
+        if not inc.changed:
             return self._clean(f"{who}: still {state}, no change")
-        if state == "investigating":
-            return self._clean(f"{who} investigating: no mitigation yet, {inc.get('errors')} error(s) seen")
+        if inc.state is State.INVESTIGATING:
+            return self._clean(f"{who} investigating: no mitigation yet, {inc.errors} error(s) seen")
         line = (
-            f"{who} {state}: clean {_duration(round(_num(inc.get('clean_streak'))))} "
-            f"of {_duration(inc.get('window'))} since {utc(inc.get('streak_start'))}"
+            f"{who} {state}: clean {format_duration(round(inc.clean_streak))} "
+            f"of {format_duration(inc.window)} since {utc(inc.streak_start)}"
         )
-        blind = _list(inc.get("blind_sources"))
-        if blind:
-            line += f"; cannot see {', '.join(map(str, blind))}"
+        if inc.blind_sources:
+            line += f"; cannot see {', '.join(inc.blind_sources)}"
         return self._clean(line)
 
     # ---- assembly -------------------------------------------------------------------
@@ -169,19 +153,18 @@ class Renderer:
         text = redact(text, self.secrets)
         return escape(text) if self.fmt == "slack" else text
 
-    def _assemble(
-        self, kind: str, payload: Mapping[str, object], headline: str, details: list[str], code: str | None
-    ) -> dict[str, object]:
+    def _assemble(self, news: News, headline: str, details: list[str], code: str | None) -> dict[str, object]:
         quoted = None if code is None else self._clean(code)
         plain = "\n".join([headline, *details] + ([quoted] if quoted is not None else []))
         if self.fmt == "json":
+            transition = news if isinstance(news, TransitionNews) else None
             return {
-                "kind": kind,
-                "incident": payload.get("incident"),
-                "state": payload.get("state"),
-                "at": format_time(_num(payload.get("at"))) if "at" in payload else None,
+                "kind": kind_of(news),
+                "incident": transition.incident if transition else None,
+                "state": str(transition.state) if transition else None,
+                "at": format_time(news.at),
                 "text": truncate(plain, TEXT_LIMIT),
-                "payload": _redacted(payload, self.secrets),
+                "payload": _redacted(news.to_json(), self.secrets),
             }
         blocks: list[dict[str, object]] = [_section(truncate(headline, SECTION_LIMIT))]
         blocks += [_section(chunk) for chunk in _chunks(details, SECTION_LIMIT)]
@@ -221,17 +204,44 @@ def _redacted(value: object, secrets: Sequence[str]) -> object:
     return value
 
 
-def _map(value: object) -> Mapping[str, object]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _num(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _duration(value: object) -> str:
-    return format_duration(float(value)) if isinstance(value, int | float) else "?"
+def _template_fields(news: TransitionNews) -> dict[str, str]:
+    """Every `$field` a template may use, as text (not yet redacted or escaped)."""
+    fields = {
+        "incident": news.incident,
+        "title": news.title,
+        "kind": str(news.kind),
+        "state": str(news.state),
+        "at": utc(news.at),
+        "action": "",
+        "reason": "",
+        "source": "",
+        "rule": "gap",
+        "sources": "",
+        "window": "?",
+        "lines": "?",
+        "since": "?",
+        "more": f" (+{news.also} more since the last message)" if news.also else "",
+    }
+    d = news.detail
+    if isinstance(d, OpenedDetail):
+        fields["window"] = format_duration(d.window)
+    elif isinstance(d, MitigatedDetail):
+        fields |= {"action": d.action, "since": utc(d.streak_start)}
+    elif isinstance(d, BreakDetail):
+        fields |= {"source": d.source, "rule": d.rule or "gap", "since": utc(d.streak_start)}
+    elif isinstance(d, GapDetail):
+        fields |= {"source": d.source, "reason": d.reason}
+    elif isinstance(d, SourcesDetail):
+        fields["sources"] = ", ".join(d.sources)
+    elif isinstance(d, ResolvedDetail):
+        fields |= {
+            "window": format_duration(d.window),
+            "lines": f"{d.lines:,}",
+            "sources": ", ".join(d.sources),
+            "since": utc(d.streak_start),
+        }
+    elif isinstance(d, ClosedDetail):
+        fields["reason"] = d.reason
+    fields["reason"] = fields["reason"] or "no reason given"
+    fields["sources"] = fields["sources"] or "none"
+    return fields

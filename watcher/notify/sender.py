@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from watcher.errors import StoreError
 from watcher.metrics import Metrics
 from watcher.notify.messages import Renderer
+from watcher.notify.news import News, TransitionNews, news_from_json
 from watcher.notify.webhook import Delivery, Webhook
 from watcher.store import OutboxRow, Store
 
@@ -104,12 +105,29 @@ class Sender:
             # Paced from the start of each POST, as the receiver counts them: the time a POST
             # and its commit take does not slow the drain below the limit.
             self._last_post = time.monotonic()
-            result = await self._webhook.post(self._renderer.body(row.kind, row.payload))
+            news = self._read(row)
+            if news is None:
+                continue
+            result = await self._webhook.post(self._renderer.body(news))
             try:
-                self._settle(row, result)
+                self._settle(row, news, result)
             except StoreError as exc:
                 # The row stays pending and is sent again: at least once, never lost.
                 log.error("%s sender cannot record announcement %d: %s", self.channel, row.id, exc)
+
+    def _read(self, row: OutboxRow) -> News | None:
+        """The row's news; a row this version cannot read is dead-lettered instead of stopping the channel."""
+        try:
+            return news_from_json(row.kind, row.payload)
+        except ValueError as exc:
+            reason = f"cannot read the queued announcement: {exc}"
+        log.error("%s: announcement %d dead-lettered: %s", self.channel, row.id, reason)
+        try:
+            self._store.mark_dead(row.id, self._clock(), reason)
+        except StoreError as exc:
+            log.error("%s sender cannot record announcement %d: %s", self.channel, row.id, exc)
+        self._metrics.notification(self.channel, "dead")
+        return None
 
     async def _sleep(self, seconds: float | None) -> None:
         """Until woken, or `seconds` pass (forever when None)."""
@@ -124,7 +142,7 @@ class Sender:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    def _settle(self, row: OutboxRow, result: Delivery) -> None:
+    def _settle(self, row: OutboxRow, news: News, result: Delivery) -> None:
         now = self._clock()
         outcome = result.outcome
         counted: str = outcome
@@ -136,7 +154,7 @@ class Sender:
                 "%s: announcement %d (%s %s) rejected, not retried: %s",
                 self.channel,
                 row.id,
-                row.payload.get("incident", "-"),
+                news.incident if isinstance(news, TransitionNews) else "-",
                 row.kind,
                 result.describe(),
             )

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from watcher.details import SnapshotDetail
 from watcher.errors import DaemonError, WatcherError
+from watcher.events import Trigger
 from watcher.snapshot import manifest, names
 from watcher.snapshot.archive import ArchiveWriter, Spool
 from watcher.snapshot.manifest import Meta, Missing
@@ -127,18 +129,19 @@ class SnapshotResult:
             "missing": self.missing,
         }
 
-    def note(self, *, reason: str, trigger: str) -> dict[str, object]:
+    def note(self, *, reason: str, trigger: Trigger, source: str | None = None) -> SnapshotDetail:
         """The detail of the `snapshot` timeline entry that records this snapshot on an incident."""
-        return {
-            "file": self.path.name,
-            "path": str(self.path),
-            "bytes": self.size,
-            "sha256": self.sha256,
-            "complete": self.complete,
-            "missing": self.missing,
-            "reason": reason,
-            "trigger": trigger,
-        }
+        return SnapshotDetail(
+            self.path.name,
+            str(self.path),
+            self.size,
+            self.sha256,
+            self.complete,
+            tuple(self.missing),
+            reason,
+            str(trigger),
+            source,
+        )
 
 
 def take(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from watcher.config import Settings
 from watcher.errors import InputError
-from watcher.metrics import SNAPSHOT_TRIGGERS
+from watcher.events import Trigger
 from watcher.names import check_incident_id
 from watcher.redact import redact
 from watcher.snapshot.collect import Progress, SnapshotResult, take
@@ -35,7 +35,7 @@ class Request:
     """Epoch seconds; None: everything the sources still hold."""
     until: float | None = None
     redact: bool = False
-    trigger: str = "manual"
+    trigger: Trigger = Trigger.MANUAL
 
     @classmethod
     def parse(
@@ -46,7 +46,7 @@ class Request:
         scope: Sequence[str],
         since: str,
         redact: bool,
-        trigger: str,
+        trigger: Trigger,
         now: float,
     ) -> Request:
         """Validate what the user typed (`--since 2h` is relative to `now`, which is also `until`)."""
@@ -57,8 +57,6 @@ class Request:
                 check_incident_id(incident)
             except ValueError as exc:
                 raise InputError(str(exc)) from None
-        if trigger not in SNAPSHOT_TRIGGERS:
-            raise InputError(f"trigger must be one of {', '.join(SNAPSHOT_TRIGGERS)}, got {trigger!r}")
         try:
             back = parse_duration(since)
         except ValueError as exc:
@@ -73,7 +71,7 @@ class Request:
             "since": self.since,
             "until": self.until,
             "redact": self.redact,
-            "trigger": self.trigger,
+            "trigger": str(self.trigger),
         }
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watcher import __version__
+from watcher.events import Trigger
 from watcher.snapshot.archive import COPY_BUFFER, MANIFEST, Spooled
 from watcher.times import format_time
 
@@ -51,7 +52,7 @@ class Meta:
 
     created_at: float
     by: str
-    trigger: str
+    trigger: Trigger
     incident: str | None
     reason: str
     scope: Sequence[str]
@@ -71,7 +72,7 @@ def build(
         "tool": {"name": "novavms-watcher", "version": __version__},
         "created_at": format_time(meta.created_at),
         "by": meta.by,
-        "trigger": meta.trigger,
+        "trigger": str(meta.trigger),
         "incident": meta.incident,
         "reason": meta.reason,
         "scope": list(meta.scope),

@@ -23,6 +23,7 @@ import docker
 from docker.errors import DockerException, NotFound
 
 from watcher.config import DockerSourceConfig
+from watcher.events import Trigger
 from watcher.names import default_user
 from watcher.snapshot.archive import Spool
 from watcher.snapshot.collect import Collection, Job, SnapshotResult, take
@@ -158,7 +159,7 @@ def snapshot_containers(
     reason: str,
     since: float | None,
     until: float | None,
-    trigger: str,
+    trigger: Trigger,
     by: str | None = None,
     created_at: float | None = None,
 ) -> SnapshotResult:

@@ -50,7 +50,8 @@ import requests
 from docker.errors import DockerException, NotFound
 
 from watcher.config import DockerSourceConfig
-from watcher.events import Chunk, ContainerStopped, Gap, Note, SourceDown, SourceEvent, Watermark
+from watcher.details import RecreatedDetail
+from watcher.events import Chunk, ContainerStopped, Gap, Kind, Note, SourceDown, SourceEvent, Watermark
 from watcher.sources.docker.cursor import Boundary, Cursor, since_param
 from watcher.sources.docker.follow import LogStream
 from watcher.sources.docker.host import describe, open_client
@@ -248,7 +249,8 @@ class DockerSource:
             if old is not None:
                 new = lane.containers[cid].image
                 text = f"{lane.sub} recreated: image {old} → {new}"
-                await out.put(Note(lane.sub, at, "recreated", text, {"old_image": old, "new_image": new}))
+                detail = RecreatedDetail(lane.sub, text, old, new)
+                await out.put(Note(lane.sub, at, Kind.RECREATED, text, detail))
             self._reading(client, lane, tasks, out)
             return
         if cid in ghosts and action in ("start", "destroy"):

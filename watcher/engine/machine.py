@@ -1,4 +1,4 @@
-"""The resolution rule of DESIGN.md §2 as a pure state machine over event time.
+"""The resolution rule (docs/architecture.md, "The resolution rule") as a pure state machine.
 
 No I/O and no clock: every input carries its time. The daemon and `replay` feed
 the same Engine, so the same logs always give the same verdict.
@@ -14,92 +14,32 @@ before that error regresses it.
 from __future__ import annotations
 
 import bisect
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 
-from watcher.events import ErrorEvent, Gap, Kind, State, Transition
-from watcher.names import in_scope
+from watcher.details import (
+    BreakDetail,
+    ClosedDetail,
+    GapDetail,
+    MitigatedDetail,
+    OpenedDetail,
+    ResolvedDetail,
+    SourcesDetail,
+)
+from watcher.engine.incident import Break, EngineState, Incident, IncidentStatus, compact
+from watcher.events import ErrorEvent, Gap, Kind, Transition
 
-# Pending breaks are compacted past this many per incident (see _compact), which
-# bounds memory for replay of huge files and for a long backlog of errors.
+# Pending breaks are compacted past this many per incident (see incident.compact),
+# which bounds memory for replay of huge files and for a long backlog of errors.
 _COMPACT_AT = 10_000
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Break:
-    """An error (start == end) or a gap [start, end]: the streak cannot span it."""
-
-    start: float
-    end: float
-    source: str = field(compare=False)
-    rule: str | None = field(compare=False)
-    """The error rule; None for a gap."""
-    message: str = field(compare=False)
-
-
-@dataclass(slots=True)
-class _Incident:
-    id: str
-    title: str
-    scope: tuple[str, ...]
-    window: float
-    opened_at: float
-    mitigated_at: float | None = None
-    mitigations: int = 0
-    streak_start: float = -math.inf
-    last_break_end: float = -math.inf
-    resolved_at: float | None = None
-    regressed: bool = False
-    blind: tuple[str, ...] = ()
-    closed_at: float | None = None
-    errors: int = 0
-    gaps: int = 0
-    lines: int = 0
-    last_error: ErrorEvent | None = None
-    pending: list[Break] = field(default_factory=list)
-
-    def state(self) -> State:
-        if self.closed_at is not None:
-            return State.CLOSED
-        if self.mitigated_at is None:
-            return State.INVESTIGATING
-        if self.resolved_at is not None:
-            return State.RESOLVED
-        if self.blind:
-            return State.BLIND
-        return State.REGRESSED if self.regressed else State.VERIFYING
-
-    def covers(self, source: str) -> bool:
-        return in_scope(source, self.scope)
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentStatus:
-    id: str
-    title: str
-    state: State
-    scope: tuple[str, ...]
-    window: float
-    opened_at: float
-    mitigated_at: float | None
-    streak_start: float | None
-    verified_to: float | None
-    clean_streak: float
-    resolved_at: float | None
-    errors: int
-    gaps: int
-    lines: int
-    last_error: ErrorEvent | None
-    blind_sources: tuple[str, ...]
-    sources: tuple[str, ...]
+STATE_VERSION = 1
+"""The shape of `Engine.snapshot()`; a snapshot of another version is refused, never misread."""
 
 
 class Engine:
     def __init__(self, *, blind_after: float, sources: Iterable[str] = ()) -> None:
         self.blind_after = blind_after
         self._watermarks: dict[str, float | None] = {}
-        self._incidents: dict[str, _Incident] = {}
+        self._incidents: dict[str, Incident] = {}
         self._scope_cache: dict[str, tuple[str, ...]] = {}
         for name in sources:
             self.add_source(name)
@@ -142,14 +82,9 @@ class Engine:
     ) -> list[Transition]:
         if incident in self._incidents:
             raise ValueError(f"incident {incident} already exists")
-        inc = _Incident(incident, title, tuple(scope) or ("*",), window, at)
+        inc = Incident(incident, title, tuple(scope) or ("*",), window, at)
         self._incidents[incident] = inc
-        detail = {
-            "title": title,
-            "scope": list(inc.scope),
-            "window": window,
-            "sources": list(self._in_scope(inc)),
-        }
+        detail = OpenedDetail(title, inc.scope, window, self._in_scope(inc))
         return [Transition(incident, Kind.OPENED, at, inc.state(), detail)]
 
     def mitigate(self, incident: str, action: str, at: float) -> list[Transition]:
@@ -160,22 +95,14 @@ class Engine:
         inc.streak_start = max(at, inc.last_break_end)
         inc.resolved_at = None
         inc.regressed = False
-        out = [
-            Transition(
-                incident,
-                Kind.MITIGATED,
-                at,
-                inc.state(),
-                {"action": action, "streak_start": inc.streak_start},
-            )
-        ]
-        return out + self._settle(inc)
+        detail = MitigatedDetail(action, inc.streak_start)
+        return [Transition(incident, Kind.MITIGATED, at, inc.state(), detail), *self._settle(inc)]
 
     def close(self, incident: str, reason: str, at: float) -> list[Transition]:
         inc = self._get_open(incident)
         inc.closed_at = at
         inc.pending.clear()
-        return [Transition(incident, Kind.CLOSED, at, inc.state(), {"reason": reason})]
+        return [Transition(incident, Kind.CLOSED, at, inc.state(), ClosedDetail(reason))]
 
     # ---- observations --------------------------------------------------------------
 
@@ -204,12 +131,7 @@ class Engine:
             if not inc.covers(gap.source):
                 continue
             inc.gaps += 1
-            detail = {
-                "source": gap.source,
-                "start": gap.start,
-                "end": gap.end,
-                "reason": gap.reason,
-            }
+            detail = GapDetail(gap.source, gap.start, gap.end, gap.reason)
             out.append(Transition(inc.id, Kind.GAP, gap.start, inc.state(), detail))
             out += self._add_break(inc, brk)
         return out
@@ -229,11 +151,11 @@ class Engine:
             lagging = self._lagging(inc, now)
             if lagging and not inc.blind:
                 inc.blind = lagging
-                out.append(Transition(inc.id, Kind.BLIND, now, inc.state(), {"sources": list(lagging)}))
+                out.append(Transition(inc.id, Kind.BLIND, now, inc.state(), SourcesDetail(lagging)))
             elif not lagging and inc.blind:
                 was = inc.blind
                 inc.blind = ()
-                out.append(Transition(inc.id, Kind.RECOVERED, now, inc.state(), {"sources": list(was)}))
+                out.append(Transition(inc.id, Kind.RECOVERED, now, inc.state(), SourcesDetail(was)))
             elif lagging != inc.blind:
                 inc.blind = lagging
         return out
@@ -270,44 +192,44 @@ class Engine:
 
     # ---- persistence ---------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> EngineState:
         """Everything needed to continue after a restart, as JSON-safe values."""
-        incidents = []
-        for inc in self._incidents.values():
-            d = asdict(inc)
-            d["pending"] = [[b.start, b.end, b.source, b.rule, b.message] for b in inc.pending]
-            d["last_error"] = asdict(inc.last_error) if inc.last_error else None
-            for key in ("streak_start", "last_break_end"):
-                d[key] = None if math.isinf(d[key]) else d[key]
-            incidents.append(d)
-        return {"version": 1, "watermarks": self._watermarks, "incidents": incidents}
+        return {
+            "version": STATE_VERSION,
+            "watermarks": dict(self._watermarks),
+            "incidents": [inc.to_state() for inc in self._incidents.values()],
+        }
 
     @classmethod
-    def restore(cls, snap: dict[str, object], *, blind_after: float, sources: Iterable[str] = ()) -> Engine:
+    def restore(
+        cls, snap: Mapping[str, object], *, blind_after: float, sources: Iterable[str] = ()
+    ) -> Engine:
+        """The engine `snapshot()` saved; ValueError when it is not a snapshot this version wrote."""
+        if snap.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"the saved engine state has version {snap.get('version')!r}; this watcher reads "
+                f"version {STATE_VERSION}"
+            )
         eng = cls(blind_after=blind_after, sources=sources)
-        eng._watermarks.update(snap["watermarks"])  # type: ignore[call-overload]
-        for d in snap["incidents"]:  # type: ignore[attr-defined]
-            if d["closed_at"] is not None:
-                continue  # history: the store keeps closed incidents and their timelines
-            d = dict(d)
-            d["scope"] = tuple(d["scope"])
-            d["blind"] = tuple(d["blind"])
-            d["pending"] = [Break(*p) for p in d["pending"]]
-            d["last_error"] = ErrorEvent(**d["last_error"]) if d["last_error"] else None
-            for key in ("streak_start", "last_break_end"):
-                d[key] = -math.inf if d[key] is None else d[key]
-            eng._incidents[d["id"]] = _Incident(**d)
+        marks = snap.get("watermarks")
+        for name, mark in marks.items() if isinstance(marks, Mapping) else ():
+            eng._watermarks[str(name)] = float(mark) if isinstance(mark, int | float) else None
+        listed = snap.get("incidents")
+        for item in listed if isinstance(listed, list) else []:
+            inc = Incident.from_state(item)
+            if inc.closed_at is None:  # closed ones are history: the store keeps them and their timelines
+                eng._incidents[inc.id] = inc
         return eng
 
     # ---- the rule ------------------------------------------------------------------
 
-    def _add_break(self, inc: _Incident, brk: Break) -> list[Transition]:
+    def _add_break(self, inc: Incident, brk: Break) -> list[Transition]:
         bisect.insort(inc.pending, brk)
         if len(inc.pending) > _COMPACT_AT:
-            _compact(inc)
+            compact(inc)
         return self._settle(inc)
 
-    def _settle(self, inc: _Incident) -> list[Transition]:
+    def _settle(self, inc: Incident) -> list[Transition]:
         """Apply, in time order, every pending break the scope's watermarks have passed."""
         verified = self._verified_to(inc)
         if verified is None:
@@ -321,7 +243,7 @@ class Engine:
             out.append(self._resolve(inc))
         return out
 
-    def _apply(self, inc: _Incident, brk: Break) -> list[Transition]:
+    def _apply(self, inc: Incident, brk: Break) -> list[Transition]:
         out: list[Transition] = []
         if self._streak_complete(inc, brk.start, inclusive=False):
             out.append(self._resolve(inc))
@@ -329,12 +251,7 @@ class Engine:
         if inc.mitigated_at is None or brk.end <= inc.streak_start:
             return out  # before the streak started: it has no effect on it
         inc.streak_start = brk.end
-        detail = {
-            "source": brk.source,
-            "rule": brk.rule,
-            "message": brk.message,
-            "streak_start": brk.end,
-        }
+        detail = BreakDetail(brk.source, brk.rule, brk.message, brk.end)
         if inc.resolved_at is not None:
             inc.resolved_at = None
             inc.regressed = True
@@ -343,30 +260,25 @@ class Engine:
             out.append(Transition(inc.id, Kind.STREAK_RESET, brk.start, inc.state(), detail))
         return out
 
-    def _streak_complete(self, inc: _Incident, upto: float, *, inclusive: bool) -> bool:
+    def _streak_complete(self, inc: Incident, upto: float, *, inclusive: bool) -> bool:
         if inc.mitigated_at is None or inc.resolved_at is not None:
             return False
         end = inc.streak_start + inc.window
         return end <= upto if inclusive else end < upto
 
-    def _resolve(self, inc: _Incident) -> Transition:
+    def _resolve(self, inc: Incident) -> Transition:
         inc.resolved_at = inc.streak_start + inc.window
         inc.blind = ()
-        detail = {
-            "streak_start": inc.streak_start,
-            "window": inc.window,
-            "sources": list(self._in_scope(inc)),
-            "lines": inc.lines,
-        }
+        detail = ResolvedDetail(inc.streak_start, inc.window, self._in_scope(inc), inc.lines)
         return Transition(inc.id, Kind.RESOLVED, inc.resolved_at, inc.state(), detail)
 
-    def _lagging(self, inc: _Incident, now: float) -> tuple[str, ...]:
+    def _lagging(self, inc: Incident, now: float) -> tuple[str, ...]:
         scope = self._in_scope(inc)
         if not scope:
             return ("(no source matches the scope)",)
         return tuple(s for s in scope if (wm := self._watermarks[s]) is None or now - wm > self.blind_after)
 
-    def _verified_to(self, inc: _Incident) -> float | None:
+    def _verified_to(self, inc: Incident) -> float | None:
         scope = self._in_scope(inc)
         if not scope:
             return None
@@ -375,37 +287,20 @@ class Engine:
             return None
         return min(m for m in marks if m is not None)
 
-    def _in_scope(self, inc: _Incident) -> tuple[str, ...]:
+    def _in_scope(self, inc: Incident) -> tuple[str, ...]:
         cached = self._scope_cache.get(inc.id)
         if cached is None:
             cached = tuple(s for s in self._watermarks if inc.covers(s))
             self._scope_cache[inc.id] = cached
         return cached
 
-    def _open(self) -> list[_Incident]:
+    def _open(self) -> list[Incident]:
         return [i for i in self._incidents.values() if i.closed_at is None]
 
-    def _get_open(self, incident: str) -> _Incident:
+    def _get_open(self, incident: str) -> Incident:
         inc = self._incidents.get(incident)
         if inc is None:
             raise KeyError(f"no incident {incident}")
         if inc.closed_at is not None:
             raise ValueError(f"incident {incident} is closed")
         return inc
-
-
-def _compact(inc: _Incident) -> None:
-    """Drop error breaks that cannot change the verdict.
-
-    An error strictly between two breaks p and n with `n.start - p.end <= window`
-    changes nothing: no full window fits between p and n either way, and the
-    streak after n starts at n's end regardless.
-    """
-    kept: list[Break] = []
-    pending = inc.pending
-    for i, brk in enumerate(pending):
-        between = 0 < i < len(pending) - 1
-        if between and brk.rule is not None and pending[i + 1].start - kept[-1].end <= inc.window:
-            continue
-        kept.append(brk)
-    inc.pending = kept

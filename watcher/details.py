@@ -1,0 +1,181 @@
+"""What each timeline entry says: one frozen dataclass per kind of entry.
+
+The engine's transitions and the daemon's notes carry one of these; the store keeps
+it as JSON (`to_json`), and whoever reads a timeline row or an outbox payload back
+gets the dataclass again (`from_json`), so no module reads a detail by string key.
+`from_json` takes what it knows and fills the rest with defaults: rows written by
+an older watcher still read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from watcher.events import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedDetail:
+    title: str = ""
+    scope: tuple[str, ...] = ()
+    window: float = 0.0
+    sources: tuple[str, ...] = ()
+    """The sources the scope matched when the incident opened."""
+
+
+@dataclass(frozen=True, slots=True)
+class MitigatedDetail:
+    action: str = ""
+    streak_start: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakDetail:
+    """An error or a gap that broke the streak (`streak_reset`) or a resolution (`regressed`)."""
+
+    source: str = ""
+    rule: str | None = None
+    """The error rule; None for a gap."""
+    message: str = ""
+    streak_start: float | None = None
+    """Where the streak starts again: the end of the break."""
+
+
+@dataclass(frozen=True, slots=True)
+class GapDetail:
+    source: str = ""
+    start: float | None = None
+    end: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesDetail:
+    """The sources an incident cannot see (`blind`) or sees again (`recovered`)."""
+
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedDetail:
+    streak_start: float | None = None
+    window: float = 0.0
+    sources: tuple[str, ...] = ()
+    lines: int = 0
+    """Lines read in scope since the mitigation: the evidence."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedDetail:
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDownDetail:
+    source: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecreatedDetail:
+    source: str = ""
+    text: str = ""
+    old_image: str = ""
+    new_image: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDetail:
+    file: str = ""
+    path: str = ""
+    bytes: int = 0
+    sha256: str = ""
+    complete: bool = True
+    missing: tuple[str, ...] = ()
+    reason: str = ""
+    trigger: str = ""
+    source: str | None = None
+    """The source whose event triggered it (a stopped container); None for a requested one."""
+
+
+Detail = (
+    OpenedDetail
+    | MitigatedDetail
+    | BreakDetail
+    | GapDetail
+    | SourcesDetail
+    | ResolvedDetail
+    | ClosedDetail
+    | SourceDownDetail
+    | RecreatedDetail
+    | SnapshotDetail
+)
+
+DETAILS: Mapping[Kind, type[Detail]] = {
+    Kind.OPENED: OpenedDetail,
+    Kind.MITIGATED: MitigatedDetail,
+    Kind.STREAK_RESET: BreakDetail,
+    Kind.REGRESSED: BreakDetail,
+    Kind.GAP: GapDetail,
+    Kind.BLIND: SourcesDetail,
+    Kind.RECOVERED: SourcesDetail,
+    Kind.RESOLVED: ResolvedDetail,
+    Kind.CLOSED: ClosedDetail,
+    Kind.SOURCE_DOWN: SourceDownDetail,
+    Kind.RECREATED: RecreatedDetail,
+    Kind.SNAPSHOT: SnapshotDetail,
+}
+"""The detail class of every kind of timeline entry."""
+
+
+def to_json(detail: Detail) -> dict[str, object]:
+    """The detail as JSON-ready values (tuples become lists)."""
+    return {
+        f.name: list(v) if isinstance(v := getattr(detail, f.name), tuple) else v
+        for f in dataclasses.fields(detail)
+    }
+
+
+def from_json(kind: Kind, value: Mapping[str, object]) -> Detail:
+    """The detail of a `kind` entry from its JSON; unknown keys are ignored, missing ones defaulted."""
+    cls = DETAILS[kind]
+    kwargs: dict[str, typing.Any] = {}  # each value checked against its field's type
+    for name, convert in _CONVERTERS[cls].items():
+        if name in value:
+            converted = convert(value[name])
+            if converted is not _SKIP:
+                kwargs[name] = converted
+    return cls(**kwargs)
+
+
+_SKIP = object()
+
+
+def _converter(hint: object) -> typing.Callable[[object], object]:
+    """A JSON value of the hinted type, or _SKIP (the field keeps its default) when it is not one."""
+    if typing.get_origin(hint) is tuple:
+        return lambda v: tuple(str(x) for x in v) if isinstance(v, list) else _SKIP
+    allowed = typing.get_args(hint) or (hint,)
+    if float in allowed:
+        return lambda v: (
+            float(v)
+            if isinstance(v, int | float) and not isinstance(v, bool)
+            else (None if v is None and type(None) in allowed else _SKIP)
+        )
+    if int in allowed:
+        return lambda v: v if isinstance(v, int) and not isinstance(v, bool) else _SKIP
+    if bool in allowed:
+        return lambda v: v if isinstance(v, bool) else _SKIP
+    return lambda v: v if isinstance(v, str) or (v is None and type(None) in allowed) else _SKIP
+
+
+def _converters(cls: type[Detail]) -> dict[str, typing.Callable[[object], object]]:
+    """Per field, a function that checks a JSON value against the field's type."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+_CONVERTERS = {cls: _converters(cls) for cls in set(DETAILS.values())}
