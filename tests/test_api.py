@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from watcher.daemon.api import MAX_BODY, ApiServer
 from watcher.daemon.token import load_or_create_token, read_token
-from watcher.errors import DaemonError
+from watcher.errors import DaemonError, IncidentClosed, IncidentExists, IncidentNotFound
 from watcher.metrics import Metrics
 from watcher.snapshot.command import Request
 
@@ -38,14 +38,14 @@ class FakeControl:
         self, incident: str, title: str, scope: list[str], window: float | None, by: str
     ) -> dict[str, object]:
         if incident in self.incidents:
-            raise FileExistsError(f"incident {incident} is already open")
+            raise IncidentExists(f"incident {incident} is already open")
         self.incidents[incident] = {"title": title, "scope": scope, "window": window, "closed": False}
         self.calls.append(("open", incident, by))
         return {"id": incident, "title": title, "scope": scope, "window": window}
 
     async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]:
         if self._get(incident)["closed"]:
-            raise ValueError(f"incident {incident} is closed; open a new one")
+            raise IncidentClosed(f"incident {incident} is closed; open a new one")
         self.calls.append(("mitigate", incident, action, by))
         return {"id": incident, "action": action}
 
@@ -67,7 +67,7 @@ class FakeControl:
 
     def _get(self, incident: str) -> dict[str, Any]:
         if incident not in self.incidents:
-            raise KeyError(incident)  # a bare key, as dict lookups raise it
+            raise IncidentNotFound(f"no incident named {incident}")
         return self.incidents[incident]
 
 
@@ -278,7 +278,7 @@ class TestIncidentRoutes:
         assert await call(api, "GET", path + "/timeline") == expected
 
     async def test_mitigate_closed_is_400(self, api: Api) -> None:
-        """A ValueError from the daemon (mitigating a closed incident) is 400 with its sentence."""
+        """IncidentClosed from the daemon (mitigating a closed incident) is 400 with its sentence."""
         await open_p1(api)
         assert (
             await call(api, "POST", "/api/v1/incidents/P1-gw/close", json={"reason": "dup"}, headers=AUTH)

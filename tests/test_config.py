@@ -8,6 +8,7 @@ import pytest
 
 from watcher import config
 from watcher.errors import ConfigError
+from watcher.sources.registry import source_names
 from watcher.times import format_duration, format_time, parse_duration, parse_time
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "watcher.toml"
@@ -57,7 +58,7 @@ class TestLoad:
     def test_documented_example_is_valid(self) -> None:
         """config/watcher.toml, the documented default, loads as it is."""
         settings = config.load(EXAMPLE)
-        assert settings.source_names() == ["cloud", "gw", "edge"]
+        assert source_names(settings) == ["cloud", "gw", "edge"]
         assert settings.resolution.window == 900
 
     def test_environment_wins_over_the_file(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,7 +91,7 @@ class TestLoad:
         """hosts = [a, b] gives sources gw/a and gw/b."""
         path = tmp_path / "c.toml"
         path.write_text('[[sources]]\nname="gw"\nkind="journal"\nhosts=["a","b"]\nknown_hosts="/k"\n')
-        assert config.load(path).source_names() == ["gw/a", "gw/b"]
+        assert source_names(config.load(path)) == ["gw/a", "gw/b"]
 
     def test_unknown_keys_and_duplicates(self, tmp_path: Path) -> None:
         """Typos and duplicate names are reported with their position."""

@@ -46,18 +46,18 @@ async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_p
     made = []
     try:
         async with running(settings(tmp_path, docker_engine, name)) as daemon:
-            await daemon.open_incident("P1-dock", "api down", ["cloud/*"], None, "test")
+            await daemon.commands.open_incident("P1-dock", "api down", ["cloud/*"], None, "test")
             # stderr only: a stream other than the first must be counted on its own
             script = "trap 'exit 0' TERM; echo ERROR boom >&2; sleep 1000"
             made.append(dc.containers.run(IMAGE, ["sh", "-c", script], name=name, detach=True))
 
             async def errors_counted() -> bool:
-                st = daemon.engine.status("P1-dock")
+                st = daemon.pipeline.engine.status("P1-dock")
                 counted = daemon.registry.get_sample_value("watcher_source_lines_total", {"source": sub})
                 return st.errors == 1 and counted == 1.0
 
             await wait_until(errors_counted, what="the error counted under the sub-source")
-            last = daemon.engine.status("P1-dock").last_error
+            last = daemon.pipeline.engine.status("P1-dock").last_error
             assert last is not None and (last.source, last.stream) == (sub, "stderr")
 
             made[0].stop(timeout=1)

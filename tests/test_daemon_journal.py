@@ -95,7 +95,7 @@ class TestJournalThroughTheDaemon:
 
             sshd.start()
             await wait_until(lambda: state_is("resolved"), what="resolved from the backlog")
-            stats = daemon.sources[name].scanner.stats
+            stats = daemon.pipeline.sources[name].scanner.stats
             assert stats.lines == 21  # the error and 20 numbered lines, each once
             kinds = [e["kind"] for e in await timeline_events(client)]
         assert "blind" in kinds and "resolved" in kinds and "source_down" in kinds

@@ -16,7 +16,7 @@ import pytest
 
 from watcher import details
 from watcher.details import MitigatedDetail, SnapshotDetail, SourceDownDetail
-from watcher.errors import StoreError
+from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound, StoreError
 from watcher.events import Kind, State, Transition
 from watcher.store import SCHEMA_VERSION, MitigationRow, Store
 
@@ -163,7 +163,7 @@ class TestIncidents:
     def test_duplicate(self, store: Store) -> None:
         """Creating an id twice is refused and says the incident exists."""
         store.create_incident("P1-a", "one", [], 900.0, 10.0, "ana")
-        with pytest.raises(StoreError, match="P1-a already exists"):
+        with pytest.raises(IncidentExists, match="P1-a already exists"):
             store.create_incident("P1-a", "two", [], 900.0, 20.0, "bo")
         assert store.incident("P1-a").title == "one"  # type: ignore[union-attr]
 
@@ -187,16 +187,16 @@ class TestIncidents:
         inc = store.incident("P1-a")
         assert inc is not None
         assert (inc.closed_at, inc.close_reason, inc.closed_by) == (50.0, "fixed", "bo")
-        with pytest.raises(StoreError, match="already closed"):
+        with pytest.raises(IncidentClosed, match="P1-a is closed"):
             store.add_mitigation("P1-a", 60.0, "late", "bo")
-        with pytest.raises(StoreError, match="already closed"):
+        with pytest.raises(IncidentClosed, match="P1-a is closed"):
             store.close_incident("P1-a", 60.0, None, "bo")
 
     def test_unknown(self, store: Store) -> None:
         """Mitigating or closing an unknown incident is refused by name."""
-        with pytest.raises(StoreError, match="no incident P1-x"):
+        with pytest.raises(IncidentNotFound, match="no incident P1-x"):
             store.add_mitigation("P1-x", 1.0, "a", "b")
-        with pytest.raises(StoreError, match="no incident P1-x"):
+        with pytest.raises(IncidentNotFound, match="no incident P1-x"):
             store.close_incident("P1-x", 1.0, None, "b")
 
 

@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from watcher.classify.lines import Format
 from watcher.errors import ConfigError
 from watcher.events import ANNOUNCED
-from watcher.names import in_scope, subsource
+from watcher.names import in_scope
 from watcher.notify import messages
 from watcher.times import parse_duration, positive_duration
 
@@ -193,9 +193,6 @@ class JournalSourceConfig(_SourceBase):
             raise ValueError(f"host_users names hosts not in hosts: {', '.join(sorted(unknown))}")
         return self
 
-    def source_names(self) -> list[str]:
-        return [subsource(self.name, h) for h in self.hosts] if self.hosts else [self.name]
-
 
 class FileSourceConfig(_SourceBase):
     kind: Literal["file"]
@@ -297,12 +294,6 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("\n".join(problems))
         return self
-
-    def source_names(self) -> list[str]:
-        names: list[str] = []
-        for src in self.sources:
-            names += src.source_names() if isinstance(src, JournalSourceConfig) else [src.name]
-        return names
 
 
 def _duplicates(section: str, names: Sequence[str]) -> list[str]:

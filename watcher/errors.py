@@ -8,6 +8,10 @@ WatcherError
  ├── StoreError     the state store cannot be opened or is from a newer version
  ├── DaemonError    the daemon is not running or refused a request
  │    └── DaemonNotRunning  nothing answers on the daemon's address
+ ├── IncidentError  a command names an incident that cannot take it
+ │    ├── IncidentNotFound  no incident has that id
+ │    ├── IncidentExists    opening an id that is taken
+ │    └── IncidentClosed    changing an incident that is closed
  ├── NotifyError    a webhook could not be reached
  └── SnapshotError  an evidence snapshot cannot be written, or does not verify
 
@@ -46,6 +50,22 @@ class DaemonError(WatcherError):
 
 
 class DaemonNotRunning(DaemonError):
+    pass
+
+
+class IncidentError(WatcherError):
+    pass
+
+
+class IncidentNotFound(IncidentError):
+    pass
+
+
+class IncidentExists(IncidentError):
+    pass
+
+
+class IncidentClosed(IncidentError):
     pass
 
 

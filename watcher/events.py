@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from watcher.details import Detail
+    from watcher.snapshot.collect import Job
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +71,20 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
-class ContainerStopped:
-    """Docker reported `kill`, `stop` or `die` for a watched container: snapshot it before removal."""
+class Stopped:
+    """Something watched stopped (Docker's `kill`/`stop`/`die`): snapshot it now, before removal.
+
+    `job` collects its evidence, bound to the connection the source holds; `subject`
+    (a container id) is what repeated stops are recognised by."""
 
     source: str
-    container: str
+    subject: str
     action: str
     at: float
+    job: Job
 
 
-SourceEvent = Chunk | Watermark | Gap | SourceDown | Note | ContainerStopped
+SourceEvent = Chunk | Watermark | Gap | SourceDown | Note | Stopped
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 from watcher import details
 from watcher.details import Detail
-from watcher.errors import StoreError
+from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound, StoreError
 from watcher.events import Kind, Transition
 
 DB_NAME = "watcher.db"
@@ -289,7 +289,7 @@ class Store:
     ) -> IncidentRow:
         with self.transaction():
             if self._query("SELECT 1 FROM incidents WHERE id = ?", (id,)):
-                raise StoreError(f"incident {id} already exists; choose another id")
+                raise IncidentExists(f"incident {id} already exists")
             self._conn.execute(
                 "INSERT INTO incidents (id, title, scope, window_s, opened_at, opened_by)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -297,16 +297,23 @@ class Store:
             )
         return IncidentRow(id, title, tuple(scope), window, opened_at, None, None, (), opened_by)
 
-    def _require_open(self, id: str) -> None:
-        rows = self._query("SELECT closed_at FROM incidents WHERE id = ?", (id,))
-        if not rows:
-            raise StoreError(f"no incident {id}; `watcher status` lists them")
-        if rows[0][0] is not None:
-            raise StoreError(f"incident {id} is already closed")
+    def require(self, id: str) -> IncidentRow:
+        """The incident `id`; IncidentNotFound when there is none."""
+        row = self.incident(id)
+        if row is None:
+            raise IncidentNotFound(f"no incident {id}")
+        return row
+
+    def require_open(self, id: str) -> IncidentRow:
+        """The incident `id` if it is open: the one place that decides it."""
+        row = self.require(id)
+        if row.closed_at is not None:
+            raise IncidentClosed(f"incident {id} is closed")
+        return row
 
     def add_mitigation(self, id: str, at: float, action: str, by: str) -> MitigationRow:
         with self.transaction():
-            self._require_open(id)
+            self.require_open(id)
             self._conn.execute(
                 "INSERT INTO mitigations (incident, at, action, actor) VALUES (?, ?, ?, ?)",
                 (id, at, action, by),
@@ -315,7 +322,7 @@ class Store:
 
     def close_incident(self, id: str, at: float, reason: str | None, by: str) -> None:
         with self.transaction():
-            self._require_open(id)
+            self.require_open(id)
             self._conn.execute(
                 "UPDATE incidents SET closed_at = ?, close_reason = ?, closed_by = ? WHERE id = ?",
                 (at, reason, by, id),

@@ -16,14 +16,31 @@ from tests.dockerd import IMAGE, Dockerd
 from tests.snapshot.helpers import manifest, members
 from watcher import config
 from watcher.events import Trigger
+from watcher.snapshot.collect import SnapshotResult, take
 from watcher.snapshot.command import Request, take_configured
-from watcher.snapshot.manifest import verify
-from watcher.sources.docker.snapshot import snapshot_containers
+from watcher.snapshot.manifest import Meta, verify
+from watcher.sources.docker.snapshot import container_job
 from watcher.times import parse_time
 
 pytestmark = pytest.mark.docker
 
 SCRIPT = "for i in 1 2 3; do echo out $i; echo err $i >&2; done"
+
+
+def snapshot_containers(
+    client: docker.DockerClient,
+    containers: list[tuple[str, str]],
+    *,
+    state_dir: Path,
+    incident: str | None,
+    reason: str,
+    since: float | None,
+    until: float | None,
+    trigger: Trigger,
+) -> SnapshotResult:
+    """A snapshot of (sub-source, container id) pairs, as the daemon's container-stop trigger takes one."""
+    meta = Meta(time.time(), "test@host", trigger, incident, reason, [s for s, _ in containers], since, until)
+    return take(state_dir, [container_job(client, s, cid, since, until) for s, cid in containers], meta)
 
 
 @pytest.fixture

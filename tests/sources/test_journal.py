@@ -16,9 +16,10 @@ from tests.fake_gateway import FakeGateway, FakeJournal, loopback_addresses
 from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
 from watcher.config import JournalSourceConfig, Settings
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
-from watcher.sources import Source, build_sources
+from watcher.sources import BuildContext, Source
 from watcher.sources.journal.source import JournalSource, cursor_time
 from watcher.sources.journal.stream import HEARTBEAT, Start, catch_up_script, follow_script
+from watcher.sources.registry import build_sources
 
 pytestmark = pytest.mark.journal
 
@@ -314,7 +315,7 @@ class TestFakeGateway:
                 fake_config(gw).model_copy(update={"hosts": addresses, "max_handshakes": 3}),
             ]
         )
-        built = [src for src, _ in build_sources(settings)]
+        built = build_sources(settings, BuildContext(settings.max_line_bytes, time.time))
         readers = [Reader(src) for src in built]
         try:
             async with asyncio.TaskGroup() as tg:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import BinaryIO, Literal
 
 from watcher.classify import framing
@@ -83,12 +84,13 @@ def _reader(
 
 
 class StreamScanner:
-    """The same engines for a live byte source (the daemon's files): feed whole lines as they come.
+    """The same engines for a live byte source (the daemon's sources): feed whole lines as they come.
 
     The format and whether the source is timed are decided from the first data fed, as
     classify_stream decides them from a file's first 64 KiB. A source with its own
     timestamp_field or timestamp_format goes through the reference engine, because the
-    fast scanner recognises a line's own time by the standard shapes only.
+    fast scanner recognises a line's own time by the standard shapes only. `stream`
+    names a further byte stream of the source (a container's stderr) in its events.
     """
 
     def __init__(
@@ -100,12 +102,13 @@ class StreamScanner:
         timestamp_field: str | None = None,
         timestamp_format: str | None = None,
         max_line_bytes: int,
-        emit: Callable[[ErrorEvent], None],
+        stream: str = "",
     ) -> None:
         self._source, self._rules, self._fmt = source, rules, fmt
         self._time = (timestamp_field, timestamp_format)
         self._max = max_line_bytes
-        self._emit = emit
+        self._stream = stream
+        self._found: list[ErrorEvent] = []
         self._engine: Engine = "reference" if timestamp_field or timestamp_format else "auto"
         self._reader: _Reference | _Fast | None = None
         self.stats = ClassifyStats(
@@ -113,16 +116,21 @@ class StreamScanner:
             ignored_by_rule=dict.fromkeys(rules.ignore_names, 0),
         )
 
-    def feed(self, data: bytes) -> None:
-        """Whole lines (`data` ends with a newline)."""
+    def feed(self, data: bytes) -> list[ErrorEvent]:
+        """Whole lines (`data` ends with a newline); the error events they completed, in order."""
         if self._reader is None:
             head = data[:SNIFF]
             parser = LineParser(sniff_format(head) if self._fmt == "auto" else self._fmt, *self._time)
             clf = SourceClassifier(self._source, self._rules, parser, timed=_is_timed(head, parser, True))
-            self._reader = _reader(clf, self._engine, self._max, self._emit)
+            self._reader = _reader(clf, self._engine, self._max, self._found.append)
             self.stats = clf.stats
         self._reader.feed(data)
         self.stats.bytes += len(data)
+        found = self._found.copy()  # the reader holds this list's append
+        self._found.clear()
+        if self._stream:
+            return [replace(e, stream=self._stream) for e in found]
+        return found
 
 
 def _run(

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 def check_config(config_file: ConfigOpt = None) -> None:
     """Validate the config and reach each source; exit 1 with one line per problem."""
     from watcher.cli import checks
+    from watcher.sources.registry import source_names
 
     path = config_path(config_file)
     settings = config.load(path)
@@ -53,7 +54,7 @@ def check_config(config_file: ConfigOpt = None) -> None:
         err.print(f"[yellow]warning[/yellow]: {escape(warning)}")
     if report.problems:
         raise ConfigError(report.problems)
-    names = ", ".join(settings.source_names()) or "none"
+    names = ", ".join(source_names(settings)) or "none"
     out.print(f"{path or 'built-in defaults'}: ok ({len(settings.rules)} rules; sources: {names})")
 
 

@@ -22,7 +22,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from watcher.daemon.token import load_or_create_token, read_token
-from watcher.errors import DaemonError
+from watcher.errors import (
+    DaemonError,
+    IncidentClosed,
+    IncidentExists,
+    IncidentNotFound,
+    InputError,
+    SnapshotError,
+)
 from watcher.events import Trigger
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
@@ -40,12 +47,11 @@ log = logging.getLogger(__name__)
 
 
 class Control(Protocol):
-    """What the API asks of the daemon.
+    """What the API asks of the daemon (watcher.daemon.commands.Commands).
 
-    Methods raise KeyError for an unknown incident (404), ValueError for input
-    the daemon refuses, such as mitigating a closed incident (400), and
-    FileExistsError when opening an id that exists (409). A sentence in the
-    exception's first argument is passed to the user as is.
+    Methods raise IncidentNotFound (404), IncidentExists (409), and IncidentClosed,
+    SnapshotError or InputError for a request the daemon refuses (400); the
+    exception's sentence is passed to the user as is.
     """
 
     def status(self) -> dict[str, object]: ...
@@ -201,7 +207,7 @@ class ApiServer:
         if not isinstance(scope, list) or not all(isinstance(g, str) and g for g in scope):
             raise _Refused(400, 'scope must be a list of source-name globs such as ["gw/*"]')
         window = _window(body.get("window"))
-        with _control_errors(incident):
+        with _control_errors():
             result = await self._control.open_incident(incident, title, scope, window, _by(request))
         return web.json_response(result, status=201)
 
@@ -209,7 +215,7 @@ class ApiServer:
         incident = _incident_id(request.match_info["id"], "incident id")
         body = await _json_body(request, required=("action",), optional=())
         action = _text(body["action"], "action")
-        with _control_errors(incident):
+        with _control_errors():
             result = await self._control.mitigate(incident, action, _by(request))
         return web.json_response(result, status=201)
 
@@ -217,13 +223,13 @@ class ApiServer:
         incident = _incident_id(request.match_info["id"], "incident id")
         body = await _json_body(request, required=(), optional=("reason",))
         reason = _text(body["reason"], "reason", empty_ok=True) if "reason" in body else ""
-        with _control_errors(incident):
+        with _control_errors():
             result = await self._control.close(incident, reason, _by(request))
         return web.json_response(result)
 
     async def _get_timeline(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"], "incident id")
-        with _control_errors(incident):
+        with _control_errors():
             result = self._control.timeline(incident)
         return web.json_response(result)
 
@@ -246,7 +252,7 @@ class ApiServer:
             raise _Refused(400, "redact must be true or false")
         if trigger not in (Trigger.MANUAL, Trigger.THEN):
             raise _Refused(400, 'trigger must be "manual" or "then"')
-        with _control_errors(incident or "-"):
+        with _control_errors():
             req = Request(reason, incident, tuple(scope), since, until, redact, Trigger(str(trigger)))
             result = await self._control.snapshot(req, _by(request))
         return web.json_response(result, status=201)
@@ -261,22 +267,16 @@ def _epoch(value: object, what: str) -> float | None:
 
 
 @contextlib.contextmanager
-def _control_errors(incident: str) -> Iterator[None]:
+def _control_errors() -> Iterator[None]:
     """Turn the Control protocol's exceptions into HTTP answers; anything else is a bug (500)."""
     try:
         yield
-    except KeyError as exc:
-        raise _Refused(404, _sentence(exc, f"no incident named {incident}")) from None
-    except FileExistsError as exc:
-        raise _Refused(409, _sentence(exc, f"incident {incident} already exists")) from None
-    except ValueError as exc:
-        raise _Refused(400, _sentence(exc, f"incident {incident} refused the request")) from None
-
-
-def _sentence(exc: BaseException, fallback: str) -> str:
-    # KeyError("P1-x") carries just the key; only a message with words in it is shown as is.
-    first = exc.args[0] if exc.args else None
-    return first if isinstance(first, str) and " " in first.strip() else fallback
+    except IncidentNotFound as exc:
+        raise _Refused(404, str(exc)) from None
+    except IncidentExists as exc:
+        raise _Refused(409, str(exc)) from None
+    except (IncidentClosed, SnapshotError, InputError) as exc:
+        raise _Refused(400, str(exc)) from None
 
 
 async def _json_body(

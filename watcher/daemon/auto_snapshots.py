@@ -1,8 +1,9 @@
-"""The daemon's container-stop snapshots: taken the moment Docker reports kill/stop/die.
+"""The daemon's own evidence snapshots: taken the moment a source reports something stopped.
 
-Each runs `snapshot_containers` in a worker thread while the pipeline goes on; a
-container that keeps dying is snapshotted at most once per `every` seconds, so a
-crash loop cannot fill the disk.
+A `Stopped` event (Docker's kill/stop/die of a watched container) carries the job
+that collects its evidence; each runs in a worker thread while the pipeline goes
+on. A subject that keeps stopping is snapshotted at most once per `every` seconds,
+so a crash loop cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import docker
 from docker.errors import DockerException
 
 from watcher.details import Detail
 from watcher.errors import WatcherError
-from watcher.events import ContainerStopped, Kind, Trigger
+from watcher.events import Kind, Stopped, Trigger
 from watcher.metrics import Metrics
-from watcher.sources.docker.snapshot import snapshot_containers
+from watcher.names import default_user
+from watcher.snapshot.collect import take
+from watcher.snapshot.manifest import Meta
 
 log = logging.getLogger(__name__)
 
@@ -37,53 +39,47 @@ class AutoSnapshots:
         state_dir: Path,
         *,
         metrics: Metrics,
-        client_for: Callable[[str], docker.DockerClient | None],
         covering: Callable[[str], list[str]],
         note: Note,
         every: float = EVERY,
     ) -> None:
         self._state_dir = state_dir
         self._metrics = metrics
-        self._client_for = client_for
         self._covering = covering
         self._note = note
         self._every = every
         self._tasks: set[asyncio.Task[None]] = set()  # hard references until each is done
-        self._last: dict[str, float] = {}  # container id -> monotonic time of its last snapshot
+        self._last: dict[str, float] = {}  # subject -> monotonic time of its last snapshot
 
-    def container_stopped(self, event: ContainerStopped) -> None:
+    def stopped(self, event: Stopped) -> None:
         now = time.monotonic()
-        last = self._last.get(event.container)
+        last = self._last.get(event.subject)
         if last is not None and now - last < self._every:
             log.info("%s: %s again; snapshotted %.0fs ago", event.source, event.action, now - last)
             return
-        self._last[event.container] = now
+        self._last[event.subject] = now
         task = asyncio.create_task(self._take(event), name=f"snapshot {event.source}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _take(self, event: ContainerStopped) -> None:
-        log.info("%s: container %s got %s: snapshot", event.source, event.container[:12], event.action)
-        client = self._client_for(event.source)
-        if client is None:
-            log.error("%s: no snapshot of %s: the engine is unreachable", event.source, event.container[:12])
-            return
+    async def _take(self, event: Stopped) -> None:
+        log.info("%s: %s got %s: snapshot", event.source, event.subject[:12], event.action)
         incidents = self._covering(event.source)
         reason = f"container {event.action}"
+        meta = Meta(
+            created_at=time.time(),
+            by=default_user(),
+            trigger=Trigger.CONTAINER_STOP,
+            incident=incidents[0] if incidents else None,
+            reason=reason,
+            scope=[event.source],
+            since=None,
+            until=None,
+        )
         try:
-            result = await asyncio.to_thread(
-                snapshot_containers,
-                client,
-                [(event.source, event.container)],
-                state_dir=self._state_dir,
-                incident=incidents[0] if incidents else None,
-                reason=reason,
-                since=None,
-                until=None,
-                trigger=Trigger.CONTAINER_STOP,
-            )
+            result = await asyncio.to_thread(take, self._state_dir, [event.job], meta)
         except (WatcherError, DockerException, OSError) as exc:
-            log.error("%s: snapshot of %s failed: %s", event.source, event.container[:12], exc)
+            log.error("%s: snapshot of %s failed: %s", event.source, event.subject[:12], exc)
             return
         self._metrics.snapshot(Trigger.CONTAINER_STOP)
         detail = result.note(reason=reason, trigger=Trigger.CONTAINER_STOP, source=event.source)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from watcher.classify.grouping import ClassifyStats
 from watcher.classify.stream import StreamScanner
 from watcher.sources import Source
-from watcher.sources.file.source import FileSource
 
 
 @dataclass
@@ -60,8 +59,7 @@ class SourceState:
         """Running totals: lines read, and lines per watcher_source_bad_lines_total reason."""
         stats = self.stats()
         totals = {"lines": stats.lines, "bad_utf8": stats.bad_utf8, "truncated": stats.truncated}
-        totals["copytruncate"] = 0
-        if isinstance(self.source, FileSource):  # lines it cut itself, and truncations it saw
-            totals["truncated"] += self.source.stats.lines_truncated
-            totals["copytruncate"] = self.source.stats.truncations_detected
+        own = self.source.counters()  # lines it cut itself, and truncations it saw
+        totals["truncated"] += own.truncated
+        totals["copytruncate"] = own.copytruncate
         return totals

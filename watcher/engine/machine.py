@@ -75,13 +75,11 @@ class Engine:
                 out += self._settle(inc)
         return out
 
-    # ---- incident commands ---------------------------------------------------------
+    # ---- incident commands (the daemon has checked that the incident exists and is open) ----
 
     def open(
         self, incident: str, title: str, scope: Sequence[str], window: float, at: float
     ) -> list[Transition]:
-        if incident in self._incidents:
-            raise ValueError(f"incident {incident} already exists")
         inc = Incident(incident, title, tuple(scope) or ("*",), window, at)
         self._incidents[incident] = inc
         detail = OpenedDetail(title, inc.scope, window, self._in_scope(inc))
@@ -89,7 +87,7 @@ class Engine:
 
     def mitigate(self, incident: str, action: str, at: float) -> list[Transition]:
         """The streak clock starts at the latest mitigation (or the last break after it)."""
-        inc = self._get_open(incident)
+        inc = self._incidents[incident]
         inc.mitigated_at = at
         inc.mitigations += 1
         inc.streak_start = max(at, inc.last_break_end)
@@ -99,7 +97,7 @@ class Engine:
         return [Transition(incident, Kind.MITIGATED, at, inc.state(), detail), *self._settle(inc)]
 
     def close(self, incident: str, reason: str, at: float) -> list[Transition]:
-        inc = self._get_open(incident)
+        inc = self._incidents[incident]
         inc.closed_at = at
         inc.pending.clear()
         return [Transition(incident, Kind.CLOSED, at, inc.state(), ClosedDetail(reason))]
@@ -296,11 +294,3 @@ class Engine:
 
     def _open(self) -> list[Incident]:
         return [i for i in self._incidents.values() if i.closed_at is None]
-
-    def _get_open(self, incident: str) -> Incident:
-        inc = self._incidents.get(incident)
-        if inc is None:
-            raise KeyError(f"no incident {incident}")
-        if inc.closed_at is not None:
-            raise ValueError(f"incident {incident} is closed")
-        return inc

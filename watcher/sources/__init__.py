@@ -1,53 +1,116 @@
-"""Sources: each is an async stream of lines, watermark advances, gaps and disconnects.
+"""Sources: the contract every kind of log source keeps (docker, journal, file).
 
-A source owns its reconnects and backoff; it raises only for configuration
-errors. Its stream carries everything the engine needs to know about it, so the
-daemon never guesses whether a quiet source is healthy: a `Watermark` is a
-promise that every line up to that time has been yielded.
+Two objects per kind, as Vector's SourceConfig builds a Source:
+
+- a `SourceKind` wraps one configured `[[sources]]` entry: the source names it
+  yields, the `Source`s it builds, its `check-config` probe and its snapshot
+  collector (registry.py picks the kind from the config's `kind`);
+- a `Source` is one running reader: an async stream of `Chunk`s, `Watermark`s,
+  `Gap`s, `SourceDown`s, notes and `Stopped` events, plus how its lines are scanned,
+  which sub-sources it names and what it counted itself.
+
+A source owns its reconnects and backoff; it raises only for configuration errors.
+Its health travels in its stream: a `Watermark` promises every line up to that time
+has been yielded (and means "up"), a `SourceDown` freezes it, so the daemon never
+guesses whether a quiet source is healthy.
+
+This module stays light (no docker SDK, no asyncssh): `watcher.config` and the CLI
+import names from here.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
-from watcher.config import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, Settings, SourceConfig
+from watcher.classify.lines import Format
 from watcher.events import SourceEvent
-from watcher.sources.docker.source import DockerSource
-from watcher.sources.file.source import FileSource
-from watcher.sources.journal.source import Fleet, JournalSource
+
+if TYPE_CHECKING:
+    from watcher.snapshot.collect import Job
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """How a source's lines are scanned: their format and which rules apply."""
+
+    fmt: Format = "auto"
+    timestamp_field: str | None = None
+    timestamp_format: str | None = None
+    rules: tuple[str, ...] | None = None
+    """Names of the rules that apply; None means every rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Damaged lines a source found itself, beyond what its scanner sees (running totals)."""
+
+    truncated: int = 0
+    """Lines it cut to max_line_bytes before handing them on."""
+    copytruncate: int = 0
+    """Truncations of a followed file it noticed (the copy's unread tail is lost)."""
 
 
 class Source(Protocol):
     name: str
+    scan: ScanOptions
 
     def read(self, after: str | None) -> AsyncIterator[SourceEvent]:
-        """Yield forever, resuming after cursor `after` (None: from the configured start).
-
-        A source with `subsources = True` (docker) names its events `<name>/<leaf>`;
-        its `after` is a JSON object of those sub-sources' cursors.
-        """
+        """Yield forever, resuming after cursor `after` (None: from the configured start)."""
         ...
 
+    def owns(self, name: str) -> bool:
+        """Whether `name` is one of the sub-sources this source's events may name (`cloud/api`)."""
+        ...
 
-def build_sources(
-    settings: Settings, *, clock: Callable[[], float] = time.time, since: float | None = None
-) -> list[tuple[Source, SourceConfig]]:
-    """One Source per configured source (a journal source with hosts is one per host).
+    def after(self, cursors: Mapping[str, str]) -> str | None:
+        """The `read()` start from the stored cursors of this source and of the sub-sources it owns."""
+        ...
 
-    `since` is where a source without a saved resume point starts, when it can go
-    back in time (journals): the earliest open incident's start; None means now.
-    """
-    built: list[tuple[Source, SourceConfig]] = []
-    for cfg in settings.sources:
-        if isinstance(cfg, FileSourceConfig):
-            built.append((FileSource(cfg, max_line_bytes=settings.max_line_bytes, clock=clock), cfg))
-        elif isinstance(cfg, JournalSourceConfig):
-            fleet = Fleet(len(cfg.hosts), cfg.max_handshakes)
-            hosts: list[str | None] = [*cfg.hosts] or [None]  # no hosts: the local journal
-            for host in hosts:
-                built.append((JournalSource(cfg, host, since=since, fleet=fleet, clock=clock), cfg))
-        elif isinstance(cfg, DockerSourceConfig):
-            built.append((DockerSource(cfg, max_line_bytes=settings.max_line_bytes, clock=clock), cfg))
-    return built
+    def counters(self) -> Counters: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What building a source needs beyond its own config."""
+
+    max_line_bytes: int
+    clock: Callable[[], float]
+    since: float | None = None
+    """Where a source without a resume point starts, when it can go back in time (journals):
+    the earliest open incident's start; None means now."""
+
+
+@dataclass
+class Findings:
+    """What `check-config` found: problems (exit 1) and warnings, one line each, naming the key."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: Findings) -> Findings:
+        self.problems += other.problems
+        self.warnings += other.warnings
+        return self
+
+
+class SourceKind(Protocol):
+    """One configured source of some kind: everything the rest of the watcher does with it."""
+
+    def names(self) -> list[str]:
+        """The source names it yields (a journal source's hosts); sub-sources appear at run time."""
+        ...
+
+    def build(self, ctx: BuildContext) -> list[Source]: ...
+
+    async def check(self, key: str) -> Findings:
+        """Reach it from here as the daemon would; `key` (`sources[2]`) prefixes every finding."""
+        ...
+
+    def snapshot_jobs(
+        self, scope: Sequence[str], since: float | None, until: float | None, stack: contextlib.ExitStack
+    ) -> list[Job]:
+        """Blocking: a collection job per source in `scope`; clients it opens close with `stack`."""
+        ...

@@ -9,7 +9,8 @@ the name, so incidents scoped `cloud/api` or `cloud/*` follow it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from watcher.config import DockerSourceConfig
 from watcher.names import subsource
@@ -52,3 +53,16 @@ def list_filters(cfg: DockerSourceConfig) -> dict[str, list[str]]:
     if cfg.compose_project is not None:
         labels.append(f"{PROJECT}={cfg.compose_project}")
     return {"label": labels} if labels else {}
+
+
+def selected_containers(
+    cfg: DockerSourceConfig, listed: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """(sub-source, container id) of the containers in a listing the source follows."""
+    chosen = []
+    for c in listed:
+        name = str((c.get("Names") or [""])[0]).lstrip("/")
+        labels = c.get("Labels") or {}
+        if selected(cfg, name, labels):
+            chosen.append((sub_source(cfg.name, name, labels), str(c["Id"])))
+    return chosen

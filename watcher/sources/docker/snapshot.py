@@ -14,21 +14,14 @@ id, restart count, state, exit code, health.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import docker
 from docker.errors import DockerException, NotFound
 
-from watcher.config import DockerSourceConfig
-from watcher.events import Trigger
-from watcher.names import default_user
 from watcher.snapshot.archive import Spool
-from watcher.snapshot.collect import Collection, Job, SnapshotResult, take
-from watcher.snapshot.manifest import Meta
-from watcher.sources.docker import names
+from watcher.snapshot.collect import Collection, Job
 from watcher.sources.docker.cursor import since_param
 from watcher.sources.docker.follow import LogStream
 from watcher.sources.docker.stream import STDERR, STDOUT
@@ -137,42 +130,3 @@ def scrubbed(info: Mapping[str, Any]) -> dict[str, Any]:
         config["Env"] = [f"{item.partition('=')[0]}={ENV_OMITTED}" for item in config["Env"]]
     out["Config"] = config
     return out
-
-
-def selected(cfg: DockerSourceConfig, containers: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """(sub-source, container id) of the listed containers the source follows, named as it names them."""
-    chosen = []
-    for c in containers:
-        name = str((c.get("Names") or [""])[0]).lstrip("/")
-        labels = c.get("Labels") or {}
-        if names.selected(cfg, name, labels):
-            chosen.append((names.sub_source(cfg.name, name, labels), str(c["Id"])))
-    return chosen
-
-
-def snapshot_containers(
-    client: docker.DockerClient,
-    containers: Sequence[tuple[str, str]],
-    *,
-    state_dir: Path,
-    incident: str | None,
-    reason: str,
-    since: float | None,
-    until: float | None,
-    trigger: Trigger,
-    by: str | None = None,
-    created_at: float | None = None,
-) -> SnapshotResult:
-    """Blocking: a snapshot of `containers` ([(sub-source name, container id)]), for the daemon's triggers."""
-    meta = Meta(
-        created_at=created_at if created_at is not None else time.time(),
-        by=by or default_user(),
-        trigger=trigger,
-        incident=incident,
-        reason=reason,
-        scope=sorted({source for source, _ in containers}),
-        since=since,
-        until=until,
-    )
-    jobs = [container_job(client, source, cid, since, until) for source, cid in containers]
-    return take(state_dir, jobs, meta)

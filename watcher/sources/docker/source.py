@@ -41,7 +41,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -51,12 +51,15 @@ from docker.errors import DockerException, NotFound
 
 from watcher.config import DockerSourceConfig
 from watcher.details import RecreatedDetail
-from watcher.events import Chunk, ContainerStopped, Gap, Kind, Note, SourceDown, SourceEvent, Watermark
+from watcher.events import Chunk, Gap, Kind, Note, SourceDown, SourceEvent, Stopped, Watermark
+from watcher.names import parent
+from watcher.sources import Counters, ScanOptions
 from watcher.sources.docker.cursor import Boundary, Cursor, since_param
 from watcher.sources.docker.follow import LogStream
 from watcher.sources.docker.host import describe, open_client
 from watcher.sources.docker.lane import GAP_REASON, Container, Lane, time_ns
 from watcher.sources.docker.names import list_filters, selected, sub_source
+from watcher.sources.docker.snapshot import container_job
 from watcher.sources.docker.stream import STREAMS, Lines
 
 log = logging.getLogger(__name__)
@@ -72,10 +75,10 @@ _Lost = (DockerException, OSError, requests.RequestException)
 
 
 class DockerSource:
-    """Containers of one engine, each read into `<name>/<service or container>`."""
+    """Containers of one engine, each read into `<name>/<service or container>`.
 
-    subsources = True
-    """`read(after)` gets a JSON object of the sub-sources' cursors (see the daemon)."""
+    `read(after)` takes a JSON object of the sub-sources' cursors (`after()` builds it).
+    """
 
     def __init__(
         self,
@@ -91,10 +94,19 @@ class DockerSource:
         self._max = max_line_bytes
         self._clock = clock
         self._retry, self._max_retry = retry, max_retry
+        self.scan = ScanOptions("docker", rules=None if cfg.rules is None else tuple(cfg.rules))
         self._pool = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix=f"docker-{cfg.name}")
-        self.client: docker.DockerClient | None = None
-        """The connected client while the engine is reachable (snapshots use it)."""
-        self.connected_at: float | None = None
+        self._connected_at: float | None = None
+
+    def owns(self, name: str) -> bool:
+        return parent(name) == self.name and name != self.name
+
+    def after(self, cursors: Mapping[str, str]) -> str | None:
+        owned = {name: cursor for name, cursor in cursors.items() if self.owns(name)}
+        return json.dumps(owned) if owned else None
+
+    def counters(self) -> Counters:
+        return Counters()
 
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
         lanes: dict[str, Lane] = {}
@@ -132,13 +144,13 @@ class DockerSource:
         delay = self._retry
         try:
             while True:
-                self.connected_at = None
+                self._connected_at = None
                 try:
                     await self._connected(lanes, out)
                     reason = "Docker events stream ended"
                 except _Lost as exc:
                     reason = f"{self.cfg.docker_host}: {describe(exc)}"
-                if self.connected_at is not None:  # it was up: start the backoff over
+                if self._connected_at is not None:  # it was up: start the backoff over
                     delay = self._retry
                 log.warning("%s: engine unreachable: %s", self.name, reason)
                 for name in (self.name, *lanes):
@@ -168,8 +180,7 @@ class DockerSource:
                 name = row["Names"][0] if row.get("Names") else row["Id"]
                 if selected(self.cfg, name, row.get("Labels") or {}):
                     await self._add(client, lanes, row["Id"], fresh=False)
-            self.client = client
-            self.connected_at = time.monotonic()
+            self._connected_at = time.monotonic()
             for lane in lanes.values():
                 self._reading(client, lane, tasks, out)
             tasks[""] = asyncio.create_task(self._ticker(lanes, out), name=f"{self.name} watermarks")
@@ -181,7 +192,6 @@ class DockerSource:
                     return
                 await self._on_event(client, lanes, tasks, stopping, ghosts, ev, out)
         finally:
-            self.client = None
             if events is not None:
                 with contextlib.suppress(*_Lost):
                     events.close()
@@ -237,21 +247,7 @@ class DockerSource:
         cid, attrs = str(actor.get("ID") or ev.get("id") or ""), actor.get("Attributes") or {}
         at = int(ev.get("timeNano") or 0) / 1e9 or self._clock()
         if action == "create":
-            if not selected(self.cfg, attrs.get("name", ""), attrs):
-                return
-            if any(cid in ln.containers for ln in lanes.values()):
-                return  # created while the listing ran, and filed by it: not a recreate
-            try:
-                lane, old = await self._add(client, lanes, cid, fresh=True)
-            except NotFound:  # removed already: whether it ran (and wrote) is in the events to come
-                ghosts[cid] = (sub_source(self.name, attrs.get("name", cid), attrs), at)
-                return
-            if old is not None:
-                new = lane.containers[cid].image
-                text = f"{lane.sub} recreated: image {old} → {new}"
-                detail = RecreatedDetail(lane.sub, text, old, new)
-                await out.put(Note(lane.sub, at, Kind.RECREATED, text, detail))
-            self._reading(client, lane, tasks, out)
+            await self._created(client, lanes, tasks, ghosts, cid, attrs, at, out)
             return
         if cid in ghosts and action in ("start", "destroy"):
             sub, created = ghosts.pop(cid)
@@ -276,10 +272,38 @@ class DockerSource:
                 c.died.set()
             if cid not in stopping:
                 stopping.add(cid)
-                await out.put(ContainerStopped(owner.sub, cid, action, at))
+                job = container_job(client, owner.sub, cid, None, None)
+                await out.put(Stopped(owner.sub, cid, action, at, job))
         elif action == "destroy":
             c.removed_at = at
         owner.wake.set()
+
+    async def _created(
+        self,
+        client: docker.DockerClient,
+        lanes: dict[str, Lane],
+        tasks: dict[str, asyncio.Task[None]],
+        ghosts: dict[str, tuple[str, float]],
+        cid: str,
+        attrs: Mapping[str, str],
+        at: float,
+        out: asyncio.Queue[SourceEvent | BaseException],
+    ) -> None:
+        """A selected container was created: file it, note a recreate, start its lane."""
+        if not selected(self.cfg, attrs.get("name", ""), attrs):
+            return
+        if any(cid in ln.containers for ln in lanes.values()):
+            return  # created while the listing ran, and filed by it: not a recreate
+        try:
+            lane, old = await self._add(client, lanes, cid, fresh=True)
+        except NotFound:  # removed already: whether it ran (and wrote) is in the events to come
+            ghosts[cid] = (sub_source(self.name, attrs.get("name", cid), attrs), at)
+            return
+        if old is not None:
+            new = lane.containers[cid].image
+            text = f"{lane.sub} recreated: image {old} → {new}"
+            await out.put(Note(lane.sub, at, Kind.RECREATED, text, RecreatedDetail(lane.sub, text, old, new)))
+        self._reading(client, lane, tasks, out)
 
     def _reading(
         self,

@@ -37,7 +37,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 
 import asyncssh
@@ -46,7 +46,7 @@ from watcher.config import JournalSourceConfig
 from watcher.errors import HostKeyError, SourceError
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
 from watcher.names import subsource
-from watcher.sources import ssh
+from watcher.sources import Counters, ScanOptions, ssh
 from watcher.sources.journal.stream import Run, Start, catch_up_script, follow_script, run_local, run_remote
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,6 @@ class Fleet:
     def __init__(self, hosts: int, max_handshakes: int) -> None:
         self.handshakes = asyncio.Semaphore(max_handshakes)
         self.spread = min(MAX_SPREAD, 0.05 * hosts)
-
-
-@dataclass(slots=True)
-class JournalSourceStats:
-    connects: int = 0
-    gaps: int = 0
-    duplicates_dropped: int = 0
-    last_error: str | None = None
 
 
 @dataclass(slots=True)
@@ -139,13 +131,22 @@ class JournalSource:
         rng: random.Random | None = None,
     ) -> None:
         self.name = subsource(cfg.name, host) if host else cfg.name
-        self.stats = JournalSourceStats()
+        self.scan = ScanOptions("journal", rules=None if cfg.rules is None else tuple(cfg.rules))
         self._cfg = cfg
         self._host = host
         self._since = since
         self._fleet = fleet if fleet is not None else Fleet(1, cfg.max_handshakes)
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
+
+    def owns(self, name: str) -> bool:
+        return False
+
+    def after(self, cursors: Mapping[str, str]) -> str | None:
+        return cursors.get(self.name)
+
+    def counters(self) -> Counters:
+        return Counters()
 
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
         """Yield forever from cursor `after` (None: from `since`, or now); reconnect with backoff."""
@@ -169,7 +170,6 @@ class JournalSource:
                 reason = str(exc)
                 if healthy:
                     delay = cfg.reconnect_min
-            self.stats.last_error = reason
             if reason != down:
                 down = reason
                 log.warning("%s: down: %s", self.name, reason)
@@ -182,7 +182,6 @@ class JournalSource:
         if self._host is not None:
             async with self._fleet.handshakes:
                 conn = await ssh.connect(self._cfg, self._host)
-        self.stats.connects += 1
         try:
             t0: list[float] = []
             async for event in self._run(conn, pos, follow=False, started=t0):
@@ -211,59 +210,27 @@ class JournalSource:
             start = Start(since=self._since)
         script = follow_script(self._cfg, start) if follow else catch_up_script(self._cfg, start)
         run = await self._start(conn, script)
-        out, err = _Lines(), _Lines()
-        expect = pos.cursor  # the entry at the cursor comes back first when it still exists
-        complaint = ""
+        reading = _Reading(self, pos, follow, started)
         silence = self._cfg.keepalive_interval if follow else CATCH_UP_SILENCE
-        lost = False
         try:
-            while True:
+            while not reading.finished:
                 try:
                     kind, data = await run.feed.get(silence)
                 except TimeoutError:
-                    lost = True
+                    reading.lost = True
                     raise SourceError(
                         f"nothing received for {silence:g}s (no heartbeat: link down?)"
                     ) from None
                 if kind == "out":
-                    lines = out.feed(data)
-                    if not lines:
-                        continue
-                    if expect is not None:
-                        lines, gap = self._boundary(lines, pos, expect, resumed=not follow)
-                        expect = None
-                        if gap is not None:
-                            yield gap
-                        if not lines:
-                            continue
-                    last = _last_line(lines)
-                    pos.cursor = _cursor(last) or pos.cursor
-                    pos.at = _realtime(last) or pos.at
-                    yield Chunk(self.name, lines, pos.cursor)
+                    events = reading.out(data)
                 elif kind == "err":
-                    for line in err.feed(data).splitlines():
-                        clock = _clock_line(line)
-                        if clock is None:
-                            complaint = line.decode("utf-8", "replace").strip()
-                            log.info("%s: journalctl: %s", self.name, complaint)
-                        elif not follow:
-                            started.append(clock)
-                        elif clock - SLACK > pos.watermark:
-                            pos.watermark = clock - SLACK
-                            yield Watermark(self.name, pos.watermark)
+                    events = reading.err(data)
                 else:
-                    status = run.feed.exit_status
-                    if not follow and status == 0 and started:
-                        if started[0] - SLACK > pos.watermark:
-                            pos.watermark = started[0] - SLACK
-                            yield Watermark(self.name, pos.watermark)
-                        return
-                    if status != 0 and not follow and pos.cursor is not None and "cursor" in complaint:
-                        self._forget_cursor(pos, complaint)
-                    detail = f": {complaint}" if complaint else ""
-                    raise SourceError(f"journalctl stopped ({data.decode()}, exit status {status}){detail}")
+                    events = reading.end(data, run.feed.exit_status)
+                for event in events:
+                    yield event
         finally:
-            await run.stop(wait=not lost)
+            await run.stop(wait=not reading.lost)
 
     def _boundary(
         self, lines: bytes, pos: _Position, expect: str, *, resumed: bool
@@ -272,7 +239,6 @@ class JournalSource:
         first_end = lines.find(b"\n") + 1
         first = lines[:first_end]
         if _cursor(first) == expect:
-            self.stats.duplicates_dropped += 1
             return lines[first_end:], None
         if not resumed:
             return lines, None  # following: the cursor's entry is in an earlier boot, outside --boot
@@ -280,13 +246,67 @@ class JournalSource:
         start = pos.at if pos.at is not None else end
         reason = "journal cursor no longer in the journal (vacuumed or rotated away while not read)"
         log.warning("%s: %s; gap %.3f..%.3f", self.name, reason, start, end)
-        self.stats.gaps += 1
         return lines, Gap(self.name, min(start, end), end, reason)
 
     def _forget_cursor(self, pos: _Position, complaint: str) -> None:
         """A cursor journalctl cannot parse: go on from its time (`--since`) rather than fail forever."""
         log.warning("%s: saved cursor rejected (%s); resuming from its time", self.name, complaint)
         self._since, pos.cursor = pos.at, None
+
+
+class _Reading:
+    """What one journalctl run has seen so far: partial lines, the resume boundary, complaints."""
+
+    def __init__(self, source: JournalSource, pos: _Position, follow: bool, started: list[float]) -> None:
+        self.source, self.pos, self.follow, self.started = source, pos, follow, started
+        self.stdout, self.stderr = _Lines(), _Lines()
+        self.expect = pos.cursor  # the entry at the cursor comes back first when it still exists
+        self.complaint = ""
+        self.lost = False
+        self.finished = False
+
+    def out(self, data: bytes) -> list[SourceEvent]:
+        lines = self.stdout.feed(data)
+        events: list[SourceEvent] = []
+        if lines and self.expect is not None:
+            lines, gap = self.source._boundary(lines, self.pos, self.expect, resumed=not self.follow)
+            self.expect = None
+            if gap is not None:
+                events.append(gap)
+        if lines:
+            last = _last_line(lines)
+            self.pos.cursor = _cursor(last) or self.pos.cursor
+            self.pos.at = _realtime(last) or self.pos.at
+            events.append(Chunk(self.source.name, lines, self.pos.cursor))
+        return events
+
+    def err(self, data: bytes) -> list[SourceEvent]:
+        events: list[SourceEvent] = []
+        for line in self.stderr.feed(data).splitlines():
+            clock = _clock_line(line)
+            if clock is None:
+                self.complaint = line.decode("utf-8", "replace").strip()
+                log.info("%s: journalctl: %s", self.source.name, self.complaint)
+            elif not self.follow:
+                self.started.append(clock)
+            elif clock - SLACK > self.pos.watermark:
+                self.pos.watermark = clock - SLACK
+                events.append(Watermark(self.source.name, self.pos.watermark))
+        return events
+
+    def end(self, data: bytes, status: int | None) -> list[SourceEvent]:
+        """The run ended: a catch-up run that completed proves everything up to its start."""
+        pos = self.pos
+        if not self.follow and status == 0 and self.started:
+            self.finished = True
+            if self.started[0] - SLACK > pos.watermark:
+                pos.watermark = self.started[0] - SLACK
+                return [Watermark(self.source.name, pos.watermark)]
+            return []
+        if status != 0 and not self.follow and pos.cursor is not None and "cursor" in self.complaint:
+            self.source._forget_cursor(pos, self.complaint)
+        detail = f": {self.complaint}" if self.complaint else ""
+        raise SourceError(f"journalctl stopped ({data.decode()}, exit status {status}){detail}")
 
 
 def _clock_line(line: bytes) -> float | None:

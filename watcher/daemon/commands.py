@@ -1,0 +1,104 @@
+"""The commands the daemon's HTTP API serves: open, mitigate, close, status, timeline, snapshot.
+
+Each incident command records itself in the store and hands what the engine made
+of it to the pipeline, in one commit, before it answers. Whether an incident exists
+and is open is the store's to say (`Store.require_open`), nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from watcher.config import Settings
+from watcher.daemon.pipeline import Pipeline
+from watcher.daemon.status import incident_json, outbox_json, source_json, timeline_json
+from watcher.errors import IncidentExists
+from watcher.events import Kind, Transition
+from watcher.snapshot.command import Request, take_configured
+from watcher.snapshot.manifest import verify
+
+
+class Commands:
+    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+
+    def status(self) -> dict[str, object]:
+        p = self.pipeline
+        now = p.clock()
+        return {
+            "now": now,
+            "incidents": [incident_json(p.engine.status(i)) for i in p.engine.incident_ids()],
+            "sources": [
+                source_json(name, st.up, st.reason, p.engine.watermark(name), now, st.stats())
+                for name, st in p.sources.items()
+            ],
+            "outbox": outbox_json(p.store.outbox_channels()),
+        }
+
+    # The bodies below never await before their commit: each runs to it without interleaving.
+
+    async def open_incident(
+        self, incident: str, title: str, scope: list[str], window: float | None, by: str
+    ) -> dict[str, object]:
+        p = self.pipeline
+        if p.store.incident(incident) is not None:
+            raise IncidentExists(f"incident {incident} already exists")
+        span = window if window is not None else self.settings.resolution.window
+        p.metrics.add_incident(incident, span)
+        return self._command(
+            incident,
+            lambda now: p.store.create_incident(incident, title, scope or ["*"], span, now, by),
+            lambda now: p.engine.open(incident, title, scope or ["*"], span, now),
+        )
+
+    async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]:
+        p = self.pipeline
+        p.store.require_open(incident)
+        return self._command(
+            incident,
+            lambda now: p.store.add_mitigation(incident, now, action, by),
+            lambda now: p.engine.mitigate(incident, action, now),
+        )
+
+    async def close(self, incident: str, reason: str, by: str) -> dict[str, object]:
+        p = self.pipeline
+        p.store.require_open(incident)
+        return self._command(
+            incident,
+            lambda now: p.store.close_incident(incident, now, reason, by),
+            lambda now: p.engine.close(incident, reason, now),
+        )
+
+    def _command(
+        self,
+        incident: str,
+        record: Callable[[float], object],
+        apply: Callable[[float], list[Transition]],
+    ) -> dict[str, object]:
+        """Store the command and what the engine made of it in one commit, then answer."""
+        p = self.pipeline
+        now = p.clock()
+        with p.store.transaction():
+            record(now)
+            p.transitions(apply(now))
+            p.persist(force=True)
+        return incident_json(p.engine.status(incident))
+
+    def timeline(self, incident: str) -> dict[str, object]:
+        store = self.pipeline.store
+        return timeline_json(store.require(incident), store.timeline(incident))
+
+    async def snapshot(self, req: Request, by: str) -> dict[str, object]:
+        """`watcher snapshot --via-daemon`: the same collection as the CLI's, in a worker thread."""
+        p = self.pipeline
+        if req.incident is not None:
+            p.store.require(req.incident)
+        result = await asyncio.to_thread(take_configured, self.settings, req, by=by)
+        checked = await asyncio.to_thread(verify, result.path)
+        p.metrics.snapshot(req.trigger)
+        if req.incident is not None:
+            detail = result.note(reason=req.reason, trigger=req.trigger)
+            p.store.add_note(req.incident, p.clock(), Kind.SNAPSHOT, detail)
+        return {**result.as_json(), "verified": checked.ok, "problems": checked.problems}
