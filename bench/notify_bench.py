@@ -131,9 +131,9 @@ async def latency(tmp: Path, runs: int) -> dict[str, object]:
             await until(arrived, 30, f"{incident} resolved at the receiver")
             got = next(r.wall for r in rx.requests if about(r.body) == (incident, "resolved"))
             events = (await client.timeline(incident))["events"]
-            resolved = next(e for e in events if e["kind"] == "resolved")  # type: ignore[attr-defined]
-            from_recorded.append(got - parse_time(resolved["recorded_at"]))
-            from_event.append(got - parse_time(resolved["at"]))
+            resolved = next(e for e in events if e["kind"] == "resolved")
+            from_recorded.append(got - parse_time(resolved["recorded_at"] or ""))
+            from_event.append(got - parse_time(resolved["at"] or ""))
             await client.close(incident, "bench")
             # An idle channel for the next run: the latency, not the 1/s pacing behind older messages.
             await until(lambda i=incident: (i, "closed") in map(about, rx.delivered()), 30, "closed")

@@ -18,10 +18,35 @@ from watcher.daemon.api import MAX_BODY, ApiServer
 from watcher.daemon.token import load_or_create_token, read_token
 from watcher.errors import DaemonError, IncidentClosed, IncidentExists, IncidentNotFound
 from watcher.metrics import Metrics
+from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
 from watcher.snapshot.command import Request
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def incident_doc(incident: str, record: dict[str, Any]) -> IncidentDoc:
+    """The document the daemon answers an incident command with, for the fake's record."""
+    return {
+        "id": incident,
+        "title": record["title"],
+        "state": "closed" if record["closed"] else "investigating",
+        "scope": record["scope"],
+        "window": record["window"] or 900.0,
+        "opened_at": None,
+        "mitigated_at": None,
+        "streak_start": None,
+        "verified_to": None,
+        "clean_streak": 0.0,
+        "progress": 0.0,
+        "resolved_at": None,
+        "errors": 0,
+        "gaps": 0,
+        "lines": 0,
+        "last_error": None,
+        "blind_sources": [],
+        "sources": [],
+    }
 
 
 class FakeControl:
@@ -31,34 +56,52 @@ class FakeControl:
         self.incidents: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, ...]] = []
 
-    def status(self) -> dict[str, object]:
-        return {"incidents": sorted(self.incidents), "sources": []}
+    def status(self) -> StatusDoc:
+        return {
+            "now": 0.0,
+            "incidents": [incident_doc(i, r) for i, r in sorted(self.incidents.items())],
+            "sources": [],
+            "outbox": {"pending": 0, "dead": 0, "channels": {}},
+        }
 
     async def open_incident(
         self, incident: str, title: str, scope: list[str], window: float | None, by: str
-    ) -> dict[str, object]:
+    ) -> IncidentDoc:
         if incident in self.incidents:
             raise IncidentExists(f"incident {incident} is already open")
-        self.incidents[incident] = {"title": title, "scope": scope, "window": window, "closed": False}
+        record = {"title": title, "scope": scope, "window": window, "closed": False, "mitigations": []}
+        self.incidents[incident] = record
         self.calls.append(("open", incident, by))
-        return {"id": incident, "title": title, "scope": scope, "window": window}
+        return incident_doc(incident, record)
 
-    async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]:
-        if self._get(incident)["closed"]:
+    async def mitigate(self, incident: str, action: str, by: str) -> IncidentDoc:
+        record = self._get(incident)
+        if record["closed"]:
             raise IncidentClosed(f"incident {incident} is closed; open a new one")
+        record["mitigations"].append({"at": None, "action": action, "by": by})
         self.calls.append(("mitigate", incident, action, by))
-        return {"id": incident, "action": action}
+        return incident_doc(incident, record)
 
-    async def close(self, incident: str, reason: str, by: str) -> dict[str, object]:
-        self._get(incident)["closed"] = True
+    async def close(self, incident: str, reason: str, by: str) -> IncidentDoc:
+        record = self._get(incident)
+        record["closed"] = True
         self.calls.append(("close", incident, reason, by))
-        return {"id": incident, "state": "closed"}
+        return incident_doc(incident, record)
 
-    def timeline(self, incident: str) -> dict[str, object]:
-        self._get(incident)
-        return {"id": incident, "events": [c for c in self.calls if c[1] == incident]}
+    def timeline(self, incident: str) -> TimelineDoc:
+        record = self._get(incident)
+        return {
+            "id": incident,
+            "title": record["title"],
+            "scope": record["scope"],
+            "window": record["window"] or 900.0,
+            "opened_at": None,
+            "closed_at": None,
+            "mitigations": record["mitigations"],
+            "events": [],
+        }
 
-    async def snapshot(self, req: Request, by: str) -> dict[str, object]:
+    async def snapshot(self, req: Request, by: str) -> SnapshotDoc:
         if req.incident is not None:
             self._get(req.incident)
         scope, redact = ",".join(req.scope), str(req.redact)
@@ -154,7 +197,7 @@ class TestPlainRoutes:
         """An unexpected exception in the daemon is a logged 500 with a JSON error, not a traceback."""
 
         class Broken(FakeControl):
-            def status(self) -> dict[str, object]:
+            def status(self) -> StatusDoc:
                 raise RuntimeError("boom")
 
         async with running(Broken()) as server, aiohttp.ClientSession() as http:
@@ -189,7 +232,8 @@ class TestGuards:
 
     async def test_reads_need_no_token(self, api: Api) -> None:
         """Status is readable without the token."""
-        assert await call(api, "GET", "/api/v1/status") == (200, {"incidents": [], "sources": []})
+        status, body = await call(api, "GET", "/api/v1/status")
+        assert (status, body["incidents"]) == (200, [])
 
     @pytest.mark.parametrize("host", ["evil.example", "evil.example:9108", "127.0.0.1.nip.io", "", "[::1"])
     @pytest.mark.parametrize(
@@ -253,7 +297,7 @@ class TestIncidentRoutes:
             headers=headers,
         )
         assert status == 201
-        assert body == {"id": "P1-gw", "title": "drops", "scope": ["gw/*"], "window": 900.0}
+        assert (body["id"], body["title"], body["scope"], body["window"]) == ("P1-gw", "drops", ["gw/*"], 900.0)
         assert control.calls == [("open", "P1-gw", "alice@bastion")]
 
     async def test_window_in_seconds_and_default(self, api: Api, control: FakeControl) -> None:
@@ -298,10 +342,11 @@ class TestIncidentRoutes:
         await call(api, "POST", "/api/v1/incidents/P1-gw/close", headers=headers)
         status, body = await call(api, "GET", "/api/v1/incidents/P1-gw/timeline")
         assert status == 200
-        assert body["events"] == [
-            ["open", "P1-gw", "api"],
-            ["mitigate", "P1-gw", "restart gw", "bob@gw"],
-            ["close", "P1-gw", "", "bob@gw"],
+        assert body["mitigations"] == [{"at": None, "action": "restart gw", "by": "bob@gw"}]
+        assert control.calls == [
+            ("open", "P1-gw", "api"),
+            ("mitigate", "P1-gw", "restart gw", "bob@gw"),
+            ("close", "P1-gw", "", "bob@gw"),
         ]
 
     @pytest.mark.parametrize(

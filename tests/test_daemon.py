@@ -130,7 +130,7 @@ class TestIncidentFlow:
             append(log, f'{{"ts":"{stamp(time.time())}","level":"error","msg":"boom again"}}')
             await wait_until(lambda: state_is("regressed"), what="regressed")
             timeline = await client.timeline("P1-test")
-            kinds = [e["kind"] for e in timeline["events"]]  # type: ignore[attr-defined]
+            kinds = [e["kind"] for e in timeline["events"]]
             assert kinds[:3] == ["opened", "mitigated", "resolved"] and "regressed" in kinds
 
     async def test_bad_input_is_counted_and_loses_nothing_else(self, tmp_path: Path) -> None:
@@ -164,11 +164,11 @@ class TestIncidentFlow:
 
             async def blind() -> bool:
                 doc = await client.status()
-                src = doc["sources"][0]  # type: ignore[index]
+                src = doc["sources"][0]
                 return bool(src["up"] is False and (await incident(client))["state"] == "blind")
 
             await wait_until(blind, what="blind")
-            src = (await client.status())["sources"][0]  # type: ignore[index]
+            src = (await client.status())["sources"][0]
             assert src["reason"] == "file missing"
 
     async def test_the_cli_workflow_as_a_user_types_it(self, tmp_path: Path) -> None:
@@ -256,7 +256,7 @@ class TestRestartSafety:
                 timeline = await client.timeline("P1-test")
         assert inc["errors"] == 2  # each error line read exactly once across the kill
         assert parse_time(inc["resolved_at"]) == pytest.approx(parse_time(stamp(second)) + 4.0, abs=0.002)
-        assert len(timeline["mitigations"]) == 1  # type: ignore[arg-type]
+        assert len(timeline["mitigations"]) == 1
 
     async def test_sigterm_exits_zero_promptly(self, tmp_path: Path) -> None:
         """systemd's stop: drain, commit and exit 0 well within 10 s."""

@@ -22,7 +22,7 @@ from tests.receiver import Answer, Receiver
 from tests.test_daemon import config_file, healthy, process
 from tests.test_daemon import running as daemon_running
 from watcher import config
-from watcher.cli import app, views
+from watcher.cli import app, status_view
 from watcher.cli.client import Client
 from watcher.errors import ConfigError
 from watcher.times import format_time
@@ -146,7 +146,7 @@ class TestDaemonAnnounces:
             },
         }
         console = Console(record=True, width=200)
-        console.print(views.status_view(doc))
+        console.print(status_view.status_view(doc))
         assert "announcements to incident: 0 pending, 1 dead-lettered" in console.export_text()
         assert 'watcher_notifications_total{channel="incident",result="dead"} 1.0' in metrics
         assert 'watcher_notifications_total{channel="incident",result="sent"} 1.0' in metrics

@@ -47,7 +47,7 @@ async def sending(
         sender = Sender(
             "incident",
             Webhook(http, url, timeout=answer_within),
-            store=store,
+            outbox=store.outbox,
             metrics=metrics,
             renderer=Renderer("json"),
             policy=policy,
@@ -62,7 +62,7 @@ async def sending(
 
 
 def queue(store: Store, n: int, channel: str = "incident") -> list[int]:
-    return [store.enqueue(channel, "opened", opened(f"P1-{i}").to_json(), 0.0) for i in range(n)]
+    return [store.outbox.enqueue(channel, "opened", opened(f"P1-{i}").to_json(), 0.0) for i in range(n)]
 
 
 def opened(incident: str) -> TransitionNews:
@@ -85,7 +85,7 @@ class TestSender:
         async with Receiver() as rx, sending(store, registry, rx.url(), RetryPolicy(interval=0.3)):
 
             async def all_sent() -> bool:
-                return store.pending_count() == 0
+                return store.outbox.pending_count() == 0
 
             await wait_until(all_sent, what="six sent")
         assert incidents(rx) == [f"P1-{i}" for i in range(6)]
@@ -100,7 +100,7 @@ class TestSender:
         queue(store, 3)
         async with Receiver() as rx, sending(store, registry, rx.url()):
             rx.answer(Answer(429, retry_after="1"))
-            await wait_until(lambda: _true(store.pending_count() == 0), what="all sent")
+            await wait_until(lambda: _true(store.outbox.pending_count() == 0), what="all sent")
         assert [r.status for r in rx.requests] == [429, 200, 200, 200]
         assert rx.requests[1].monotonic - rx.requests[0].monotonic >= 0.95
         assert incidents(rx) == ["P1-0", "P1-1", "P1-2"]
@@ -111,7 +111,7 @@ class TestSender:
         queue(store, 1)
         async with Receiver() as rx, sending(store, registry, rx.url()):
             rx.answer(Answer(429, retry_after=formatdate(time.time() + 2, usegmt=True)))
-            await wait_until(lambda: _true(store.pending_count() == 0), what="sent")
+            await wait_until(lambda: _true(store.outbox.pending_count() == 0), what="sent")
         assert rx.requests[1].monotonic - rx.requests[0].monotonic >= 0.95
 
     async def test_5xx_and_hangs_retry_with_backoff(self, store: Store, registry: CollectorRegistry) -> None:
@@ -119,7 +119,7 @@ class TestSender:
         queue(store, 1)
         async with Receiver() as rx, sending(store, registry, rx.url(), answer_within=0.3):
             rx.answer(Answer(500), Answer(503), HANG)
-            await wait_until(lambda: _true(store.pending_count() == 0), what="sent after retries")
+            await wait_until(lambda: _true(store.outbox.pending_count() == 0), what="sent after retries")
         assert [r.status for r in rx.requests] == [500, 503, None, 200]
         assert incidents(rx) == ["P1-0"]
         assert count(registry, "retried") == 3 and count(registry, "sent") == 1
@@ -131,22 +131,22 @@ class TestSender:
         queue(store, 2)
         async with Receiver() as rx, sending(store, registry, rx.url()):
             rx.answer(Answer(404))
-            await wait_until(lambda: _true(store.pending_count() == 0), what="queue drained")
+            await wait_until(lambda: _true(store.outbox.pending_count() == 0), what="queue drained")
         assert [r.status for r in rx.requests] == [404, 200]
         assert incidents(rx) == ["P1-1"]
-        assert store.dead_count() == 1 and count(registry, "dead") == 1
+        assert store.outbox.dead_count() == 1 and count(registry, "dead") == 1
 
     async def test_an_unreadable_row_is_dead_lettered_and_the_next_goes_on(
         self, store: Store, registry: CollectorRegistry
     ) -> None:
         """A queued payload this version cannot read is dead-lettered with why; the channel goes on."""
-        store.enqueue("incident", "opened", {"incident": "P1-0", "state": "no-such-state"}, 0.0)
+        store.outbox.enqueue("incident", "opened", {"incident": "P1-0", "state": "no-such-state"}, 0.0)
         queue(store, 2)
         async with Receiver() as rx, sending(store, registry, rx.url()):
-            await wait_until(lambda: _true(store.pending_count() == 0), what="queue drained")
+            await wait_until(lambda: _true(store.outbox.pending_count() == 0), what="queue drained")
         assert incidents(rx) == ["P1-0", "P1-1"]
-        assert store.dead_count() == 1 and count(registry, "dead") == 1
-        error = store.outbox_channels()["incident"]["last_error"]
+        assert store.outbox.dead_count() == 1 and count(registry, "dead") == 1
+        error = store.outbox.backlog()["incident"].last_error
         assert isinstance(error, str) and error.startswith("cannot read the queued announcement")
 
     async def test_connection_refused_retries_until_the_receiver_is_back(
@@ -158,7 +158,7 @@ class TestSender:
             url = rx.url()
         async with sending(store, registry, url):
             await wait_until(lambda: _true(count(registry, "retried") >= 1), what="a failed attempt")
-        rows = store.due("incident", float("inf"), 1)
+        rows = store.outbox.due("incident", float("inf"), 1)
         assert rows and rows[0].last_error and url not in rows[0].last_error
 
     async def test_wake_sends_a_new_row_at_once(self, store: Store, registry: CollectorRegistry) -> None:

@@ -18,7 +18,9 @@ from watcher import details
 from watcher.details import MitigatedDetail, SnapshotDetail, SourceDownDetail
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound, StoreError
 from watcher.events import Kind, State, Transition
-from watcher.store import SCHEMA_VERSION, MitigationRow, Store
+from watcher.store import Store
+from watcher.store.rows import MitigationRow
+from watcher.store.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +72,7 @@ class TestOpen:
 
     def test_file_modes(self, state_dir: Path, store: Store) -> None:
         """The directory is 0700; the database and its WAL files are 0600."""
-        store.enqueue("incident", "opened", {}, 1.0)
+        store.outbox.enqueue("incident", "opened", {}, 1.0)
         assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
         for name in ("watcher.db", "watcher.db-wal", "watcher.db-shm"):
             assert stat.S_IMODE((state_dir / name).stat().st_mode) == 0o600, name
@@ -98,12 +100,12 @@ class TestOpen:
         """Rows a schema-1 daemon queued without any sender are dropped on upgrade; history stays."""
         with Store.open(state_dir) as s:
             s.create_incident("P1-a", "cams down", ["gw/*"], 900.0, 10.0, "ana")
-            sent = s.enqueue("incident", "opened", {}, 10.0)
-            s.mark_sent(sent, 11.0)
-            s.enqueue("incident", "mitigated", {}, 12.0)
+            sent = s.outbox.enqueue("incident", "opened", {}, 10.0)
+            s.outbox.mark_sent(sent, 11.0)
+            s.outbox.enqueue("incident", "mitigated", {}, 12.0)
         sql(state_dir, "PRAGMA user_version = 1")
         with Store.open(state_dir) as s:
-            assert s.pending_count() == 0
+            assert s.outbox.pending_count() == 0
             assert s.incident("P1-a") is not None
         assert sql(state_dir, "SELECT id, status FROM outbox") == [(sent, "sent")]
 
@@ -264,47 +266,51 @@ class TestResumeAndEngineState:
 class TestOutbox:
     def test_order_per_channel(self, store: Store) -> None:
         """Each channel yields its own items oldest first, payload intact, up to limit."""
-        a1 = store.enqueue("incident", "opened", {"text": "a1"}, 10.0)
-        b1 = store.enqueue("oncall", "heartbeat", {"text": "b1"}, 11.0)
-        a2 = store.enqueue("incident", "mitigated", {"text": "a2"}, 12.0)
-        assert [r.id for r in store.due("incident", 100.0, 10)] == [a1, a2]
-        assert [r.id for r in store.due("incident", 100.0, 1)] == [a1]
-        assert [r.payload for r in store.due("oncall", 100.0, 10)] == [{"text": "b1"}]
-        assert [r.id for r in store.due("incident", 11.0, 10)] == [a1]
+        a1 = store.outbox.enqueue("incident", "opened", {"text": "a1"}, 10.0)
+        b1 = store.outbox.enqueue("oncall", "heartbeat", {"text": "b1"}, 11.0)
+        a2 = store.outbox.enqueue("incident", "mitigated", {"text": "a2"}, 12.0)
+        assert [r.id for r in store.outbox.due("incident", 100.0, 10)] == [a1, a2]
+        assert [r.id for r in store.outbox.due("incident", 100.0, 1)] == [a1]
+        assert [r.payload for r in store.outbox.due("oncall", 100.0, 10)] == [{"text": "b1"}]
+        assert [r.id for r in store.outbox.due("incident", 11.0, 10)] == [a1]
         assert b1 > a1
 
     def test_head_of_line(self, store: Store) -> None:
         """A later message is not due while an earlier one on its channel waits for its retry."""
-        first = store.enqueue("incident", "opened", {}, 10.0)
-        second = store.enqueue("incident", "mitigated", {}, 11.0)
-        other = store.enqueue("oncall", "heartbeat", {}, 12.0)
-        store.mark_retry(first, 1, 40.0, "429 Too Many Requests")
-        assert store.due("incident", 30.0, 10) == []
-        assert [r.id for r in store.due("oncall", 30.0, 10)] == [other]
-        rows = store.due("incident", 40.0, 10)
+        first = store.outbox.enqueue("incident", "opened", {}, 10.0)
+        second = store.outbox.enqueue("incident", "mitigated", {}, 11.0)
+        other = store.outbox.enqueue("oncall", "heartbeat", {}, 12.0)
+        store.outbox.mark_retry(first, 1, 40.0, "429 Too Many Requests")
+        assert store.outbox.due("incident", 30.0, 10) == []
+        assert [r.id for r in store.outbox.due("oncall", 30.0, 10)] == [other]
+        rows = store.outbox.due("incident", 40.0, 10)
         assert [r.id for r in rows] == [first, second]
         assert (rows[0].attempts, rows[0].last_error) == (1, "429 Too Many Requests")
 
     def test_sent_and_dead(self, store: Store) -> None:
         """Sent and dead items leave the queue; a dead item no longer blocks its channel."""
-        ids = [store.enqueue("incident", "k", {"n": n}, 10.0) for n in range(3)]
-        store.enqueue("oncall", "k", {}, 10.0)
-        assert (store.pending_count(), store.pending_count("incident")) == (4, 3)
-        store.mark_sent(ids[0], 20.0)
-        store.mark_retry(ids[1], 5, 1e9, "500")
-        store.mark_dead(ids[1], 21.0, "gave up after 5 attempts")
-        assert [r.id for r in store.due("incident", 30.0, 10)] == [ids[2]]
-        assert (store.pending_count(), store.pending_count("incident"), store.dead_count()) == (2, 1, 1)
-        assert store.pending_count("nowhere") == 0
+        ids = [store.outbox.enqueue("incident", "k", {"n": n}, 10.0) for n in range(3)]
+        store.outbox.enqueue("oncall", "k", {}, 10.0)
+        assert (store.outbox.pending_count(), store.outbox.pending_count("incident")) == (4, 3)
+        store.outbox.mark_sent(ids[0], 20.0)
+        store.outbox.mark_retry(ids[1], 5, 1e9, "500")
+        store.outbox.mark_dead(ids[1], 21.0, "gave up after 5 attempts")
+        assert [r.id for r in store.outbox.due("incident", 30.0, 10)] == [ids[2]]
+        assert (
+            store.outbox.pending_count(),
+            store.outbox.pending_count("incident"),
+            store.outbox.dead_count(),
+        ) == (2, 1, 1)
+        assert store.outbox.pending_count("nowhere") == 0
 
     def test_mark_not_pending(self, store: Store) -> None:
         """Marking an item that is already done, or unknown, is refused."""
-        i = store.enqueue("incident", "k", {}, 10.0)
-        store.mark_sent(i, 11.0)
+        i = store.outbox.enqueue("incident", "k", {}, 10.0)
+        store.outbox.mark_sent(i, 11.0)
         with pytest.raises(StoreError, match="is sent, not pending"):
-            store.mark_retry(i, 1, 20.0, "x")
+            store.outbox.mark_retry(i, 1, 20.0, "x")
         with pytest.raises(StoreError, match="unknown"):
-            store.mark_sent(i + 100, 11.0)
+            store.outbox.mark_sent(i + 100, 11.0)
 
 
 class TestTransaction:
@@ -313,32 +319,32 @@ class TestTransaction:
         store.create_incident("P1-a", "t", [], 900.0, 1.0, "ana")
         with pytest.raises(RuntimeError), store.transaction():
             store.append_timeline([transition("P1-a", Kind.GAP, 5.0)])
-            store.enqueue("incident", "gap", {}, 5.0)
+            store.outbox.enqueue("incident", "gap", {}, 5.0)
             store.save_resume("gw/b1", "c", 5.0)
             raise RuntimeError("boom")
         assert store.timeline("P1-a") == []
-        assert store.pending_count() == 0
+        assert store.outbox.pending_count() == 0
         assert store.resume_points() == {}
-        store.enqueue("incident", "gap", {}, 6.0)  # the store is usable afterwards
-        assert store.pending_count() == 1
+        store.outbox.enqueue("incident", "gap", {}, 6.0)  # the store is usable afterwards
+        assert store.outbox.pending_count() == 1
 
     def test_one_commit(self, state_dir: Path, store: Store) -> None:
         """Another connection sees nothing of a transaction, nested ones included, until it ends."""
         with store.transaction():
-            store.enqueue("incident", "a", {}, 1.0)
+            store.outbox.enqueue("incident", "a", {}, 1.0)
             with store.transaction():
-                store.enqueue("incident", "b", {}, 2.0)
+                store.outbox.enqueue("incident", "b", {}, 2.0)
             assert sql(state_dir, "SELECT count(*) FROM outbox") == [(0,)]
         assert sql(state_dir, "SELECT count(*) FROM outbox") == [(2,)]
 
     def test_failed_inner_block(self, store: Store) -> None:
         """A nested block that fails and is caught leaves none of its writes; the outer commits."""
         with store.transaction():
-            store.enqueue("incident", "kept", {}, 1.0)
+            store.outbox.enqueue("incident", "kept", {}, 1.0)
             with pytest.raises(StoreError), store.transaction():
-                store.enqueue("incident", "dropped", {}, 2.0)
-                store.mark_sent(12345, 2.0)
-        assert [r.kind for r in store.due("incident", 10.0, 10)] == ["kept"]
+                store.outbox.enqueue("incident", "dropped", {}, 2.0)
+                store.outbox.mark_sent(12345, 2.0)
+        assert [r.kind for r in store.outbox.due("incident", 10.0, 10)] == ["kept"]
 
 
 CHILD = """
@@ -358,7 +364,7 @@ while True:
     with store.transaction():
         detail = BreakDetail(message="x" * 3000)
         store.append_timeline([Transition("P1-k", Kind.STREAK_RESET, float(n), State.VERIFYING, detail)])
-        store.enqueue("incident", "streak_reset", {"n": n}, float(n))
+        store.outbox.enqueue("incident", "streak_reset", {"n": n}, float(n))
         store.save_resume("src", str(n), float(n))
     print(n, flush=True)
 """
@@ -396,7 +402,7 @@ class TestKillSafety:
                 child.communicate()
             with Store.open(state_dir) as s:
                 committed = [row.at for row in s.timeline("P1-k")]
-                outbox = s.pending_count("incident")
+                outbox = s.outbox.pending_count("incident")
                 point = s.resume_points().get("src")
             assert sql(state_dir, "PRAGMA integrity_check") == [("ok",)]
             # Each transaction wrote all three or none: no holes, equal counts, matching point.

@@ -15,10 +15,10 @@ from typing import BinaryIO
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import ClassifyStats, classify_stream
 from watcher.config import Settings
-from watcher.daemon.status import event_json
 from watcher.engine import Engine
 from watcher.errors import InputError
 from watcher.events import ErrorEvent, Kind, State, Transition
+from watcher.schema import error_doc
 from watcher.times import format_time
 
 INCIDENT = "replay"
@@ -62,7 +62,7 @@ class Verdict:
             "resolved_at": format_time(self.resolved_at),
             "streak_start": format_time(self.streak_start),
             "errors": self.errors,
-            "last_error": None if last is None else event_json(last),
+            "last_error": None if last is None else error_doc(last),
             "gaps": [],
             "lines": self.lines,
             "mitigated_at": format_time(self.mitigated_at),

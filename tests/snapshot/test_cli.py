@@ -202,7 +202,7 @@ class TestWithDaemon:
             assert proc.returncode == 0, err.decode()
             doc = json.loads(out)
             timeline = await client.timeline("P1-via")
-            notes = [e for e in timeline["events"] if e["kind"] == "snapshot"]  # type: ignore[attr-defined]
+            notes = [e for e in timeline["events"] if e["kind"] == "snapshot"]
             assert [n["detail"]["sha256"] for n in notes] == [doc["sha256"]]
             written = manifest(Path(doc["path"]))
             assert (

@@ -7,15 +7,17 @@ daemon's own sentence when it answered, or what to do when it did not.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+from pydantic import TypeAdapter, ValidationError
 from yarl import URL
 
 from watcher.config import Settings
 from watcher.daemon.token import TOKEN_FILE, read_token
 from watcher.errors import DaemonError, DaemonNotRunning, InputError
 from watcher.names import check_incident_id, default_user
+from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 
 class Client:
@@ -43,32 +45,32 @@ class Client:
             await self._session.close()
             self._session = None
 
-    async def status(self) -> dict[str, object]:
-        return await self._request("GET", "/api/v1/status")
+    async def status(self) -> StatusDoc:
+        return _answer_as(StatusDoc, await self._request("GET", "/api/v1/status"))
 
     async def open_incident(
         self, incident: str, title: str, scope: list[str], window: str | None
-    ) -> dict[str, object]:
+    ) -> IncidentDoc:
         body: dict[str, Any] = {"id": _checked(incident), "title": title, "scope": scope}
         if window is not None:
             body["window"] = window
-        return await self._request("POST", "/api/v1/incidents", body)
+        return _answer_as(IncidentDoc, await self._request("POST", "/api/v1/incidents", body))
 
-    async def mitigate(self, incident: str, action: str) -> dict[str, object]:
+    async def mitigate(self, incident: str, action: str) -> IncidentDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/mitigations"
-        return await self._request("POST", path, {"action": action})
+        return _answer_as(IncidentDoc, await self._request("POST", path, {"action": action}))
 
-    async def close(self, incident: str, reason: str) -> dict[str, object]:
-        return await self._request(
-            "POST", f"/api/v1/incidents/{_checked(incident)}/close", {"reason": reason}
-        )
+    async def close(self, incident: str, reason: str) -> IncidentDoc:
+        path = f"/api/v1/incidents/{_checked(incident)}/close"
+        return _answer_as(IncidentDoc, await self._request("POST", path, {"reason": reason}))
 
-    async def timeline(self, incident: str) -> dict[str, object]:
-        return await self._request("GET", f"/api/v1/incidents/{_checked(incident)}/timeline")
+    async def timeline(self, incident: str) -> TimelineDoc:
+        path = f"/api/v1/incidents/{_checked(incident)}/timeline"
+        return _answer_as(TimelineDoc, await self._request("GET", path))
 
-    async def snapshot(self, request: dict[str, object]) -> dict[str, object]:
+    async def snapshot(self, request: dict[str, object]) -> SnapshotDoc:
         """The daemon collects and writes the snapshot (`watcher snapshot --via-daemon`)."""
-        return await self._request("POST", "/api/v1/snapshots", request)
+        return _answer_as(SnapshotDoc, await self._request("POST", "/api/v1/snapshots", request))
 
     def _new_session(self) -> aiohttp.ClientSession:
         # trust_env stays off: an HTTP_PROXY meant for the internet must not see loopback calls.
@@ -128,3 +130,24 @@ def _checked(incident: str) -> str:
         return check_incident_id(incident)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+_D = TypeVar("_D")
+
+
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+
+
+def _answer_as(doc: type[_D], data: object) -> _D:
+    """The daemon's answer checked against the document it promises (watcher.schema)."""
+    adapter = _ADAPTERS.get(doc) or _ADAPTERS.setdefault(doc, TypeAdapter(doc))
+    try:
+        checked: _D = adapter.validate_python(data)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        where = ".".join(map(str, problem["loc"]))
+        raise DaemonError(
+            f"the daemon's answer is not a {doc.__name__} ({where}: {problem['msg']}); "
+            "is the CLI the same version as the daemon?"
+        ) from None
+    return checked

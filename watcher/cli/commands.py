@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.live import Live
@@ -25,11 +25,13 @@ from rich.progress import (
 from watcher import config
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import classify_stream
-from watcher.cli import views
+from watcher.cli import status_view, views
 from watcher.cli.base import ConfigOpt, JsonOpt, app, command, config_path, err, escape, load_settings, out
+from watcher.cli.timeline import timeline_markdown
 from watcher.errors import ConfigError, InputError
 from watcher.events import ErrorEvent
 from watcher.replay import Input, replay
+from watcher.schema import IncidentDoc
 from watcher.times import parse_duration, parse_time
 
 if TYPE_CHECKING:
@@ -182,9 +184,10 @@ incident_app = typer.Typer(help="Open, mitigate and close incidents (through the
 app.add_typer(incident_app, name="incident")
 
 
-def _call(
-    config_file: Path | None, fn: Callable[[Client], Coroutine[Any, Any, dict[str, object]]]
-) -> dict[str, object]:
+_D = TypeVar("_D")
+
+
+def _call(config_file: Path | None, fn: Callable[[Client], Coroutine[Any, Any, _D]]) -> _D:
     from watcher.cli.client import Client
 
     client = Client(load_settings(config_file))
@@ -236,12 +239,12 @@ def incident_close(
     _print_incident(doc, json_out, f"closed {incident}")
 
 
-def _print_incident(doc: dict[str, object], json_out: bool, headline: str) -> None:
+def _print_incident(doc: IncidentDoc, json_out: bool, headline: str) -> None:
     if json_out:
         print(json.dumps(doc))
     else:
         out.print(headline)
-        out.print(views.incident_panel(doc))
+        out.print(status_view.incident_panel(doc))
 
 
 @app.command()
@@ -260,13 +263,13 @@ def status(
         print(json.dumps(asyncio.run(client.status())))
         return
     if not watch:
-        out.print(views.status_view(asyncio.run(client.status())))
+        out.print(status_view.status_view(asyncio.run(client.status())))
         return
 
     async def loop() -> None:
         with Live(console=out, auto_refresh=False) as live:
             while True:
-                live.update(views.status_view(await client.status()), refresh=True)
+                live.update(status_view.status_view(await client.status()), refresh=True)
                 await asyncio.sleep(2)
 
     asyncio.run(loop())
@@ -283,7 +286,7 @@ def timeline(
     if fmt not in ("markdown", "json"):
         raise InputError(f"--format must be markdown or json, not {fmt!r}")
     doc = _call(config_file, lambda c: c.timeline(incident))
-    print(json.dumps(doc, indent=2) if fmt == "json" else views.timeline_markdown(doc))
+    print(json.dumps(doc, indent=2) if fmt == "json" else timeline_markdown(doc))
 
 
 notify_app = typer.Typer(help="Announcement channels (Slack-compatible or JSON webhooks).")

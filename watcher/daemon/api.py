@@ -15,13 +15,13 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from watcher.daemon.token import load_or_create_token, read_token
+from watcher.daemon import requests
 from watcher.errors import (
     DaemonError,
     IncidentClosed,
@@ -30,17 +30,13 @@ from watcher.errors import (
     InputError,
     SnapshotError,
 )
-from watcher.events import Trigger
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
+from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
 from watcher.snapshot.command import Request
-from watcher.times import positive_duration
 
-__all__ = ["MAX_BODY", "ApiServer", "Control", "load_or_create_token", "read_token"]
-
-"""Use with fullmatch: `$` would also accept a trailing newline."""
 MAX_BODY = 64 * 1024
-_MAX_TEXT = 4096
+_M = TypeVar("_M", bound=requests.Body)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 log = logging.getLogger(__name__)
@@ -54,19 +50,19 @@ class Control(Protocol):
     exception's sentence is passed to the user as is.
     """
 
-    def status(self) -> dict[str, object]: ...
+    def status(self) -> StatusDoc: ...
 
     async def open_incident(
         self, incident: str, title: str, scope: list[str], window: float | None, by: str
-    ) -> dict[str, object]: ...
+    ) -> IncidentDoc: ...
 
-    async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]: ...
+    async def mitigate(self, incident: str, action: str, by: str) -> IncidentDoc: ...
 
-    async def close(self, incident: str, reason: str, by: str) -> dict[str, object]: ...
+    async def close(self, incident: str, reason: str, by: str) -> IncidentDoc: ...
 
-    def timeline(self, incident: str) -> dict[str, object]: ...
+    def timeline(self, incident: str) -> TimelineDoc: ...
 
-    async def snapshot(self, req: Request, by: str) -> dict[str, object]: ...
+    async def snapshot(self, req: Request, by: str) -> SnapshotDoc: ...
 
 
 class _Refused(Exception):
@@ -200,70 +196,39 @@ class ApiServer:
         return web.json_response(self._control.status())
 
     async def _post_incident(self, request: web.Request) -> web.Response:
-        body = await _json_body(request, required=("id", "title"), optional=("scope", "window"))
-        incident = _incident_id(body["id"], "id")
-        title = _text(body["title"], "title")
-        scope = body.get("scope", [])
-        if not isinstance(scope, list) or not all(isinstance(g, str) and g for g in scope):
-            raise _Refused(400, 'scope must be a list of source-name globs such as ["gw/*"]')
-        window = _window(body.get("window"))
+        body = await _body(request, requests.OpenIncident)
         with _control_errors():
-            result = await self._control.open_incident(incident, title, scope, window, _by(request))
+            result = await self._control.open_incident(
+                body.id, body.title, list(body.scope), body.window, _by(request)
+            )
         return web.json_response(result, status=201)
 
     async def _post_mitigation(self, request: web.Request) -> web.Response:
-        incident = _incident_id(request.match_info["id"], "incident id")
-        body = await _json_body(request, required=("action",), optional=())
-        action = _text(body["action"], "action")
+        incident = _incident_id(request.match_info["id"])
+        body = await _body(request, requests.Mitigation)
         with _control_errors():
-            result = await self._control.mitigate(incident, action, _by(request))
+            result = await self._control.mitigate(incident, body.action, _by(request))
         return web.json_response(result, status=201)
 
     async def _post_close(self, request: web.Request) -> web.Response:
-        incident = _incident_id(request.match_info["id"], "incident id")
-        body = await _json_body(request, required=(), optional=("reason",))
-        reason = _text(body["reason"], "reason", empty_ok=True) if "reason" in body else ""
+        incident = _incident_id(request.match_info["id"])
+        body = await _body(request, requests.Close)
         with _control_errors():
-            result = await self._control.close(incident, reason, _by(request))
+            result = await self._control.close(incident, body.reason, _by(request))
         return web.json_response(result)
 
     async def _get_timeline(self, request: web.Request) -> web.Response:
-        incident = _incident_id(request.match_info["id"], "incident id")
+        incident = _incident_id(request.match_info["id"])
         with _control_errors():
             result = self._control.timeline(incident)
         return web.json_response(result)
 
     async def _post_snapshot(self, request: web.Request) -> web.Response:
-        body = await _json_body(
-            request,
-            required=("reason",),
-            optional=("incident", "scope", "since", "until", "redact", "trigger"),
-        )
-        reason = _text(body["reason"], "reason")
-        incident = body.get("incident")
-        if incident is not None:
-            incident = _incident_id(incident, "incident")
-        scope = body.get("scope", [])
-        if not isinstance(scope, list) or not all(isinstance(g, str) and g for g in scope):
-            raise _Refused(400, 'scope must be a list of source-name globs such as ["cloud/*"]')
-        since, until = _epoch(body.get("since"), "since"), _epoch(body.get("until"), "until")
-        redact, trigger = body.get("redact", False), body.get("trigger", "manual")
-        if not isinstance(redact, bool):
-            raise _Refused(400, "redact must be true or false")
-        if trigger not in (Trigger.MANUAL, Trigger.THEN):
-            raise _Refused(400, 'trigger must be "manual" or "then"')
+        b = await _body(request, requests.Snapshot)
+        req = Request(b.reason, b.incident, b.scope, b.since, b.until, b.redact, b.trigger)
         with _control_errors():
-            req = Request(reason, incident, tuple(scope), since, until, redact, Trigger(str(trigger)))
             result = await self._control.snapshot(req, _by(request))
         return web.json_response(result, status=201)
-
-
-def _epoch(value: object, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise _Refused(400, f"{what} must be Unix seconds or null")
-    return float(value)
 
 
 @contextlib.contextmanager
@@ -279,50 +244,23 @@ def _control_errors() -> Iterator[None]:
         raise _Refused(400, str(exc)) from None
 
 
-async def _json_body(
-    request: web.Request, *, required: tuple[str, ...], optional: tuple[str, ...]
-) -> dict[str, object]:
+async def _body(request: web.Request, model: type[_M]) -> _M:
     raw = await request.read()  # raises 413 past client_max_size even without Content-Length
     try:
-        body = json.loads(raw) if raw.strip() else {}
+        doc = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         raise _Refused(400, "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _Refused(400, "request body must be a JSON object")
-    known = (*required, *optional)
-    for key in body:
-        if key not in known:
-            raise _Refused(400, f"unknown field {key!r} (expected {', '.join(known)})")
-    for key in required:
-        if key not in body:
-            raise _Refused(400, f"missing field {key!r}")
-    return body
-
-
-def _incident_id(value: object, what: str) -> str:
     try:
-        return check_incident_id(value, what)
+        return requests.parse(model, doc)
     except ValueError as exc:
         raise _Refused(400, str(exc)) from None
 
 
-def _text(value: object, what: str, *, empty_ok: bool = False) -> str:
-    if not isinstance(value, str) or (not value.strip() and not empty_ok):
-        raise _Refused(400, f"{what} must be a non-empty string")
-    if len(value) > _MAX_TEXT:
-        raise _Refused(400, f"{what} is longer than {_MAX_TEXT} characters")
-    return value.strip()
-
-
-def _window(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _Refused(400, f"window: expected a duration such as 90s, 15m or 2h, got {value!r}")
+def _incident_id(value: str) -> str:
     try:
-        return positive_duration(value)
+        return check_incident_id(value)
     except ValueError as exc:
-        raise _Refused(400, f"window: {exc}") from None
+        raise _Refused(400, str(exc)) from None
 
 
 def _by(request: web.Request) -> str:

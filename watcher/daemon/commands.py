@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 from watcher.config import Settings
 from watcher.daemon.pipeline import Pipeline
-from watcher.daemon.status import incident_json, outbox_json, source_json, timeline_json
+from watcher.daemon.status import incident_doc, outbox_doc, source_doc, timeline_doc
 from watcher.errors import IncidentExists
 from watcher.events import Kind, Transition
+from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
 from watcher.snapshot.command import Request, take_configured
 from watcher.snapshot.manifest import verify
 
@@ -24,24 +25,24 @@ class Commands:
         self.settings = settings
         self.pipeline = pipeline
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> StatusDoc:
         p = self.pipeline
         now = p.clock()
         return {
             "now": now,
-            "incidents": [incident_json(p.engine.status(i)) for i in p.engine.incident_ids()],
+            "incidents": [incident_doc(p.engine.status(i)) for i in p.engine.incident_ids()],
             "sources": [
-                source_json(name, st.up, st.reason, p.engine.watermark(name), now, st.stats())
+                source_doc(name, st.up, st.reason, p.engine.watermark(name), now, st.stats())
                 for name, st in p.sources.items()
             ],
-            "outbox": outbox_json(p.store.outbox_channels()),
+            "outbox": outbox_doc(p.store.outbox.backlog()),
         }
 
     # The bodies below never await before their commit: each runs to it without interleaving.
 
     async def open_incident(
         self, incident: str, title: str, scope: list[str], window: float | None, by: str
-    ) -> dict[str, object]:
+    ) -> IncidentDoc:
         p = self.pipeline
         if p.store.incident(incident) is not None:
             raise IncidentExists(f"incident {incident} already exists")
@@ -53,7 +54,7 @@ class Commands:
             lambda now: p.engine.open(incident, title, scope or ["*"], span, now),
         )
 
-    async def mitigate(self, incident: str, action: str, by: str) -> dict[str, object]:
+    async def mitigate(self, incident: str, action: str, by: str) -> IncidentDoc:
         p = self.pipeline
         p.store.require_open(incident)
         return self._command(
@@ -62,7 +63,7 @@ class Commands:
             lambda now: p.engine.mitigate(incident, action, now),
         )
 
-    async def close(self, incident: str, reason: str, by: str) -> dict[str, object]:
+    async def close(self, incident: str, reason: str, by: str) -> IncidentDoc:
         p = self.pipeline
         p.store.require_open(incident)
         return self._command(
@@ -76,7 +77,7 @@ class Commands:
         incident: str,
         record: Callable[[float], object],
         apply: Callable[[float], list[Transition]],
-    ) -> dict[str, object]:
+    ) -> IncidentDoc:
         """Store the command and what the engine made of it in one commit, then answer."""
         p = self.pipeline
         now = p.clock()
@@ -84,13 +85,13 @@ class Commands:
             record(now)
             p.transitions(apply(now))
             p.persist(force=True)
-        return incident_json(p.engine.status(incident))
+        return incident_doc(p.engine.status(incident))
 
-    def timeline(self, incident: str) -> dict[str, object]:
+    def timeline(self, incident: str) -> TimelineDoc:
         store = self.pipeline.store
-        return timeline_json(store.require(incident), store.timeline(incident))
+        return timeline_doc(store.require(incident), store.timeline(incident))
 
-    async def snapshot(self, req: Request, by: str) -> dict[str, object]:
+    async def snapshot(self, req: Request, by: str) -> SnapshotDoc:
         """`watcher snapshot --via-daemon`: the same collection as the CLI's, in a worker thread."""
         p = self.pipeline
         if req.incident is not None:

@@ -96,7 +96,9 @@ class Daemon:
         await self.api.start()
         # Only once nothing else in startup can fail: shutdown() is what closes the session.
         self.http = aiohttp.ClientSession()
-        self.senders = build_senders(s.notify, self.http, store=store, metrics=metrics, clock=self.clock)
+        self.senders = build_senders(
+            s.notify, self.http, outbox=store.outbox, metrics=metrics, clock=self.clock
+        )
         pipeline.senders = self.senders
         log.info("listening on %s; %d sources", s.http.listen, len(pipeline.sources))
 
@@ -116,7 +118,7 @@ class Daemon:
         for channel in ("incident", "oncall"):
             if channel not in hooks:
                 log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
-        last = self.store.last_enqueued(HEARTBEAT)
+        last = self.store.outbox.last_enqueued(HEARTBEAT)
         return Announcer(
             channels=hooks,
             routes=notify.routes,
@@ -215,7 +217,7 @@ class Daemon:
             await asyncio.sleep(TICK)
             p.transitions(p.engine.tick(self.clock()))
             p.announce(p.announcer.tick(p.refresh_incident_metrics()))
-            self.metrics.outbox_pending(self.store.pending_count())
+            self.metrics.outbox_pending(self.store.outbox.pending_count())
             p.persist()
 
     async def _watchdog(self) -> None:

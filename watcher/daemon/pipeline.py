@@ -201,7 +201,7 @@ class Pipeline:
                 announce = outgoing + self._record(pending)
                 created = self.clock()
                 for a in announce:
-                    self.store.enqueue(a.channel, a.kind, a.news.to_json(), created)
+                    self.store.outbox.enqueue(a.channel, a.kind, a.news.to_json(), created)
                 for incident, at, kind, detail in notes:
                     self.store.add_note(incident, at, kind, detail)
                 for name, st in self.sources.items():

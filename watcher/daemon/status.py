@@ -1,8 +1,4 @@
-"""The JSON shapes of `/api/v1/status` and `/api/v1/incidents/{id}/timeline`.
-
-Times are RFC 3339 UTC strings; durations are seconds. The CLI renders these
-same documents, so what `--json` prints is what the API serves.
-"""
+"""The daemon's state as the API's documents (watcher.schema)."""
 
 from __future__ import annotations
 
@@ -11,25 +7,13 @@ from collections.abc import Mapping, Sequence
 from watcher import details
 from watcher.classify.grouping import ClassifyStats
 from watcher.engine import IncidentStatus
-from watcher.events import ErrorEvent
-from watcher.store import IncidentRow, TimelineRow
+from watcher.schema import ChannelDoc, IncidentDoc, OutboxDoc, SourceDoc, TimelineDoc, error_doc
+from watcher.store.outbox import Backlog
+from watcher.store.rows import IncidentRow, TimelineRow
 from watcher.times import format_time
 
 
-def event_json(event: ErrorEvent) -> dict[str, object]:
-    out: dict[str, object] = {
-        "time": format_time(event.at),
-        "source": event.source,
-        "rule": event.rule,
-        "message": event.message,
-    }
-    if event.stream:
-        out["stream"] = event.stream
-    return out
-
-
-def incident_json(s: IncidentStatus) -> dict[str, object]:
-    last = s.last_error
+def incident_doc(s: IncidentStatus) -> IncidentDoc:
     return {
         "id": s.id,
         "title": s.title,
@@ -46,15 +30,15 @@ def incident_json(s: IncidentStatus) -> dict[str, object]:
         "errors": s.errors,
         "gaps": s.gaps,
         "lines": s.lines,
-        "last_error": None if last is None else event_json(last),
+        "last_error": None if s.last_error is None else error_doc(s.last_error),
         "blind_sources": list(s.blind_sources),
         "sources": list(s.sources),
     }
 
 
-def source_json(
+def source_doc(
     name: str, up: bool, reason: str | None, watermark: float | None, now: float, stats: ClassifyStats
-) -> dict[str, object]:
+) -> SourceDoc:
     return {
         "name": name,
         "up": up,
@@ -66,27 +50,25 @@ def source_json(
     }
 
 
-def outbox_json(channels: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
-    """Totals, and per channel what is stuck and why (`store.outbox_channels()`)."""
+def outbox_doc(backlog: Mapping[str, Backlog]) -> OutboxDoc:
+    """Totals, and per channel what is stuck and why."""
+    channels: dict[str, ChannelDoc] = {
+        name: {
+            "pending": b.pending,
+            "dead": b.dead,
+            "oldest_pending": format_time(b.oldest_pending),
+            "last_error": b.last_error,
+        }
+        for name, b in sorted(backlog.items())
+    }
     return {
-        "pending": sum(_int(c.get("pending")) for c in channels.values()),
-        "dead": sum(_int(c.get("dead")) for c in channels.values()),
-        "channels": {
-            name: {**c, "oldest_pending": format_time(_time(c.get("oldest_pending")))}
-            for name, c in sorted(channels.items())
-        },
+        "pending": sum(b.pending for b in backlog.values()),
+        "dead": sum(b.dead for b in backlog.values()),
+        "channels": channels,
     }
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
-def _time(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
-def timeline_json(incident: IncidentRow, rows: Sequence[TimelineRow]) -> dict[str, object]:
+def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow]) -> TimelineDoc:
     return {
         "id": incident.id,
         "title": incident.title,
@@ -100,7 +82,7 @@ def timeline_json(incident: IncidentRow, rows: Sequence[TimelineRow]) -> dict[st
         "events": [
             {
                 "at": format_time(r.at),
-                "kind": r.kind,
+                "kind": str(r.kind),
                 "state": r.state,
                 "detail": details.to_json(r.detail),
                 "recorded_at": format_time(r.recorded_at),

@@ -19,7 +19,7 @@ from watcher.notify.messages import Renderer
 from watcher.notify.news import CheckNews
 from watcher.notify.sender import RetryPolicy, Sender
 from watcher.notify.webhook import Webhook
-from watcher.store import Store
+from watcher.store.outbox import Outbox
 
 
 def renderer(cfg: NotifyConfig) -> Renderer:
@@ -30,7 +30,7 @@ def build_senders(
     cfg: NotifyConfig,
     session: aiohttp.ClientSession,
     *,
-    store: Store,
+    outbox: Outbox,
     metrics: Metrics,
     clock: Callable[[], float] = time.time,
 ) -> list[Sender]:
@@ -40,7 +40,7 @@ def build_senders(
         Sender(
             channel,
             Webhook(session, url, timeout=cfg.timeout, clock=clock),
-            store=store,
+            outbox=outbox,
             metrics=metrics,
             renderer=render,
             policy=policy,

@@ -30,7 +30,8 @@ from watcher.metrics import Metrics
 from watcher.notify.messages import Renderer
 from watcher.notify.news import News, TransitionNews, news_from_json
 from watcher.notify.webhook import Delivery, Webhook
-from watcher.store import OutboxRow, Store
+from watcher.store.outbox import Outbox
+from watcher.store.rows import OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Sender:
         channel: str,
         webhook: Webhook,
         *,
-        store: Store,
+        outbox: Outbox,
         metrics: Metrics,
         renderer: Renderer,
         policy: RetryPolicy,
@@ -66,7 +67,7 @@ class Sender:
     ) -> None:
         self.channel = channel
         self._webhook = webhook
-        self._store = store
+        self._outbox = outbox
         self._metrics = metrics
         self._renderer = renderer
         self._policy = policy
@@ -89,7 +90,7 @@ class Sender:
         while True:
             self._wake.clear()  # before looking: a wake() from now on is not lost
             try:
-                head = self._store.due(self.channel, math.inf, 1)
+                head = self._outbox.due(self.channel, math.inf, 1)
             except StoreError as exc:
                 log.error("%s sender cannot read the outbox, will retry: %s", self.channel, exc)
                 await self._sleep(self._policy.interval)
@@ -123,7 +124,7 @@ class Sender:
             reason = f"cannot read the queued announcement: {exc}"
         log.error("%s: announcement %d dead-lettered: %s", self.channel, row.id, reason)
         try:
-            self._store.mark_dead(row.id, self._clock(), reason)
+            self._outbox.mark_dead(row.id, self._clock(), reason)
         except StoreError as exc:
             log.error("%s sender cannot record announcement %d: %s", self.channel, row.id, exc)
         self._metrics.notification(self.channel, "dead")
@@ -147,9 +148,9 @@ class Sender:
         outcome = result.outcome
         counted: str = outcome
         if outcome == "sent":
-            self._store.mark_sent(row.id, now)
+            self._outbox.mark_sent(row.id, now)
         elif outcome == "dead":
-            self._store.mark_dead(row.id, now, result.describe())
+            self._outbox.mark_dead(row.id, now, result.describe())
             log.error(
                 "%s: announcement %d (%s %s) rejected, not retried: %s",
                 self.channel,
@@ -163,7 +164,7 @@ class Sender:
             wait = result.retry_after
             if wait is None:
                 wait = self._policy.backoff(attempts, self._rand())
-            self._store.mark_retry(row.id, attempts, now + wait, result.describe())
+            self._outbox.mark_retry(row.id, attempts, now + wait, result.describe())
             log.warning(
                 "%s: announcement %d attempt %d failed (%s); retrying in %.1fs",
                 self.channel,

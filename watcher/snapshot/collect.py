@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 from watcher.details import SnapshotDetail
-from watcher.errors import DaemonError, WatcherError
+from watcher.errors import WatcherError
 from watcher.events import Trigger
+from watcher.schema import SnapshotDoc
 from watcher.snapshot import manifest, names
 from watcher.snapshot.archive import ArchiveWriter, Spool
 from watcher.snapshot.manifest import Meta, Missing
@@ -113,14 +114,11 @@ class SnapshotResult:
         return not self.missing
 
     @classmethod
-    def from_json(cls, doc: dict[str, object]) -> SnapshotResult:
+    def from_json(cls, doc: SnapshotDoc) -> SnapshotResult:
         """Read back `as_json()`, as the daemon's API answers it."""
-        size, missing = doc.get("size"), doc.get("missing")
-        if not isinstance(size, int) or not isinstance(missing, list):
-            raise DaemonError("the daemon answered the snapshot request without its size or missing list")
-        return cls(Path(str(doc["path"])), size, str(doc["sha256"]), [str(m) for m in missing])
+        return cls(Path(doc["path"]), doc["size"], doc["sha256"], list(doc["missing"]))
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> SnapshotDoc:
         return {
             "path": str(self.path),
             "size": self.size,

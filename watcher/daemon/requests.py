@@ -1,0 +1,128 @@
+"""The API's request bodies as pydantic models: every field checked, one sentence per problem.
+
+Each field's validator sees the raw JSON value and raises ValueError with the
+sentence the user reads (`title must be a non-empty string`), so a wrong type and a
+wrong value are reported the same way; `parse` turns pydantic's own complaints
+(a missing or unknown field) into the same kind of sentence.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from watcher.events import Trigger
+from watcher.names import check_incident_id
+from watcher.times import positive_duration
+
+MAX_TEXT = 4096
+_M = TypeVar("_M", bound="Body")
+
+
+def _text(what: str, *, empty_ok: bool = False) -> BeforeValidator:
+    def check(value: object) -> str:
+        if not isinstance(value, str) or (not value.strip() and not empty_ok):
+            raise ValueError(f"{what} must be a non-empty string")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"{what} is longer than {MAX_TEXT} characters")
+        return value.strip()
+
+    return BeforeValidator(check)
+
+
+def _incident(what: str) -> BeforeValidator:
+    return BeforeValidator(lambda value: check_incident_id(value, what))
+
+
+def _maybe_incident(value: object) -> str | None:
+    return None if value is None else check_incident_id(value, "incident")
+
+
+def _scope(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
+        raise ValueError('scope must be a list of source-name globs such as ["cloud/*", "gw/*"]')
+    return tuple(value)
+
+
+def _window(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"window: expected a duration such as 90s, 15m or 2h, got {value!r}")
+    try:
+        return positive_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"window: {exc}") from None
+
+
+def _epoch(what: str) -> BeforeValidator:
+    def check(value: object) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{what} must be Unix seconds or null")
+        return float(value)
+
+    return BeforeValidator(check)
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("redact must be true or false")
+    return value
+
+
+def _requested(value: object) -> Trigger:
+    if value not in (Trigger.MANUAL, Trigger.THEN):
+        raise ValueError('trigger must be "manual" or "then"')
+    return Trigger(str(value))
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenIncident(Body):
+    id: Annotated[str, _incident("id")]
+    title: Annotated[str, _text("title")]
+    scope: Annotated[tuple[str, ...], BeforeValidator(_scope)] = ()
+    window: Annotated[float | None, BeforeValidator(_window)] = None
+
+
+class Mitigation(Body):
+    action: Annotated[str, _text("action")]
+
+
+class Close(Body):
+    reason: Annotated[str, _text("reason", empty_ok=True)] = ""
+
+
+class Snapshot(Body):
+    reason: Annotated[str, _text("reason")]
+    incident: Annotated[str | None, BeforeValidator(_maybe_incident)] = None
+    scope: Annotated[tuple[str, ...], BeforeValidator(_scope)] = ()
+    since: Annotated[float | None, _epoch("since")] = None
+    until: Annotated[float | None, _epoch("until")] = None
+    redact: Annotated[bool, BeforeValidator(_flag)] = False
+    trigger: Annotated[Trigger, BeforeValidator(_requested)] = Trigger.MANUAL
+
+
+def parse(model: type[_M], body: object) -> _M:
+    """`body` (parsed JSON) as `model`; ValueError with one sentence when it is not one."""
+    if not isinstance(body, dict):
+        raise ValueError("request body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise ValueError(_sentence(model, exc)) from None
+
+
+def _sentence(model: type[Body], exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    if err["type"] == "missing":
+        return f"missing field {field!r}"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field {field!r} (expected {', '.join(model.model_fields)})"
+    return str(err.get("ctx", {}).get("error", err["msg"]))
