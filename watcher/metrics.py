@@ -200,12 +200,6 @@ class Metrics:
         self._streak.labels(incident)
         self._resolved.labels(incident)
 
-    def remove_incident(self, incident: str) -> None:
-        """Drop every series of `incident`; unknown incidents are ignored."""
-        self._states.current.pop(incident, None)
-        for gauge in (self._window, self._streak, self._resolved):
-            gauge.remove(incident)  # a no-op for label values it does not have
-
     def incident(self, incident: str, *, state: str, clean_streak: float, resolved_at: float | None) -> None:
         if state not in STATES:
             raise ValueError(f"incident state must be one of {', '.join(STATES)}, got {state!r}")

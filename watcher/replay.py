@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from watcher.classify.grouping import ClassifyStats
 from watcher.classify.rules import RuleSet
-from watcher.classify.stream import ClassifyStats, classify_stream
+from watcher.classify.stream import classify_stream
 from watcher.config import Settings
 from watcher.engine import Engine
 from watcher.errors import InputError

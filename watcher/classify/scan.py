@@ -79,84 +79,110 @@ def adapt(pattern: str, anchored: bool = False) -> Adapted | None:
     spaces, `{,n}` spelled `{0,n}`, and an extra pattern for the lines where its older
     Unicode tables or case folding could disagree with Python's.
     """
-    py: list[str] = []
-    hs: list[str] = []
-    hs_ok, prefilter_mode, tables, caseless = True, False, False, False
-    i, n = 0, len(pattern)
-    flags = _GLOBAL_FLAGS.match(pattern)
-    if flags is not None:
-        if "x" in flags[1]:
-            return None  # verbose mode: whitespace and `#` change meaning; not worth a parser
-        caseless = "i" in flags[1]
-        hs_ok = not set(flags[1]) & set("aLu")
-        i = flags.end()
-    while i < n:
-        c = pattern[i]
+    return _Adapter(pattern, anchored).run()
+
+
+class _Adapter:
+    """One pass over a pattern, token by token, writing both dialects side by side."""
+
+    def __init__(self, pattern: str, anchored: bool) -> None:
+        self.pattern, self.anchored = pattern, anchored
+        self.py: list[str] = []
+        self.hs: list[str] = []
+        self.hs_ok = True
+        self.prefilter_mode = self.tables = self.caseless = False
+
+    def run(self) -> Adapted | None:
+        pattern, i = self.pattern, 0
+        flags = _GLOBAL_FLAGS.match(pattern)
+        if flags is not None:
+            if "x" in flags[1]:
+                return None  # verbose mode: whitespace and `#` change meaning; not worth a parser
+            self.caseless = "i" in flags[1]
+            self.hs_ok = not set(flags[1]) & set("aLu")
+            i = flags.end()
+        while i < len(pattern):
+            step = self._token(i)
+            if step is None:
+                return None
+            i = step
+        body_py, body_hs = "".join(self.py), "".join(self.hs)
+        if flags is not None:  # a global flag group must lead; scoped, it may be combined
+            body_py, body_hs = f"(?{flags[1]}:{body_py})", f"(?{flags[1]}:{body_hs})"
+        try:
+            re.compile(body_py)
+        except re.error:
+            return None
+        if not self.hs_ok or (self.caseless and not pattern.isascii()):
+            return Adapted(body_py, None)
+        extra = [_NON_ASCII] if self.tables else [f"[{_FOLDS_TO_ASCII}]"] if self.caseless else []
+        return Adapted(body_py, (body_hs, *extra), self.prefilter_mode)
+
+    def _token(self, i: int) -> int | None:
+        """Adapt the token at `i`; the index after it, or None: no safe superset exists."""
+        pattern, c = self.pattern, self.pattern[i]
         if c == "\\":
-            esc, k = pattern[i : i + 2], pattern[i + 1 : i + 2]
-            i += 2
-            if k in ("A", "Z") and not anchored:
-                continue
-            py.append(esc)
-            if k in ("b", "B"):
-                pass  # hyperscan has no \b in UCP mode; dropping it only widens
-            elif k == "s":
-                hs.append(r"[\s\x1c-\x1f]")
-            else:
-                hs_ok &= k not in ("u", "U", "N")
-                prefilter_mode |= k.isdigit()
-                tables |= k in ("d", "D", "w", "W", "S")
-                hs.append(esc)
-            continue
+            return self._escape(i)
         if c == "[":
-            j = _class_end(pattern, i)
-            body = pattern[i:j]
-            py.append(body)
-            hs_ok &= "[:" not in body[1:] and not re.search(r"\\[uUN]", body)  # POSIX classes
-            tables |= bool(re.search(r"\\[dDwWsS]", body))
-            if "\\s" in body:
-                hs_ok &= not body.startswith("[^")
-                body = body.replace("\\s", "\\s\\x1c-\\x1f")
-            hs.append(body)
-            i = j
-            continue
+            return self._class(i)
         if c == "(":
             if pattern.startswith("(?#", i):
-                i = pattern.index(")", i) + 1
-                continue
-            if pattern.startswith(("(?!", "(?<!", "(?("), i):
-                return None  # a negative condition may hold on the message and not on the line
-            scoped = _SCOPED_FLAGS.match(pattern, i)
-            if scoped is not None:
-                if "x" in scoped[1]:
-                    return None
-                caseless |= "i" in scoped[1]
-                hs_ok &= not set(scoped[1]) & set("aLu")
-            prefilter_mode |= pattern.startswith(("(?=", "(?<=", "(?>", "(?P="), i)
-        elif c in "^$" and not anchored:
-            i += 1
-            continue
+                return pattern.index(")", i) + 1
+            if not self._group(i):
+                return None
+        elif c in "^$" and not self.anchored:
+            return i + 1
         elif c == "{" and (m := _EMPTY_MIN.match(pattern, i)):
-            py.append(m[0])
-            hs.append(f"{{0,{m[1]}}}")
-            i = m.end()
-            continue
+            self.py.append(m[0])
+            self.hs.append(f"{{0,{m[1]}}}")
+            return m.end()
         elif c in "*+?}" and pattern.startswith("+", i + 1):
-            prefilter_mode = True  # possessive
-        py.append(c)
-        hs.append(c)
-        i += 1
-    body_py, body_hs = "".join(py), "".join(hs)
-    if flags is not None:  # a global flag group must lead; scoped, it may be combined
-        body_py, body_hs = f"(?{flags[1]}:{body_py})", f"(?{flags[1]}:{body_hs})"
-    try:
-        re.compile(body_py)
-    except re.error:
-        return None
-    if not hs_ok or (caseless and not pattern.isascii()):
-        return Adapted(body_py, None)
-    extra = [_NON_ASCII] if tables else [f"[{_FOLDS_TO_ASCII}]"] if caseless else []
-    return Adapted(body_py, (body_hs, *extra), prefilter_mode)
+            self.prefilter_mode = True  # possessive
+        self.py.append(c)
+        self.hs.append(c)
+        return i + 1
+
+    def _escape(self, i: int) -> int:
+        esc, k = self.pattern[i : i + 2], self.pattern[i + 1 : i + 2]
+        if k in ("A", "Z") and not self.anchored:
+            return i + 2
+        self.py.append(esc)
+        if k in ("b", "B"):
+            pass  # hyperscan has no \b in UCP mode; dropping it only widens
+        elif k == "s":
+            self.hs.append(r"[\s\x1c-\x1f]")
+        else:
+            self.hs_ok &= k not in ("u", "U", "N")
+            self.prefilter_mode |= k.isdigit()
+            self.tables |= k in ("d", "D", "w", "W", "S")
+            self.hs.append(esc)
+        return i + 2
+
+    def _class(self, i: int) -> int:
+        j = _class_end(self.pattern, i)
+        body = self.pattern[i:j]
+        self.py.append(body)
+        self.hs_ok &= "[:" not in body[1:] and not re.search(r"\\[uUN]", body)  # POSIX classes
+        self.tables |= bool(re.search(r"\\[dDwWsS]", body))
+        if "\\s" in body:
+            self.hs_ok &= not body.startswith("[^")
+            body = body.replace("\\s", "\\s\\x1c-\\x1f")
+        self.hs.append(body)
+        return j
+
+    def _group(self, i: int) -> bool:
+        """Note what the group opening at `i` implies; False when no safe superset exists."""
+        pattern = self.pattern
+        if pattern.startswith(("(?!", "(?<!", "(?("), i):
+            return False  # a negative condition may hold on the message and not on the line
+        scoped = _SCOPED_FLAGS.match(pattern, i)
+        if scoped is not None:
+            if "x" in scoped[1]:
+                return False
+            self.caseless |= "i" in scoped[1]
+            self.hs_ok &= not set(scoped[1]) & set("aLu")
+        self.prefilter_mode |= pattern.startswith(("(?=", "(?<=", "(?>", "(?P="), i)
+        return True
 
 
 def alternatives(pattern: str, limit: int = 32) -> list[str]:

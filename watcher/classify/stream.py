@@ -3,36 +3,34 @@
 The format is sniffed from the first 64 KiB (`journal`, `docker` or `auto`), and so is
 whether the file is *timed*: when most of those lines carry a time of their own, a line
 without one continues the record before it; in an untimed file only the continuation
-patterns group lines (watcher.grouping). Input is read in 16 MiB chunks; a line longer
+patterns group lines (grouping.py). Input is read in 16 MiB chunks; a line longer
 than max_line_bytes is cut, counted and marked, so memory does not grow with the input.
+`StreamScanner` does the same for a live source, chunk by chunk.
 
-Engines, all with identical results: `reference` feeds every line through
+Engines, all with identical results (readers.py): `reference` feeds every line through
 framing.LineSplitter and grouping.SourceClassifier; `python` and `hyperscan` find the
-lines that matter with watcher.scan and feed only those, counting the rest in bulk
+lines that matter with scan.Finder and feed only those, counting the rest in bulk
 (`hyperscan` on Linux x86_64 only; `auto` picks it there and `python` elsewhere).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import BinaryIO, Literal
 
 from watcher.classify import framing
-from watcher.classify.grouping import ClassifyStats, SourceClassifier, opens_context
-from watcher.classify.lines import Format, LineParser, ParsedLine, sniff_format, timed_pattern
+from watcher.classify.grouping import ClassifyStats, SourceClassifier
+from watcher.classify.lines import Format, LineParser, sniff_format
+from watcher.classify.readers import Fast, Reference
 from watcher.classify.rules import SourceRules
-from watcher.classify.scan import HYPERSCAN, Finder, line_start
+from watcher.classify.scan import HYPERSCAN, Finder
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
-
-__all__ = ["ClassifyStats", "Engine", "StreamScanner", "classify_stream"]
 
 Engine = Literal["auto", "hyperscan", "python", "reference"]
 CHUNK = 16 << 20
 SNIFF = 64 << 10
-_WINDOW = 1 << 16
 
 
 def classify_stream(
@@ -76,11 +74,11 @@ def classify_stream(
 
 def _reader(
     clf: SourceClassifier, engine: Engine, max_line_bytes: int, emit: Callable[[ErrorEvent], None]
-) -> _Reference | _Fast:
+) -> Reference | Fast:
     if engine == "reference":
-        return _Reference(clf, max_line_bytes, emit)
+        return Reference(clf, max_line_bytes, emit)
     finder = Finder(clf.rules.prefilters(), clf.parser.fmt, clf.timed, HYPERSCAN and engine != "python")
-    return _Fast(clf, finder, max_line_bytes, emit)
+    return Fast(clf, finder, max_line_bytes, emit)
 
 
 class StreamScanner:
@@ -110,7 +108,7 @@ class StreamScanner:
         self._stream = stream
         self._found: list[ErrorEvent] = []
         self._engine: Engine = "reference" if timestamp_field or timestamp_format else "auto"
-        self._reader: _Reference | _Fast | None = None
+        self._reader: Reference | Fast | None = None
         self.stats = ClassifyStats(
             errors_by_rule=dict.fromkeys(rules.rule_names, 0),
             ignored_by_rule=dict.fromkeys(rules.ignore_names, 0),
@@ -133,9 +131,7 @@ class StreamScanner:
         return found
 
 
-def _run(
-    reader: _Reference | _Fast, read: Callable[[], bytes], progress: Callable[[int], None] | None
-) -> None:
+def _run(reader: Reference | Fast, read: Callable[[], bytes], progress: Callable[[int], None] | None) -> None:
     total = 0
     while chunk := read():
         reader.feed(chunk)
@@ -177,242 +173,3 @@ def _is_timed(head: bytes, parser: LineParser, whole: bool) -> bool:
     texts = (framing.decode(framing.Line(ln.removesuffix(b"\r")))[0] for ln in lines)
     timed = sum(1 for text in texts if parser.parse(text).at is not None)
     return timed * 2 > len(lines)
-
-
-class _Reference:
-    """Every line through framing.LineSplitter and SourceClassifier: the semantics, spelled out."""
-
-    def __init__(self, clf: SourceClassifier, max_line_bytes: int, emit: Callable[[ErrorEvent], None]):
-        self.clf = clf
-        self._splitter = framing.LineSplitter(max_line_bytes)
-        self._emit = emit
-
-    def feed(self, chunk: bytes) -> None:
-        for line in self._splitter.feed(chunk):
-            self._line(line)
-
-    def finish(self) -> None:
-        line = self._splitter.flush()
-        if line is not None:
-            self._line(line)
-
-    def _line(self, line: framing.Line) -> None:
-        event = self.clf.feed_line(line)
-        if event is not None:
-            self._emit(event)
-
-
-class _Fast:
-    """Feeds a SourceClassifier from raw chunks, parsing only the lines a Finder points at.
-
-    Chunks are cut at their last newline; the unfinished rest waits for the next chunk,
-    at most max_line_bytes of it (the rest only counted), like framing.LineSplitter.
-    """
-
-    def __init__(
-        self, clf: SourceClassifier, finder: Finder, max_line_bytes: int, emit: Callable[[ErrorEvent], None]
-    ):
-        self.clf = clf
-        self._finder = finder
-        self._max = max_line_bytes
-        self._emit = emit
-        self._timed = TimedLines(clf.parser.fmt)
-        self._parser = clf.parser
-        self._carry = bytearray()
-        self._dropped = 0
-
-    def feed(self, chunk: bytes) -> None:
-        start = 0
-        if self._carry or self._dropped:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                self._hold(chunk, 0, len(chunk))
-                return
-            self._hold(chunk, 0, nl)
-            self._line(self._take_carry())
-            start = nl + 1
-        last = chunk.rfind(b"\n", start)
-        if last >= 0:
-            self._block(chunk, start, last + 1)
-            start = last + 1
-        self._hold(chunk, start, len(chunk))
-
-    def finish(self) -> None:
-        if self._carry or self._dropped:
-            self._line(self._take_carry())
-
-    def _hold(self, chunk: bytes, a: int, b: int) -> None:
-        take = min(b - a, max(0, self._max - len(self._carry)))
-        self._carry += chunk[a : a + take]
-        self._dropped += b - a - take
-
-    def _take_carry(self) -> framing.Line:
-        data, cut = bytes(self._carry), self._dropped
-        self._carry.clear()
-        self._dropped = 0
-        return framing.Line(data if cut or not data.endswith(b"\r") else data[:-1], cut)
-
-    def _line(self, line: framing.Line) -> None:
-        event = self.clf.feed_line(line)
-        if event is not None:
-            self._emit(event)
-
-    def _block(self, buf: bytes, start: int, end: int) -> None:
-        """Lines [start, end) of `buf`, each ending with a newline."""
-        blk = _Block(buf, start, end, self._max)
-        forced = {start, *blk.long}
-        scanned: bytes | bytearray = buf
-        text = None
-        if not buf.isascii():
-            try:
-                text = str(memoryview(buf)[start:end], "utf-8")
-            except UnicodeDecodeError:
-                bad = bad_lines(buf, start, end)
-                forced.update(bad)
-                scanned = blank_lines(buf, bad, end)  # hyperscan wants valid UTF-8
-                text = str(memoryview(scanned)[start:end], "utf-8")
-        stats = self.clf.stats
-        if stats.first_at is None:
-            stats.first_at = self._time(blk, reverse=False)
-        if self._finder.every_line:
-            self._walk(blk, blk.starts())
-        else:
-            if text is None and self._finder.needs_text:
-                text = buf[start:end].decode("ascii")
-            self._walk(blk, iter(sorted(forced | self._finder.find(scanned, start, end, text))))
-        last = self._time(blk, reverse=True)
-        if last is not None:
-            stats.last_at = last
-
-    def _time(self, blk: _Block, reverse: bool) -> float | None:
-        """The own time of the block's first (or last) line that has one."""
-        for ls in self._timed.starts(blk.buf, blk.start, blk.end, reverse):
-            at = blk.parsed(ls, self._parser).at
-            if at is not None:
-                return at
-        return None
-
-    def _walk(self, blk: _Block, starts: Iterator[int]) -> None:
-        """Feed the lines at `starts` (ascending), and the line after any line that may
-        make the next one a continuation (grouping.opens_context); count the rest in bulk."""
-        pos, force = blk.start, False  # pos: the first line not yet counted
-        pending = next(starts, None)
-        while pos < blk.end:
-            if not force:
-                while pending is not None and pending < pos:
-                    pending = next(starts, None)
-                if pending is None:
-                    break
-                if pending > pos:
-                    self._skip(blk, pos, pending)
-                    pos = pending
-            end = blk.line_end(pos)
-            self._line(blk.line(pos, end))
-            pos = end + 1
-            force = opens_context(self.clf.prev_message or "")
-        if pos < blk.end:
-            self._skip(blk, pos, blk.end)
-
-    def _skip(self, blk: _Block, a: int, b: int) -> None:
-        """Lines [a, b): each a record of its own, without an error; the last one is parsed,
-        since the next line may continue its record."""
-        last = line_start(blk.buf, a, b - 1)
-        raw = blk.buf[last : b - 1]
-        text = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8")
-        self.clf.skip(blk.buf.count(b"\n", a, b), self._parser.parse(text))
-
-
-class _Block:
-    """A buffer's run of whole lines, and which of them are longer than max_line_bytes."""
-
-    def __init__(self, buf: bytes, start: int, end: int, max_line_bytes: int) -> None:
-        self.buf, self.start, self.end, self.max = buf, start, end, max_line_bytes
-        self.long = self._long_lines()
-
-    def _long_lines(self) -> dict[int, int]:
-        """Start -> end of each line longer than max: such a line covers a whole window of
-        max/2 bytes, so looking for a newline in each window finds them in a few steps."""
-        buf, step, out = self.buf, max(1, self.max // 2), {}
-        pos = self.start
-        for w in range(self.start, self.end, step):
-            if w < pos or buf.find(b"\n", w, w + step) >= 0:
-                continue
-            ls, le = line_start(buf, self.start, w), buf.find(b"\n", w, self.end)
-            if le - ls > self.max:
-                out[ls] = le
-            pos = le + 1
-        return out
-
-    def line_end(self, ls: int) -> int:
-        return self.long[ls] if ls in self.long else self.buf.find(b"\n", ls, self.end)
-
-    def line(self, ls: int, le: int) -> framing.Line:
-        """The line as framing.LineSplitter would give it."""
-        if le - ls > self.max:
-            return framing.Line(self.buf[ls : ls + self.max], le - ls - self.max)
-        data = self.buf[ls:le]
-        return framing.Line(data[:-1] if data.endswith(b"\r") else data)
-
-    def parsed(self, ls: int, parser: LineParser) -> ParsedLine:
-        return parser.parse(framing.decode(self.line(ls, self.line_end(ls)))[0])
-
-    def starts(self) -> Iterator[int]:
-        pos = self.start
-        while pos < self.end:
-            yield pos
-            pos = self.buf.find(b"\n", pos, self.end) + 1
-
-
-def bad_lines(buf: bytes, start: int, end: int) -> list[int]:
-    """Starts of the lines in [start, end) that are not valid UTF-8.
-
-    Decodes window by window, so a chunk with many bad lines costs a few passes over
-    each window, not one pass over the chunk per bad line.
-    """
-    view, out, pos = memoryview(buf), [], start
-    while pos < end:
-        stop = buf.find(b"\n", min(pos + _WINDOW, end - 1), end) + 1
-        try:
-            str(view[pos:stop], "utf-8")
-        except UnicodeDecodeError as exc:
-            out.append(line_start(buf, pos, pos + exc.start))
-            pos = buf.find(b"\n", pos + exc.start, end) + 1
-            continue
-        pos = stop
-    return out
-
-
-def blank_lines(buf: bytes, starts: list[int], end: int) -> bytearray:
-    """A copy of `buf` with the lines at `starts` overwritten by spaces (their length kept)."""
-    out = bytearray(buf)
-    for ls in starts:
-        le = buf.find(b"\n", ls, end)
-        out[ls:le] = b" " * (le - ls)
-    return out
-
-
-class TimedLines:
-    """Lines that may carry their own time, by the same regexes LineParser uses."""
-
-    def __init__(self, fmt: Format) -> None:
-        pattern = timed_pattern(fmt).encode()
-        self._at = re.compile(pattern, re.M)  # `$` is the end of a line, as in LineParser
-        self._after_newline = re.compile(b"\\n(?=" + pattern + b")", re.M)
-
-    def starts(self, buf: bytes, start: int, end: int, reverse: bool) -> Iterator[int]:
-        """Candidate line starts in [start, end), from the first or, in windows, from the last."""
-        if not reverse:
-            yield from self._window(buf, start, end)
-            return
-        hi = end
-        while hi > start:
-            lo = line_start(buf, start, max(start, hi - _WINDOW))
-            yield from reversed(list(self._window(buf, lo, hi)))
-            hi = lo
-
-    def _window(self, buf: bytes, lo: int, hi: int) -> Iterator[int]:
-        if self._at.match(buf, lo, hi):
-            yield lo
-        for m in self._after_newline.finditer(buf, lo, hi):
-            if m.start() + 1 < hi:
-                yield m.start() + 1

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -23,6 +23,12 @@ from rich.progress import (
 from watcher.cli.base import ConfigOpt, JsonOpt, app, command, err, escape, load_settings, out
 from watcher.errors import InputError
 from watcher.events import Trigger
+
+if TYPE_CHECKING:
+    from watcher.cli.client import Client
+    from watcher.config import Settings
+    from watcher.snapshot.collect import SnapshotResult
+    from watcher.snapshot.command import Request
 
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
@@ -147,11 +153,7 @@ def _snapshot_take(
     json_out: bool,
 ) -> None:
     from watcher.cli.client import Client
-    from watcher.errors import DaemonNotRunning
-    from watcher.names import default_user
-    from watcher.snapshot.collect import SnapshotResult
-    from watcher.snapshot.command import Request, exit_status, mitigation_action, run_then, take_configured
-    from watcher.snapshot.manifest import verify
+    from watcher.snapshot.command import Request
 
     settings = load_settings(config_file)
     req = Request.parse(
@@ -164,24 +166,50 @@ def _snapshot_take(
         now=time.time(),
     )
     client = Client(settings)
-    daemon_up = True
-    if then and incident:
-        # Before any work: a typo in the id must not surface only after the rollback ran.
-        try:
-            asyncio.run(client.timeline(incident))
-        except DaemonNotRunning as exc:
-            daemon_up = False
-            err.print(f"[yellow]warning[/yellow]: {escape(str(exc))}; the mitigation will not be recorded")
+    # Before any work: a typo in the id must not surface only after the rollback ran.
+    daemon_up = _incident_known(client, incident) if then and incident else True
+    result, problems = _collect(settings, req, via_daemon=via_daemon, json_out=json_out)
+    _report(result, problems, allow_partial=allow_partial, then=bool(then), json_out=json_out)
+    if then:
+        code = _run_then(then, result, client if daemon_up else None, incident)
+        raise typer.Exit(code)
+
+
+def _incident_known(client: Client, incident: str) -> bool:
+    """Whether the daemon is up to record the mitigation; DaemonError if it does not know `incident`."""
+    from watcher.errors import DaemonNotRunning
+
+    try:
+        asyncio.run(client.timeline(incident))
+    except DaemonNotRunning as exc:
+        err.print(f"[yellow]warning[/yellow]: {escape(str(exc))}; the mitigation will not be recorded")
+        return False
+    return True
+
+
+def _collect(
+    settings: Settings, req: Request, *, via_daemon: bool, json_out: bool
+) -> tuple[SnapshotResult, list[str]]:
+    """The snapshot written here or by the daemon, and what did not verify."""
+    from watcher.cli.client import Client
+    from watcher.names import default_user
+    from watcher.snapshot.collect import SnapshotResult
+    from watcher.snapshot.command import take_configured
+    from watcher.snapshot.manifest import verify
+
     if via_daemon:
         doc = asyncio.run(Client(settings, timeout=SNAPSHOT_TIMEOUT).snapshot(req.as_json()))
-        result = SnapshotResult.from_json(doc)
         # The daemon verified what it wrote: its file is 0600 and may not be readable here.
-        listed = doc.get("problems")
-        problems = [str(p) for p in listed] if isinstance(listed, list) else []
-    else:
-        with _snapshot_progress(enabled=not json_out) as progress:
-            result = take_configured(settings, req, by=default_user(), progress=progress)
-        problems = verify(result.path).problems
+        return SnapshotResult.from_json(doc), doc.get("problems", [])
+    with _snapshot_progress(enabled=not json_out) as progress:
+        result = take_configured(settings, req, by=default_user(), progress=progress)
+    return result, verify(result.path).problems
+
+
+def _report(
+    result: SnapshotResult, problems: list[str], *, allow_partial: bool, then: bool, json_out: bool
+) -> None:
+    """The one pasteable line, what is missing, and the exit when it is partial or unverified."""
     if json_out:
         print(json.dumps(result.as_json()))
     else:
@@ -199,13 +227,17 @@ def _snapshot_take(
         for problem in problems:
             err.print(f"[red]verify failed[/red]: {escape(problem)}")
         raise typer.Exit(EXIT_UNVERIFIED)
-    if not then:
-        return
+
+
+def _run_then(then: list[str], result: SnapshotResult, client: Client | None, incident: str | None) -> int:
+    """Run the mitigation; record it on the incident through the daemon (`client`) when it is up."""
+    from watcher.snapshot.command import exit_status, mitigation_action, run_then
+
     err.print(f"snapshot verified; running: {escape(' '.join(then))}")
     code = run_then(then)
     if incident:
         action = mitigation_action(then, code, result)
-        if daemon_up:
+        if client is not None:
             asyncio.run(client.mitigate(incident, action))
             err.print(f"mitigation recorded on {incident}; streak clock started")
         else:
@@ -213,7 +245,7 @@ def _snapshot_take(
                 "[yellow]not recorded[/yellow] (daemon not running): once it is back, run\n"
                 f"  watcher incident mitigate {incident} --action {shlex.quote(action)}"
             )
-    raise typer.Exit(exit_status(code))
+    return exit_status(code)
 
 
 @contextmanager

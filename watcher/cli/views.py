@@ -8,8 +8,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from watcher.classify.grouping import ClassifyStats
 from watcher.classify.rules import RuleSet
-from watcher.classify.stream import ClassifyStats
 from watcher.events import ErrorEvent, Kind
 from watcher.replay import Verdict
 from watcher.schema import error_doc

@@ -85,9 +85,6 @@ class Outbox:
         )
         return int(rows[0][0])
 
-    def dead_count(self) -> int:
-        return int(self._db.query("SELECT count(*) FROM outbox WHERE status = 'dead'")[0][0])
-
     def last_enqueued(self, kind: str) -> tuple[float, Mapping[str, object]] | None:
         """When the newest item of `kind` was queued, and its payload (the heartbeat's memory)."""
         rows = self._db.query(

@@ -1,12 +1,12 @@
 """A docker source: the stdout and stderr of every selected container on one Docker engine.
 
-Each container reads into a sub-source (`cloud/api`, see docker_names). The events
+Each container reads into a sub-source (`cloud/api`, see names.py). The events
 stream is subscribed before the containers are listed, so a container started in
 between is not missed. A sub-source reads its containers one after another in
 creation order: an old container to its last line, then its successor from its
 first, so a recreate or rollback loses nothing and keeps the name.
 
-Resuming: each sub-source's cursor (docker_cursor) names its container and the
+Resuming: each sub-source's cursor (cursor.py) names its container and the
 nanosecond stamp of the last line delivered; reading restarts with that exact
 `since` and drops the lines already delivered at that nanosecond. A `docker restart`,
 a reconnect, a dockerd restart and a watcher restart therefore all deliver each line
@@ -26,52 +26,41 @@ watcher or host): a container can be created, run and removed before its `create
 handled. It cannot be read any more, so if it started it is a gap from its creation
 to when that was found out; if it never started it wrote nothing.
 
-Blocking SDK calls run in this source's own thread pool: every attached container
-keeps one read pending, which would exhaust asyncio.to_thread's default pool
-(min(32, cores + 4) threads) with a handful of containers.
+Blocking SDK calls run in this source's own thread pool (calls.py); each sub-source
+is read by a LaneReader (reader.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import random
-import socket
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
-import requests
-from docker.errors import DockerException, NotFound
+from docker.errors import NotFound
 
 from watcher.config import DockerSourceConfig
 from watcher.details import RecreatedDetail
-from watcher.events import Chunk, Gap, Kind, Note, SourceDown, SourceEvent, Stopped, Watermark
+from watcher.events import Gap, Kind, Note, SourceDown, SourceEvent, Stopped, Watermark
 from watcher.names import parent
 from watcher.sources import Counters, ScanOptions
-from watcher.sources.docker.cursor import Boundary, Cursor, since_param
-from watcher.sources.docker.follow import LogStream
+from watcher.sources.docker.calls import LOST, MAX_STREAMS, EngineCalls
+from watcher.sources.docker.cursor import Cursor
 from watcher.sources.docker.host import describe, open_client
 from watcher.sources.docker.lane import GAP_REASON, Container, Lane, time_ns
 from watcher.sources.docker.names import list_filters, selected, sub_source
+from watcher.sources.docker.reader import LaneReader, report_gap
 from watcher.sources.docker.snapshot import container_job
-from watcher.sources.docker.stream import STREAMS, Lines
 
 log = logging.getLogger(__name__)
 
 WATERMARK_EVERY = 0.25
-DEAD_STREAM_GRACE = 2.0
-"""Seconds a follow stream may stay open after its container died before it is cut."""
-MAX_STREAMS = 512
-"""Containers followed at once (each holds a connection and a worker thread)."""
 STOP_ACTIONS = ("kill", "stop", "die")
-_T = TypeVar("_T")
-_Lost = (DockerException, OSError, requests.RequestException)
 
 
 class DockerSource:
@@ -95,7 +84,7 @@ class DockerSource:
         self._clock = clock
         self._retry, self._max_retry = retry, max_retry
         self.scan = ScanOptions("docker", rules=None if cfg.rules is None else tuple(cfg.rules))
-        self._pool = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix=f"docker-{cfg.name}")
+        self._calls = EngineCalls(cfg.docker_host, cfg.name)
         self._connected_at: float | None = None
 
     def owns(self, name: str) -> bool:
@@ -124,21 +113,7 @@ class DockerSource:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
-
-    async def _api(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """An SDK request. On a unix socket the engine is probed first: the SDK leaks the
-        socket of a refused connect (a ResourceWarning per retry while dockerd is down)."""
-        path = self.cfg.docker_host.removeprefix("unix://")
-        if path != self.cfg.docker_host:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.setblocking(False)
-                probe.connect(path)  # refused or missing: OSError, handled as "engine lost"
-        return await self._call(fn, *args, **kwargs)
+            self._calls.close()
 
     async def _run(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
         delay = self._retry
@@ -148,7 +123,7 @@ class DockerSource:
                 try:
                     await self._connected(lanes, out)
                     reason = "Docker events stream ended"
-                except _Lost as exc:
+                except LOST as exc:
                     reason = f"{self.cfg.docker_host}: {describe(exc)}"
                 if self._connected_at is not None:  # it was up: start the backoff over
                     delay = self._retry
@@ -166,14 +141,16 @@ class DockerSource:
         self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
     ) -> None:
         """Follow the engine until it is lost (raises, or returns when the events stream ends)."""
-        client = await self._call(open_client, self.cfg.docker_host, timeout=30, max_pool_size=MAX_STREAMS)
+        client = await self._calls.call(
+            open_client, self.cfg.docker_host, timeout=30, max_pool_size=MAX_STREAMS
+        )
         tasks: dict[str, asyncio.Task[None]] = {}  # hard references, cancelled on the way out
         events: Any = None
         try:
-            await self._api(client.ping)
+            await self._calls.api(client.ping)
             filters: dict[str, Any] = {"type": "container", **list_filters(self.cfg)}
-            events = await self._api(client.api.events, decode=True, filters=filters)
-            listing = await self._api(client.api.containers, all=True, filters=list_filters(self.cfg))
+            events = await self._calls.api(client.api.events, decode=True, filters=filters)
+            listing = await self._calls.api(client.api.containers, all=True, filters=list_filters(self.cfg))
             for lane in lanes.values():
                 lane.containers.clear()
             for row in listing:
@@ -187,13 +164,13 @@ class DockerSource:
             stopping: set[str] = set()
             ghosts: dict[str, tuple[str, float]] = {}
             while True:
-                ev = await self._call(next, events, None)
+                ev = await self._calls.call(next, events, None)
                 if ev is None:
                     return
                 await self._on_event(client, lanes, tasks, stopping, ghosts, ev, out)
         finally:
             if events is not None:
-                with contextlib.suppress(*_Lost):
+                with contextlib.suppress(*LOST):
                     events.close()
             for task in tasks.values():
                 task.cancel()
@@ -203,7 +180,7 @@ class DockerSource:
                 await asyncio.wait(tasks.values())
                 for task in tasks.values():
                     lost = None if task.cancelled() else task.exception()
-                    if lost is not None and not isinstance(lost, _Lost):
+                    if lost is not None and not isinstance(lost, LOST):
                         raise lost
             client.close()
 
@@ -211,7 +188,7 @@ class DockerSource:
         self, client: docker.DockerClient, lanes: dict[str, Lane], cid: str, *, fresh: bool
     ) -> tuple[Lane, str | None]:
         """Inspect and file a container under its sub-source; also returns the image it had before."""
-        attrs = await self._api(client.api.inspect_container, cid)
+        attrs = await self._calls.api(client.api.inspect_container, cid)
         cfg, state = attrs.get("Config") or {}, attrs.get("State") or {}
         sub = sub_source(self.name, attrs.get("Name", cid), cfg.get("Labels") or {})
         c = Container(
@@ -255,7 +232,7 @@ class DockerSource:
                 # A lane with nothing to read: it advances its sub-source, or the gap would
                 # leave that sub-source without a watermark, unresolvable.
                 self._reading(client, lanes.setdefault(sub, Lane(sub, None)), tasks, out)
-                await self._gap(Gap(sub, created, max(created, self._clock()), GAP_REASON), out)
+                await report_gap(out, Gap(sub, created, max(created, self._clock()), GAP_REASON))
             return
         owner = next((ln for ln in lanes.values() if cid in ln.containers), None)
         if owner is None:
@@ -314,7 +291,10 @@ class DockerSource:
     ) -> None:
         """Start the lane's task unless it runs already."""
         if lane.sub not in tasks:
-            tasks[lane.sub] = asyncio.create_task(self._lane(client, lane, out), name=lane.sub)
+            reader = LaneReader(
+                self._calls, client, out, clock=self._clock, retry=self._retry, max_line_bytes=self._max
+            )
+            tasks[lane.sub] = asyncio.create_task(reader.run(lane), name=lane.sub)
 
     async def _ticker(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
         while True:
@@ -324,108 +304,3 @@ class DockerSource:
                 if lane.caught_up(mono):
                     await out.put(Watermark(lane.sub, now))
             await asyncio.sleep(WATERMARK_EVERY)
-
-    # ---- one sub-source ----------------------------------------------------------
-
-    async def _lane(self, client: docker.DockerClient, lane: Lane, out: asyncio.Queue[Any]) -> None:
-        while True:
-            lane.wake.clear()
-            target, gap = lane.choose(self._clock())
-            if gap is not None:
-                await self._gap(gap, out)
-            if target is None:
-                lane.idle = True
-                await lane.wake.wait()
-                lane.idle = False
-                continue
-            c, cursor = target
-            complete = ended = False
-            starts = c.starts
-            try:
-                # The engine's word before and after the read, not the events' (they may lag):
-                # following or not, and whether a run began meanwhile.
-                running, run = await self._state(client, c)
-                with contextlib.suppress(NotFound):  # removed before attaching: settled below
-                    complete = await self._follow(client, lane, c, cursor, out, follow=running)
-                running, run_after = await self._state(client, c)
-                ended = not running and run_after == run
-                if c.starts == starts:  # else this answer may predate that start: the event's word stands
-                    c.running = running
-                c.read_starts = starts
-            except NotFound:
-                c.removed_at = c.removed_at or self._clock()
-            except _Lost as exc:
-                # The engine may be going away (then this task is cancelled), or one request failed.
-                log.warning("%s: reading %s: %s; retrying", lane.sub, c.id[:12], exc)
-                await asyncio.sleep(self._retry)
-                continue
-            # Finished only when removed, or stopped and read to the end; a stream cut short,
-            # or one a run began during, is read again from the cursor.
-            if c.removed_at is not None or (complete and ended):
-                gap = lane.finished(c, complete=complete)
-                if gap is not None:
-                    await self._gap(gap, out)
-                assert lane.cursor is not None
-                await out.put(Chunk(lane.sub, b"", lane.cursor.dumps()))
-
-    async def _state(self, client: docker.DockerClient, c: Container) -> tuple[bool, str]:
-        """Whether `c` runs, and when its latest run started (a run's identity)."""
-        state = (await self._api(client.api.inspect_container, c.id)).get("State") or {}
-        return bool(state.get("Running")), str(state.get("StartedAt", ""))
-
-    async def _gap(self, gap: Gap, out: asyncio.Queue[Any]) -> None:
-        log.warning("%s: a container was removed before it was read to its end", gap.source)
-        await out.put(gap)
-
-    async def _follow(
-        self,
-        client: docker.DockerClient,
-        lane: Lane,
-        c: Container,
-        cursor: Cursor,
-        out: asyncio.Queue[Any],
-        *,
-        follow: bool,
-    ) -> bool:
-        """Read `c` from `cursor` until its stream ends; True when Docker ended it (read to the end)."""
-        # A stopped container is read without following (Docker serves that faster); if
-        # it starts meanwhile, the lane finds a new run afterwards and reads on from the cursor.
-        since = since_param(cursor.ns) if cursor.ns else None
-        stream = LogStream(client.api, c.id, since=since, tty=c.tty, follow=follow, max_line_bytes=self._max)
-        boundary = Boundary(cursor if cursor.hashes else None)
-        watchdog = asyncio.create_task(self._cut_when_dead(c, stream)) if follow else None
-        try:
-            await self._api(stream.open)
-            lane.attached, lane.behind, lane.last_data = True, True, time.monotonic()
-            while data := await self._call(stream.read):
-                lane.last_data = time.monotonic()
-                await self._deliver(lane, boundary, stream.decoder.feed(data), out)
-                if stream.decoder.done:
-                    break
-            if not stream.complete:
-                return False  # cut short: an unfinished line is read again from the cursor
-            await self._deliver(lane, boundary, stream.decoder.flush(), out)
-            return True
-        finally:
-            lane.attached = False
-            stream.close()
-            if watchdog is not None:
-                watchdog.cancel()
-                # Not `await` + suppress(CancelledError): that would also swallow this task's own
-                # cancellation if it came now, and the lane would outlive its source (hang).
-                await asyncio.wait([watchdog])
-
-    async def _cut_when_dead(self, c: Container, stream: LogStream) -> None:
-        """A follow stream normally ends when its container stops; one that does not is cut."""
-        await c.died.wait()
-        await asyncio.sleep(DEAD_STREAM_GRACE)
-        log.info("%s: the log stream of stopped %s did not end; reading it again", c.sub, c.id[:12])
-        stream.close()
-
-    async def _deliver(
-        self, lane: Lane, boundary: Boundary, runs: list[Lines], out: asyncio.Queue[Any]
-    ) -> None:
-        assert lane.cursor is not None
-        for run in boundary.filter(runs):
-            lane.cursor = lane.cursor.after(run)
-            await out.put(Chunk(lane.sub, run.data, lane.cursor.dumps(), STREAMS[run.stream]))

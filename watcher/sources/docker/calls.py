@@ -1,0 +1,48 @@
+"""Calls to one Docker engine from the event loop: the SDK blocks, so each runs in the
+source's own thread pool.
+
+Every attached container keeps one read pending, which would exhaust
+asyncio.to_thread's default pool (min(32, cores + 4) threads) with a handful of
+containers; the pool is sized for MAX_STREAMS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import requests
+from docker.errors import DockerException
+
+MAX_STREAMS = 512
+"""Containers followed at once (each holds a connection and a worker thread)."""
+LOST = (DockerException, OSError, requests.RequestException)
+"""What a failed request raises: the engine may be gone, or one request failed."""
+_T = TypeVar("_T")
+
+
+class EngineCalls:
+    def __init__(self, docker_host: str, name: str) -> None:
+        self.docker_host = docker_host
+        self._pool = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix=f"docker-{name}")
+
+    async def call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def api(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """An SDK request. On a unix socket the engine is probed first: the SDK leaks the
+        socket of a refused connect (a ResourceWarning per retry while dockerd is down)."""
+        path = self.docker_host.removeprefix("unix://")
+        if path != self.docker_host:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.setblocking(False)
+                probe.connect(path)  # refused or missing: OSError, handled as "engine lost"
+        return await self.call(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
