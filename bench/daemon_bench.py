@@ -38,7 +38,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import mtail
 from bench.classify_bench import ensure_corpus, watcher_argv
 from bench.measure import last_line, proc_cpu_seconds, proc_rss_bytes, warm_cache
+from tests.support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "bench"
@@ -69,6 +69,10 @@ TARGETS = {"latency_p99_ms": 500.0, "lines_per_s": 500_000.0, "vs_mtail": 2.0}
 
 class BenchError(Exception):
     """A phase could not be measured; the message says why."""
+
+
+RETRY = (OSError, http.client.HTTPException, ValueError, BenchError)
+"""What a poll of a starting daemon or mtail may raise before it answers properly."""
 
 
 EXIT_CODES: list[tuple[str, int | None]] = []
@@ -130,26 +134,6 @@ def start(stack: contextlib.ExitStack, name: str, argv: Sequence[str], log: Path
     proc = Proc(name, popen, log)
     stack.callback(lambda: EXIT_CODES.append((name, proc.stop())))
     return proc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(what: str, pred: Callable[[], bool], timeout: float, proc: Proc | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None:
-            proc.check()
-        with contextlib.suppress(OSError, http.client.HTTPException, BenchError, ValueError):
-            if pred():
-                return
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Writer(threading.Thread):
@@ -297,7 +281,7 @@ def start_daemon(stack: contextlib.ExitStack, ctx: Context, phase: str) -> Daemo
         probe.request("GET", "/healthz")
         return True
 
-    wait_for(f"the daemon's /healthz on port {port}", healthy, 30, proc)
+    wait_for(f"the daemon's /healthz on port {port}", healthy, 30, alive=proc.check, ignore=RETRY)
     probe.token = (work / "state" / "api-token").read_text().strip()
     daemon = Daemon(proc, probe, log)
     probe.request("POST", "/api/v1/incidents", {"id": INCIDENT, "title": "daemon bench", "scope": [SOURCE]})
@@ -306,7 +290,7 @@ def start_daemon(stack: contextlib.ExitStack, ctx: Context, phase: str) -> Daemo
     def source_up() -> bool:
         return any(s["name"] == SOURCE and s["up"] for s in daemon.status()["sources"])
 
-    wait_for(f"source {SOURCE} up", source_up, 10, proc)
+    wait_for(f"source {SOURCE} up", source_up, 10, alive=proc.check, ignore=RETRY)
     return daemon
 
 
@@ -609,7 +593,8 @@ def run_mtail_throughput(ctx: Context) -> Throughput:
                 and isinstance(api.get_json("/json"), list)
             ),
             30,
-            proc,
+            alive=proc.check,
+            ignore=RETRY,
         )
 
         def counts() -> tuple[int, dict[str, int]]:
@@ -688,7 +673,12 @@ def run_soak(ctx: Context) -> dict[str, object]:
         elapsed = time.monotonic() - t0
         cpu = proc_cpu_seconds(daemon.proc.pid) - cpu0
         t_end = time.monotonic()
-        wait_for("the daemon to read the soak's last line", lambda: daemon.lines_read() >= written[0], 60)
+        wait_for(
+            "the daemon to read the soak's last line",
+            lambda: daemon.lines_read() >= written[0],
+            60,
+            ignore=RETRY,
+        )
         caught_up = time.monotonic() - t_end
         rss, hwm = proc_rss_bytes(daemon.proc.pid)
         size = daemon.log.stat().st_size

@@ -35,19 +35,21 @@ from pathlib import Path
 from typing import Any
 
 from tests.sshd import TEST_USER, Journald, Sshd, unique_ident
+from tests.support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 RATE = 10.0
 
 
-def free_port() -> int:
-    import socket
+def exited(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
+    """For wait_for: stop waiting, loudly, once the watcher process has exited."""
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    def check() -> None:
+        if proc.poll() is not None:
+            raise SystemExit(f"watcher exited with {proc.returncode}")
+
+    return check
 
 
 def watcher_exe() -> list[str]:
@@ -68,21 +70,6 @@ def status(http: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/v1/status", timeout=5) as resp:
         doc: dict[str, Any] = json.load(resp)
         return doc
-
-
-def wait_for(what: str, pred: Callable[[], bool], timeout: float, proc: subprocess.Popen[bytes]) -> float:
-    start = time.monotonic()
-    while True:
-        try:
-            if pred():
-                return time.monotonic() - start
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"watcher exited with {proc.returncode} while waiting for {what}")
-        if time.monotonic() - start > timeout:
-            raise SystemExit(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -136,7 +123,7 @@ def run_fleet(n: int, warmup: float, window: float) -> dict[str, Any]:
                 f"{n} sources up",
                 lambda: sum(s["up"] for s in status(http)["sources"]) == n,
                 120,
-                proc,
+                alive=exited(proc),
             )
             time.sleep(warmup)
             cpu0, lines0, t0 = cpu_seconds(proc.pid), lines_total(status(http)), time.monotonic()
@@ -206,7 +193,7 @@ def run_outage(outage: float) -> dict[str, Any]:
             return next(s for s in status(http)["sources"] if s["name"] == name)
 
         try:
-            wait_for("the source up", lambda: bool(source()["up"]), 60, proc)
+            wait_for("the source up", lambda: bool(source()["up"]), 60, alive=exited(proc))
             write_for(5)
             sshd.kill()
             write_for(outage)
@@ -218,11 +205,11 @@ def run_outage(outage: float) -> dict[str, Any]:
                 wm = source()["watermark"]
                 return wm is not None and _epoch(wm) >= back
 
-            wait_for("the watermark past the link's return", caught_up, 120, proc)
+            wait_for("the watermark past the link's return", caught_up, 120, alive=exited(proc))
             caught = time.monotonic() - back_mono
             writer.stdin.close()
             writer.wait(10)
-            wait_for("every entry", lambda: source()["lines"] >= written, 30, proc)
+            wait_for("every entry", lambda: source()["lines"] >= written, 30, alive=exited(proc))
             return {
                 "outage_s": outage,
                 "entries_written": written,

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -40,19 +39,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.receiver import OK, Answer, Receiver
+from tests.support import free_port, wait_until
 from watcher import config
 from watcher.cli.client import Client
 from watcher.errors import DaemonError
 from watcher.times import parse_time
 
 OUT = Path(__file__).parent / "out"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_config(tmp: Path, hook: str) -> Path:
@@ -97,14 +90,6 @@ async def daemon(cfg: Path) -> AsyncIterator[Client]:
             await proc.wait()
 
 
-async def until(pred: Any, within: float, what: str, every: float = 0.01) -> None:
-    deadline = time.monotonic() + within
-    while not pred():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {within:g}s waiting for {what}")
-        await asyncio.sleep(every)
-
-
 def about(body: dict[str, Any]) -> tuple[str, str]:
     """(incident, first word) of a Slack message's fallback text: `*P1-x* RESOLVED at ...`."""
     m = re.match(r"^\*(\S+)\* (\w+)", str(body.get("text", "")))
@@ -128,7 +113,7 @@ async def latency(tmp: Path, runs: int) -> dict[str, object]:
             def arrived(incident: str = incident) -> bool:
                 return (incident, "resolved") in map(about, rx.delivered())
 
-            await until(arrived, 30, f"{incident} resolved at the receiver")
+            await wait_until(arrived, 30, f"{incident} resolved at the receiver")
             got = next(r.wall for r in rx.requests if about(r.body) == (incident, "resolved"))
             events = (await client.timeline(incident))["events"]
             resolved = next(e for e in events if e["kind"] == "resolved")
@@ -136,7 +121,10 @@ async def latency(tmp: Path, runs: int) -> dict[str, object]:
             from_event.append(got - parse_time(resolved["at"] or ""))
             await client.close(incident, "bench")
             # An idle channel for the next run: the latency, not the 1/s pacing behind older messages.
-            await until(lambda i=incident: (i, "closed") in map(about, rx.delivered()), 30, "closed")
+            def closed(incident: str = incident) -> bool:
+                return (incident, "closed") in map(about, rx.delivered())
+
+            await wait_until(closed, 30, "closed")
             await asyncio.sleep(1.0)
     return {
         "runs": runs,
@@ -162,7 +150,7 @@ async def drain(tmp: Path, count: int, outage: float) -> dict[str, object]:
         def opened() -> list[str]:
             return [i for i, kind in map(about, rx.delivered()) if kind == "opened"]
 
-        await until(lambda: len(set(opened())) >= count, count * 2 + 180, "every announcement", every=0.5)
+        await wait_until(lambda: len(set(opened())) >= count, count * 2 + 180, "every announcement")
         await asyncio.sleep(5)  # anything sent twice would arrive within this
         got = [r for r in rx.requests if r.status == 200 and about(r.body)[1] == "opened"]
     ids = Counter(about(r.body)[0] for r in got)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import socket
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
@@ -29,29 +26,6 @@ def require_binary(name: str) -> str:
     if path is None:
         unavailable(f"{name} is not installed", f"{name} is missing in CI: tests/services.sh installs it")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], within: float = 20.0, what: str = "condition"
-) -> None:
-    """Poll an async predicate every 50 ms until it holds; fail with `what` after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            if await predicate():
-                return
-        except (OSError, ConnectionError):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import asyncssh
 
-from tests.conftest import free_port
+from tests.support import free_port
 
 _SEQ = re.compile(r"(?:^|;)i=([0-9a-f]+)")
 

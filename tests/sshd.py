@@ -26,7 +26,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.conftest import free_port, require_binary, unavailable
+from tests.conftest import require_binary, unavailable
+from tests.support import free_port
 
 TEST_USER = "watcher-test"
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")

@@ -297,7 +297,12 @@ class TestIncidentRoutes:
             headers=headers,
         )
         assert status == 201
-        assert (body["id"], body["title"], body["scope"], body["window"]) == ("P1-gw", "drops", ["gw/*"], 900.0)
+        assert (body["id"], body["title"], body["scope"], body["window"]) == (
+            "P1-gw",
+            "drops",
+            ["gw/*"],
+            900.0,
+        )
         assert control.calls == [("open", "P1-gw", "alice@bastion")]
 
     async def test_window_in_seconds_and_default(self, api: Api, control: FakeControl) -> None:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from watcher.classify import framing
+from watcher.classify.grouping import ClassifyStats
 from watcher.classify.rules import RuleSet, SourceRules
 from watcher.classify.scan import HYPERSCAN
-from watcher.classify.stream import ClassifyStats, Engine, classify_stream
+from watcher.classify.stream import Engine, classify_stream
 from watcher.config import load
 from watcher.errors import InputError
 from watcher.events import ErrorEvent

@@ -18,7 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import free_port, require_binary, wait_until
+from tests.conftest import require_binary
+from tests.support import free_port, wait_until
 from watcher import config
 from watcher.cli.client import Client
 from watcher.daemon.daemon import Daemon

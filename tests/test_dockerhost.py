@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from docker.errors import DockerException
 
-from tests.conftest import free_port
+from tests.support import free_port
 from watcher.sources.docker.host import describe, open_client
 
 

@@ -195,17 +195,6 @@ class TestIncidents:
         assert get("watcher_incident_resolved_timestamp_seconds", {"incident": "P1-a"}) == 0
         assert get("watcher_incident_clean_streak_seconds", {"incident": "P1-a"}) == 0
 
-    def test_remove_incident_drops_its_series(self, registry: CollectorRegistry, metrics: Metrics) -> None:
-        """remove_incident leaves no series of that incident and touches no other; twice is harmless."""
-        metrics.add_incident("P1-a", 900)
-        metrics.add_incident("P1-b", 600)
-        metrics.remove_incident("P1-a")
-        metrics.remove_incident("P1-a")
-        body = metrics.exposition()[0].decode()
-        assert 'incident="P1-a"' not in body
-        assert registry.get_sample_value("watcher_incident_window_seconds", {"incident": "P1-b"}) == 600
-        assert states(registry, "P1-b")["investigating"] == 1
-
 
 class TestExposition:
     def test_body_parses_as_text_format(self, metrics: Metrics) -> None:

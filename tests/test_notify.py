@@ -17,8 +17,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.conftest import wait_until
 from tests.receiver import Answer, Receiver
+from tests.support import wait_until
 from tests.test_daemon import config_file, healthy, process
 from tests.test_daemon import running as daemon_running
 from watcher import config
@@ -91,7 +91,7 @@ class TestDaemonAnnounces:
             async with running(cfg) as client:
                 await client.open_incident("P1-r", "t", [], None)
                 await client.mitigate("P1-r", "x")
-                await wait_until(lambda: _true(len(rx.requests) >= 2), what="failed attempts")
+                await wait_until(lambda: len(rx.requests) >= 2, what="failed attempts")
             rx.default = Answer(200)
             async with running(cfg) as client:
                 await delivered(rx, "P1-r opened", "P1-r mitigation")
@@ -109,7 +109,7 @@ class TestDaemonAnnounces:
                 async with Client(settings) as client:
                     await client.open_incident("P1-k", "t", [], None)
                     await client.mitigate("P1-k", "x")
-                await wait_until(lambda: _true(len(rx.requests) >= 2), what="failed attempts")
+                await wait_until(lambda: len(rx.requests) >= 2, what="failed attempts")
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
             rx.default = Answer(200)
@@ -211,10 +211,6 @@ class TestNotifyTest:
     def test_without_webhooks_says_what_to_set(self, tmp_path: Path) -> None:
         res = CliRunner().invoke(app, ["notify", "test", "--config", str(write_config(tmp_path, ""))])
         assert res.exit_code == 1 and "no webhook configured" in res.stderr
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 class TestConfig:

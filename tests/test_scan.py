@@ -11,10 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from watcher.classify.grouping import ClassifyStats
 from watcher.classify.lines import Format, LineParser
+from watcher.classify.readers import bad_lines, blank_lines
 from watcher.classify.rules import RuleSet, SourceRules
 from watcher.classify.scan import HYPERSCAN, Finder, _python_starts, adapt
-from watcher.classify.stream import ClassifyStats, bad_lines, blank_lines, classify_stream
+from watcher.classify.stream import classify_stream
 from watcher.config import RuleConfig, load
 from watcher.events import ErrorEvent
 

@@ -9,8 +9,8 @@ import asyncssh
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import free_port
 from tests.sshd import TEST_USER, Sshd, journald_fixture, sshd_fixture  # noqa: F401
+from tests.support import free_port
 from watcher.cli import app
 from watcher.config import JournalSourceConfig
 from watcher.errors import SourceError

@@ -19,8 +19,8 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from tests.conftest import wait_until
 from tests.dockerd import IMAGE, Dockerd, private_dockerd
+from tests.support import wait_until
 from watcher.config import DockerSourceConfig
 from watcher.events import Chunk, Gap, Note, SourceDown, SourceEvent, Watermark
 from watcher.sources.docker.cursor import Cursor
@@ -87,14 +87,10 @@ def client(engine: Dockerd) -> Iterator[docker.DockerClient]:
 async def reading(src: DockerSource, after: str | None = None) -> AsyncIterator[Reader]:
     reader = Reader(src, after)
     try:
-        await wait_until(lambda: _true(any(isinstance(e, Watermark) for e in reader.events)), what="attached")
+        await wait_until(lambda: any(isinstance(e, Watermark) for e in reader.events), what="attached")
         yield reader
     finally:
         await reader.stop()
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def truth(*containers: Container, stream: str) -> list[bytes]:
@@ -151,9 +147,7 @@ async def test_stdout_stderr_across_restart(docker_engine: Dockerd) -> None:
             try:
                 await exactly(reader, f"cloud/{name}", c)
                 c.restart(timeout=1)
-                await wait_until(
-                    lambda: _true(len(reader.lines(f"cloud/{name}", "stdout")) >= 600), what="2nd run"
-                )
+                await wait_until(lambda: len(reader.lines(f"cloud/{name}", "stdout")) >= 600, what="2nd run")
                 await exactly(reader, f"cloud/{name}", c)
                 assert reader.lines(f"cloud/{name}", "stderr")[-1].endswith(b"run err 300")
             finally:
@@ -178,7 +172,7 @@ async def test_stop_rm_run_same_name(docker_engine: Dockerd) -> None:
                 IMAGE, ["sh", "-c", COUNT.format(n=100, tag="second")], name=name, detach=True
             )
             try:
-                await wait_until(lambda: _true(len(reader.lines(sub, "stdout")) >= 200), what="second run")
+                await wait_until(lambda: len(reader.lines(sub, "stdout")) >= 200, what="second run")
                 assert reader.lines(sub, "stdout") == old + truth(second, stream="stdout")
                 (note,) = reader.of(Note, sub)
                 assert note.text == f"{sub} recreated: image {IMAGE} → {IMAGE}"
@@ -239,14 +233,14 @@ async def test_removed_before_its_create_is_handled(docker_engine: Dockerd) -> N
             c.reload()
             run = c.attrs["State"]
             c.remove()
-            await wait_until(lambda: _true(bool(reader.of(Gap))), what="gap")
+            await wait_until(lambda: bool(reader.of(Gap)), what="gap")
             (gap,) = reader.of(Gap)
             assert gap.source == f"cloud/{ran}"
             ran_from, ran_to = sorted(time_ns(run[k]) / 1e9 for k in ("StartedAt", "FinishedAt"))
             assert gap.start <= ran_from and ran_to <= gap.end  # StartedAt is set after the process began
             assert not reader.lines(f"cloud/{ran}")
             # Nothing left to read: it advances (an incident covering it can resolve).
-            await wait_until(lambda: _true(bool(reader.of(Watermark, f"cloud/{ran}"))), what="watermark")
+            await wait_until(lambda: bool(reader.of(Watermark, f"cloud/{ran}")), what="watermark")
             assert not [e for e in reader.events if e.source == f"cloud/{never}"]
 
 
@@ -288,13 +282,11 @@ async def test_resume_after_kill_exactly_once(docker_engine: Dockerd) -> None:
         c = dc.containers.run(IMAGE, ["sh", "-c", TRAP + script], name=name, detach=True)
         try:
             async with reading(source(docker_engine, containers=[name])) as first:
-                await wait_until(lambda: _true(len(first.lines(sub, "stdout")) >= 500), what="first half")
+                await wait_until(lambda: len(first.lines(sub, "stdout")) >= 500, what="first half")
             cursor = first.cursor(sub)
             assert cursor is not None
             c.exec_run(["touch", "/tmp/go"])  # 1,000 more lines while nobody reads
-            await wait_until(
-                lambda: _true(len(truth(c, stream="stdout")) == 1000), what="second half written"
-            )
+            await wait_until(lambda: len(truth(c, stream="stdout")) == 1000, what="second half written")
             async with reading(source(docker_engine, containers=[name]), json.dumps({sub: cursor})) as second:
                 for stream in ("stdout", "stderr"):
 
@@ -313,11 +305,11 @@ async def test_removed_while_not_watching_is_a_gap(docker_engine: Dockerd) -> No
     async with reading(
         source(docker_engine, containers=["nothing-here"]), json.dumps({"cloud/gone": cursor})
     ) as r:
-        await wait_until(lambda: _true(bool(r.of(Gap, "cloud/gone"))), what="gap")
+        await wait_until(lambda: bool(r.of(Gap, "cloud/gone")), what="gap")
         (gap,) = r.of(Gap, "cloud/gone")
         assert gap.start == 1_700_000_000.0 and gap.end > gap.start
         # Nothing left to read: it keeps advancing while the engine is reachable (not blind forever).
-        await wait_until(lambda: _true(bool(r.of(Watermark, "cloud/gone"))), what="watermark")
+        await wait_until(lambda: bool(r.of(Watermark, "cloud/gone")), what="watermark")
 
 
 async def test_dockerd_restart(tmp_path: Path) -> None:
@@ -330,16 +322,12 @@ async def test_dockerd_restart(tmp_path: Path) -> None:
             IMAGE, ["sh", "-c", TRAP + script], name=name, detach=True, restart_policy={"Name": "always"}
         )
         async with reading(source(engine, containers=[name])) as reader:
-            await wait_until(lambda: _true(len(reader.lines(sub)) >= 50), what="lines before")
+            await wait_until(lambda: len(reader.lines(sub)) >= 50, what="lines before")
             engine.stop()
-            await wait_until(
-                lambda: _true({sub, "cloud"} <= {e.source for e in reader.of(SourceDown)}), what="down"
-            )
+            await wait_until(lambda: {sub, "cloud"} <= {e.source for e in reader.of(SourceDown)}, what="down")
             engine.start()
             before = len(reader.lines(sub))
-            await wait_until(
-                lambda: _true(len(reader.lines(sub)) >= before + 50), what="lines after", within=40
-            )
+            await wait_until(lambda: len(reader.lines(sub)) >= before + 50, what="lines after", within=40)
             with client(engine) as dc2:
                 assert c.id is not None
                 c2 = dc2.containers.get(c.id)

@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from tests.conftest import wait_until
 from tests.fake_gateway import FakeGateway, FakeJournal, loopback_addresses
 from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
+from tests.support import wait_until
 from watcher.config import JournalSourceConfig, Settings
 from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
 from watcher.sources import BuildContext, Source
