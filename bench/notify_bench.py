@@ -120,6 +120,7 @@ async def latency(tmp: Path, runs: int) -> dict[str, object]:
             from_recorded.append(got - parse_time(resolved["recorded_at"] or ""))
             from_event.append(got - parse_time(resolved["at"] or ""))
             await client.close(incident, "bench")
+
             # An idle channel for the next run: the latency, not the 1/s pacing behind older messages.
             def closed(incident: str = incident) -> bool:
                 return (incident, "closed") in map(about, rx.delivered())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from watcher.details import BreakDetail, MitigatedDetail, ResolvedDetail
+from watcher.details import BreakDetail, MitigatedDetail, ResolvedDetail, Transition
 from watcher.engine import IncidentStatus
-from watcher.events import Kind, State, Transition
+from watcher.events import Kind, State
 from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.news import HeartbeatNews, TransitionNews
 

@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry
 from watcher.daemon.api import MAX_BODY, ApiServer
 from watcher.daemon.token import load_or_create_token, read_token
 from watcher.errors import DaemonError, IncidentClosed, IncidentExists, IncidentNotFound
+from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
-from watcher.snapshot.command import Request
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

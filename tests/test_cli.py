@@ -1,4 +1,4 @@
-"""The command line: exit codes, one clear line per problem, --json shapes (DESIGN.md §3)."""
+"""The command line: exit codes, one clear line per problem, --json shapes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The resolution rule (DESIGN.md §2), as synchronous functions over numbers."""
+"""The resolution rule, as synchronous functions over numbers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.details import SourcesDetail
+from watcher.details import SourcesDetail, Transition
 from watcher.engine import Engine
 from watcher.engine import machine as engine_mod
-from watcher.events import ErrorEvent, Gap, Kind, State, Transition
+from watcher.events import ErrorEvent, Gap, Kind, State
 
 M = 1_000_000.0  # mitigation time
 W = 900.0  # window

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from watcher.config.notify import check_template
 from watcher.events import HEARTBEAT
-from watcher.notify.messages import BLOCK_LIMIT, SECTION_LIMIT, Renderer, check_template
+from watcher.notify.messages import BLOCK_LIMIT, SECTION_LIMIT, Renderer
 from watcher.notify.news import TEST, news_from_json
 
 AT = 1_795_788_000.0  # 2026-11-27 14:00:00Z

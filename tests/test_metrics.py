@@ -72,7 +72,7 @@ class TestSeriesFromTheStart:
         assert registry.get_sample_value("watcher_source_lines_total", {"source": "gw/gw-paris-02"}) == 0
 
     def test_label_names_follow_the_contract(self, registry: CollectorRegistry, metrics: Metrics) -> None:
-        """Each family carries exactly the label names DESIGN.md §5 gives it."""
+        """Each family carries exactly the label names the README documents."""
         metrics.add_incident("P1-a", 900)
         expected = {
             "watcher_incident_state": {"incident", "state"},

@@ -12,12 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watcher.classify.grouping import ClassifyStats
-from watcher.classify.lines import Format, LineParser
+from watcher.classify.lines import LineParser
 from watcher.classify.readers import bad_lines, blank_lines
 from watcher.classify.rules import RuleSet, SourceRules
 from watcher.classify.scan import HYPERSCAN, Finder, _python_starts, adapt
 from watcher.classify.stream import classify_stream
 from watcher.config import RuleConfig, load
+from watcher.config.base import Format
 from watcher.events import ErrorEvent
 
 FAST = ["python", *(["hyperscan"] if HYPERSCAN else [])]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from watcher import details
-from watcher.details import MitigatedDetail, SnapshotDetail, SourceDownDetail
+from watcher.details import MitigatedDetail, SnapshotDetail, SourceDownDetail, Transition
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound, StoreError
-from watcher.events import Kind, State, Transition
+from watcher.events import Kind, State
 from watcher.store import Store
 from watcher.store.rows import MitigationRow
 from watcher.store.schema import SCHEMA_VERSION
@@ -355,8 +355,8 @@ class TestTransaction:
 CHILD = """
 import sys
 from pathlib import Path
-from watcher.details import BreakDetail
-from watcher.events import Kind, State, Transition
+from watcher.details import BreakDetail, Transition
+from watcher.events import Kind, State
 from watcher.store import Store
 
 store = Store.open(Path(sys.argv[1]))

@@ -1,6 +1,7 @@
-"""What each timeline entry says: one frozen dataclass per kind of entry.
+"""What goes on an incident's timeline: transitions, notes, and what each kind of entry says.
 
-The engine's transitions and the daemon's notes carry one of these; the store keeps
+One frozen dataclass per kind of entry says what it is about. The engine's
+transitions and the sources' notes carry one of these; the store keeps
 it as JSON (`to_json`), and whoever reads a timeline row or an outbox payload back
 gets the dataclass again (`from_json`), so no module reads a detail by string key.
 `from_json` takes what it knows and fills the rest with defaults: rows written by
@@ -14,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from watcher.events import Kind
+from watcher.events import Kind, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +180,27 @@ def _converters(cls: type[Detail]) -> dict[str, typing.Callable[[object], object
 
 
 _CONVERTERS = {cls: _converters(cls) for cls in set(DETAILS.values())}
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Something that happened to an incident, at event time `at`."""
+
+    incident: str
+    kind: Kind
+    at: float
+    state: State
+    detail: Detail
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something for the timeline of every open incident covering `source` (a recreated container).
+
+    `text` is the sentence for the daemon's log; `detail` is what the timeline keeps."""
+
+    source: str
+    at: float
+    kind: Kind
+    text: str
+    detail: Detail

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from watcher.details import Detail
-    from watcher.snapshot.collect import Job
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,36 +50,6 @@ class SourceDown:
 
     source: str
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    """Something for the timeline of every open incident covering `source` (a recreated container).
-
-    `text` is the sentence for the daemon's log; `detail` is what the timeline keeps."""
-
-    source: str
-    at: float
-    kind: Kind
-    text: str
-    detail: Detail
-
-
-@dataclass(frozen=True, slots=True)
-class Stopped:
-    """Something watched stopped (Docker's `kill`/`stop`/`die`): snapshot it now, before removal.
-
-    `job` collects its evidence, bound to the connection the source holds; `subject`
-    (a container id) is what repeated stops are recognised by."""
-
-    source: str
-    subject: str
-    action: str
-    at: float
-    job: Job
-
-
-SourceEvent = Chunk | Watermark | Gap | SourceDown | Note | Stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,14 +107,3 @@ class Trigger(StrEnum):
     MANUAL = "manual"
     CONTAINER_STOP = "container_stop"
     THEN = "then"
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """Something that happened to an incident, at event time `at`."""
-
-    incident: str
-    kind: Kind
-    at: float
-    state: State
-    detail: Detail

@@ -1,4 +1,4 @@
-"""Every Prometheus metric the watcher exports (DESIGN.md §5), owned by one `Metrics` object.
+"""Every Prometheus metric the watcher exports, owned by one `Metrics` object.
 
 The registry is injected so tests get a fresh one each and nothing lives in
 module globals. Label values are only configured names (sources, rules,

@@ -16,9 +16,10 @@ from watcher.classify.grouping import ClassifyStats
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import classify_stream
 from watcher.config import Settings
+from watcher.details import Transition
 from watcher.engine import Engine
 from watcher.errors import InputError
-from watcher.events import ErrorEvent, Kind, State, Transition
+from watcher.events import ErrorEvent, Kind, State
 from watcher.schema import error_doc
 from watcher.times import format_time
 

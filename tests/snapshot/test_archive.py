@@ -1,4 +1,4 @@
-"""The snapshot format (DESIGN.md §7): content, hashes, names, permissions, and what verify catches."""
+"""The snapshot format: content, hashes, names, permissions, and what verify catches."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from tests.dockerd import IMAGE, Dockerd
 from tests.snapshot.helpers import manifest, members
 from watcher import config
 from watcher.events import Trigger
+from watcher.evidence import Request, take_configured
 from watcher.snapshot.collect import SnapshotResult, take
-from watcher.snapshot.command import Request, take_configured
 from watcher.snapshot.manifest import Meta, verify
 from watcher.sources.docker.snapshot import container_job
 from watcher.times import parse_time

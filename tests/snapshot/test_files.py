@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.snapshot.helpers import manifest, members
 from watcher import config
-from watcher.snapshot.command import Request, take_configured
+from watcher.evidence import Request, take_configured
 
 
 def settings(tmp_path: Path, log: Path) -> config.Settings:

@@ -12,7 +12,7 @@ import pytest
 from tests.snapshot.helpers import manifest, members
 from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident
 from watcher import config
-from watcher.snapshot.command import Request, take_configured
+from watcher.evidence import Request, take_configured
 from watcher.snapshot.manifest import verify
 
 pytestmark = pytest.mark.journal

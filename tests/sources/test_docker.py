@@ -22,7 +22,9 @@ from docker.models.containers import Container
 from tests.dockerd import IMAGE, Dockerd, private_dockerd
 from tests.support import wait_until
 from watcher.config import DockerSourceConfig
-from watcher.events import Chunk, Gap, Note, SourceDown, SourceEvent, Watermark
+from watcher.details import Note
+from watcher.events import Chunk, Gap, SourceDown, Watermark
+from watcher.sources import SourceEvent
 from watcher.sources.docker.cursor import Cursor
 from watcher.sources.docker.lane import time_ns
 from watcher.sources.docker.source import DockerSource

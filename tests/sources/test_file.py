@@ -15,7 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from watcher.config import FileSourceConfig
-from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
+from watcher.events import Chunk, Gap, SourceDown, Watermark
+from watcher.sources import SourceEvent
 from watcher.sources.file.follow import CHUNK
 from watcher.sources.file.source import FileSource
 

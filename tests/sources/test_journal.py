@@ -15,8 +15,8 @@ from tests.fake_gateway import FakeGateway, FakeJournal, loopback_addresses
 from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
 from tests.support import wait_until
 from watcher.config import JournalSourceConfig, Settings
-from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
-from watcher.sources import BuildContext, Source
+from watcher.events import Chunk, Gap, SourceDown, Watermark
+from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.journal.source import JournalSource, cursor_time
 from watcher.sources.journal.stream import HEARTBEAT, Start, catch_up_script, follow_script
 from watcher.sources.registry import build_sources

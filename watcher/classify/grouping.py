@@ -16,7 +16,7 @@ A line continues the record before it when (`is_continuation`):
 
 Everything else, and the first line of a source, starts a new record. The decision
 depends only on this line and the one before it, which is what lets the fast scanner
-(watcher.scan) skip the lines that cannot be continuations. A record is an error when
+(scan.py) skip the lines that cannot be continuations. A record is an error when
 any of its lines matches an error rule that no ignore rule vetoes; it counts once,
 under the rule of its first matching line, with that line as the event's message and
 the head's time as its time.
@@ -29,8 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from watcher.classify import framing
-from watcher.classify.lines import Format, LineParser, ParsedLine
+from watcher.classify.lines import LineParser, ParsedLine
 from watcher.classify.rules import SourceRules
+from watcher.config.base import Format
 from watcher.events import ErrorEvent
 
 _PREFIXES = (

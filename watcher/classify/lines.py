@@ -1,4 +1,4 @@
-"""One line of log text into its own time, its message and its fields (DESIGN.md §1).
+"""One line of log text into its own time, its message and its fields (docs/architecture.md, "Records").
 
 Where the time comes from, first that applies:
 
@@ -12,7 +12,7 @@ Where the time comes from, first that applies:
 3. otherwise a logfmt `ts=` or `time=` pair.
 
 Times are recognised by their shape, not by parsing the whole line, so that a JSON line
-cut by max_line_bytes keeps its time and so that the fast scanner (watcher.scan) can
+cut by max_line_bytes keeps its time and so that the fast scanner (scan.py) can
 decide "this line has a time of its own" with the very regexes used here
 (`timed_pattern`). A timestamp is `YYYY-MM-DD[T ]hh:mm:ss` with an optional `.`/`,`
 fraction and an optional `Z`/`±hh:mm` offset (none means UTC); whatever follows it is
@@ -33,9 +33,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import MappingProxyType
-from typing import Literal
 
-Format = Literal["auto", "docker", "journal", "json", "logfmt", "text"]
+from watcher.config.base import Format
 
 _TS = re.compile(
     r"([12][0-9]{3})-([01][0-9])-([0-3][0-9])[Tt ]([0-2][0-9]):([0-5][0-9]):([0-6][0-9])"

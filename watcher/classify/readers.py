@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 
 from watcher.classify import framing
 from watcher.classify.grouping import SourceClassifier, opens_context
-from watcher.classify.lines import Format, LineParser, ParsedLine, timed_pattern
+from watcher.classify.lines import LineParser, ParsedLine, timed_pattern
 from watcher.classify.scan import Finder, line_start
+from watcher.config.base import Format
 from watcher.events import ErrorEvent
 
 _WINDOW = 1 << 16

@@ -1,4 +1,4 @@
-"""Does a line match an error rule, and does an ignore rule win over it (DESIGN.md §4).
+"""Does a line match an error rule, and does an ignore rule win over it (docs/architecture.md, "Rules").
 
 Rules are tried in config order and the first error rule that matches names the line;
 a line that any ignore rule matches is never an error. A regex rule is `re.search`
@@ -11,7 +11,7 @@ number within `min`..`max` inclusive: a JSON number, or a string such as journal
 `"3"`; a bool is not a number.
 
 Each rule also has a `Prefilter`: regexes that match every raw line the rule can match
-(and more), so the fast scanner (watcher.scan) only parses the few lines they hit.
+(and more), so the fast scanner (scan.py) only parses the few lines they hit.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ from watcher.classify.lines import (
     MESSAGE_TOKEN,
     REALTIME,
     TIMESTAMP,
-    Format,
     time_key_start,
     timed_pattern,
 )
 from watcher.classify.rules import Prefilter
+from watcher.config.base import Format
 
 try:  # declared for Linux x86_64 only (pyproject); anywhere else the `re` engine runs
     import hyperscan

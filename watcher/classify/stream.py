@@ -21,10 +21,11 @@ from typing import BinaryIO, Literal
 
 from watcher.classify import framing
 from watcher.classify.grouping import ClassifyStats, SourceClassifier
-from watcher.classify.lines import Format, LineParser, sniff_format
+from watcher.classify.lines import LineParser, sniff_format
 from watcher.classify.readers import Fast, Reference
 from watcher.classify.rules import SourceRules
 from watcher.classify.scan import HYPERSCAN, Finder
+from watcher.config.base import Format
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
 

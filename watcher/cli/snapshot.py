@@ -27,8 +27,8 @@ from watcher.events import Trigger
 if TYPE_CHECKING:
     from watcher.cli.client import Client
     from watcher.config import Settings
+    from watcher.evidence import Request
     from watcher.snapshot.collect import SnapshotResult
-    from watcher.snapshot.command import Request
 
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
@@ -153,7 +153,7 @@ def _snapshot_take(
     json_out: bool,
 ) -> None:
     from watcher.cli.client import Client
-    from watcher.snapshot.command import Request
+    from watcher.evidence import Request
 
     settings = load_settings(config_file)
     req = Request.parse(
@@ -192,9 +192,9 @@ def _collect(
 ) -> tuple[SnapshotResult, list[str]]:
     """The snapshot written here or by the daemon, and what did not verify."""
     from watcher.cli.client import Client
+    from watcher.evidence import take_configured
     from watcher.names import default_user
     from watcher.snapshot.collect import SnapshotResult
-    from watcher.snapshot.command import take_configured
     from watcher.snapshot.manifest import verify
 
     if via_daemon:
@@ -231,7 +231,7 @@ def _report(
 
 def _run_then(then: list[str], result: SnapshotResult, client: Client | None, incident: str | None) -> int:
     """Run the mitigation; record it on the incident through the daemon (`client`) when it is up."""
-    from watcher.snapshot.command import exit_status, mitigation_action, run_then
+    from watcher.evidence import exit_status, mitigation_action, run_then
 
     err.print(f"snapshot verified; running: {escape(' '.join(then))}")
     code = run_then(then)

@@ -30,10 +30,10 @@ from watcher.errors import (
     InputError,
     SnapshotError,
 )
+from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
 from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
-from watcher.snapshot.command import Request
 
 MAX_BODY = 64 * 1024
 _M = TypeVar("_M", bound=requests.Body)

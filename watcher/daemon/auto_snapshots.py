@@ -18,11 +18,12 @@ from docker.errors import DockerException
 
 from watcher.details import Detail
 from watcher.errors import WatcherError
-from watcher.events import Kind, Stopped, Trigger
+from watcher.events import Kind, Trigger
 from watcher.metrics import Metrics
 from watcher.names import default_user
 from watcher.snapshot.collect import take
 from watcher.snapshot.manifest import Meta
+from watcher.sources import Stopped
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from watcher.config import Settings
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.status import incident_doc, outbox_doc, source_doc, timeline_doc
+from watcher.details import Transition
 from watcher.errors import IncidentExists
-from watcher.events import Kind, Transition
+from watcher.events import Kind
+from watcher.evidence import Request, take_configured
 from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
-from watcher.snapshot.command import Request, take_configured
 from watcher.snapshot.manifest import verify
 
 

@@ -28,13 +28,13 @@ from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
 from watcher.errors import StoreError
-from watcher.events import HEARTBEAT, SourceEvent
+from watcher.events import HEARTBEAT
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcer
 from watcher.notify.channels import build_senders
 from watcher.notify.news import HeartbeatNews
 from watcher.notify.sender import Sender
-from watcher.sources import BuildContext, Source
+from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.registry import build_sources
 from watcher.store import Store
 

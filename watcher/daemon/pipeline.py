@@ -18,25 +18,14 @@ from watcher.classify.rules import RuleSet
 from watcher.classify.stream import StreamScanner
 from watcher.daemon.auto_snapshots import AutoSnapshots
 from watcher.daemon.source_state import SourceState
-from watcher.details import Detail, SourceDownDetail
+from watcher.details import Detail, Note, SourceDownDetail, Transition
 from watcher.engine import Engine, IncidentStatus
 from watcher.errors import StoreError
-from watcher.events import (
-    Chunk,
-    ErrorEvent,
-    Gap,
-    Kind,
-    Note,
-    SourceDown,
-    SourceEvent,
-    Stopped,
-    Transition,
-    Watermark,
-)
+from watcher.events import Chunk, ErrorEvent, Gap, Kind, SourceDown, Watermark
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.sender import Sender
-from watcher.sources import Source
+from watcher.sources import Source, SourceEvent, Stopped
 from watcher.store import Store
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,10 @@ from watcher.details import (
     OpenedDetail,
     ResolvedDetail,
     SourcesDetail,
+    Transition,
 )
 from watcher.engine.incident import Break, EngineState, Incident, IncidentStatus, compact
-from watcher.events import ErrorEvent, Gap, Kind, Transition
+from watcher.events import ErrorEvent, Gap, Kind
 
 # Pending breaks are compacted past this many per incident (see incident.compact),
 # which bounds memory for replay of huge files and for a long backlog of errors.

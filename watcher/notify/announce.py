@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from watcher.details import Transition
 from watcher.engine import IncidentStatus
-from watcher.events import HEARTBEAT, TRANSITIONS, Kind, State, Transition
+from watcher.events import HEARTBEAT, TRANSITIONS, Kind, State
 from watcher.notify.news import HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
 
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {

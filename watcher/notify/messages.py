@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from string import Template
 from typing import Any, Literal
 
+from watcher.config.notify import DEFAULT_TEMPLATES
 from watcher.details import (
     BreakDetail,
     ClosedDetail,
@@ -37,36 +38,6 @@ SECTION_LIMIT = 3000
 BLOCK_LIMIT = 50
 TEXT_LIMIT = 3000
 CUT = "… [truncated]"
-
-DEFAULT_TEMPLATES: dict[str, str] = {
-    "opened": "*$incident* opened: $title",
-    "mitigated": "*$incident* mitigation recorded at $at: $action",
-    "streak_reset": "*$incident* streak reset at $at by $source [$rule]$more",
-    "gap": "*$incident* gap in $source: $reason",
-    "blind": "*$incident* BLIND at $at: cannot see $sources, so it cannot resolve",
-    "recovered": "*$incident* sources back at $at: $sources",
-    "resolved": "*$incident* RESOLVED at $at: no errors for $window in $sources",
-    "regressed": "*$incident* REGRESSION at $at by $source [$rule]",
-    "closed": "*$incident* closed: $reason",
-}
-TEMPLATE_FIELDS = frozenset(
-    {"incident", "title", "kind", "state", "at", "action", "reason", "source", "rule", "sources"}
-    | {"window", "lines", "since", "more"}
-)
-
-
-def check_template(kind: str, text: str) -> None:
-    """Raise ValueError naming what is wrong with a template, at config load."""
-    if kind not in DEFAULT_TEMPLATES:
-        raise ValueError(f"no announcement kind {kind!r}; one of {', '.join(DEFAULT_TEMPLATES)}")
-    template = Template(text)
-    if not template.is_valid():
-        raise ValueError(f"{kind}: invalid placeholder in {text!r}; write $$ for a literal $")
-    unknown = sorted(set(template.get_identifiers()) - TEMPLATE_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"{kind}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(TEMPLATE_FIELDS))}"
-        )
 
 
 def utc(at: object) -> str:

@@ -25,11 +25,31 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from watcher.classify.lines import Format
-from watcher.events import SourceEvent
+from watcher.config.base import Format
+from watcher.details import Note
+from watcher.events import Chunk, Gap, SourceDown, Watermark
 
 if TYPE_CHECKING:
     from watcher.snapshot.collect import Job
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """Something watched stopped (Docker's `kill`/`stop`/`die`): snapshot it now, before removal.
+
+    `job` collects its evidence, bound to the connection the source holds; `subject`
+    (a container id) is what repeated stops are recognised by."""
+
+    source: str
+    subject: str
+    action: str
+    at: float
+    job: Job
+
+
+SourceEvent = Chunk | Watermark | Gap | SourceDown | Note | Stopped
+"""What a source yields, in order: its lines, watermark advances, gaps, disconnects, notes
+for the timeline, and things stopped that are worth a snapshot."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,9 @@
-"""The one embedded state store: SQLite in WAL mode under `state_dir`.
+"""What the watcher keeps across restarts, on top of the database (db.py).
 
-Holds what must survive a restart (DESIGN.md §2, §6): incidents and their mitigations,
-the timeline, each source's resume point, the engine's snapshot and the announcement
-outbox. Every public mutating method commits (`synchronous=FULL`) before it returns,
-or joins the enclosing `transaction()`, so whatever the caller acknowledges is on disk
-and a kill at any instant leaves whole transactions only.
-
-One Store is used by one thread at a time; a `transaction()` block must run entirely
-in the thread that entered it (wrap the whole block in one `asyncio.to_thread` call).
-Times are float epoch seconds, UTC, as everywhere in `watcher`.
+Incidents and their mitigations, the timeline, each source's resume point and the
+engine's snapshot; the announcement outbox is its own component (`store.outbox`).
+Every public mutating method commits before it returns, or joins the enclosing
+`transaction()`. Times are float epoch seconds, UTC, as everywhere in `watcher`.
 """
 
 from __future__ import annotations
@@ -19,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from watcher import details
-from watcher.details import Detail
+from watcher.details import Detail, Transition
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound, StoreError
-from watcher.events import Kind, Transition
+from watcher.events import Kind
 from watcher.store.db import Database, dumps, loads
 from watcher.store.outbox import Outbox
 from watcher.store.rows import IncidentRow, MitigationRow, ResumePoint, TimelineRow

@@ -5,8 +5,7 @@ the stream id of each frame (stdout and stderr could not be kept apart), and for
 TTY container it yields one byte per iteration. Instead the request goes through the
 SDK's HTTP session (so unix, tcp, TLS and ssh hosts all work as configured) and the
 body is read with `read1`: whatever the socket has, up to 64 KiB, in one call,
-which gives both backlog throughput and low follow latency. watcher.sources
-.docker_stream decodes it.
+which gives both backlog throughput and low follow latency. stream.py decodes it.
 
 `open` and `read` block: call them in a worker thread. `close` may be called from
 any thread and unblocks a pending `read` (it shuts the socket down, as the SDK's

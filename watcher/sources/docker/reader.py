@@ -18,7 +18,8 @@ from collections.abc import Callable
 import docker
 from docker.errors import NotFound
 
-from watcher.events import Chunk, Gap, SourceEvent
+from watcher.events import Chunk, Gap
+from watcher.sources import SourceEvent
 from watcher.sources.docker.calls import LOST, EngineCalls
 from watcher.sources.docker.cursor import Boundary, Cursor, since_param
 from watcher.sources.docker.follow import LogStream

@@ -1,7 +1,7 @@
 """Docker collection: a container's logs with Docker's timestamps over the range, and its inspect.
 
 The log is read in one pass over Docker's multiplexed stream with the docker
-source's own reader and decoder (watcher.sources.docker_follow/docker_stream):
+source's own reader and decoder (follow.py, stream.py):
 dockerd decodes the log file once, stdout and stderr are kept apart
 (`stdout.log`, `stderr.log`, each in the `docker logs -t` shape that `watcher
 replay` reads), and a line Docker split into 16 KiB pieces is one line again.

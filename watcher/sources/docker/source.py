@@ -45,10 +45,10 @@ import docker
 from docker.errors import NotFound
 
 from watcher.config import DockerSourceConfig
-from watcher.details import RecreatedDetail
-from watcher.events import Gap, Kind, Note, SourceDown, SourceEvent, Stopped, Watermark
+from watcher.details import Note, RecreatedDetail
+from watcher.events import Gap, Kind, SourceDown, Watermark
 from watcher.names import parent
-from watcher.sources import Counters, ScanOptions
+from watcher.sources import Counters, ScanOptions, SourceEvent, Stopped
 from watcher.sources.docker.calls import LOST, MAX_STREAMS, EngineCalls
 from watcher.sources.docker.cursor import Cursor
 from watcher.sources.docker.host import describe, open_client

@@ -27,7 +27,8 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from watcher.classify.framing import Line, LineSplitter
-from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
+from watcher.events import Chunk, Gap, SourceDown, Watermark
+from watcher.sources import SourceEvent
 from watcher.sources.file.cursor import FP_SIZE, Cursor, OpenFile
 
 log = logging.getLogger(__name__)

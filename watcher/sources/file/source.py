@@ -12,8 +12,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 
 from watcher.config import FileSourceConfig
-from watcher.events import SourceEvent
-from watcher.sources import Counters, ScanOptions
+from watcher.sources import Counters, ScanOptions, SourceEvent
 from watcher.sources.file.follow import Follower, Settings, Tally
 
 

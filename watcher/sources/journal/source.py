@@ -7,7 +7,7 @@ Each connection runs two scripts, one after the other, on one channel at a time:
    included. --follow would imply --boot (systemd >= 250) and hide the tail of
    a boot that ended while the gateway was unreachable.
 2. follow: `journalctl --follow` from the last cursor read, plus a clock line on
-   stderr every second (journal_stream.py).
+   stderr every second (stream.py).
 
 Resuming uses --cursor (inclusive) and drops the entry whose cursor is the saved
 one: --after-cursor with -u skips one more entry on systemd < 255. If the first
@@ -44,9 +44,9 @@ import asyncssh
 
 from watcher.config import JournalSourceConfig
 from watcher.errors import HostKeyError, SourceError
-from watcher.events import Chunk, Gap, SourceDown, SourceEvent, Watermark
+from watcher.events import Chunk, Gap, SourceDown, Watermark
 from watcher.names import subsource
-from watcher.sources import Counters, ScanOptions, ssh
+from watcher.sources import Counters, ScanOptions, SourceEvent, ssh
 from watcher.sources.journal.stream import Run, Start, catch_up_script, follow_script, run_local, run_remote
 
 log = logging.getLogger(__name__)

@@ -1,28 +1,32 @@
-"""`watcher snapshot` as a request, taken here or by the daemon, and what `--then` does after it.
+"""Evidence on request: `watcher snapshot`, taken here or by the daemon, and what `--then` does after it.
 
 A `Request` is what the user asked for; `take_configured` collects it from the
-configured sources, the same way in the CLI and in the daemon (`--via-daemon`,
-which runs it in a worker thread). `run_then` runs the mitigation command with
-the terminal attached and returns its exit status.
+configured sources in scope (each source kind plans its own collection jobs), the
+same way in the CLI and in the daemon (`--via-daemon`, which runs it in a worker
+thread). Scope globs match source names as everywhere else: `cloud/<service>`,
+`gw/<host>`, a file source's own name. `run_then` runs the mitigation command with
+the terminal attached and returns its exit status. The archive itself is written by
+watcher.snapshot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from watcher.config import Settings
-from watcher.errors import InputError
+from watcher.errors import InputError, SnapshotError
 from watcher.events import Trigger
 from watcher.names import check_incident_id
 from watcher.redact import redact
-from watcher.snapshot.collect import Progress, SnapshotResult, take
+from watcher.snapshot.collect import Job, Progress, SnapshotResult, take
 from watcher.snapshot.manifest import Meta
-from watcher.snapshot.plan import planned
+from watcher.sources.registry import kinds, source_names
 from watcher.times import parse_duration
 
 
@@ -111,6 +115,23 @@ def take_configured(
             redact=redactor(settings) if req.redact else None,
             progress=progress,
         )
+
+
+@contextlib.contextmanager
+def planned(
+    settings: Settings, scope: Sequence[str], since: float | None, until: float | None
+) -> Iterator[list[Job]]:
+    """The jobs for every source in scope; clients they hold stay open until the block ends."""
+    scope = list(scope) or ["*"]
+    with contextlib.ExitStack() as stack:
+        jobs = [job for kind in kinds(settings) for job in kind.snapshot_jobs(scope, since, until, stack)]
+        if not jobs:
+            known = ", ".join(source_names(settings)) or "none configured"
+            raise SnapshotError(
+                f"no source matches the scope {' '.join(scope)} (sources: {known}; "
+                "docker sources are <name>/<service>, journal sources <name>/<host>)"
+            )
+        yield jobs
 
 
 def run_then(cmd: Sequence[str]) -> int:

@@ -1,0 +1,107 @@
+"""The `[notify]` section: webhooks (or files holding them), routes, templates, pacing.
+
+The templates' defaults and the fields they may use are part of this contract: a
+template is checked here, at load, so a typo is a config error and not a broken
+announcement at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from string import Template
+from typing import Literal
+
+from pydantic import SecretStr, field_validator, model_validator
+
+from watcher.config.base import Duration, Model, PositiveDuration
+from watcher.events import ANNOUNCED
+
+DEFAULT_TEMPLATES: dict[str, str] = {
+    "opened": "*$incident* opened: $title",
+    "mitigated": "*$incident* mitigation recorded at $at: $action",
+    "streak_reset": "*$incident* streak reset at $at by $source [$rule]$more",
+    "gap": "*$incident* gap in $source: $reason",
+    "blind": "*$incident* BLIND at $at: cannot see $sources, so it cannot resolve",
+    "recovered": "*$incident* sources back at $at: $sources",
+    "resolved": "*$incident* RESOLVED at $at: no errors for $window in $sources",
+    "regressed": "*$incident* REGRESSION at $at by $source [$rule]",
+    "closed": "*$incident* closed: $reason",
+}
+TEMPLATE_FIELDS = frozenset(
+    {"incident", "title", "kind", "state", "at", "action", "reason", "source", "rule", "sources"}
+    | {"window", "lines", "since", "more"}
+)
+
+
+def check_template(kind: str, text: str) -> None:
+    """Raise ValueError naming what is wrong with a template, at config load."""
+    if kind not in DEFAULT_TEMPLATES:
+        raise ValueError(f"no announcement kind {kind!r}; one of {', '.join(DEFAULT_TEMPLATES)}")
+    template = Template(text)
+    if not template.is_valid():
+        raise ValueError(f"{kind}: invalid placeholder in {text!r}; write $$ for a literal $")
+    unknown = sorted(set(template.get_identifiers()) - TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"{kind}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(TEMPLATE_FIELDS))}"
+        )
+
+
+class NotifyConfig(Model):
+    incident_webhook: SecretStr | None = None
+    incident_webhook_file: Path | None = None
+    oncall_webhook: SecretStr | None = None
+    oncall_webhook_file: Path | None = None
+    heartbeat: Duration = 900.0
+    format: Literal["slack", "json"] = "slack"
+    """slack: Block Kit with a text fallback; json: a generic document for other receivers."""
+    routes: dict[str, list[Literal["incident", "oncall"]]] = {}
+    """Kind -> channels, over the defaults (incident kinds to incident, heartbeat to oncall)."""
+    templates: dict[str, str] = {}
+    """Kind -> headline, `string.Template` fields such as $incident, $at, $source."""
+    send_interval: PositiveDuration = 1.0
+    retry_initial: PositiveDuration = 1.0
+    retry_max: PositiveDuration = 60.0
+    timeout: PositiveDuration = 10.0
+    reset_every: Duration = 60.0
+    shutdown_grace: Duration = 2.0
+
+    @field_validator("routes")
+    @classmethod
+    def _known_kinds(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(v) - set(ANNOUNCED))
+        if unknown:
+            raise ValueError(f"no announcement kind {', '.join(unknown)}; one of {', '.join(ANNOUNCED)}")
+        return v
+
+    @field_validator("templates")
+    @classmethod
+    def _valid_templates(cls, v: dict[str, str]) -> dict[str, str]:
+        for kind, text in v.items():
+            check_template(kind, text)
+        return v
+
+    def webhooks(self) -> dict[str, str]:
+        """Channel -> URL, for the channels that have one."""
+        urls = {"incident": self.incident_webhook, "oncall": self.oncall_webhook}
+        return {channel: url.get_secret_value() for channel, url in urls.items() if url is not None}
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> NotifyConfig:
+        for channel in ("incident", "oncall"):
+            path: Path | None = getattr(self, f"{channel}_webhook_file")
+            if path is None:
+                continue
+            if getattr(self, f"{channel}_webhook") is not None:
+                raise ValueError(f"set {channel}_webhook or {channel}_webhook_file, not both")
+            try:
+                url = path.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"{channel}_webhook_file: cannot read {path}: {exc.strerror}") from None
+            object.__setattr__(self, f"{channel}_webhook", SecretStr(url))
+        for channel, url in self.webhooks().items():
+            if not re.match(r"^https?://[^/\s]+", url):
+                # Not quoted back: the value is a secret.
+                raise ValueError(f"{channel}_webhook: expected an http:// or https:// URL")
+        return self
