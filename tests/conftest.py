@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, NoReturn
 
+import aiohttp
 import pytest
 
 if TYPE_CHECKING:
     from tests.dockerd import Dockerd
+
+from tests.daemon.fake_api import Api, FakeControl, running
 
 
 def unavailable(reason: str, in_ci: str) -> NoReturn:
@@ -35,3 +38,16 @@ def docker_engine() -> Iterator[Dockerd]:
 
     with private_dockerd() as engine:
         yield engine
+
+
+@pytest.fixture
+def control() -> FakeControl:
+    """An in-memory daemon for the API tests (tests/daemon/fake_api.py)."""
+    return FakeControl()
+
+
+@pytest.fixture
+async def api(control: FakeControl) -> AsyncIterator[Api]:
+    """The API server in front of `control`, and a session to call it with."""
+    async with running(control) as server, aiohttp.ClientSession() as http:
+        yield http, f"http://127.0.0.1:{server.port}"

@@ -11,6 +11,11 @@ import inspect
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The checkout: where config/, bench/ and the package live."""
+SHIPPED_CONFIG = ROOT / "config" / "watcher.toml"
 
 
 def free_port() -> int:

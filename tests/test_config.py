@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import SHIPPED_CONFIG
 from watcher import config
 from watcher.errors import ConfigError
 from watcher.sources.registry import source_names
 from watcher.times import format_duration, format_time, parse_duration, parse_time
 
-EXAMPLE = Path(__file__).parent.parent / "config" / "watcher.toml"
+EXAMPLE = SHIPPED_CONFIG
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_api import AUTH, Api, FakeControl, api, call, control
+from tests.daemon.fake_api import AUTH, Api, FakeControl, call
 
-__all__ = ["api", "control"]  # fixtures, used by name
 PATH = "/api/v1/snapshots"
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.daemon.harness import running
 from tests.snapshot.helpers import manifest, rewrite
 from tests.support import free_port
-from tests.test_daemon import running
 from watcher import config
 from watcher.cli import app
 from watcher.cli.client import Client

@@ -1,3 +1,3 @@
-"""Evidence snapshots: one archive writer (`archive`, `manifest`), the collection machinery
-(`collect`) the source kinds' collectors plug into, and `watcher snapshot` as a request
-(`command`, `plan`). See docs/architecture.md, "Evidence snapshots"."""
+"""Evidence snapshots: the archive writer (`archive`, `manifest`, `names`) and the collection
+machinery (`collect`) the source kinds' collectors plug into. A user's request is
+watcher.evidence. See docs/architecture.md, "Evidence snapshots"."""

@@ -6,10 +6,10 @@ import io
 import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.support import SHIPPED_CONFIG
 from watcher.classify import framing
 from watcher.classify.grouping import ClassifyStats
 from watcher.classify.rules import RuleSet, SourceRules
@@ -25,7 +25,7 @@ T0 = "2026-11-27T14:05:00Z"
 
 @pytest.fixture(scope="module")
 def default_rules() -> SourceRules:
-    settings = load(Path(__file__).parents[1] / "config" / "watcher.toml")
+    settings = load(SHIPPED_CONFIG)
     return RuleSet.compile(settings.rules, settings.ignore).for_source("edge")
 
 

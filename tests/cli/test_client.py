@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.test_api import TOKEN, FakeControl, running
+from tests.daemon.fake_api import TOKEN, FakeControl, running
 from watcher.cli.client import Client
 from watcher.config import HttpConfig, Settings
 from watcher.daemon.api import ApiServer

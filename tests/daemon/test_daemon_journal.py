@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.daemon.harness import config_file, incident, running
 from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
 from tests.support import wait_until
-from tests.test_daemon import config_file, incident, running
 from watcher import config
 from watcher.cli.client import Client
 

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require_binary
-from tests.test_api import FakeControl, running
+from tests.daemon.fake_api import FakeControl, running
 from watcher import __version__
 from watcher.events import State, Trigger
 from watcher.metrics import BAD_LINE_REASONS, NOTIFY_RESULTS, STATES, Metrics

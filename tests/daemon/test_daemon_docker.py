@@ -13,9 +13,9 @@ import pytest
 from docker.errors import NotFound
 from docker.models.containers import Container
 
+from tests.daemon.harness import config_file, healthy, incident, process, running
 from tests.dockerd import IMAGE, Dockerd
 from tests.support import free_port, wait_until
-from tests.test_daemon import config_file, healthy, incident, process, running
 from watcher import config
 from watcher.cli import checks
 from watcher.cli.client import Client

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
 from watcher import details
 from watcher.details import MitigatedDetail, SnapshotDetail, SourceDownDetail, Transition
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound, StoreError
@@ -21,8 +22,6 @@ from watcher.events import Kind, State
 from watcher.store import Store
 from watcher.store.rows import MitigationRow
 from watcher.store.schema import SCHEMA_VERSION
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def dead(store: Store) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import os
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import SHIPPED_CONFIG
 from watcher.classify.grouping import ClassifyStats
 from watcher.classify.lines import LineParser
 from watcher.classify.readers import bad_lines, blank_lines
@@ -22,7 +22,7 @@ from watcher.config.base import Format
 from watcher.events import ErrorEvent
 
 FAST = ["python", *(["hyperscan"] if HYPERSCAN else [])]
-_SETTINGS = load(Path(__file__).parents[1] / "config" / "watcher.toml")
+_SETTINGS = load(SHIPPED_CONFIG)
 DEFAULT = RuleSet.compile(_SETTINGS.rules, _SETTINGS.ignore).for_source("f")
 EXTRA = RuleSet.compile(
     [

@@ -17,10 +17,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from tests.daemon.harness import config_file, healthy, process
+from tests.daemon.harness import running as daemon_running
 from tests.receiver import Answer, Receiver
-from tests.support import wait_until
-from tests.test_daemon import config_file, healthy, process
-from tests.test_daemon import running as daemon_running
+from tests.support import SHIPPED_CONFIG, wait_until
 from watcher import config
 from watcher.cli import app, status_view
 from watcher.cli.client import Client
@@ -249,7 +249,7 @@ class TestConfig:
 
     def test_documented_examples_load(self, tmp_path: Path) -> None:
         """The commented [notify.routes] and [notify.templates] examples of config/watcher.toml are valid."""
-        shipped = (Path(__file__).parent.parent / "config" / "watcher.toml").read_text()
+        shipped = SHIPPED_CONFIG.read_text()
         block = shipped[shipped.index("# [notify.routes]") : shipped.index("# ---- sources")]
         examples = [ln[2:] for ln in block.splitlines() if re.match(r"^# (\[notify\.|\w+ = )", ln)]
         assert len(examples) == 6

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.support import SHIPPED_CONFIG
 from watcher.cli import app
 
-CONFIG = Path(__file__).parent.parent / "config" / "watcher.toml"
+CONFIG = SHIPPED_CONFIG
 runner = CliRunner()
 
 

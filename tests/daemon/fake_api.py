@@ -1,0 +1,145 @@
+"""The API server in front of an in-memory daemon (FakeControl), and calls to it over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from watcher.daemon.api import ApiServer
+from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound
+from watcher.evidence import Request
+from watcher.metrics import Metrics
+from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+
+TOKEN = "s3cret-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def incident_doc(incident: str, record: dict[str, Any]) -> IncidentDoc:
+    """The document the daemon answers an incident command with, for the fake's record."""
+    return {
+        "id": incident,
+        "title": record["title"],
+        "state": "closed" if record["closed"] else "investigating",
+        "scope": record["scope"],
+        "window": record["window"] or 900.0,
+        "opened_at": None,
+        "mitigated_at": None,
+        "streak_start": None,
+        "verified_to": None,
+        "clean_streak": 0.0,
+        "progress": 0.0,
+        "resolved_at": None,
+        "errors": 0,
+        "gaps": 0,
+        "lines": 0,
+        "last_error": None,
+        "blind_sources": [],
+        "sources": [],
+    }
+
+
+class FakeControl:
+    """An in-memory daemon: incidents in a dict, every mutating call recorded with its `by`."""
+
+    def __init__(self) -> None:
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, ...]] = []
+
+    def status(self) -> StatusDoc:
+        return {
+            "now": 0.0,
+            "incidents": [incident_doc(i, r) for i, r in sorted(self.incidents.items())],
+            "sources": [],
+            "outbox": {"pending": 0, "dead": 0, "channels": {}},
+        }
+
+    async def open_incident(
+        self, incident: str, title: str, scope: list[str], window: float | None, by: str
+    ) -> IncidentDoc:
+        if incident in self.incidents:
+            raise IncidentExists(f"incident {incident} is already open")
+        record = {"title": title, "scope": scope, "window": window, "closed": False, "mitigations": []}
+        self.incidents[incident] = record
+        self.calls.append(("open", incident, by))
+        return incident_doc(incident, record)
+
+    async def mitigate(self, incident: str, action: str, by: str) -> IncidentDoc:
+        record = self._get(incident)
+        if record["closed"]:
+            raise IncidentClosed(f"incident {incident} is closed; open a new one")
+        record["mitigations"].append({"at": None, "action": action, "by": by})
+        self.calls.append(("mitigate", incident, action, by))
+        return incident_doc(incident, record)
+
+    async def close(self, incident: str, reason: str, by: str) -> IncidentDoc:
+        record = self._get(incident)
+        record["closed"] = True
+        self.calls.append(("close", incident, reason, by))
+        return incident_doc(incident, record)
+
+    def timeline(self, incident: str) -> TimelineDoc:
+        record = self._get(incident)
+        return {
+            "id": incident,
+            "title": record["title"],
+            "scope": record["scope"],
+            "window": record["window"] or 900.0,
+            "opened_at": None,
+            "closed_at": None,
+            "mitigations": record["mitigations"],
+            "events": [],
+        }
+
+    async def snapshot(self, req: Request, by: str) -> SnapshotDoc:
+        if req.incident is not None:
+            self._get(req.incident)
+        scope, redact = ",".join(req.scope), str(req.redact)
+        self.calls.append(("snapshot", req.incident or "", req.reason, scope, req.trigger, redact, by))
+        return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
+
+    def _get(self, incident: str) -> dict[str, Any]:
+        if incident not in self.incidents:
+            raise IncidentNotFound(f"no incident named {incident}")
+        return self.incidents[incident]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    control: Any,
+    *,
+    metrics: Metrics | None = None,
+    health: Callable[[], tuple[bool, str]] = lambda: (True, ""),
+    listen: str = "127.0.0.1:0",
+) -> AsyncIterator[ApiServer]:
+    """A real ApiServer on a free loopback port, stopped on exit."""
+    if metrics is None:
+        metrics = Metrics(CollectorRegistry(), sources=["cloud"], rules=["panic"])
+    server = ApiServer(control, metrics, listen=listen, token=TOKEN, health=health)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+Api = tuple[aiohttp.ClientSession, str]
+
+
+async def call(
+    api: Api, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any
+) -> tuple[int, Any]:
+    http, base = api
+    async with http.request(method, base + path, headers=headers, **kw) as resp:
+        if resp.content_type == "application/json":
+            return resp.status, await resp.json()
+        return resp.status, await resp.text()
+
+
+async def open_p1(api: Api, **extra: Any) -> tuple[int, Any]:
+    body = {"id": "P1-gw", "title": "gateways drop streams", **extra}
+    return await call(api, "POST", "/api/v1/incidents", json=body, headers=AUTH)

@@ -1,0 +1,103 @@
+"""The daemon in tests: a config file, the daemon in-process or as a process, and what to ask it."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.support import free_port
+from watcher import config
+from watcher.cli.client import Client
+from watcher.daemon.daemon import Daemon
+from watcher.times import format_time
+
+WINDOW = 3.0
+
+
+def config_file(
+    tmp: Path, body: str, *, window: float, port: int | None = None, blind_after: str | None = "2s"
+) -> Path:
+    """tmp/watcher.toml: state under tmp, the API on a loopback port, a short window, then `body`."""
+    blind = f'blind_after = "{blind_after}"' if blind_after else ""
+    path = tmp / "watcher.toml"
+    path.write_text(
+        f"""
+state_dir = "{tmp / "state"}"
+[http]
+listen = "127.0.0.1:{port or free_port()}"
+[resolution]
+window = "{window}s"
+{blind}
+{body}"""
+    )
+    return path
+
+
+def write_config(tmp: Path, log: Path, port: int, window: float = WINDOW) -> Path:
+    body = f"""
+[[sources]]
+name = "edge"
+kind = "file"
+path = "{log}"
+[[rules]]
+name = "level"
+field = "level"
+values = ["error"]
+"""
+    return config_file(tmp, body, window=window, port=port)
+
+
+def stamp(at: float) -> str:
+    return format_time(at) or ""
+
+
+def append(log: Path, *lines: str) -> None:
+    with log.open("a") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+
+
+async def incident(client: Client, incident_id: str = "P1-test") -> dict[str, Any]:
+    doc = await client.status()
+    incidents: list[dict[str, Any]] = doc["incidents"]  # type: ignore[assignment]
+    return next(i for i in incidents if i["id"] == incident_id)
+
+
+@asynccontextmanager
+async def running(settings: config.Settings) -> AsyncIterator[Daemon]:
+    daemon = Daemon(settings)
+    await daemon.startup()
+    task = asyncio.create_task(daemon.run())
+    await daemon.ready.wait()
+    try:
+        yield daemon
+    finally:
+        daemon.should_exit.set()
+        await task
+        await daemon.shutdown()
+
+
+@contextmanager
+def process(cfg: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`watcher run` as a user starts it: the installed entry point in a subprocess."""
+    exe = Path(sys.executable).with_name("watcher")
+    proc = subprocess.Popen([str(exe), "run", "--config", str(cfg)], stderr=subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+async def healthy(port: int) -> bool:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+        return resp.status == 200
