@@ -28,6 +28,7 @@ import pytest
 
 from tests.conftest import require_binary, unavailable
 from tests.support import free_port
+from watcher.config import JournalSourceConfig
 
 TEST_USER = "watcher-test"
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
@@ -135,6 +136,20 @@ class Sshd:
     def _known_line(self, key: asyncssh.SSHKey) -> bytes:
         name = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
         return name.encode() + b" " + key.export_public_key()
+
+    def journal_source(self, **over: object) -> JournalSourceConfig:
+        """A journal source reading this server as the test user, with its keys; `over` replaces fields."""
+        fields: dict[str, object] = {
+            "name": "gw",
+            "kind": "journal",
+            "hosts": [self.address],
+            "user": TEST_USER,
+            "port": self.port,
+            "known_hosts": self.known_hosts,
+            "client_keys": [self.client_key_path],
+            **over,
+        }
+        return JournalSourceConfig.model_validate(fields)
 
     def wrong_known_hosts(self) -> Path:
         """A known_hosts that pins another key for this address: a changed host key."""

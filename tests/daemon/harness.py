@@ -40,8 +40,9 @@ window = "{window}s"
     return path
 
 
-def write_config(tmp: Path, log: Path, port: int, window: float = WINDOW) -> Path:
-    body = f"""
+def edge_source(log: Path) -> str:
+    """The config of one file source `edge` at `log`, and one rule: JSON `level` = error."""
+    return f"""
 [[sources]]
 name = "edge"
 kind = "file"
@@ -51,7 +52,10 @@ name = "level"
 field = "level"
 values = ["error"]
 """
-    return config_file(tmp, body, window=window, port=port)
+
+
+def write_config(tmp: Path, log: Path, port: int, window: float = WINDOW) -> Path:
+    return config_file(tmp, edge_source(log), window=window, port=port)
 
 
 def stamp(at: float) -> str:

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.daemon.harness import config_file, healthy, process
+from tests.daemon.harness import config_file, edge_source, healthy, process
 from tests.daemon.harness import running as daemon_running
 from tests.receiver import Answer, Receiver
 from tests.support import SHIPPED_CONFIG, wait_until
@@ -38,15 +38,7 @@ retry_initial = "0.1s"
 retry_max = "0.3s"
 shutdown_grace = "0.5s"
 {notify}
-[[sources]]
-name = "edge"
-kind = "file"
-path = "{log}"
-[[rules]]
-name = "level"
-field = "level"
-values = ["error"]
-"""
+{edge_source(log)}"""
     return config_file(tmp, body, window=window, blind_after=None)
 
 

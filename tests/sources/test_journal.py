@@ -25,21 +25,9 @@ pytestmark = pytest.mark.journal
 
 
 def gateway(server: Sshd, ident: str, **over: object) -> JournalSourceConfig:
-    fields: dict[str, object] = {
-        "name": "gw",
-        "kind": "journal",
-        "hosts": [server.address],
-        "user": TEST_USER,
-        "port": server.port,
-        "known_hosts": server.known_hosts,
-        "client_keys": [server.client_key_path],
-        "identifier": ident,
-        "keepalive_interval": 3.0,
-        "reconnect_min": 0.05,
-        "reconnect_max": 0.2,
-    }
-    fields.update(over)
-    return JournalSourceConfig.model_validate(fields)
+    """The server's journal source, following `ident`, with short timeouts for tests."""
+    fast: dict[str, object] = {"keepalive_interval": 3.0, "reconnect_min": 0.05, "reconnect_max": 0.2}
+    return server.journal_source(identifier=ident, **(fast | over))
 
 
 def fake_config(gw: FakeGateway) -> JournalSourceConfig:

@@ -20,18 +20,7 @@ pytestmark = pytest.mark.journal
 
 
 def config(server: Sshd, **over: object) -> JournalSourceConfig:
-    fields: dict[str, object] = {
-        "name": "gw",
-        "kind": "journal",
-        "hosts": [server.address],
-        "user": TEST_USER,
-        "port": server.port,
-        "known_hosts": server.known_hosts,
-        "client_keys": [server.client_key_path],
-        "connect_timeout": 5.0,
-    }
-    fields.update(over)
-    return JournalSourceConfig.model_validate(fields)
+    return server.journal_source(**({"connect_timeout": 5.0} | over))
 
 
 async def reason(cfg: JournalSourceConfig, host: str = "127.0.0.1") -> str:
