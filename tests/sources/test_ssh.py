@@ -25,7 +25,7 @@ def config(server: Sshd, **over: object) -> JournalSourceConfig:
 
 async def reason(cfg: JournalSourceConfig, host: str = "127.0.0.1") -> str:
     with pytest.raises(SourceError) as info:
-        conn = await ssh.connect(cfg, host)
+        conn = await ssh.connect(cfg, host, ssh.user_for(cfg, host))
         conn.close()
     return str(info.value)
 
@@ -33,7 +33,7 @@ async def reason(cfg: JournalSourceConfig, host: str = "127.0.0.1") -> str:
 class TestConnect:
     async def test_connects_and_runs_journalctl(self, sshd: Sshd) -> None:
         """Host key from known_hosts, key auth, the configured user."""
-        async with await ssh.connect(config(sshd), sshd.address) as conn:
+        async with await ssh.connect(config(sshd), sshd.address, TEST_USER) as conn:
             done = await conn.run("id -un; journalctl --version", check=True)
         assert str(done.stdout).startswith(f"{TEST_USER}\n")
 
@@ -94,7 +94,7 @@ class TestProxyJump:
                 client_keys=[sshd.client_key_path, jump.client_key_path],
                 proxy_jump=f"{TEST_USER}@127.0.0.1:{jump.port}",
             )
-            async with await ssh.connect(cfg, sshd.address) as conn:
+            async with await ssh.connect(cfg, sshd.address, TEST_USER) as conn:
                 done = await conn.run("id -un", check=True)
                 assert done.stdout == f"{TEST_USER}\n"
                 assert jump.remote_pids("sshd")  # the forwarding session lives on the jump host
@@ -106,11 +106,16 @@ class TestProxyJump:
 
 
 class TestKeepalive:
-    @pytest.mark.parametrize("interval", [1.0, 3.0, 7.0, 10.0, 15.0, 30.0])
+    @pytest.mark.parametrize("interval", [1.0, 3.0, 7.0, 10.0, 15.0])
     def test_dead_link_bound(self, interval: float) -> None:
-        """keepalive_interval x keepalive_count_max never exceeds 30 s (and at least one probe)."""
+        """asyncssh drops a link after interval x (count_max + 1) of silence: within 30 s up to 15 s."""
         count = ssh.keepalive_count_max(interval)
-        assert count >= 1 and interval * count <= ssh.DEAD_LINK_BOUND
+        assert count >= 1 and interval * (count + 1) <= ssh.DEAD_LINK_BOUND
+        assert ssh.dead_link_bound(interval) == interval * (count + 1) > ssh.DEAD_LINK_BOUND - interval
+
+    def test_long_interval_still_probes(self) -> None:
+        """An interval over half the bound still tolerates one unanswered keepalive: 2 x interval."""
+        assert ssh.keepalive_count_max(30.0) == 1 and ssh.dead_link_bound(30.0) == 60.0
 
 
 class TestCheckConfig:

@@ -1,9 +1,15 @@
-"""SSH connections to gateways: host keys always checked, failures turned into one-line reasons.
+"""SSH connections to gateways and ssh:// Docker hosts: host keys always checked, failures
+turned into one-line reasons.
 
-`connect()` is the only entry point; the journal source and the snapshot helper
-both use it, so a gateway is reached the same way for following and collecting.
-Host keys are checked against the configured known_hosts and nothing else:
-there is no option to accept an unknown key, on purpose.
+`connect()` is the only entry point; journal sources, ssh:// docker sources and their
+snapshots and `check-config` probes all use it, so a host is reached the same way for
+following and collecting, with one trust model (`SshSettings`). Host keys are checked
+against the configured known_hosts and nothing else: there is no option to accept an
+unknown key, on purpose.
+
+Keepalives: asyncssh sends one after `keepalive_interval` without a packet received and
+drops the link when `keepalive_count_max` of them in a row go unanswered, so a dead,
+silent link is dropped interval x (count_max + 1) after the last packet it delivered.
 """
 
 from __future__ import annotations
@@ -14,18 +20,42 @@ import math
 
 import asyncssh
 
-from watcher.config import JournalSourceConfig
+from watcher.config import JournalSourceConfig, SshSettings
 from watcher.errors import HostKeyError, SourceError
 
 log = logging.getLogger(__name__)
 
 DEAD_LINK_BOUND = 30.0
-"""Seconds within which a silent, dead link must be noticed (keepalive_interval x count_max)."""
+"""Seconds within which a silent, dead link is dropped: keepalive_interval x (count_max + 1)."""
 
 
 def keepalive_count_max(interval: float) -> int:
-    """Unanswered keepalives tolerated so that interval x count stays within DEAD_LINK_BOUND."""
-    return max(1, math.floor(DEAD_LINK_BOUND / interval))
+    """Unanswered keepalives tolerated so that interval x (count + 1) stays within DEAD_LINK_BOUND;
+    at least one, so an interval over half the bound drops a dead link after 2 x interval."""
+    return max(1, math.floor(DEAD_LINK_BOUND / interval) - 1)
+
+
+def dead_link_bound(interval: float) -> float:
+    """Seconds after its last packet that a dead link is dropped, with `interval` keepalives."""
+    return interval * (keepalive_count_max(interval) + 1)
+
+
+def drop_when_silent(conn: asyncssh.SSHClientConnection, seconds: float) -> None:
+    """Drop `conn` once nothing has been received for `seconds` (for a link with no heartbeat of
+    its own): a keepalive after half of it, and the link is lost if that is not answered either."""
+    conn.set_keepalive(seconds / 2, 1)
+
+
+class Watch(asyncssh.SSHClient):
+    """Keeps why a connection ended, as a reason a user can read (None while it is up, or when
+    it was closed on purpose)."""
+
+    def __init__(self) -> None:
+        self.lost: str | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self.lost = exc.reason if isinstance(exc, asyncssh.Error) else str(exc) or type(exc).__name__
 
 
 def user_for(cfg: JournalSourceConfig, host: str) -> str | None:
@@ -33,23 +63,27 @@ def user_for(cfg: JournalSourceConfig, host: str) -> str | None:
     return cfg.host_users.get(host, cfg.user)
 
 
-async def connect(cfg: JournalSourceConfig, host: str) -> asyncssh.SSHClientConnection:
-    """An authenticated connection to `host`; raises SourceError with a reason a user can act on.
+async def connect(
+    cfg: SshSettings, host: str, user: str | None, *, port: int | None = None, watch: Watch | None = None
+) -> asyncssh.SSHClientConnection:
+    """An authenticated connection to `host` as `user` (None: the local user's name) on `port`
+    (None: the configured one); raises SourceError with a reason a user can act on. `watch`
+    learns why the connection ends.
 
     A `proxy_jump` host is reached with the same known_hosts and keys (asyncssh's own
     string tunnels would use ~/.ssh instead) and is closed with the connection.
     """
     if cfg.known_hosts is None:
         raise SourceError(f"{host}: no known_hosts configured; host keys are always checked")
-    user = user_for(cfg, host)
+    port = cfg.port if port is None else port
     if cfg.proxy_jump is None:
-        return await _open(cfg, host, cfg.port, user, None)
+        return await _open(cfg, host, port, user, None, watch)
     jump_user, _, jump_host = cfg.proxy_jump.rpartition("@")
-    name, colon, port = jump_host.rpartition(":")
-    jump_host, jump_port = (name, int(port)) if colon and port.isdigit() else (jump_host, 22)
-    jump = await _open(cfg, jump_host, jump_port, jump_user or user, None)
+    name, colon, jport = jump_host.rpartition(":")
+    jump_host, jump_port = (name, int(jport)) if colon and jport.isdigit() else (jump_host, 22)
+    jump = await _open(cfg, jump_host, jump_port, jump_user or user, None, None)
     try:
-        conn = await _open(cfg, host, cfg.port, user, jump)
+        conn = await _open(cfg, host, port, user, jump, watch)
     except BaseException:
         jump.close()
         raise
@@ -58,11 +92,12 @@ async def connect(cfg: JournalSourceConfig, host: str) -> asyncssh.SSHClientConn
 
 
 async def _open(
-    cfg: JournalSourceConfig,
+    cfg: SshSettings,
     host: str,
     port: int,
     user: str | None,
     tunnel: asyncssh.SSHClientConnection | None,
+    watch: Watch | None,
 ) -> asyncssh.SSHClientConnection:
     where = f"{user + '@' if user else ''}{host}:{port}" + (" (via proxy_jump)" if tunnel else "")
     try:
@@ -78,6 +113,7 @@ async def _open(
                 password=None,
                 kbdint_auth=False,
                 tunnel=tunnel or (),
+                client_factory=(lambda: watch) if watch is not None else None,
                 keepalive_interval=cfg.keepalive_interval,
                 keepalive_count_max=keepalive_count_max(cfg.keepalive_interval),
                 connect_timeout=cfg.connect_timeout,
@@ -100,7 +136,7 @@ async def _open(
         raise SourceError(f"{where}: {exc.strerror or exc}") from None
 
 
-def _host_key_reason(cfg: JournalSourceConfig, host: str, port: int, where: str) -> str:
+def _host_key_reason(cfg: SshSettings, host: str, port: int, where: str) -> str:
     """Tell a changed key (possible interception) from a host missing in known_hosts."""
     try:
         known = asyncssh.read_known_hosts(str(cfg.known_hosts))

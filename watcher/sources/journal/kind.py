@@ -62,7 +62,7 @@ class JournalKind:
         async def one(j: int, host: str) -> tuple[int, str] | None:
             async with gate:
                 try:
-                    async with await ssh.connect(cfg, host) as conn:
+                    async with await ssh.connect(cfg, host, ssh.user_for(cfg, host)) as conn:
                         done = await conn.run("journalctl --version", timeout=cfg.connect_timeout)
                 except SourceError as exc:
                     return j, str(exc)
