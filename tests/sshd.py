@@ -36,11 +36,12 @@ JOURNALD = Path("/lib/systemd/systemd-journald")
 RUNTIME_JOURNAL = Path("/run/log/journal")
 
 
-def _require_root_tools() -> None:
+def require_test_user() -> None:
+    """Root, and the TEST_USER account (created when missing, as tests/services.d/ssh.sh does)."""
     if os.geteuid() != 0:
         unavailable(
-            "journal tests need root (a test user, sshd, journald)",
-            "journal tests need root in CI (tests/services.sh)",
+            "ssh, journal and docker tests need root (a test user, sshd, journald, dockerd)",
+            "ssh, journal and docker tests need root in CI (tests/services.sh)",
         )
     try:
         subprocess.run(["id", TEST_USER], check=True, capture_output=True)
@@ -65,7 +66,7 @@ class Journald:
     def start(self) -> None:
         require_binary("systemd-cat")
         require_binary("journalctl")
-        _require_root_tools()
+        require_test_user()
         if not _listening(JOURNAL_SOCKET):
             if not JOURNALD.exists():
                 pytest.fail(f"{JOURNALD} is missing: tests/services.sh installs systemd")
@@ -151,6 +152,16 @@ class Sshd:
         }
         return JournalSourceConfig.model_validate(fields)
 
+    def docker_fields(self, socket: Path, **over: object) -> dict[str, object]:
+        """The keys of a docker source reaching the engine at `socket` through this server."""
+        return {
+            "docker_host": f"ssh://{TEST_USER}@{self.address}:{self.port}",
+            "docker_socket": str(socket),
+            "known_hosts": str(self.known_hosts),
+            "client_keys": [str(self.client_key_path)],
+            **over,
+        }
+
     def wrong_known_hosts(self) -> Path:
         """A known_hosts that pins another key for this address: a changed host key."""
         path = self.dir / "known_hosts.wrong"
@@ -188,7 +199,7 @@ class Sshd:
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
         if not Path(sshd).exists():
             require_binary("sshd")
-        _require_root_tools()
+        require_test_user()
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
         cmd = [sshd, "-D", "-e", "-f", str(self.config())]
         if self.netns is not None:
@@ -296,7 +307,7 @@ class LinkCut:
 
     def __init__(self) -> None:
         require_binary("ip")
-        _require_root_tools()
+        require_test_user()
         tag = uuid.uuid4().hex[:8]
         self.netns = f"wt-{tag}"
         self.host_if, self.ns_if = f"wh{tag}", f"wn{tag}"
@@ -317,6 +328,9 @@ class LinkCut:
 
     def cut(self) -> None:
         subprocess.run(["ip", "link", "set", self.host_if, "down"], check=True)
+
+    def restore(self) -> None:
+        subprocess.run(["ip", "link", "set", self.host_if, "up"], check=True)
 
     def remove(self) -> None:
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)  # takes its peer along

@@ -58,6 +58,11 @@ class Watch(asyncssh.SSHClient):
             self.lost = exc.reason if isinstance(exc, asyncssh.Error) else str(exc) or type(exc).__name__
 
 
+def login_name(user: str | None, host: str, port: int) -> str:
+    """`user@host:port`, as every SSH reason names the far end."""
+    return f"{user + '@' if user else ''}{host}:{port}"
+
+
 def user_for(cfg: JournalSourceConfig, host: str) -> str | None:
     """The login for `host`: its host_users entry, else `user` (None: the local user's name)."""
     return cfg.host_users.get(host, cfg.user)
@@ -99,7 +104,7 @@ async def _open(
     tunnel: asyncssh.SSHClientConnection | None,
     watch: Watch | None,
 ) -> asyncssh.SSHClientConnection:
-    where = f"{user + '@' if user else ''}{host}:{port}" + (" (via proxy_jump)" if tunnel else "")
+    where = login_name(user, host, port) + (" (via proxy_jump)" if tunnel else "")
     try:
         async with asyncio.timeout(cfg.connect_timeout):
             return await asyncssh.connect(
