@@ -1,0 +1,214 @@
+"""ssh:// Docker engines: a real sshd on loopback (or in a network namespace) in front of the
+test dockerd. Link loss, trust, and why a remote socket cannot be used.
+
+The rest of the docker source's behaviour over ssh:// is tests/sources/test_docker.py,
+which runs once per way of reaching the engine (fixture `reach`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from docker.models.containers import Container
+
+from tests.dockerd import IMAGE, Dockerd, Reach
+from tests.sources.test_docker import TRAP, Reader, client, exactly, reading, source, unique
+from tests.sshd import TEST_USER, LinkCut, Sshd
+from tests.support import wait_until
+from watcher import config
+from watcher.config import DockerSourceConfig
+from watcher.events import Chunk, SourceDown, Watermark
+from watcher.evidence import Request, take_configured
+from watcher.sources.docker.kind import DockerKind
+
+pytestmark = pytest.mark.docker
+
+KEEPALIVE = 2.0
+TICKS = TRAP + 'i=0; while true; do i=$((i+1)); echo "n $i"; sleep 0.02; done'
+"""50 lines a second, never pausing: what an outage's backlog and a busy service look like."""
+
+
+def watermark(reader: Reader, name: str) -> float:
+    return max((w.at for w in reader.of(Watermark, name)), default=float("-inf"))
+
+
+def before_down(reader: Reader) -> list[Watermark]:
+    """The watermarks yielded before the first SourceDown."""
+    out: list[Watermark] = []
+    for event in reader.events:
+        if isinstance(event, SourceDown):
+            break
+        if isinstance(event, Watermark):
+            out.append(event)
+    return out
+
+
+@pytest.fixture
+def ticking(docker_engine: Dockerd) -> Iterator[Container]:
+    with client(docker_engine) as dc:
+        c = dc.containers.run(IMAGE, ["sh", "-c", TICKS], name=unique(), detach=True)
+        try:
+            yield c
+        finally:
+            c.remove(force=True)
+
+
+@pytest.fixture
+def root_only_socket() -> Iterator[Path]:
+    """A listening socket, mode 0600 root, in a directory anyone may enter."""
+    where = Path(tempfile.mkdtemp(prefix="wt-sock-", dir="/tmp"))
+    where.chmod(0o755)
+    path = where / "docker.sock"
+    try:
+        with socket.socket(socket.AF_UNIX) as listening:
+            listening.bind(str(path))
+            listening.listen()
+            path.chmod(0o600)
+            yield path
+    finally:
+        shutil.rmtree(where)
+
+
+async def outage_then_back(
+    reader: Reader, sub: str, lose: Callable[[], None], back: Callable[[], None], *, reason: str
+) -> tuple[float, float]:
+    """Lose the link, wait until it is noticed, bring it back, wait until `sub`'s watermark
+    passes the return; (seconds to notice, seconds to catch up)."""
+    await wait_until(lambda: watermark(reader, sub) > time.time() - 2, what=f"{sub} caught up")
+    lose()
+    lost_at, lost = time.time(), time.monotonic()
+    await wait_until(lambda: len(reader.of(SourceDown)) >= 2, within=30, what="the loss noticed")
+    noticed = time.monotonic() - lost
+    assert {d.source for d in reader.of(SourceDown)} >= {"cloud", sub}
+    assert reason in reader.of(SourceDown)[0].reason
+    # A dead link never made the engine look clean: no watermark past the moment it was lost.
+    assert max(w.at for w in before_down(reader)) <= lost_at
+    await wait_until(lambda: time.monotonic() - lost > noticed + 1.5, what="an outage with a backlog")
+    back()
+    back_at, returned = time.time(), time.monotonic()
+    await wait_until(
+        lambda: watermark(reader, sub) >= back_at, within=30, what="the watermark past the return"
+    )
+    return noticed, time.monotonic() - returned
+
+
+class TestLinkLoss:
+    @pytest.mark.slow
+    async def test_network_cut_noticed_then_every_line_once(
+        self, docker_engine: Dockerd, ticking: Container
+    ) -> None:
+        """A downed veth (no FIN, no RST): down within keepalive_interval with the SSH reason, the
+        watermark stopped at the cut; back: the backlog read from `since` once, caught up in < 5 s."""
+        link = LinkCut()
+        server = Sshd(address=link.remote, netns=link.netns)
+        try:
+            server.start()
+            sub = f"cloud/{ticking.name}"
+            src = source(
+                docker_engine, Reach(server), containers=[ticking.name], keepalive_interval=KEEPALIVE
+            )
+            async with reading(src) as reader:
+                noticed, caught_up = await outage_then_back(
+                    reader, sub, link.cut, link.restore, reason="SSH link lost"
+                )
+                ticking.stop(timeout=1)
+                await exactly(reader, sub, ticking)
+        finally:
+            server.stop()
+            link.remove()
+        assert noticed <= KEEPALIVE + 1.0
+        assert caught_up < 5.0
+
+    async def test_sshd_killed_and_restarted(self, docker_engine: Dockerd, ticking: Container) -> None:
+        """sshd and its sessions SIGKILLed: down at once; back: each line once, caught up in < 5 s."""
+        server = Sshd()
+        try:
+            server.start()
+            sub = f"cloud/{ticking.name}"
+            src = source(
+                docker_engine, Reach(server), containers=[ticking.name], keepalive_interval=KEEPALIVE
+            )
+            async with reading(src) as reader:
+                noticed, caught_up = await outage_then_back(
+                    reader, sub, server.kill, server.start, reason="SSH link lost"
+                )
+                ticking.stop(timeout=1)
+                await exactly(reader, sub, ticking)
+        finally:
+            server.stop()
+        assert noticed < 1.0
+        assert caught_up < 5.0
+
+
+class TestTrust:
+    async def test_changed_host_key_keeps_it_down(
+        self, docker_engine: Dockerd, docker_sshd: Sshd, ticking: Container
+    ) -> None:
+        """A host key that differs from known_hosts: down with HOST KEY MISMATCH, nothing read."""
+        wrong = docker_sshd.wrong_known_hosts()
+        src = source(docker_engine, Reach(docker_sshd), containers=[ticking.name], known_hosts=wrong)
+        reader = Reader(src)
+        try:
+            await wait_until(lambda: bool(reader.of(SourceDown)), what="down")
+        finally:
+            await reader.stop()
+        assert "HOST KEY MISMATCH" in reader.of(SourceDown)[0].reason
+        assert not reader.of(Chunk) and not reader.of(Watermark)
+
+    def test_snapshot_refused_too(self, docker_engine: Dockerd, docker_sshd: Sshd, tmp_path: Path) -> None:
+        """`watcher snapshot` checks the host key the same way: the source is missing, and why."""
+        fields = Reach(docker_sshd).fields(
+            docker_engine, compose_project="x", known_hosts=str(docker_sshd.wrong_known_hosts())
+        )
+        source = {"name": "cloud", "kind": "docker", **fields}
+        settings = config.load(None, {"state_dir": tmp_path, "sources": [source]})
+        result = take_configured(settings, Request("before rollback"), by="t@h")
+        (missing,) = result.missing
+        assert missing.startswith("cloud/*: containers: cannot reach") and "HOST KEY MISMATCH" in missing
+
+
+async def check(engine: Dockerd, server: Sshd, **over: object) -> list[str]:
+    """`check-config`'s problems for a docker source reaching `engine` through `server`."""
+    fields = Reach(server).fields(engine, containers=["x"], **over)
+    cfg = DockerSourceConfig.model_validate({"name": "cloud", "kind": "docker", **fields})
+    return (await DockerKind(cfg).check("sources[0]")).problems
+
+
+class TestCheckConfig:
+    async def test_reachable(self, docker_engine: Dockerd, docker_sshd: Sshd) -> None:
+        """The engine answers through the link: no problem."""
+        assert await check(docker_engine, docker_sshd) == []
+
+    async def test_changed_host_key(self, docker_engine: Dockerd, docker_sshd: Sshd) -> None:
+        """The same HOST KEY MISMATCH line as for gateways, naming the key."""
+        (problem,) = await check(docker_engine, docker_sshd, known_hosts=str(docker_sshd.wrong_known_hosts()))
+        assert problem.startswith("sources[0].docker_host: ") and "HOST KEY MISMATCH" in problem
+
+    async def test_no_socket_there(self, docker_engine: Dockerd, docker_sshd: Sshd) -> None:
+        """A docker_socket path with nothing behind it."""
+        (problem,) = await check(docker_engine, docker_sshd, docker_socket="/run/no-such/docker.sock")
+        assert "cannot open /run/no-such/docker.sock there: no socket there" in problem
+
+    async def test_socket_the_login_may_not_use(
+        self, docker_engine: Dockerd, docker_sshd: Sshd, root_only_socket: Path
+    ) -> None:
+        """A socket only root may use: the login is not in its group."""
+        (problem,) = await check(docker_engine, docker_sshd, docker_socket=str(root_only_socket))
+        assert f"permission denied (is {TEST_USER} in the socket's group" in problem
+
+    async def test_forwarding_disabled(self, docker_engine: Dockerd) -> None:
+        """sshd with stream-local forwarding off: said so, with where to look."""
+        server = Sshd()
+        server.config_extra = ["AllowStreamLocalForwarding no"]
+        server.start()
+        try:
+            (problem,) = await check(docker_engine, server)
+        finally:
+            server.stop()
+        assert "sshd refuses to forward it (AllowStreamLocalForwarding" in problem
