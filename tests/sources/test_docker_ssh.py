@@ -190,6 +190,16 @@ class TestCheckConfig:
         (problem,) = await check(docker_engine, docker_sshd, known_hosts=str(docker_sshd.wrong_known_hosts()))
         assert problem.startswith("sources[0].docker_host: ") and "HOST KEY MISMATCH" in problem
 
+    async def test_trust_files_that_cannot_be_used(self, docker_engine: Dockerd, docker_sshd: Sshd) -> None:
+        """known_hosts and client_keys are loaded first, each problem naming its key, as for gateways."""
+        found = await check(
+            docker_engine, docker_sshd, known_hosts="/nonexistent/known_hosts", client_keys=["/etc/hostname"]
+        )
+        assert found == [
+            "sources[0].known_hosts: cannot use /nonexistent/known_hosts: no such file or directory",
+            "sources[0].client_keys[0]: cannot use /etc/hostname: Invalid private key",
+        ]
+
     async def test_no_socket_there(self, docker_engine: Dockerd, docker_sshd: Sshd) -> None:
         """A docker_socket path with nothing behind it."""
         (problem,) = await check(docker_engine, docker_sshd, docker_socket="/run/no-such/docker.sock")

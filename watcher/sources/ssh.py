@@ -137,8 +137,33 @@ async def _open(
         raise SourceError(f"{where}: connection refused (is sshd running on port {port}?)") from None
     except asyncssh.Error as exc:
         raise SourceError(f"{where}: SSH error: {exc.reason}") from None
-    except OSError as exc:
-        raise SourceError(f"{where}: {exc.strerror or exc}") from None
+    except asyncssh.KeyImportError as exc:
+        raise SourceError(f"{where}: cannot load client_keys: {exc}") from None
+    except OSError as exc:  # also a known_hosts or key file that cannot be read: name it
+        about = f" ({exc.filename})" if exc.filename else ""
+        raise SourceError(f"{where}: {exc.strerror or exc}{about}") from None
+
+
+def trust_problems(cfg: SshSettings, key: str) -> list[str]:
+    """`check-config`: the known_hosts file and client keys load (`key` prefixes each problem)."""
+    problems = []
+    if cfg.known_hosts is not None:
+        try:
+            asyncssh.read_known_hosts(str(cfg.known_hosts))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{key}.known_hosts: cannot use {cfg.known_hosts}: {_file_reason(exc)}")
+    for j, path in enumerate(cfg.client_keys):
+        try:
+            asyncssh.read_private_key(str(path))
+        except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+            problems.append(f"{key}.client_keys[{j}]: cannot use {path}: {_file_reason(exc)}")
+    return problems
+
+
+def _file_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
 
 
 def _host_key_reason(cfg: SshSettings, host: str, port: int, where: str) -> str:

@@ -15,7 +15,7 @@ from watcher.config import DockerSourceConfig
 from watcher.errors import SourceError
 from watcher.names import in_scope, subsource
 from watcher.snapshot.collect import Collection, Job
-from watcher.sources import BuildContext, Findings, Source
+from watcher.sources import BuildContext, Findings, Source, ssh
 from watcher.sources.docker.host import describe, open_client
 from watcher.sources.docker.names import list_filters, selected_containers
 from watcher.sources.docker.snapshot import container_job
@@ -51,6 +51,9 @@ class DockerKind:
 
     def _check(self, key: str) -> Findings:
         cfg, found = self.cfg, Findings()
+        found.problems += ssh.trust_problems(cfg, key) if cfg.ssh_login() else []
+        if found.problems:
+            return found
         if cfg.docker_host.startswith("unix://"):
             sock = Path(cfg.docker_host.removeprefix("unix://"))
             if not sock.exists():

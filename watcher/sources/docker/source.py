@@ -88,7 +88,7 @@ class DockerSource:
         self._clock = clock
         self._retry, self._max_retry = retry, max_retry
         self.scan = ScanOptions("docker", rules=None if cfg.rules is None else tuple(cfg.rules))
-        self._calls = EngineCalls(cfg.docker_host, cfg.name)
+        self._calls = EngineCalls(cfg.name)
         self._transport = Transport(cfg, clock)
         self._connected_at: float | None = None
 
@@ -143,6 +143,7 @@ class DockerSource:
         """Reach the engine and follow it until it is lost; why it was lost."""
         try:
             async with self._transport.link() as link:
+                self._calls.use(link)
                 try:
                     await self._connected(link, lanes, out)
                     reason = "Docker events stream ended"

@@ -29,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import math
 import shlex
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -65,6 +67,11 @@ class Link(Protocol):
         """Why the link ended, when it ended by itself (None: up, or not a link that can be lost)."""
         ...
 
+    def ready(self) -> None:
+        """Raise OSError when a request could not reach the engine now (cheaply, before the SDK
+        tries and leaks the socket of its refused connect)."""
+        ...
+
 
 class Direct:
     """unix:// and tcp://: the SDK connects itself; its own errors say what went wrong."""
@@ -77,6 +84,13 @@ class Direct:
 
     def lost(self) -> str | None:
         return None
+
+    def ready(self) -> None:
+        path = self.url.removeprefix("unix://")
+        if path != self.url:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.setblocking(False)
+                probe.connect(path)
 
 
 class Tunnel:
@@ -104,6 +118,10 @@ class Tunnel:
         if self._failed is not None:
             return self._failed
         return f"{self._where()}: SSH link lost: {self._watch.lost}" if self._watch.lost else None
+
+    def ready(self) -> None:
+        if self._conn.is_closed():
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "SSH link lost")
 
     async def probe(self) -> None:
         """Open one channel to the engine's socket; raises SourceError saying why it cannot be."""
