@@ -152,11 +152,14 @@ class Sshd:
         }
         return JournalSourceConfig.model_validate(fields)
 
+    def docker_host(self, socket: Path | str) -> str:
+        """The ssh:// URL of the engine at `socket`, through this server."""
+        return f"ssh://{TEST_USER}@{self.address}:{self.port}{socket}"
+
     def docker_fields(self, socket: Path, **over: object) -> dict[str, object]:
         """The keys of a docker source reaching the engine at `socket` through this server."""
         return {
-            "docker_host": f"ssh://{TEST_USER}@{self.address}:{self.port}",
-            "docker_socket": str(socket),
+            "docker_host": self.docker_host(socket),
             "known_hosts": str(self.known_hosts),
             "client_keys": [str(self.client_key_path)],
             **over,

@@ -125,7 +125,7 @@ class TestLoad:
                 "sources[0].port: 22 differs from the port in docker_host (2222)",
             ),
             (
-                'docker_host = "ssh://deploy@cloud-host/var/run"\nknown_hosts = "/k"',
+                'docker_host = "ssh://deploy:pw@cloud-host"\nknown_hosts = "/k"',
                 "sources[0].docker_host: expected",
             ),
         ],
@@ -150,8 +150,12 @@ class TestLoad:
                 "keepalive_interval": "5s",
             }
         )
-        assert cfg.ssh_login() == config.SshLogin("deploy", "cloud-host", 2222)
-        assert cfg.keepalive_interval == 5.0 and cfg.docker_socket == "/var/run/docker.sock"
+        assert cfg.ssh_login() == config.SshLogin("deploy", "cloud-host", 2222, "/var/run/docker.sock")
+        assert cfg.keepalive_interval == 5.0
+        rootless = cfg.model_copy(update={"docker_host": "ssh://deploy@cloud-host/run/user/1000/docker.sock"})
+        assert rootless.ssh_login() == config.SshLogin(
+            "deploy", "cloud-host", 22, "/run/user/1000/docker.sock"
+        )
         assert set(config.SshSettings.model_fields) <= set(config.JournalSourceConfig.model_fields)
 
     def test_rule_selection_names_real_rules(self, tmp_path: Path) -> None:

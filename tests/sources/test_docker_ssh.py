@@ -201,15 +201,18 @@ class TestCheckConfig:
         ]
 
     async def test_no_socket_there(self, docker_engine: Dockerd, docker_sshd: Sshd) -> None:
-        """A docker_socket path with nothing behind it."""
-        (problem,) = await check(docker_engine, docker_sshd, docker_socket="/run/no-such/docker.sock")
+        """A socket path with nothing behind it."""
+        missing = docker_sshd.docker_host("/run/no-such/docker.sock")
+        (problem,) = await check(docker_engine, docker_sshd, docker_host=missing)
         assert "cannot open /run/no-such/docker.sock there: no socket there" in problem
 
     async def test_socket_the_login_may_not_use(
         self, docker_engine: Dockerd, docker_sshd: Sshd, root_only_socket: Path
     ) -> None:
         """A socket only root may use: the login is not in its group."""
-        (problem,) = await check(docker_engine, docker_sshd, docker_socket=str(root_only_socket))
+        (problem,) = await check(
+            docker_engine, docker_sshd, docker_host=docker_sshd.docker_host(root_only_socket)
+        )
         assert f"permission denied (is {TEST_USER} in the socket's group" in problem
 
     async def test_forwarding_disabled(self, docker_engine: Dockerd) -> None:

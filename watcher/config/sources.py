@@ -52,13 +52,18 @@ class Backoff(Model):
         return self
 
 
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
 @dataclass(frozen=True, slots=True)
 class SshLogin:
-    """Where an ssh:// Docker host logs in: `ssh://[user@]host[:port]`."""
+    """An ssh:// Docker host, `ssh://[user@]host[:port][/path of the engine's socket]`, as
+    `docker -H` reads it: where to log in, and the socket there."""
 
     user: str | None
     host: str
     port: int
+    socket: str = DOCKER_SOCKET
 
 
 _SSH_KEYS = ("known_hosts", "client_keys", "proxy_jump", "keepalive_interval", "connect_timeout", "port")
@@ -66,9 +71,7 @@ _SSH_KEYS = ("known_hosts", "client_keys", "proxy_jump", "keepalive_interval", "
 
 class DockerSourceConfig(Backoff, SshSettings, SourceBase):
     kind: Literal["docker"]
-    docker_host: str = "unix:///var/run/docker.sock"
-    docker_socket: str = "/var/run/docker.sock"
-    """The engine's socket on an ssh:// host (rootless Docker: /run/user/<uid>/docker.sock)."""
+    docker_host: str = f"unix://{DOCKER_SOCKET}"
     compose_project: str | None = None
     containers: list[str] = []
     labels: dict[str, str] = {}
@@ -83,9 +86,9 @@ class DockerSourceConfig(Backoff, SshSettings, SourceBase):
             try:
                 url.port  # noqa: B018 (raises for a port that is not a number)
             except ValueError:
-                raise ValueError(f"expected ssh://[user@]host[:port], got {v!r}") from None
-            if not url.hostname or url.path.strip("/") or url.query or url.password is not None:
-                raise ValueError(f"expected ssh://[user@]host[:port] (no path or password), got {v!r}")
+                raise ValueError(f"expected ssh://[user@]host[:port][/socket path], got {v!r}") from None
+            if not url.hostname or url.query or url.fragment or url.password is not None:
+                raise ValueError(f"expected ssh://[user@]host[:port][/socket path], no password, got {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -94,7 +97,7 @@ class DockerSourceConfig(Backoff, SshSettings, SourceBase):
             raise ValueError("name the containers: set compose_project, containers or labels")
         login = self.ssh_login()
         if login is None:
-            misplaced = sorted(self.model_fields_set & {*_SSH_KEYS, "docker_socket"})
+            misplaced = sorted(self.model_fields_set & set(_SSH_KEYS))
             if misplaced:
                 raise ValueError(f"{misplaced[0]}: only used with an ssh:// docker_host")
             return self
@@ -110,7 +113,8 @@ class DockerSourceConfig(Backoff, SshSettings, SourceBase):
             return None
         url = urlsplit(self.docker_host)
         assert url.hostname is not None  # checked by _scheme
-        return SshLogin(url.username, url.hostname, url.port or self.port)
+        socket = url.path if url.path.strip("/") else DOCKER_SOCKET
+        return SshLogin(url.username, url.hostname, url.port or self.port, socket)
 
 
 class JournalSourceConfig(Backoff, SshSettings, SourceBase):

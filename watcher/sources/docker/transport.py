@@ -4,7 +4,8 @@ An ssh:// host does not use the SDK's own SSH transports: they need paramiko, re
 ~/.ssh/config, the agent and the login's known_hosts, and open one SSH connection per
 HTTP connection. Instead one SSH connection (watcher.sources.ssh, the trust model of the
 gateways: known_hosts, client keys, proxy_jump) forwards a private local socket to the
-engine's socket on the host (`docker_socket`), and the SDK talks to `unix://` that socket:
+engine's socket on the host (the URL's path, /var/run/docker.sock by default, as for
+`docker -H ssh://...`), and the SDK talks to `unix://` that socket:
 each HTTP connection is a channel of the one SSH connection. The host needs no docker CLI,
 only sshd allowing stream-local forwarding and a login allowed to use the socket.
 
@@ -127,16 +128,12 @@ class Tunnel:
         """Open one channel to the engine's socket; raises SourceError saying why it cannot be."""
         sent = self._clock()
         try:
-            chan, _ = await self._conn.create_unix_connection(
-                asyncssh.SSHUNIXSession, self._cfg.docker_socket
-            )
+            chan, _ = await self._conn.create_unix_connection(asyncssh.SSHUNIXSession, self._login.socket)
         except (asyncssh.Error, OSError) as exc:
             if self._conn.is_closed() or not isinstance(exc, asyncssh.ChannelOpenError):
                 raise SourceError(self.lost() or f"{self._where()}: SSH link lost: {exc}") from None
             why = await self._why_not()
-            raise SourceError(
-                f"{self._where()}: cannot open {self._cfg.docker_socket} there: {why}"
-            ) from None
+            raise SourceError(f"{self._where()}: cannot open {self._login.socket} there: {why}") from None
         chan.close()
         self._alive = sent
 
@@ -158,7 +155,7 @@ class Tunnel:
 
     async def _why_not(self) -> str:
         """Ask the host why its socket cannot be opened, when the login may run a command."""
-        path = shlex.quote(self._cfg.docker_socket)
+        path = shlex.quote(self._login.socket)
         script = (
             f"if [ ! -S {path} ]; then echo missing; elif [ ! -w {path} ]; then echo denied; else echo ok; fi"
         )
@@ -169,7 +166,7 @@ class Tunnel:
             answer = ""
         user = self._login.user or "the login"
         return {
-            "missing": "no socket there (is dockerd running? rootless Docker: set docker_socket)",
+            "missing": "no socket there (is dockerd running? rootless Docker: ssh://user@host/run/user/<uid>/docker.sock)",
             "denied": f"permission denied (is {user} in the socket's group, usually docker?)",
             "ok": "sshd refuses to forward it (AllowStreamLocalForwarding or DisableForwarding in "
             "sshd_config, or restrict/no-port-forwarding in authorized_keys)",
@@ -209,7 +206,7 @@ class Transport:
             tunnel = Tunnel(conn, watch, self._cfg, login, f"unix://{path}", self._clock)
             await tunnel.probe()
             try:
-                listener = await conn.forward_local_path(str(path), self._cfg.docker_socket)
+                listener = await conn.forward_local_path(str(path), login.socket)
             except OSError as exc:
                 raise SourceError(f"cannot listen on {path}: {exc.strerror or exc}") from None
             beat = asyncio.create_task(tunnel.heartbeat(), name=f"ssh heartbeat {self._cfg.name}")
