@@ -122,17 +122,19 @@ class DockerSource:
             self._transport.close()
 
     async def _run(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
-        delay = self._retry
+        delay, logged = self._retry, None
         try:
             while True:
                 self._connected_at = None
                 reason = await self._attempt(lanes, out)
                 if self._connected_at is not None:  # it was up: start the backoff over
-                    delay = self._retry
-                log.warning("%s: engine unreachable: %s", self.name, reason)
+                    delay, logged = self._retry, None
+                if reason != logged:  # once per outage and reason, not once per retry
+                    log.warning("%s: engine unreachable: %s", self.name, reason)
+                    logged = reason
                 for name in (self.name, *lanes):
                     await out.put(SourceDown(name, reason))
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # never past reconnect_max
                 delay = min(delay * 2, self._max_retry)
         except asyncio.CancelledError:
             raise
