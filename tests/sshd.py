@@ -1,4 +1,4 @@
-"""A real sshd and journald for journal tests (reusable by any test that reaches a "gateway").
+"""A real sshd and journald for journal tests and ssh:// docker tests (any test that reaches a "gateway").
 
 `Sshd` runs OpenSSH's sshd on a free loopback port (or inside a network
 namespace) with a throwaway host key, one authorized client key and a
@@ -303,9 +303,12 @@ def _poll(predicate: Callable[[], bool], within: float, what: str) -> None:
 # Test modules import these by their function names (`from tests.sshd import journald_fixture`)
 # and ask for them as `journald` / `sshd`.
 class LinkCut:
-    """A network namespace joined to this one by a veth pair: `cut()` downs the link, no FIN, no RST.
+    """A network namespace joined to this one by a veth pair, and a link that can be cut.
 
     sshd runs inside the namespace at `remote`; the watcher reaches it over the veth.
+    `cut()` makes the far end fall silent as a real outage does: whatever it sends back
+    is discarded inside its namespace (no FIN, no RST, no ICMP), and what the watcher sends,
+    new SYNs included, goes unanswered; nothing leaves for the machine's real network.
     """
 
     def __init__(self) -> None:
@@ -330,10 +333,14 @@ class LinkCut:
             subprocess.run(cmd, check=True, capture_output=True)
 
     def cut(self) -> None:
-        subprocess.run(["ip", "link", "set", self.host_if, "down"], check=True)
+        self._route("add")
 
     def restore(self) -> None:
-        subprocess.run(["ip", "link", "set", self.host_if, "up"], check=True)
+        self._route("del")
+
+    def _route(self, change: str) -> None:
+        route = ["ip", "route", change, "blackhole", f"{self.local}/32"]
+        subprocess.run(["ip", "netns", "exec", self.netns, *route], check=True)
 
     def remove(self) -> None:
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)  # takes its peer along

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import asyncssh
 import pytest
 from typer.testing import CliRunner
 
-from tests.sshd import TEST_USER, Sshd, journald_fixture, sshd_fixture  # noqa: F401
-from tests.support import free_port
+from tests.sshd import TEST_USER, LinkCut, Sshd, journald_fixture, sshd_fixture  # noqa: F401
+from tests.support import free_port, wait_until
 from watcher.cli import app
 from watcher.config import JournalSourceConfig
 from watcher.errors import SourceError
@@ -116,6 +117,31 @@ class TestKeepalive:
     def test_long_interval_still_probes(self) -> None:
         """An interval over half the bound still tolerates one unanswered keepalive: 2 x interval."""
         assert ssh.keepalive_count_max(30.0) == 1 and ssh.dead_link_bound(30.0) == 60.0
+
+
+class TestReconnect:
+    @pytest.mark.slow
+    async def test_a_connect_pending_through_an_outage_is_answered_soon_after(self) -> None:
+        """A connect begun while the far end is silent completes within SYN_PATIENCE of its return,
+        not when the kernel's SYN retransmissions, ever further apart, next reach it (about 11 s
+        after the first SYN: 3 s later here)."""
+        link = LinkCut()
+        server = Sshd(address=link.remote, netns=link.netns)
+        try:
+            server.start()
+            link.cut()
+            began = time.monotonic()
+            cfg = config(server, connect_timeout=20.0)
+            attempt = asyncio.create_task(ssh.connect(cfg, server.address, TEST_USER))
+            await wait_until(lambda: time.monotonic() - began > 8.0, within=10, what="8 s of outage")
+            link.restore()
+            back = time.monotonic()
+            async with await attempt:
+                took = time.monotonic() - back
+        finally:
+            server.stop()
+            link.remove()
+        assert took < ssh.SYN_PATIENCE + 0.5
 
 
 class TestCheckConfig:

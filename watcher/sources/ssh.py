@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 
 import asyncssh
 
@@ -107,9 +108,11 @@ async def _open(
     where = login_name(user, host, port) + (" (via proxy_jump)" if tunnel else "")
     try:
         async with asyncio.timeout(cfg.connect_timeout):
+            sock = None if tunnel else await _dial(host, port)
             return await asyncssh.connect(
                 host,
                 port=port,
+                sock=sock,
                 username=user,
                 known_hosts=str(cfg.known_hosts),
                 client_keys=[str(k) for k in cfg.client_keys] or None,
@@ -142,6 +145,39 @@ async def _open(
     except OSError as exc:  # also a known_hosts or key file that cannot be read: name it
         about = f" ({exc.filename})" if exc.filename else ""
         raise SourceError(f"{where}: {exc.strerror or exc}{about}") from None
+
+
+SYN_PATIENCE = 2.0
+"""Seconds a TCP handshake may take before it is tried again from scratch. A connect left
+pending waits for the kernel's SYN retransmissions (1, 2, 4, 8 s apart): after a network
+outage a fresh SYN is answered seconds sooner."""
+
+
+async def _dial(host: str, port: int) -> socket.socket:
+    """A TCP connection to `host`, its addresses tried in turn, round after round while any of
+    them does not answer (the caller's timeout ends that); OSError when all refuse or fail."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    while True:
+        errors: list[OSError] = []
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                async with asyncio.timeout(SYN_PATIENCE):
+                    await loop.sock_connect(sock, address)
+            except TimeoutError:
+                sock.close()  # no answer yet: another round
+                continue
+            except BaseException as exc:
+                sock.close()
+                if not isinstance(exc, OSError):
+                    raise
+                errors.append(exc)
+                continue
+            return sock
+        if len(errors) == len(infos):
+            raise errors[-1]
 
 
 def trust_problems(cfg: SshSettings, key: str) -> list[str]:

@@ -316,6 +316,7 @@ class DockerSource:
         self, link: Link, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
     ) -> None:
         while True:
+            # An SSH link vouches only up to its last heartbeat: a dead one is not noticed at once.
             now, mono = min(self._clock(), link.alive_at()), time.monotonic()
             await out.put(Watermark(self.name, now))
             for lane in list(lanes.values()):
