@@ -128,22 +128,27 @@ class TestLinkLoss:
 
     @pytest.mark.slow
     async def test_sshd_killed_and_restarted(self, docker_engine: Dockerd, ticking: Container) -> None:
-        """sshd and its sessions SIGKILLed: down at once; back: each line once, caught up in < 5 s."""
+        """sshd and its sessions SIGKILLed: down at once; back: every container's stream attached
+        again, each line once (stdout and stderr), caught up in < 5 s."""
         server = Sshd()
+        with client(docker_engine) as dc:
+            slow = TRAP + 'i=0; while true; do i=$((i+1)); echo "e $i" >&2; sleep 0.3; done'
+            other = dc.containers.run(IMAGE, ["sh", "-c", slow], name=unique(), detach=True)
         try:
             server.start()
             sub = f"cloud/{ticking.name}"
-            src = source(
-                docker_engine, Reach(server), containers=[ticking.name], keepalive_interval=KEEPALIVE
-            )
+            names = [str(ticking.name), str(other.name)]
+            src = source(docker_engine, Reach(server), containers=names, keepalive_interval=KEEPALIVE)
             async with reading(src) as reader:
                 noticed, caught_up = await outage_then_back(
                     reader, sub, server.kill, server.start, reason="SSH link lost", down=1.5
                 )
-                ticking.stop(timeout=1)
-                await exactly(reader, sub, ticking)
+                for c in (ticking, other):
+                    c.stop(timeout=1)
+                    await exactly(reader, f"cloud/{c.name}", c)
         finally:
             server.stop()
+            other.remove(force=True)
         assert noticed < 1.0
         assert caught_up < 5.0
 
