@@ -8,9 +8,10 @@
     ~/.ssh, no agent) through a wrapper put first on its PATH, for this run only.
 (b) Link loss: sshd in a network namespace, a container writing R lines/s (default 50),
     the source with the default keepalive_interval (10 s) and backoff; the far end falls
-    silent (tests/sshd.py LinkCut: no FIN, no RST) for `--outage` seconds (default 20). Seconds from the cut to
-    the source going down; seconds from the link's return to the sub-source's watermark
-    passing that moment; lines delivered against `docker logs -t` (each once).
+    silent (tests/sshd.py LinkCut: no FIN, no RST) for `--outage` seconds (default 20).
+    Seconds from the cut to the source going down; seconds from the link's return to the
+    sub-source's watermark passing that moment; lines delivered against `docker logs -t`
+    (each once).
 
 Run: `make bench-docker-ssh` (root; dockerd, sshd, iproute2). Prints a JSON report.
 """
