@@ -196,6 +196,32 @@ class TestCheckConfig:
         """The engine answers through the link: no problem."""
         assert await check(docker_engine, docker_sshd) == []
 
+    async def test_through_a_proxy_jump(
+        self, docker_engine: Dockerd, docker_sshd: Sshd, tmp_path: Path
+    ) -> None:
+        """proxy_jump as for gateways: the jump host trusted through the same known_hosts and keys."""
+        jump = Sshd()
+        jump.config_extra = [f"PermitOpen {docker_sshd.address}:{docker_sshd.port}"]
+        jump.start()
+        try:
+            known = tmp_path / "known_hosts"
+            known.write_bytes(docker_sshd.known_hosts.read_bytes() + jump.known_hosts.read_bytes())
+            keys = [str(docker_sshd.client_key_path), str(jump.client_key_path)]
+            via = f"{TEST_USER}@{jump.address}:{jump.port}"
+            assert (
+                await check(
+                    docker_engine, docker_sshd, known_hosts=str(known), client_keys=keys, proxy_jump=via
+                )
+                == []
+            )
+            known.write_bytes(docker_sshd.known_hosts.read_bytes())  # the jump host's key is not trusted
+            (problem,) = await check(
+                docker_engine, docker_sshd, known_hosts=str(known), client_keys=keys, proxy_jump=via
+            )
+        finally:
+            jump.stop()
+        assert "unknown host key" in problem and str(jump.port) in problem
+
     async def test_changed_host_key(self, docker_engine: Dockerd, docker_sshd: Sshd) -> None:
         """The same HOST KEY MISMATCH line as for gateways, naming the key."""
         (problem,) = await check(docker_engine, docker_sshd, known_hosts=str(docker_sshd.wrong_known_hosts()))
