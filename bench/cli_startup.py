@@ -1,0 +1,143 @@
+"""How long a CLI command that talks to the daemon takes, next to the interpreter's own start.
+
+Starts the real `watcher run` (one file source, state in a temporary directory, the
+API on a free loopback port), opens an incident, then times each command as a
+subprocess, best and median of `--repeat` runs, in the same run as the baselines:
+`python -c pass` (the interpreter and site-packages) and `python -c "import typer,
+rich.console"` (the two libraries every command needs). `--watcher BIN` times another
+installation's entry point against the same daemon (e.g. an older checkout, for a
+before/after). Ends with the slowest imports of `watcher status` by `python -X importtime`.
+
+    .venv/bin/python bench/cli_startup.py [--repeat 15] [--watcher /other/.venv/bin/watcher]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support import free_port, wait_for  # noqa: E402
+
+TARGET_MS = 150.0
+INCIDENT = "P1-bench-startup"
+
+
+def _time(argv: Sequence[str], repeat: int, env: dict[str, str]) -> list[float]:
+    """Wall seconds of each of `repeat` runs; a failing run is an error (the figure would lie)."""
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, env=env, check=False)
+        runs.append(time.perf_counter() - t0)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    return runs
+
+
+@contextmanager
+def _daemon(watcher: Path, tmp: Path) -> Iterator[Path]:
+    log = tmp / "app.log"
+    log.write_text('{"level":"info","msg":"up"}\n')
+    cfg = tmp / "watcher.toml"
+    cfg.write_text(
+        f'state_dir = "{tmp / "state"}"\n[http]\nlisten = "127.0.0.1:{free_port()}"\n'
+        f'[[sources]]\nname = "app"\nkind = "file"\npath = "{log}"\n'
+        '[[rules]]\nname = "level"\nfield = "level"\nvalues = ["error"]\n'
+    )
+    proc = subprocess.Popen([str(watcher), "run", "--config", str(cfg)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for(
+            "the daemon's API token",
+            lambda: (tmp / "state" / "api-token").exists(),
+            30,
+            alive=lambda: _alive(proc),
+        )
+        yield cfg
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def _alive(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        raise SystemExit(f"the daemon exited with status {proc.returncode}")
+
+
+def _commands(watcher: str, cfg: Path) -> dict[str, list[str]]:
+    c = ["--config", str(cfg)]
+    return {
+        "watcher --version": [watcher, "--version"],
+        "watcher status": [watcher, "status", *c],
+        "watcher status --json": [watcher, "status", "--json", *c],
+        "watcher timeline ID": [watcher, "timeline", INCIDENT, *c],
+        "watcher incident mitigate ID": [watcher, "incident", "mitigate", INCIDENT, "--action", "bench", *c],
+    }
+
+
+def _slowest_imports(python: str, cfg: Path, n: int = 8) -> list[tuple[int, str]]:
+    """Cumulative microseconds of the `n` slowest top-level imports of `watcher status`."""
+    code = "import sys; from watcher.cli import app; sys.argv=['watcher','status','--config',sys.argv[1]]; app()"
+    done = subprocess.run([python, "-X", "importtime", "-c", code, str(cfg)], capture_output=True, text=True)
+    rows = []
+    for line in done.stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2].startswith("   "):
+            rows.append((int(parts[1]), parts[2].strip()))
+    return sorted(rows, reverse=True)[:n]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--watcher", type=Path, action="append", default=[], help="another entry point to time")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    own = Path(sys.executable).with_name("watcher")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    python = sys.executable
+    results: dict[str, dict[str, float]] = {}
+
+    def record(label: str, runs: list[float]) -> None:
+        results[label] = {"best_ms": min(runs) * 1000, "median_ms": statistics.median(runs) * 1000}
+
+    with tempfile.TemporaryDirectory() as tmp, _daemon(own, Path(tmp)) as cfg:
+        subprocess.run(
+            [str(own), "incident", "open", INCIDENT, "--title", "bench", "--config", str(cfg)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        record("python -c pass", _time([python, "-c", "pass"], args.repeat, env))
+        floor = [python, "-c", "import typer, rich.console"]
+        record("python -c 'import typer, rich.console'", _time(floor, args.repeat, env))
+        for bin_ in [own, *args.watcher]:
+            tag = "" if bin_ == own else f" [{bin_}]"
+            for label, argv in _commands(str(bin_), cfg).items():
+                record(label + tag, _time(argv, args.repeat, env))
+        imports = _slowest_imports(python, cfg)
+    load = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps({"results": results, "slowest_imports_us": imports, "load": load}))
+        return
+    print(f"load average {load:.2f}; {args.repeat} runs each; target < {TARGET_MS:.0f} ms\n")
+    print("| command | best ms | median ms |\n| --- | ---: | ---: |")
+    for label, r in results.items():
+        print(f"| `{label}` | {r['best_ms']:.0f} | {r['median_ms']:.0f} |")
+    print("\nslowest imports of `watcher status` (python -X importtime, cumulative):")
+    for us, name in imports:
+        print(f"  {us / 1000:7.1f} ms  {name}")
+
+
+if __name__ == "__main__":
+    main()
