@@ -10,13 +10,15 @@ watcher.details dataclass: read it with `details.from_json(kind, detail)`.
 
 from __future__ import annotations
 
-from typing import NotRequired
+from typing import TYPE_CHECKING, NotRequired
 
 # typing_extensions, not typing: pydantic validates TypedDicts only from it on Python < 3.12.
 from typing_extensions import TypedDict
 
-from watcher.events import ErrorEvent
 from watcher.times import format_time
+
+if TYPE_CHECKING:
+    from watcher.events import ErrorEvent
 
 
 class ErrorDoc(TypedDict):

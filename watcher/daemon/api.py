@@ -1,4 +1,4 @@
-"""The daemon's local HTTP server: /metrics, /healthz and the JSON API the CLI drives.
+"""The daemon's local HTTP server: /metrics, /healthz, /readyz and the JSON API the CLI drives.
 
 Security model: the server listens on loopback by default. Reads (metrics,
 status, timeline) are open to local users; every POST needs the bearer token
@@ -82,6 +82,7 @@ class ApiServer:
         listen: str,
         token: str,
         health: Callable[[], tuple[bool, str]],
+        ready: Callable[[], tuple[bool, str]] | None = None,
     ) -> None:
         self._control = control
         self._metrics = metrics
@@ -91,12 +92,14 @@ class ApiServer:
         self._requested_port = int(port)
         self._token = token.encode()
         self._health = health
+        self._ready = ready or health
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
         app = web.Application(middlewares=[self._guard_middleware()], client_max_size=MAX_BODY)
         app.router.add_get("/metrics", self._get_metrics)
         app.router.add_get("/healthz", self._get_healthz)
+        app.router.add_get("/readyz", self._get_readyz)
         app.router.add_get("/api/v1/status", self._get_status)
         app.router.add_post("/api/v1/incidents", self._post_incident)
         app.router.add_post("/api/v1/incidents/{id}/mitigations", self._post_mitigation)
@@ -104,6 +107,12 @@ class ApiServer:
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
         self._app = app
+
+    @property
+    def address(self) -> str:
+        """`host:port` it listens on, with the real port."""
+        host = self._host or "0.0.0.0"
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -191,6 +200,11 @@ class ApiServer:
     async def _get_healthz(self, request: web.Request) -> web.Response:
         ok, reason = self._health()
         return web.Response(status=200 if ok else 503, text=("ok" if ok else reason) + "\n")
+
+    async def _get_readyz(self, request: web.Request) -> web.Response:
+        """Every source up: 200; otherwise 503 and one line per source that is not, with why."""
+        ok, text = self._ready()
+        return web.Response(status=200 if ok else 503, text=text + "\n")
 
     async def _get_status(self, request: web.Request) -> web.Response:
         return web.json_response(self._control.status())

@@ -97,6 +97,13 @@ class DockerSource:
     def counters(self) -> Counters:
         return Counters()
 
+    def describe(self) -> str:
+        cfg = self.cfg
+        chosen = [f"compose project {cfg.compose_project}"] if cfg.compose_project else []
+        chosen += [f"containers {', '.join(cfg.containers)}"] if cfg.containers else []
+        chosen += [f"labels {', '.join(f'{k}={v}' for k, v in cfg.labels.items())}"] if cfg.labels else []
+        return f"docker {cfg.docker_host}, {' and '.join(chosen)}"
+
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
         lanes: dict[str, Lane] = {}
         for sub, text in (json.loads(after) if after else {}).items():
@@ -122,7 +129,7 @@ class DockerSource:
                 self._connected_at = None
                 try:
                     await self._connected(lanes, out)
-                    reason = "Docker events stream ended"
+                    reason = f"{self.cfg.docker_host}: Docker events stream ended"
                 except LOST as exc:
                     reason = f"{self.cfg.docker_host}: {describe(exc)}"
                 if self._connected_at is not None:  # it was up: start the backoff over
