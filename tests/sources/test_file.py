@@ -170,7 +170,9 @@ class TestFollow:
         async with Reader(src) as r:
             await r.watermark_after_line("a2")
             path.unlink()
-            await r.until(lambda: SourceDown("edge", f"{path}: removed (waiting for it to appear)") in r.events)
+            await r.until(
+                lambda: SourceDown("edge", f"{path}: removed (waiting for it to appear)") in r.events
+            )
             down_at = r.events.index(SourceDown("edge", f"{path}: removed (waiting for it to appear)"))
             path.mkdir()  # unreadable as a log: the source says why, and stays down
             await r.until(lambda: any("not a regular file" in e.reason for e in r.downs()[1:]))
@@ -209,7 +211,9 @@ class TestRotation:
         async with Reader(src) as r:
             await r.watermark_after_line("old")
             path.rename(tmp_path / "app.log.1")
-            await r.until(lambda: SourceDown("edge", f"{path}: no such file (waiting for it to appear)") in r.events)
+            await r.until(
+                lambda: SourceDown("edge", f"{path}: no such file (waiting for it to appear)") in r.events
+            )
             write(path, b"new\n")
             await r.watermark_after_line("new")
         assert r.texts() == ["old", "new"]
