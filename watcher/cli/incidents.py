@@ -110,12 +110,13 @@ def status(
     from watcher.cli import status_view
     from watcher.cli.client import Client
 
-    client = Client(endpoint(config_file))
     if watch:
         from watcher.cli.watch import watch_status
 
-        watch_status(client)
-    elif json_out:
+        watch_status(lambda: Client(endpoint(config_file)))
+        return
+    client = Client(endpoint(config_file))
+    if json_out:
         print(json.dumps(client.status()))
     else:
         out.print(status_view.status_view(client.status()))

@@ -1,15 +1,16 @@
 """`watcher status --watch`: the status redrawn every 2 s, through daemon restarts, until Ctrl-C.
 
-A daemon that stops answering (restarted by systemd, upgraded, or killed) is shown
-as "daemon unreachable since T, retrying" above the last status it gave, and the
-view carries on when it answers again: an SRE watching a streak during an incident
-must never find the watch gone.
+A daemon that stops answering (restarted by systemd, upgraded, killed) is shown as
+"daemon unreachable since T, retrying" above the last status it gave, and the view
+carries on when it answers again, wherever it came back (the CLI looks for it anew
+each time): an SRE watching a streak during an incident must never find the watch gone.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Group, RenderableType
 from rich.live import Live
@@ -20,13 +21,13 @@ from watcher.cli.client import Client
 from watcher.cli.status_view import status_view
 from watcher.errors import DaemonError
 from watcher.schema import StatusDoc
-from watcher.times import format_time
+from watcher.times import format_duration, format_time
 
 EVERY = 2.0
 
 
 def watch_status(
-    client: Client,
+    connect: Callable[[], Client],
     *,
     every: float = EVERY,
     sleep: Callable[[float], None] = time.sleep,
@@ -35,21 +36,44 @@ def watch_status(
     """Redraw until interrupted (KeyboardInterrupt propagates: the command exits 130)."""
     last: StatusDoc | None = None
     down_since: float | None = None
-    with Live(console=out, auto_refresh=False, redirect_stderr=False) as live:
+    client = connect()
+    with _wrapping(), Live(console=out, auto_refresh=False, redirect_stderr=False) as live:
         while True:
             try:
                 last = client.status()
                 down_since = None
-                live.update(status_view(last), refresh=True)
+                view: RenderableType = Group(_header(clock(), every), status_view(last))
             except DaemonError as exc:
                 down_since = down_since or clock()
-                live.update(_unreachable(last, down_since, str(exc)), refresh=True)
+                view = _unreachable(last, down_since, clock(), str(exc))
+                client = connect()
+            live.update(view, refresh=True)
             sleep(every)
 
 
-def _unreachable(last: StatusDoc | None, since: float, reason: str) -> RenderableType:
-    head = Text(f"daemon unreachable since {format_time(since)}, retrying every {EVERY:g}s", style="bold red")
+@contextmanager
+def _wrapping() -> Iterator[None]:
+    """The live view wraps long lines at the terminal's width; printed output soft-wraps (the
+    terminal folds it, and a copied line stays whole), which in a live view would cut them."""
+    soft = out.soft_wrap
+    out.soft_wrap = False
+    try:
+        yield
+    finally:
+        out.soft_wrap = soft
+
+
+def _header(now: float, every: float) -> Text:
+    return Text(f"watcher status at {format_time(now)}, every {every:g}s (Ctrl-C to stop)", style="dim")
+
+
+def _unreachable(last: StatusDoc | None, since: float, now: float, reason: str) -> RenderableType:
+    gone = format_duration(round(now - since))
+    head = Text(
+        f"daemon unreachable since {format_time(since)} ({gone}), retrying every {EVERY:g}s",
+        style="bold red",
+    )
     parts: list[RenderableType] = [head, Text(f"  {reason}", style="red")]
     if last is not None:
-        parts += [Text("last status it gave:", style="dim"), status_view(last)]
+        parts += [Text("the last status it gave:", style="dim"), status_view(last)]
     return Group(*parts)
