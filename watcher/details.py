@@ -100,6 +100,8 @@ class SnapshotDetail:
     trigger: str = ""
     source: str | None = None
     """The source whose event triggered it (a stopped container); None for a requested one."""
+    by: str = ""
+    """Who took it (`user@host`); the daemon itself for a stopped container."""
 
 
 Detail = (

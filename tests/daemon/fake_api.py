@@ -10,10 +10,11 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from watcher.daemon.api import ApiServer
+from watcher.daemon.requests import SnapshotTaken
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound
 from watcher.evidence import Request
 from watcher.metrics import Metrics
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -101,6 +102,12 @@ class FakeControl:
         scope, redact = ",".join(req.scope), str(req.redact)
         self.calls.append(("snapshot", req.incident or "", req.reason, scope, req.trigger, redact, by))
         return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
+
+    def record_snapshot(self, taken: SnapshotTaken, by: str) -> RecordedDoc:
+        if taken.incident is not None:
+            self._get(taken.incident)
+        self.calls.append(("recorded", taken.incident or "", taken.path, by))
+        return {"incident": taken.incident, "trigger": str(taken.trigger)}
 
     def _get(self, incident: str) -> dict[str, Any]:
         if incident not in self.incidents:

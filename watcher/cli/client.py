@@ -16,7 +16,7 @@ from watcher.cli.wire import WireError, request
 from watcher.config.endpoint import Endpoint
 from watcher.errors import DaemonError, DaemonNotRunning, InputError
 from watcher.names import check_incident_id, default_user
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 POINT_ELSEWHERE = (
     "start it (`make run`, or `systemctl start novavms-watcher`) or point the CLI at it "
@@ -61,6 +61,10 @@ class Client:
     def snapshot(self, request: dict[str, object]) -> SnapshotDoc:
         """The daemon collects and writes the snapshot (`watcher snapshot --via-daemon`)."""
         return _answer_as(SnapshotDoc, self._request("POST", "/api/v1/snapshots", request))
+
+    def record_snapshot(self, taken: dict[str, object]) -> RecordedDoc:
+        """A snapshot written here: on its incident's timeline and in watcher_snapshots_total."""
+        return _answer_as(RecordedDoc, self._request("POST", "/api/v1/snapshots/recorded", taken))
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, object]:
         headers = {"X-Watcher-User": self._user, "Accept": "application/json"}

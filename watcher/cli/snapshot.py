@@ -203,6 +203,8 @@ def _snapshot_take(
     # Before any work: a typo in the id must not surface only after the rollback ran.
     daemon_up = _incident_known(client, incident) if then and incident else True
     result, problems = _collect(settings, req, client if via_daemon else None, json_out=json_out)
+    if not via_daemon:  # the daemon records what it wrote itself
+        _record(client, settings.state_dir, req, result)
     _report(result, problems, allow_partial=allow_partial, then=bool(then), json_out=json_out)
     if then:
         code = _run_then(then, result, client if daemon_up else None, incident)
@@ -238,6 +240,33 @@ def _collect(
     with _snapshot_progress(enabled=not json_out) as progress:
         result = take_configured(settings, req, by=default_user(), progress=progress)
     return result, verify(result.path).problems
+
+
+def _record(client: "Client", state_dir: Path, req: "Request", result: "SnapshotResult") -> None:
+    """On the incident's timeline and in watcher_snapshots_total: through the daemon, or queued
+    in the state_dir for it when it does not answer."""
+    from watcher.errors import DaemonError, DaemonNotRunning
+    from watcher.names import default_user
+    from watcher.snapshot.spool import queue
+
+    taken: dict[str, object] = {
+        **result.as_json(),
+        "reason": req.reason,
+        "trigger": str(req.trigger),
+        "incident": req.incident,
+        "at": req.until,
+    }
+    try:
+        client.record_snapshot(taken)
+    except DaemonNotRunning:
+        try:
+            path = queue(state_dir, {**taken, "by": default_user()})
+        except OSError as exc:
+            err.print(f"[yellow]not recorded[/yellow]: no daemon answers and {escape(str(exc))}")
+            return
+        err.print(f"no daemon answers: queued for it in {escape(str(path))} (recorded when it starts)")
+    except DaemonError as exc:
+        err.print(f"[yellow]not recorded on the timeline[/yellow]: {escape(str(exc))}")
 
 
 def _report(

@@ -33,7 +33,7 @@ from watcher.errors import (
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 MAX_BODY = 64 * 1024
 _M = TypeVar("_M", bound=requests.Body)
@@ -63,6 +63,8 @@ class Control(Protocol):
     def timeline(self, incident: str) -> TimelineDoc: ...
 
     async def snapshot(self, req: Request, by: str) -> SnapshotDoc: ...
+
+    def record_snapshot(self, taken: requests.SnapshotTaken, by: str) -> RecordedDoc: ...
 
 
 class _Refused(Exception):
@@ -106,6 +108,7 @@ class ApiServer:
         app.router.add_post("/api/v1/incidents/{id}/close", self._post_close)
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
+        app.router.add_post("/api/v1/snapshots/recorded", self._post_recorded_snapshot)
         self._app = app
 
     @property
@@ -242,6 +245,13 @@ class ApiServer:
         req = Request(b.reason, b.incident, b.scope, b.since, b.until, b.redact, b.trigger)
         with _control_errors():
             result = await self._control.snapshot(req, _by(request))
+        return web.json_response(result, status=201)
+
+    async def _post_recorded_snapshot(self, request: web.Request) -> web.Response:
+        """A snapshot the CLI wrote itself: counted, and on its incident's timeline."""
+        taken = await _body(request, requests.SnapshotTaken)
+        with _control_errors():
+            result = self._control.record_snapshot(taken, _by(request))
         return web.json_response(result, status=201)
 
 

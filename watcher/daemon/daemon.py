@@ -242,6 +242,7 @@ class Daemon:
         p = self.pipeline
         while True:
             await asyncio.sleep(TICK)
+            self.commands.take_spooled()
             p.transitions(p.engine.tick(self.clock()))
             p.announce(p.announcer.tick(p.refresh_incident_metrics()))
             self.metrics.outbox_pending(self.store.outbox.pending_count())
