@@ -90,6 +90,7 @@ def summary(doc: str) -> str:
 
 
 COMMANDS: dict[str, str] = {
+    "demo": "demo",
     "incident": "incidents",
     "status": "incidents",
     "timeline": "incidents",

@@ -37,7 +37,7 @@ def watch_status(
     last: StatusDoc | None = None
     down_since: float | None = None
     client = connect()
-    with _wrapping(), Live(console=out, auto_refresh=False, redirect_stderr=False) as live:
+    with live_view() as live:
         while True:
             try:
                 last = client.status()
@@ -52,13 +52,15 @@ def watch_status(
 
 
 @contextmanager
-def _wrapping() -> Iterator[None]:
-    """The live view wraps long lines at the terminal's width; printed output soft-wraps (the
-    terminal folds it, and a copied line stays whole), which in a live view would cut them."""
+def live_view() -> Iterator[Live]:
+    """A view redrawn in place that wraps long lines at the terminal's width. Printed output
+    soft-wraps (the terminal folds it, and a copied line stays whole), which in a live view
+    would cut them instead."""
     soft = out.soft_wrap
     out.soft_wrap = False
     try:
-        yield
+        with Live(console=out, auto_refresh=False, redirect_stderr=False) as live:
+            yield live
     finally:
         out.soft_wrap = soft
 
