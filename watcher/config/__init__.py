@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from watcher.config.base import Format
     from watcher.config.notify import NotifyConfig
     from watcher.config.rules import RuleConfig
-    from watcher.config.settings import DEFAULT_CONFIG, HttpConfig, ResolutionConfig, Settings, load
+    from watcher.config.settings import (
+        DEFAULT_CONFIG,
+        HttpConfig,
+        ResolutionConfig,
+        RetentionConfig,
+        Settings,
+        load,
+    )
     from watcher.config.sources import (
         DockerSourceConfig,
         FileSourceConfig,
@@ -33,6 +40,7 @@ _HOME = {
     "DEFAULT_CONFIG": "settings",
     "HttpConfig": "settings",
     "ResolutionConfig": "settings",
+    "RetentionConfig": "settings",
     "Settings": "settings",
     "load": "settings",
     "DockerSourceConfig": "sources",
@@ -50,6 +58,7 @@ __all__ = [
     "JournalSourceConfig",
     "NotifyConfig",
     "ResolutionConfig",
+    "RetentionConfig",
     "RuleConfig",
     "Settings",
     "SourceConfig",

@@ -14,14 +14,14 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watcher.config.base import Model, PositiveDuration
+from watcher.config.base import Duration, Model, PositiveDuration
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
 from watcher.config.sources import SourceConfig
 from watcher.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG", "HttpConfig", "ResolutionConfig", "Settings", "load"]
+__all__ = ["DEFAULT_CONFIG", "HttpConfig", "ResolutionConfig", "RetentionConfig", "Settings", "load"]
 
 
 class HttpConfig(Model):
@@ -46,6 +46,22 @@ class ResolutionConfig(Model):
     blind_after: PositiveDuration = 30.0
 
 
+DAY = 86400.0
+
+
+class RetentionConfig(Model):
+    """How long the state_dir keeps what is no longer needed; 0 keeps it forever."""
+
+    snapshots: Duration = 30 * DAY
+    """Evidence archives, by age."""
+    sent_announcements: Duration = 7 * DAY
+    """Outbox rows delivered this long ago (dead-lettered ones stay as a record)."""
+    closed_incidents: Duration = 90 * DAY
+    """Incidents closed this long ago, with their mitigations and timeline."""
+    closed_metrics: Duration = 300.0
+    """A closed incident's metric series stay this long, so the last state is scraped."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WATCHER_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -56,6 +72,7 @@ class Settings(BaseSettings):
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
+    retention: RetentionConfig = RetentionConfig()
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
     ignore: list[RuleConfig] = []

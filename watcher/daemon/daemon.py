@@ -31,6 +31,7 @@ from watcher.daemon.auto_snapshots import AutoSnapshots
 from watcher.daemon.commands import Commands
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.readiness import readiness, report
+from watcher.daemon.retention import PRUNE_EVERY, prune
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
 from watcher.errors import StoreError
@@ -79,6 +80,8 @@ class Daemon:
     async def startup(self) -> None:
         s = self.settings
         self.store = store = Store.open(s.state_dir)
+        prune(s.retention, store, s.state_dir, self.clock())
+        self._next_prune = time.monotonic() + PRUNE_EVERY
         opened = [inc.opened_at for inc in store.incidents()]
         ctx = BuildContext(s.max_line_bytes, self.clock, since=min(opened, default=None))
         built = build_sources(s, ctx)
@@ -243,6 +246,10 @@ class Daemon:
         while True:
             await asyncio.sleep(TICK)
             self.commands.take_spooled()
+            p.retire_closed(self.clock() - self.settings.retention.closed_metrics)
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY
+                prune(self.settings.retention, self.store, self.settings.state_dir, self.clock())
             p.transitions(p.engine.tick(self.clock()))
             p.announce(p.announcer.tick(p.refresh_incident_metrics()))
             self.metrics.outbox_pending(self.store.outbox.pending_count())

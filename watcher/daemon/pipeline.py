@@ -238,6 +238,12 @@ class Pipeline:
             log.info("%s %s at %s -> %s", t.incident, t.kind, format_time(t.at), t.state)
         return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
 
+    def retire_closed(self, before: float) -> None:
+        """Incidents closed before `before` leave the metrics and the engine (the store keeps them)."""
+        for incident in self.engine.closed_before(before):
+            self.metrics.remove_incident(incident)
+            self.engine.forget(incident)
+
     def refresh_incident_metrics(self) -> list[IncidentStatus]:
         """Every incident's status into the metrics; returned for the ticker's other uses."""
         statuses = [self.engine.status(i) for i in self.engine.incident_ids()]
