@@ -39,6 +39,7 @@ def _time(argv: Sequence[str], repeat: int, env: dict[str, str]) -> tuple[list[f
 
     CPU time is the steadier figure on a shared machine: it does not count waiting for a core."""
     walls, cpus = [], []
+    subprocess.run(argv, capture_output=True, env=env, check=False)  # warm: caches, bytecode written
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
@@ -91,12 +92,14 @@ def _commands(watcher: str, cfg: Path) -> dict[str, list[str]]:
     }
 
 
-def _slowest_imports(python: str, cfg: Path, n: int = 8) -> list[tuple[int, str]]:
+def _slowest_imports(python: str, cfg: Path, env: dict[str, str], n: int = 8) -> list[tuple[int, str]]:
     """Cumulative microseconds of the `n` slowest top-level imports of `watcher status`."""
     code = (
         "import sys; from watcher.cli import app; sys.argv=['watcher','status','--config',sys.argv[1]]; app()"
     )
-    done = subprocess.run([python, "-X", "importtime", "-c", code, str(cfg)], capture_output=True, text=True)
+    done = subprocess.run(
+        [python, "-X", "importtime", "-c", code, str(cfg)], capture_output=True, text=True, env=env
+    )
     rows = []
     for line in done.stderr.splitlines():
         parts = line.removeprefix("import time:").split("|")
@@ -112,7 +115,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     own = Path(sys.executable).with_name("watcher")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    # As a user runs it: no WATCHER_* override, and bytecode cached (a user's install has it).
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("WATCHER_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     python = sys.executable
     results: dict[str, dict[str, float]] = {}
 
@@ -138,7 +144,7 @@ def main() -> None:
             tag = "" if bin_ == own else f" [{bin_}]"
             for label, argv in _commands(str(bin_), cfg).items():
                 record(label + tag, _time(argv, args.repeat, env))
-        imports = _slowest_imports(python, cfg)
+        imports = _slowest_imports(python, cfg, env)
     load = os.getloadavg()[0]
     if args.json:
         print(json.dumps({"results": results, "slowest_imports_us": imports, "load": load}))

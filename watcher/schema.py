@@ -11,10 +11,9 @@ No `from __future__ import annotations` here: TypedDict must see `NotRequired` i
 know which keys are optional (the CLI checks answers against `__required_keys__`).
 """
 
-from typing import TYPE_CHECKING, NotRequired
-
-# typing_extensions, not typing: pydantic validates TypedDicts only from it on Python < 3.12.
-from typing_extensions import TypedDict
+# typing's TypedDict: nothing validates these with pydantic (which on Python < 3.12 would need
+# typing_extensions'), and the CLI should not pay for importing typing_extensions.
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from watcher.times import format_time
 

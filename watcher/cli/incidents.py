@@ -107,7 +107,6 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Incidents with streak progress; sources with evidence and watermark lag."""
-    from watcher.cli import status_view
     from watcher.cli.client import Client
 
     if watch:
@@ -119,7 +118,9 @@ def status(
     if json_out:
         print(json.dumps(client.status()))
     else:
-        out.print(status_view.status_view(client.status()))
+        from watcher.cli.status_view import status_view
+
+        out.print(status_view(client.status()))
 
 
 @cli.command(cls=Command)
@@ -137,4 +138,7 @@ def timeline(
     if fmt not in ("markdown", "json"):
         raise InputError(f"--format must be markdown or json, not {fmt!r}")
     doc = _call(config_file, lambda c: c.timeline(incident))
-    print(json.dumps(doc, indent=2) if fmt == "json" else timeline_markdown(doc))
+    if fmt == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        out.print(timeline_markdown(doc), markup=False, emoji=False, highlight=False)

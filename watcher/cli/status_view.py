@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from watcher.schema import ChannelDoc, IncidentDoc, SourceDoc, StatusDoc
@@ -94,6 +93,8 @@ def status_view(doc: StatusDoc) -> RenderableType:
     parts: list[RenderableType] = [incident_panel(i, by_name, today) for i in doc["incidents"]]
     if not parts:
         parts.append(Text("no incidents", style="dim"))
+    from rich.table import Table  # not for an incident command's answer: it costs an import
+
     table = Table(show_edge=False)
     table.add_column("source", no_wrap=True)
     table.add_column("state", overflow="fold")

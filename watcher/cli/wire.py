@@ -46,7 +46,8 @@ def request(
     if body is not None:
         head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     data = ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + (body or b"")
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    # An ASCII host as bytes: a str would go through the idna codec, which costs an import.
+    with socket.create_connection((host.encode("ascii"), port), timeout=timeout) as sock:  # type: ignore[arg-type]
         sock.sendall(data)
         raw = _read_all(sock, deadline)
     return _parse(raw)

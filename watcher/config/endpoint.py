@@ -18,11 +18,11 @@ ignored. Nothing here imports pydantic.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
 import tomllib
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +119,7 @@ def _from_file(path: Path) -> tuple[str, Path]:
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
+    config: Path
     listen: str
     state_dir: Path
     pid: int
@@ -131,8 +132,9 @@ def run_file(config: Path, env: Mapping[str, str] | None = None) -> Path:
     environ = {k.lower(): v for k, v in (os.environ if env is None else env).items()}
     runtime = environ.get("xdg_runtime_dir")
     base = Path(runtime) / "novavms-watcher" if runtime else Path(f"/tmp/novavms-watcher-{os.getuid()}")
-    key = hashlib.sha256(str(config.resolve()).encode()).hexdigest()[:16]
-    return base / f"daemon-{key}.json"
+    # A short name for the path; the run file also holds the path, checked when it is read.
+    key = zlib.crc32(str(config.resolve()).encode())
+    return base / f"daemon-{key:08x}.json"
 
 
 def write_run_file(config: Path, *, listen: str, state_dir: Path, pid: int) -> Path | None:
@@ -166,7 +168,7 @@ def read_run_file(config: Path, env: Mapping[str, str] | None = None) -> RunReco
     if not _private(path.parent):
         return None
     record = _load(path)
-    if record is None or not _alive(record.pid):
+    if record is None or record.config != config.resolve() or not _alive(record.pid):
         return None
     return record
 
@@ -175,7 +177,7 @@ def _load(path: Path) -> RunRecord | None:
     try:
         doc = json.loads(path.read_text())
         listen, state_dir, pid = check_listen(doc["listen"]), Path(doc["state_dir"]), int(doc["pid"])
-        return RunRecord(listen, state_dir, pid, f"run file {path}")
+        return RunRecord(Path(doc["config"]), listen, state_dir, pid, f"run file {path}")
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
