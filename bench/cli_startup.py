@@ -6,9 +6,12 @@ subprocess, best and median of `--repeat` runs, in the same run as the baselines
 `python -c pass` (the interpreter and site-packages) and `python -c "import typer,
 rich.console"` (the two libraries every command needs). `--watcher BIN` times another
 installation's entry point against the same daemon (e.g. an older checkout, for a
-before/after). Ends with the slowest imports of `watcher status` by `python -X importtime`.
+before/after); `--installed` also builds this checkout as `make install-system` installs it
+(a venv of its own, not editable, no test extras: no editable-install finder or coverage
+hook in site-packages) and times that entry point and its `python -c pass`. Ends with the
+slowest imports of `watcher status` by `python -X importtime`.
 
-    .venv/bin/python bench/cli_startup.py [--repeat 15] [--watcher /other/.venv/bin/watcher]
+    .venv/bin/python bench/cli_startup.py [--repeat 15] [--watcher /other/.venv/bin/watcher] [--installed]
 """
 
 from __future__ import annotations
@@ -81,6 +84,15 @@ def _alive(proc: subprocess.Popen[bytes]) -> None:
         raise SystemExit(f"the daemon exited with status {proc.returncode}")
 
 
+def _install(venv: Path, env: dict[str, str]) -> Path:
+    """This checkout in a venv of its own, as released (what install-system does)."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
+    checkout = Path(__file__).resolve().parents[1]
+    pip = [str(venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check", str(checkout)]
+    subprocess.run(pip, check=True, env=env, capture_output=True)
+    return venv / "bin/watcher"
+
+
 def _commands(watcher: str, cfg: Path) -> dict[str, list[str]]:
     c = ["--config", str(cfg)]
     return {
@@ -112,6 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--watcher", type=Path, action="append", default=[], help="another entry point to time")
+    ap.add_argument("--installed", action="store_true", help="also time a non-editable install")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     own = Path(sys.executable).with_name("watcher")
@@ -131,6 +144,13 @@ def main() -> None:
         }
 
     with tempfile.TemporaryDirectory() as tmp, _daemon(own, Path(tmp)) as cfg:
+        others = list(args.watcher)
+        if args.installed:
+            others.append(_install(Path(tmp) / "installed", env))
+            record(
+                f"python -c pass [{others[-1].parent}]",
+                _time([str(others[-1].with_name("python")), "-c", "pass"], args.repeat, env),
+            )
         subprocess.run(
             [str(own), "incident", "open", INCIDENT, "--title", "bench", "--config", str(cfg)],
             check=True,
@@ -140,7 +160,7 @@ def main() -> None:
         record("python -c pass", _time([python, "-c", "pass"], args.repeat, env))
         floor = [python, "-c", "import typer, rich.console"]
         record("python -c 'import typer, rich.console'", _time(floor, args.repeat, env))
-        for bin_ in [own, *args.watcher]:
+        for bin_ in [own, *others]:
             tag = "" if bin_ == own else f" [{bin_}]"
             for label, argv in _commands(str(bin_), cfg).items():
                 record(label + tag, _time(argv, args.repeat, env))
