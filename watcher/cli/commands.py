@@ -30,12 +30,12 @@ cli = new_app()
 @command
 def check_config(config_file: ConfigOpt = None) -> None:
     """Validate the config and reach each source; exit 1 with one line per problem."""
-    from watcher import config
     from watcher.cli import checks
     from watcher.sources.registry import source_names
 
     path = config_path(config_file)
-    settings = config.load(path)
+    # With the running daemon's state_dir when it was started with this config (`make run`).
+    settings = load_settings(config_file)
     report = checks.run(settings)
     for warning in report.warnings:
         err.print(f"[yellow]warning[/yellow]: {escape(warning)}")
