@@ -65,8 +65,9 @@ bench-docker: install services
 	$(BIN)/python bench/docker_bench.py
 
 # Start-up time of the CLI commands that talk to the daemon, against `python -c pass`.
+OLD_WATCHER ?=
 bench-cli: install
-	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/cli_startup.py --repeat 30 --installed $(if $(OLD_WATCHER),--watcher $(OLD_WATCHER))
 
 # Announcement latency to a local webhook, and 1,000 messages drained after a NOTIFY_OUTAGE-second outage.
 NOTIFY_OUTAGE ?= 600
