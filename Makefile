@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify install clean
+.PHONY: run demo test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify bench-cli install install-system clean
 
 install: $(STAMP)
 
@@ -16,9 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# The daemon on the documented config, with its SQLite store under ./.state.
+# The daemon on the documented config, with its SQLite store under ./.state. Its run file
+# tells the CLI in another terminal where it is: no variables to export there.
 run: install
 	WATCHER_STATE_DIR=$(STATE) $(BIN)/watcher run --config $(CONFIG)
+
+# A whole incident in about a minute on generated logs: no config, no Docker, no SSH.
+demo: install
+	$(BIN)/watcher demo
+
+# The system install (root): the package in its own venv (not editable, no test extras), the
+# service user, /etc/novavms-watcher, /var/lib/novavms-watcher, the unit. systemd/install.sh
+# says what each variable does (PREFIX, PYTHON, DOCKER_ACCESS, ROOT).
+install-system:
+	bash systemd/install.sh
 
 lint: install
 	$(BIN)/ruff check watcher tests bench
@@ -56,6 +67,11 @@ bench-docker: install services
 # The same read over ssh:// (a real sshd on loopback) against `docker -H ssh://`, and a link cut.
 bench-docker-ssh: install services
 	$(BIN)/python bench/docker_ssh_bench.py
+
+# Start-up time of the CLI commands that talk to the daemon, against `python -c pass`.
+OLD_WATCHER ?=
+bench-cli: install
+	$(BIN)/python bench/cli_startup.py --repeat 30 --installed $(if $(OLD_WATCHER),--watcher $(OLD_WATCHER))
 
 # Announcement latency to a local webhook, and 1,000 messages drained after a NOTIFY_OUTAGE-second outage.
 NOTIFY_OUTAGE ?= 600

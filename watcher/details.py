@@ -11,6 +11,7 @@ an older watcher still read.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,6 +101,8 @@ class SnapshotDetail:
     trigger: str = ""
     source: str | None = None
     """The source whose event triggered it (a stopped container); None for a requested one."""
+    by: str = ""
+    """Who took it (`user@host`); the daemon itself for a stopped container."""
 
 
 Detail = (
@@ -144,7 +147,7 @@ def from_json(kind: Kind, value: Mapping[str, object]) -> Detail:
     """The detail of a `kind` entry from its JSON; unknown keys are ignored, missing ones defaulted."""
     cls = DETAILS[kind]
     kwargs: dict[str, typing.Any] = {}  # each value checked against its field's type
-    for name, convert in _CONVERTERS[cls].items():
+    for name, convert in _converters(kind).items():
         if name in value:
             converted = convert(value[name])
             if converted is not _SKIP:
@@ -173,13 +176,13 @@ def _converter(hint: object) -> typing.Callable[[object], object]:
     return lambda v: v if isinstance(v, str) or (v is None and type(None) in allowed) else _SKIP
 
 
-def _converters(cls: type[Detail]) -> dict[str, typing.Callable[[object], object]]:
-    """Per field, a function that checks a JSON value against the field's type."""
+@functools.cache
+def _converters(kind: Kind) -> dict[str, typing.Callable[[object], object]]:
+    """Per field of `kind`'s detail, a function that checks a JSON value against the field's type
+    (built on first use: resolving the type hints of every kind would slow every CLI call down)."""
+    cls = DETAILS[kind]
     hints = typing.get_type_hints(cls)
     return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
-
-
-_CONVERTERS = {cls: _converters(cls) for cls in set(DETAILS.values())}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ at 0: `rate()` and `absent()` alerts then behave from the first scrape.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
@@ -204,9 +205,18 @@ class Metrics:
         if state not in STATES:
             raise ValueError(f"incident state must be one of {', '.join(STATES)}, got {state!r}")
         self._states.current[incident] = str(state)
+        if state == State.CLOSED:
+            return  # its streak no longer moves: the last values stay until remove_incident
         self._streak.labels(incident).set(clean_streak)
         # 0, not absent, while unresolved: a regression must visibly reset it.
         self._resolved.labels(incident).set(resolved_at if resolved_at is not None else 0.0)
+
+    def remove_incident(self, incident: str) -> None:
+        """Stop exporting `incident` (closed, and its last state scraped)."""
+        self._states.current.pop(incident, None)
+        for gauge in (self._streak, self._window, self._resolved):
+            with contextlib.suppress(KeyError):
+                gauge.remove(incident)
 
     # Notifications and snapshots
 

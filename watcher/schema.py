@@ -6,17 +6,19 @@ an incident command answers with an `IncidentDoc`. Times are RFC 3339 UTC string
 (watcher.daemon.status), the client returns them, the CLI's views render them, and
 `--json` prints them as served. A timeline event's `detail` is the JSON of its
 watcher.details dataclass: read it with `details.from_json(kind, detail)`.
+
+No `from __future__ import annotations` here: TypedDict must see `NotRequired` itself to
+know which keys are optional (the CLI checks answers against `__required_keys__`).
 """
 
-from __future__ import annotations
+# typing's TypedDict: nothing validates these with pydantic (which on Python < 3.12 would need
+# typing_extensions'), and the CLI should not pay for importing typing_extensions.
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
-from typing import NotRequired
-
-# typing_extensions, not typing: pydantic validates TypedDicts only from it on Python < 3.12.
-from typing_extensions import TypedDict
-
-from watcher.events import ErrorEvent
 from watcher.times import format_time
+
+if TYPE_CHECKING:
+    from watcher.events import ErrorEvent
 
 
 class ErrorDoc(TypedDict):
@@ -92,6 +94,13 @@ class SnapshotDoc(TypedDict):
     problems: NotRequired[list[str]]
 
 
+class RecordedDoc(TypedDict):
+    """The answer to a snapshot the CLI took itself (`POST /api/v1/snapshots/recorded`)."""
+
+    incident: str | None
+    trigger: str
+
+
 class MitigationDoc(TypedDict):
     at: str | None
     action: str
@@ -104,6 +113,36 @@ class EventDoc(TypedDict):
     state: str | None
     detail: dict[str, object]
     recorded_at: str | None
+    by: NotRequired[str | None]
+    """Who did it, where a person did: opened, mitigated, closed, a snapshot taken."""
+
+
+class SpanDoc(TypedDict):
+    start: str | None
+    end: str | None
+    """None while it lasts."""
+    seconds: float
+
+
+class SummaryDoc(TypedDict):
+    """What the record proves (watcher.facts): the head of the postmortem's timeline."""
+
+    state: str | None
+    opened_at: str | None
+    opened_by: str
+    first_mitigated_at: str | None
+    mitigations: int
+    time_to_mitigate: float | None
+    resolved_at: str | None
+    """The resolution that stands; None while unresolved or after a regression."""
+    time_to_resolve: float | None
+    regressions: int
+    blind: list[SpanDoc]
+    blind_seconds: float
+    gaps: list[SpanDoc]
+    closed_at: str | None
+    closed_by: str | None
+    close_reason: str | None
 
 
 class TimelineDoc(TypedDict):
@@ -115,9 +154,11 @@ class TimelineDoc(TypedDict):
     closed_at: str | None
     mitigations: list[MitigationDoc]
     events: list[EventDoc]
+    """In event-time order."""
+    summary: NotRequired[SummaryDoc]
 
 
-def error_doc(event: ErrorEvent) -> ErrorDoc:
+def error_doc(event: "ErrorEvent") -> ErrorDoc:
     doc: ErrorDoc = {
         "time": format_time(event.at),
         "source": event.source,

@@ -5,6 +5,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+STAMP = (
+    r"([12][0-9]{3})-([01][0-9])-([0-3][0-9])[Tt ]([0-2][0-9]):([0-5][0-9]):([0-6][0-9])"
+    r"(?:[.,]([0-9]+))?(?:[Zz]|([+-])([0-2][0-9]):?([0-5][0-9]))?"
+)
+"""A timestamp as logs write it at the start of a line: RFC 3339, or with a space and a comma
+(Python's logging). Groups: year, month, day, hour, minute, second, fraction, offset sign, hours,
+minutes."""
+_LEADING_STAMP = re.compile(STAMP + r"[ \t]+")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -70,6 +78,23 @@ def parse_time(text: str) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+def without_leading_stamp(text: str) -> str:
+    """`text` without a timestamp it starts with: a message shown beside its time need not repeat it
+    (a journal entry or a container line that carries the program's own stamp)."""
+    return _LEADING_STAMP.sub("", text, count=1) if text[:1].isdigit() else text
+
+
+def short_time(at: str | None, today: str = "") -> str:
+    """`14:05:03Z` of an RFC 3339 UTC time from the API on `today` (`2026-11-27`), else
+    `2026-11-26 14:05:03Z`: a view watched during an incident needs the date only when it is not today."""
+    if not at:
+        return "-"
+    if len(at) < 19 or at[10] != "T":
+        return at
+    clock = at[11:19] + "Z"
+    return clock if at[:10] == today else f"{at[:10]} {clock}"
 
 
 def format_time(at: float | None) -> str | None:

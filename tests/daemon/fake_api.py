@@ -10,10 +10,11 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from watcher.daemon.api import ApiServer
+from watcher.daemon.requests import SnapshotTaken
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound
 from watcher.evidence import Request
 from watcher.metrics import Metrics
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -102,6 +103,12 @@ class FakeControl:
         self.calls.append(("snapshot", req.incident or "", req.reason, scope, req.trigger, redact, by))
         return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
 
+    def record_snapshot(self, taken: SnapshotTaken, by: str) -> RecordedDoc:
+        if taken.incident is not None:
+            self._get(taken.incident)
+        self.calls.append(("recorded", taken.incident or "", taken.path, by))
+        return {"incident": taken.incident, "trigger": str(taken.trigger)}
+
     def _get(self, incident: str) -> dict[str, Any]:
         if incident not in self.incidents:
             raise IncidentNotFound(f"no incident named {incident}")
@@ -114,12 +121,13 @@ async def running(
     *,
     metrics: Metrics | None = None,
     health: Callable[[], tuple[bool, str]] = lambda: (True, ""),
+    ready: Callable[[], tuple[bool, str]] | None = None,
     listen: str = "127.0.0.1:0",
 ) -> AsyncIterator[ApiServer]:
     """A real ApiServer on a free loopback port, stopped on exit."""
     if metrics is None:
         metrics = Metrics(CollectorRegistry(), sources=["cloud"], rules=["panic"])
-    server = ApiServer(control, metrics, listen=listen, token=TOKEN, health=health)
+    server = ApiServer(control, metrics, listen=listen, token=TOKEN, health=health, ready=ready)
     await server.start()
     try:
         yield server

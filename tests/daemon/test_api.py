@@ -51,6 +51,15 @@ class TestPlainRoutes:
             status, text = await call((http, f"http://127.0.0.1:{server.port}"), "GET", "/healthz")
         assert (status, text) == (503, "state store is read-only\n")
 
+    async def test_readyz_is_not_healthz(self, control: FakeControl) -> None:
+        """/healthz says the process is alive while /readyz says which sources are down and why."""
+        down = "cloud: DOWN: unix:///var/run/docker.sock: no Docker socket there"
+        server_up = running(control, ready=lambda: (False, down))
+        async with server_up as server, aiohttp.ClientSession() as http:
+            api = (http, f"http://127.0.0.1:{server.port}")
+            assert await call(api, "GET", "/healthz") == (200, "ok\n")
+            assert await call(api, "GET", "/readyz") == (503, down + "\n")
+
     async def test_unknown_endpoint(self, api: Api) -> None:
         """An unknown path is a JSON 404 and a wrong method a JSON 405."""
         assert await call(api, "GET", "/api/v2/nope") == (

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.daemon.harness import config_file, incident, running
+from tests.daemon.harness import AsyncClient, config_file, incident, running
 from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
 from tests.support import wait_until
 from watcher import config
-from watcher.cli.client import Client
 
 pytestmark = pytest.mark.journal
 
@@ -41,12 +40,12 @@ max = 3
     return config_file(tmp, body, window=WINDOW)
 
 
-async def timeline_events(client: Client) -> list[dict[str, Any]]:
+async def timeline_events(client: AsyncClient) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = (await client.timeline("P1-test"))["events"]  # type: ignore[assignment]
     return events
 
 
-async def source(client: Client, name: str) -> dict[str, Any]:
+async def source(client: AsyncClient, name: str) -> dict[str, Any]:
     doc = await client.status()
     sources: list[dict[str, Any]] = doc["sources"]  # type: ignore[assignment]
     return next(s for s in sources if s["name"] == name)
@@ -60,7 +59,7 @@ class TestJournalThroughTheDaemon:
         ident = unique_ident()
         name = f"gw/{sshd.address}"
         settings = config.load(write_config(tmp_path, sshd, ident))
-        async with running(settings) as daemon, Client(settings) as client:
+        async with running(settings) as daemon, AsyncClient(settings) as client:
 
             async def up() -> bool:
                 return bool((await source(client, name))["up"])
@@ -109,7 +108,7 @@ class TestJournalThroughTheDaemon:
         cfg.write_text(cfg.read_text().replace(str(sshd.known_hosts), str(sshd.wrong_known_hosts())))
         settings = config.load(cfg)
         name = f"gw/{sshd.address}"
-        async with running(settings), Client(settings) as client:
+        async with running(settings), AsyncClient(settings) as client:
             await client.open_incident("P1-test", "gateway errors", ["gw/*"], None)
 
             async def mismatch() -> bool:

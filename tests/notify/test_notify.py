@@ -17,13 +17,12 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.daemon.harness import config_file, edge_source, healthy, process
+from tests.daemon.harness import AsyncClient, config_file, edge_source, healthy, process
 from tests.daemon.harness import running as daemon_running
 from tests.receiver import Answer, Receiver
 from tests.support import SHIPPED_CONFIG, wait_until
 from watcher import config
 from watcher.cli import app, status_view
-from watcher.cli.client import Client
 from watcher.errors import ConfigError
 from watcher.times import format_time
 
@@ -43,8 +42,8 @@ shutdown_grace = "0.5s"
 
 
 @asynccontextmanager
-async def running(cfg: Path) -> AsyncIterator[Client]:
-    async with daemon_running(config.load(cfg)) as daemon, Client(daemon.settings) as client:
+async def running(cfg: Path) -> AsyncIterator[AsyncClient]:
+    async with daemon_running(config.load(cfg)) as daemon, AsyncClient(daemon.settings) as client:
         yield client
 
 
@@ -98,7 +97,7 @@ class TestDaemonAnnounces:
             settings = config.load(cfg)
             with process(cfg) as proc:
                 await wait_until(lambda: healthy(settings.http.port), what="daemon up")
-                async with Client(settings) as client:
+                async with AsyncClient(settings) as client:
                     await client.open_incident("P1-k", "t", [], None)
                     await client.mitigate("P1-k", "x")
                 await wait_until(lambda: len(rx.requests) >= 2, what="failed attempts")
@@ -107,7 +106,7 @@ class TestDaemonAnnounces:
             rx.default = Answer(200)
             with process(cfg):
                 await delivered(rx, "P1-k opened", "P1-k mitigation")
-                async with Client(settings) as client:
+                async with AsyncClient(settings) as client:
 
                     async def settled() -> bool:
                         outbox: dict[str, Any] = (await client.status())["outbox"]  # type: ignore[assignment]

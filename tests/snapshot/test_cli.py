@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.daemon.harness import running
+from tests.daemon.harness import AsyncClient, running
 from tests.snapshot.helpers import manifest, rewrite
 from tests.support import free_port
 from watcher import config
 from watcher.cli import app
-from watcher.cli.client import Client
 from watcher.cli.snapshot import EXIT_PARTIAL
 from watcher.names import default_user
 
@@ -167,7 +166,7 @@ class TestWithDaemon:
         cfg = write_config(tmp_path)
         settings = config.load(cfg)
         async with running(settings):
-            client = Client(settings)
+            client = AsyncClient(settings)
             await client.open_incident("P1-snap", "api down", [], None)
             proc = await asyncio.create_subprocess_exec(
                 *WATCHER, "snapshot", "-c", str(cfg), "--incident", "P1-snap", "--reason", "before rollback",
@@ -192,7 +191,7 @@ class TestWithDaemon:
         cfg = write_config(tmp_path)
         settings = config.load(cfg)
         async with running(settings) as daemon:
-            client = Client(settings)
+            client = AsyncClient(settings)
             await client.open_incident("P1-via", "api down", [], None)
             proc = await asyncio.create_subprocess_exec(
                 *WATCHER, "snapshot", "-c", str(cfg), "--incident", "P1-via", "--reason", "r", "--via-daemon",

@@ -153,11 +153,11 @@ class TestFollow:
         assert len(texts(r.events[:first_wm])) == 50_000
 
     async def test_missing_file_appears_later(self, tmp_path: Path) -> None:
-        """A missing file is SourceDown, without watermarks, then read from its start once it exists."""
+        """A missing file is SourceDown naming its path, without watermarks, then read from its start."""
         path = tmp_path / "later.log"
         async with Reader(make(path)) as r:
             await r.until(lambda: bool(r.events))
-            assert r.events == [SourceDown("edge", "file missing")]
+            assert r.events == [SourceDown("edge", f"{path}: no such file (waiting for it to appear)")]
             write(path, b"first\nsecond\n")
             await r.watermark_after_line("second")
         assert r.texts() == ["first", "second"]
@@ -170,8 +170,10 @@ class TestFollow:
         async with Reader(src) as r:
             await r.watermark_after_line("a2")
             path.unlink()
-            await r.until(lambda: SourceDown("edge", "file removed") in r.events)
-            down_at = r.events.index(SourceDown("edge", "file removed"))
+            await r.until(
+                lambda: SourceDown("edge", f"{path}: removed (waiting for it to appear)") in r.events
+            )
+            down_at = r.events.index(SourceDown("edge", f"{path}: removed (waiting for it to appear)"))
             path.mkdir()  # unreadable as a log: the source says why, and stays down
             await r.until(lambda: any("not a regular file" in e.reason for e in r.downs()[1:]))
             assert not any(isinstance(e, Watermark) for e in r.events[down_at:])
@@ -209,7 +211,9 @@ class TestRotation:
         async with Reader(src) as r:
             await r.watermark_after_line("old")
             path.rename(tmp_path / "app.log.1")
-            await r.until(lambda: SourceDown("edge", "file missing") in r.events)
+            await r.until(
+                lambda: SourceDown("edge", f"{path}: no such file (waiting for it to appear)") in r.events
+            )
             write(path, b"new\n")
             await r.watermark_after_line("new")
         assert r.texts() == ["old", "new"]

@@ -35,11 +35,9 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 
 from watcher.config.base import Format
+from watcher.times import STAMP
 
-_TS = re.compile(
-    r"([12][0-9]{3})-([01][0-9])-([0-3][0-9])[Tt ]([0-2][0-9]):([0-5][0-9]):([0-6][0-9])"
-    r"(?:[.,]([0-9]+))?(?:[Zz]|([+-])([0-2][0-9]):?([0-5][0-9]))?"
-)
+_TS = re.compile(STAMP)
 # The same shape without groups, to build other regexes from; a line starts with a
 # timestamp exactly when it starts with DATE_TIME, since all that follows is optional.
 TIMESTAMP = re.sub(r"\((?!\?)", "(?:", _TS.pattern)

@@ -7,7 +7,6 @@ each, naming the key as the user wrote it (`sources[2].known_hosts: ...`).
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,25 +14,23 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watcher.config.base import Model, PositiveDuration
+from watcher.config.base import Duration, Model, PositiveDuration
+from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
 from watcher.config.sources import SourceConfig
 from watcher.errors import ConfigError
 
-DEFAULT_CONFIG = Path("config/watcher.toml")
+__all__ = ["DEFAULT_CONFIG", "HttpConfig", "ResolutionConfig", "RetentionConfig", "Settings", "load"]
 
 
 class HttpConfig(Model):
-    listen: str = "127.0.0.1:9108"
+    listen: str = DEFAULT_LISTEN
 
     @field_validator("listen")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9108, got {v!r}")
-        return v
+        return check_listen(v)
 
     @property
     def host(self) -> str:
@@ -49,16 +46,33 @@ class ResolutionConfig(Model):
     blind_after: PositiveDuration = 30.0
 
 
+DAY = 86400.0
+
+
+class RetentionConfig(Model):
+    """How long the state_dir keeps what is no longer needed; 0 keeps it forever."""
+
+    snapshots: Duration = 30 * DAY
+    """Evidence archives, by age."""
+    sent_announcements: Duration = 7 * DAY
+    """Outbox rows delivered this long ago (dead-lettered ones stay as a record)."""
+    closed_incidents: Duration = 90 * DAY
+    """Incidents closed this long ago, with their mitigations and timeline."""
+    closed_metrics: Duration = 300.0
+    """A closed incident's metric series stay this long, so the last state is scraped."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WATCHER_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    state_dir: Path = Path("/var/lib/novavms-watcher")
+    state_dir: Path = DEFAULT_STATE_DIR
     max_line_bytes: int = Field(default=1 << 20, ge=1024)
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
+    retention: RetentionConfig = RetentionConfig()
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
     ignore: list[RuleConfig] = []
@@ -103,17 +117,7 @@ def _duplicates(section: str, names: Sequence[str]) -> list[str]:
 
 def load(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read `path` (TOML), apply the environment, validate; raise ConfigError listing every problem."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError([f"{path}: no such file"]) from None
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    data: dict[str, Any] = read_toml(path) if path is not None else {}
     data.update(overrides or {})
     try:
         return Settings(**data)

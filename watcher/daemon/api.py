@@ -1,4 +1,4 @@
-"""The daemon's local HTTP server: /metrics, /healthz and the JSON API the CLI drives.
+"""The daemon's local HTTP server: /metrics, /healthz, /readyz and the JSON API the CLI drives.
 
 Security model: the server listens on loopback by default. Reads (metrics,
 status, timeline) are open to local users; every POST needs the bearer token
@@ -33,7 +33,7 @@ from watcher.errors import (
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 MAX_BODY = 64 * 1024
 _M = TypeVar("_M", bound=requests.Body)
@@ -64,6 +64,8 @@ class Control(Protocol):
 
     async def snapshot(self, req: Request, by: str) -> SnapshotDoc: ...
 
+    def record_snapshot(self, taken: requests.SnapshotTaken, by: str) -> RecordedDoc: ...
+
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -82,6 +84,7 @@ class ApiServer:
         listen: str,
         token: str,
         health: Callable[[], tuple[bool, str]],
+        ready: Callable[[], tuple[bool, str]] | None = None,
     ) -> None:
         self._control = control
         self._metrics = metrics
@@ -91,19 +94,28 @@ class ApiServer:
         self._requested_port = int(port)
         self._token = token.encode()
         self._health = health
+        self._ready = ready or health
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
         app = web.Application(middlewares=[self._guard_middleware()], client_max_size=MAX_BODY)
         app.router.add_get("/metrics", self._get_metrics)
         app.router.add_get("/healthz", self._get_healthz)
+        app.router.add_get("/readyz", self._get_readyz)
         app.router.add_get("/api/v1/status", self._get_status)
         app.router.add_post("/api/v1/incidents", self._post_incident)
         app.router.add_post("/api/v1/incidents/{id}/mitigations", self._post_mitigation)
         app.router.add_post("/api/v1/incidents/{id}/close", self._post_close)
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
+        app.router.add_post("/api/v1/snapshots/recorded", self._post_recorded_snapshot)
         self._app = app
+
+    @property
+    def address(self) -> str:
+        """`host:port` it listens on, with the real port."""
+        host = self._host or "0.0.0.0"
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -192,6 +204,11 @@ class ApiServer:
         ok, reason = self._health()
         return web.Response(status=200 if ok else 503, text=("ok" if ok else reason) + "\n")
 
+    async def _get_readyz(self, request: web.Request) -> web.Response:
+        """Every source up: 200; otherwise 503 and one line per source that is not, with why."""
+        ok, text = self._ready()
+        return web.Response(status=200 if ok else 503, text=text + "\n")
+
     async def _get_status(self, request: web.Request) -> web.Response:
         return web.json_response(self._control.status())
 
@@ -228,6 +245,13 @@ class ApiServer:
         req = Request(b.reason, b.incident, b.scope, b.since, b.until, b.redact, b.trigger)
         with _control_errors():
             result = await self._control.snapshot(req, _by(request))
+        return web.json_response(result, status=201)
+
+    async def _post_recorded_snapshot(self, request: web.Request) -> web.Response:
+        """A snapshot the CLI wrote itself: counted, and on its incident's timeline."""
+        taken = await _body(request, requests.SnapshotTaken)
+        with _control_errors():
+            result = self._control.record_snapshot(taken, _by(request))
         return web.json_response(result, status=201)
 
 

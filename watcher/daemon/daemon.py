@@ -9,22 +9,29 @@ commands (commands.py); one sender per webhook drains the outbox beside it all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from watcher import __version__
 from watcher.classify.rules import RuleSet
 from watcher.config import Settings
+from watcher.config.endpoint import remove_run_file, write_run_file
 from watcher.daemon import sdnotify
 from watcher.daemon.api import ApiServer
 from watcher.daemon.auto_snapshots import AutoSnapshots
 from watcher.daemon.commands import Commands
 from watcher.daemon.pipeline import Pipeline
+from watcher.daemon.readiness import readiness, report
+from watcher.daemon.retention import PRUNE_EVERY, prune
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
 from watcher.errors import StoreError
@@ -40,6 +47,8 @@ from watcher.store import Store
 
 log = logging.getLogger(__name__)
 
+REPORT_AFTER = 10.0
+"""Seconds the start-up report waits for slow sources (an SSH handshake) before it is logged."""
 QUEUE_SIZE = 8192
 BATCH = 4096
 TICK = 1.0
@@ -52,8 +61,12 @@ class Daemon:
         *,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        config_file: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.config_file = config_file
+        """The config it was started with: its run file tells the CLI where this daemon really is."""
+        self._run_file: Path | None = None
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
         self.should_exit = asyncio.Event()
@@ -67,6 +80,8 @@ class Daemon:
     async def startup(self) -> None:
         s = self.settings
         self.store = store = Store.open(s.state_dir)
+        prune(s.retention, store, s.state_dir, self.clock())
+        self._next_prune = time.monotonic() + PRUNE_EVERY
         opened = [inc.opened_at for inc in store.incidents()]
         ctx = BuildContext(s.max_line_bytes, self.clock, since=min(opened, default=None))
         built = build_sources(s, ctx)
@@ -92,7 +107,9 @@ class Daemon:
         pipeline.refresh_incident_metrics()
         self.commands = Commands(s, pipeline)
         token = load_or_create_token(s.state_dir)
-        self.api = ApiServer(self.commands, metrics, listen=s.http.listen, token=token, health=self._health)
+        self.api = ApiServer(
+            self.commands, metrics, listen=s.http.listen, token=token, health=self._health, ready=self._ready
+        )
         await self.api.start()
         # Only once nothing else in startup can fail: shutdown() is what closes the session.
         self.http = aiohttp.ClientSession()
@@ -100,7 +117,17 @@ class Daemon:
             s.notify, self.http, outbox=store.outbox, metrics=metrics, clock=self.clock
         )
         pipeline.senders = self.senders
-        log.info("listening on %s; %d sources", s.http.listen, len(pipeline.sources))
+        if self.config_file is not None:
+            self._run_file = write_run_file(
+                self.config_file, listen=self.api.address, state_dir=s.state_dir.resolve(), pid=os.getpid()
+            )
+        log.info(
+            "novavms-watcher %s: API and /metrics on http://%s, state in %s; %d sources, first states follow",
+            __version__,
+            self.api.address,
+            s.state_dir,
+            len(self._reads),
+        )
 
     def _engine(self, names: list[str]) -> Engine:
         blind_after = self.settings.resolution.blind_after
@@ -138,6 +165,7 @@ class Daemon:
                 tasks.append(tg.create_task(self._consume(), name="consumer"))
                 tasks.append(tg.create_task(self._ticker(), name="ticker"))
                 tasks.append(tg.create_task(self._watchdog(), name="watchdog"))
+                tasks.append(tg.create_task(self._report_sources(), name="start-up report"))
                 # Senders run beside the pipeline: log reading never waits for a webhook.
                 sending = [tg.create_task(s.run(), name=f"sender {s.channel}") for s in self.senders]
                 sdnotify.notify("READY=1")
@@ -176,6 +204,8 @@ class Daemon:
         if self.pipeline.auto_snapshots is not None:
             await self.pipeline.auto_snapshots.drain()
         await self.api.stop()
+        if self._run_file is not None:
+            remove_run_file(self._run_file, os.getpid())
         await self.http.close()
         self.store.close()
 
@@ -215,6 +245,11 @@ class Daemon:
         p = self.pipeline
         while True:
             await asyncio.sleep(TICK)
+            self.commands.take_spooled()
+            p.retire_closed(self.clock() - self.settings.retention.closed_metrics)
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY
+                prune(self.settings.retention, self.store, self.settings.state_dir, self.clock())
             p.transitions(p.engine.tick(self.clock()))
             p.announce(p.announcer.tick(p.refresh_incident_metrics()))
             self.metrics.outbox_pending(self.store.outbox.pending_count())
@@ -227,6 +262,21 @@ class Daemon:
         while True:  # sent from the event loop itself: a stuck loop stops the pings
             sdnotify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
+
+    async def _report_sources(self) -> None:
+        """Once every source said whether it is up (or after REPORT_AFTER s): one line each."""
+        p = self.pipeline
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REPORT_AFTER):
+                await p.first_states.wait()
+        lines = report(p.readers, p.sources)
+        for line in lines[:-1]:
+            (log.info if line.endswith(": up") else log.warning)("%s", line)
+        log.info("%s", lines[-1])
+        p.startup_reported = True
+
+    def _ready(self) -> tuple[bool, str]:
+        return readiness(self.ready.is_set(), self.pipeline.sources)
 
     def _health(self) -> tuple[bool, str]:
         if not self.ready.is_set():

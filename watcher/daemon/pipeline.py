@@ -9,6 +9,7 @@ the engine had not yet made durable.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +18,8 @@ from dataclasses import replace
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import StreamScanner
 from watcher.daemon.auto_snapshots import AutoSnapshots
-from watcher.daemon.source_state import SourceState
+from watcher.daemon.readiness import first_states_known
+from watcher.daemon.source_state import STARTING, SourceState
 from watcher.details import Detail, Note, SourceDownDetail, Transition
 from watcher.engine import Engine, IncidentStatus
 from watcher.errors import StoreError
@@ -27,6 +29,7 @@ from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.sender import Sender
 from watcher.sources import Source, SourceEvent, Stopped
 from watcher.store import Store
+from watcher.times import format_time
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,10 @@ class Pipeline:
         self._outgoing: list[Announcement] = []
         """Announcements decided outside a transition (heartbeats, held resets), committed next."""
         self._last_persist = 0.0
+        self.first_states = asyncio.Event()
+        """Set once every configured source has said whether it is up (or why not)."""
+        self.startup_reported = False
+        """Set once the daemon has logged every source's first state (watcher.daemon.readiness)."""
 
     # ---- sources --------------------------------------------------------------------
 
@@ -117,8 +124,7 @@ class Pipeline:
             st.dirty = True
         elif isinstance(event, Watermark):
             if not st.up:
-                st.up, st.reason = True, None
-                self.metrics.source_up(name, True)
+                self._set_state(name, st, None)
             self.metrics.watermark(name, event.at)
             self._pending += self.engine.advance(name, event.at)
             st.dirty = True
@@ -127,15 +133,26 @@ class Pipeline:
             self._pending += self.engine.gap(event)
         elif isinstance(event, SourceDown):
             if st.up or st.reason != event.reason:
-                log.warning("source %s down: %s", name, event.reason)
                 self.note(name, self.clock(), Kind.SOURCE_DOWN, SourceDownDetail(name, event.reason))
-            st.up, st.reason = False, event.reason
-            self.metrics.source_up(name, False)
+                self._set_state(name, st, event.reason)
         elif isinstance(event, Note):
             log.info("%s: %s", name, event.text)
             self.note(name, event.at, event.kind, event.detail)
         elif isinstance(event, Stopped) and self.auto_snapshots is not None:
             self.auto_snapshots.stopped(event)
+
+    def _set_state(self, name: str, st: SourceState, down: str | None) -> None:
+        """Up (`down` None) or down with that reason: logged, except a first state, which the
+        start-up report tells (watcher.daemon.readiness)."""
+        if st.reason != STARTING or self.startup_reported:
+            if down is None:
+                log.info("source %s: up", name)
+            else:
+                log.warning("source %s: DOWN: %s", name, down)
+        st.up, st.reason = down is None, down
+        self.metrics.source_up(name, down is None)
+        if not self.first_states.is_set() and first_states_known(self.readers, self.sources):
+            self.first_states.set()
 
     def _errors(self, name: str, events: Sequence[ErrorEvent]) -> None:
         for event in events:
@@ -218,8 +235,14 @@ class Pipeline:
             return []
         self.store.append_timeline(transitions)
         for t in transitions:
-            log.info("%s %s at %.3f -> %s", t.incident, t.kind, t.at, t.state)
+            log.info("%s %s at %s -> %s", t.incident, t.kind, format_time(t.at), t.state)
         return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
+
+    def retire_closed(self, before: float) -> None:
+        """Incidents closed before `before` leave the metrics and the engine (the store keeps them)."""
+        for incident in self.engine.closed_before(before):
+            self.metrics.remove_incident(incident)
+            self.engine.forget(incident)
 
     def refresh_incident_metrics(self) -> list[IncidentStatus]:
         """Every incident's status into the metrics; returned for the ticker's other uses."""

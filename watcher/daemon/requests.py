@@ -67,10 +67,31 @@ def _epoch(what: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("redact must be true or false")
+def _flag(what: str) -> BeforeValidator:
+    def check(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{what} must be true or false")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("size must be a number of bytes")
     return value
+
+
+def _sha256(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
+        raise ValueError("sha256 must be 64 lowercase hex digits")
+    return value
+
+
+def _lines(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(x, str) and len(x) <= MAX_TEXT for x in value):
+        raise ValueError("missing must be a list of sentences")
+    return tuple(value)
 
 
 def _requested(value: object) -> Trigger:
@@ -104,8 +125,26 @@ class Snapshot(Body):
     scope: Annotated[tuple[str, ...], BeforeValidator(_scope)] = ()
     since: Annotated[float | None, _epoch("since")] = None
     until: Annotated[float | None, _epoch("until")] = None
-    redact: Annotated[bool, BeforeValidator(_flag)] = False
+    redact: Annotated[bool, _flag("redact")] = False
     trigger: Annotated[Trigger, BeforeValidator(_requested)] = Trigger.MANUAL
+
+
+class SnapshotTaken(Body):
+    """A snapshot the CLI wrote and verified itself: for the incident's timeline and the counter.
+
+    The same document is queued in `<state_dir>/spool/` when no daemon answered
+    (watcher.snapshot.spool); there `by` says who took it, as the header does on the API."""
+
+    path: Annotated[str, _text("path")]
+    size: Annotated[int, BeforeValidator(_size)]
+    sha256: Annotated[str, BeforeValidator(_sha256)]
+    complete: Annotated[bool, _flag("complete")]
+    missing: Annotated[tuple[str, ...], BeforeValidator(_lines)] = ()
+    reason: Annotated[str, _text("reason")]
+    trigger: Annotated[Trigger, BeforeValidator(_requested)] = Trigger.MANUAL
+    incident: Annotated[str | None, BeforeValidator(_maybe_incident)] = None
+    at: Annotated[float, _epoch("at")]
+    by: Annotated[str, _text("by", empty_ok=True)] = ""
 
 
 def parse(model: type[_M], body: object) -> _M:

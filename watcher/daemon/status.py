@@ -7,7 +7,17 @@ from collections.abc import Mapping, Sequence
 from watcher import details
 from watcher.classify.grouping import ClassifyStats
 from watcher.engine import IncidentStatus
-from watcher.schema import ChannelDoc, IncidentDoc, OutboxDoc, SourceDoc, TimelineDoc, error_doc
+from watcher.facts import Facts, Span, facts, in_event_order, who
+from watcher.schema import (
+    ChannelDoc,
+    IncidentDoc,
+    OutboxDoc,
+    SourceDoc,
+    SpanDoc,
+    SummaryDoc,
+    TimelineDoc,
+    error_doc,
+)
 from watcher.store.outbox import Backlog
 from watcher.store.rows import IncidentRow, TimelineRow
 from watcher.times import format_time
@@ -68,7 +78,8 @@ def outbox_doc(backlog: Mapping[str, Backlog]) -> OutboxDoc:
     }
 
 
-def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow]) -> TimelineDoc:
+def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow], now: float) -> TimelineDoc:
+    ordered = in_event_order(rows)
     return {
         "id": incident.id,
         "title": incident.title,
@@ -86,7 +97,36 @@ def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow]) -> Timeline
                 "state": r.state,
                 "detail": details.to_json(r.detail),
                 "recorded_at": format_time(r.recorded_at),
+                "by": who(incident, r),
             }
-            for r in rows
+            for r in ordered
         ],
+        "summary": summary_doc(facts(incident, rows), ordered, now),
+    }
+
+
+def summary_doc(f: Facts, ordered: Sequence[TimelineRow], now: float) -> SummaryDoc:
+    def spans(found: Sequence[Span]) -> list[SpanDoc]:
+        return [
+            {"start": format_time(s.start), "end": format_time(s.end), "seconds": round(s.length(now), 3)}
+            for s in found
+        ]
+
+    states = [r.state for r in ordered if r.state is not None]
+    return {
+        "state": states[-1] if states else None,
+        "opened_at": format_time(f.opened_at),
+        "opened_by": f.opened_by,
+        "first_mitigated_at": format_time(f.first_mitigated_at),
+        "mitigations": f.mitigations,
+        "time_to_mitigate": f.time_to_mitigate,
+        "resolved_at": format_time(f.resolved_at),
+        "time_to_resolve": f.time_to_resolve,
+        "regressions": f.regressions,
+        "blind": spans(f.blind),
+        "blind_seconds": round(sum(s.length(now) for s in f.blind), 3),
+        "gaps": spans(f.gaps),
+        "closed_at": format_time(f.closed_at),
+        "closed_by": f.closed_by,
+        "close_reason": f.close_reason,
     }

@@ -103,6 +103,17 @@ class Engine:
         inc.pending.clear()
         return [Transition(incident, Kind.CLOSED, at, inc.state(), ClosedDetail(reason))]
 
+    def closed_before(self, at: float) -> list[str]:
+        """The closed incidents it still holds that were closed before `at`."""
+        return [i.id for i in self._incidents.values() if i.closed_at is not None and i.closed_at < at]
+
+    def forget(self, incident: str) -> None:
+        """Drop a closed incident: the store keeps its record; status and metrics no longer show it."""
+        inc = self._incidents.get(incident)
+        if inc is not None and inc.closed_at is not None:
+            del self._incidents[incident]
+            self._scope_cache.pop(incident, None)
+
     # ---- observations --------------------------------------------------------------
 
     def observe(self, event: ErrorEvent) -> list[Transition]:

@@ -91,6 +91,13 @@ class Source(Protocol):
 
     def counters(self) -> Counters: ...
 
+    def describe(self) -> str:
+        """What it reads, naming the path, socket or host: `file /var/log/edge/error.log`.
+
+        The daemon's start-up log and /readyz show it beside the source's state; a reason
+        the source gives for being down names the same place."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class BuildContext:

@@ -78,6 +78,16 @@ class Outbox:
     def mark_dead(self, id: int, at: float, error: str) -> None:
         self._mark(id, "status = 'dead', done_at = ?, last_error = ?", (at, error))
 
+    def prune_sent(self, before: float) -> int:
+        """Forget announcements delivered before `before`; how many. The newest of each kind stays:
+        the heartbeat's memory is read back from it (`last_enqueued`)."""
+        with self._db.transaction():
+            return self._db.execute(
+                "DELETE FROM outbox WHERE status = 'sent' AND done_at < ?"
+                " AND id NOT IN (SELECT max(id) FROM outbox GROUP BY kind)",
+                (before,),
+            ).rowcount
+
     def pending_count(self, channel: str | None = None) -> int:
         rows = self._db.query(
             "SELECT count(*) FROM outbox WHERE status = 'pending' AND (?1 IS NULL OR channel = ?1)",

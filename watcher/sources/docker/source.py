@@ -102,6 +102,13 @@ class DockerSource:
     def counters(self) -> Counters:
         return Counters()
 
+    def describe(self) -> str:
+        cfg = self.cfg
+        chosen = [f"compose project {cfg.compose_project}"] if cfg.compose_project else []
+        chosen += [f"containers {', '.join(cfg.containers)}"] if cfg.containers else []
+        chosen += [f"labels {', '.join(f'{k}={v}' for k, v in cfg.labels.items())}"] if cfg.labels else []
+        return f"docker {cfg.docker_host}, {' and '.join(chosen)}"
+
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
         lanes: dict[str, Lane] = {}
         for sub, text in (json.loads(after) if after else {}).items():
@@ -148,7 +155,7 @@ class DockerSource:
                 self._calls.use(link)
                 try:
                     await self._connected(link, lanes, out)
-                    reason = "Docker events stream ended"
+                    reason = f"{self.cfg.docker_host}: Docker events stream ended"
                 except LOST as exc:
                     reason = f"{self.cfg.docker_host}: {describe(exc)}"
                 return link.lost() or reason  # a lost SSH link ends the streams: say so, not how

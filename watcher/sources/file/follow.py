@@ -71,7 +71,7 @@ class Follower:
             log.warning("%s: unreadable cursor %r; reading %s from the start", cfg.name, after, cfg.path)
         self.file: OpenFile | None = None
         self.down: str | None = None
-        self.missing = "file missing"
+        self.missing = self._absent("no such file")
         self.delay = cfg.poll
         self.caught_t: float | None = None
         self.partial_t: float | None = None
@@ -108,7 +108,7 @@ class Follower:
                 log.warning("%s: %s", self.cfg.name, reason)
             return self._report_down(reason), self._backoff()
         self.file = f
-        self.resume, self.missing = None, "file missing"
+        self.resume, self.missing = None, self._absent("no such file")
         self.splitter.reset()
         self.caught_t = self.partial_t = None
         return ([gap] if gap is not None else []), None
@@ -183,6 +183,9 @@ class Follower:
         except OSError as exc:
             log.warning("%s: looking for the rotated file: %s", self.cfg.name, exc)
         return None
+
+    def _absent(self, what: str) -> str:
+        return f"{self.cfg.path}: {what} (waiting for it to appear)"
 
     def _fail(self, exc: OSError) -> str:
         return f"{self.cfg.path}: {exc.strerror or exc}"
@@ -259,7 +262,7 @@ class Follower:
             self.fresh = True
             out.append(Chunk(self.cfg.name, last.data + b"\n", f"{f.prefix}{f.pos}"))
         if f.retiring == "removed":
-            self.missing = "file removed"
+            self.missing = self._absent("removed")
         os.close(f.fd)
         self.file = None
         return out

@@ -49,3 +49,6 @@ class FileSource:
 
     def counters(self) -> Counters:
         return Counters(truncated=self._tally.truncated, copytruncate=self._tally.copytruncate)
+
+    def describe(self) -> str:
+        return f"file {self._settings.path}"

@@ -48,6 +48,7 @@ from watcher.events import Chunk, Gap, SourceDown, Watermark
 from watcher.names import subsource
 from watcher.sources import Counters, ScanOptions, SourceEvent, ssh
 from watcher.sources.journal.stream import Run, Start, catch_up_script, follow_script, run_local, run_remote
+from watcher.times import format_time
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,19 @@ class JournalSource:
     def counters(self) -> Counters:
         return Counters()
 
+    def describe(self) -> str:
+        cfg = self._cfg
+        what = f"identifier {cfg.identifier}" if cfg.identifier else f"unit {cfg.unit}"
+        return f"journal of {what} on {self._where}"
+
+    @property
+    def _where(self) -> str:
+        """`watcher@gw-berlin-01:22`, or the local journal: where every reason it gives points."""
+        if self._host is None:
+            return "this host (local journalctl)"
+        user = ssh.user_for(self._cfg, self._host)
+        return f"{user + '@' if user else ''}{self._host}:{self._cfg.port}"
+
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
         """Yield forever from cursor `after` (None: from `since`, or now); reconnect with backoff."""
         cfg = self._cfg
@@ -164,10 +178,10 @@ class JournalSource:
                     yield event
                 raise SourceError("journalctl stopped")  # _connected only returns on a clean exit
             except HostKeyError as exc:
-                reason = str(exc)
+                reason = self._located(str(exc))
                 delay = cfg.reconnect_max  # nothing will change until someone edits known_hosts
             except SourceError as exc:
-                reason = str(exc)
+                reason = self._located(str(exc))
                 if healthy:
                     delay = cfg.reconnect_min
             if reason != down:
@@ -176,6 +190,12 @@ class JournalSource:
                 yield SourceDown(self.name, reason)
             await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
             delay = min(delay * 2, cfg.reconnect_max)
+
+    def _located(self, reason: str) -> str:
+        """The reason, naming the host it is about (SSH errors already do)."""
+        where = self._where
+        host = self._host or ""
+        return reason if host and reason.startswith((where, host)) else f"{where}: {reason}"
 
     async def _connected(self, pos: _Position) -> AsyncGenerator[SourceEvent, None]:
         conn: asyncssh.SSHClientConnection | None = None
@@ -245,7 +265,7 @@ class JournalSource:
         end = _realtime(first) or self._clock()
         start = pos.at if pos.at is not None else end
         reason = "journal cursor no longer in the journal (vacuumed or rotated away while not read)"
-        log.warning("%s: %s; gap %.3f..%.3f", self.name, reason, start, end)
+        log.warning("%s: %s; gap %s..%s", self.name, reason, format_time(start), format_time(end))
         return lines, Gap(self.name, min(start, end), end, reason)
 
     def _forget_cursor(self, pos: _Position, complaint: str) -> None:
