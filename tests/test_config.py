@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import SHIPPED_CONFIG
+from tests.support import RULE, SHIPPED_CONFIG
 from watcher import config
 from watcher.errors import ConfigError
 from watcher.sources.registry import source_names
@@ -75,7 +75,7 @@ class TestLoad:
         secret = tmp_path / "hook"
         secret.write_text("https://hooks.example/T000/B000/XXXX\n")
         path = tmp_path / "c.toml"
-        path.write_text(f'[notify]\nincident_webhook_file = "{secret}"\n')
+        path.write_text(f'{RULE}[notify]\nincident_webhook_file = "{secret}"\n')
         settings = config.load(path)
         hook = settings.notify.incident_webhook
         assert hook is not None and hook.get_secret_value() == "https://hooks.example/T000/B000/XXXX"
@@ -91,7 +91,7 @@ class TestLoad:
     def test_journal_hosts_become_one_source_each(self, tmp_path: Path) -> None:
         """hosts = [a, b] gives sources gw/a and gw/b."""
         path = tmp_path / "c.toml"
-        path.write_text('[[sources]]\nname="gw"\nkind="journal"\nhosts=["a","b"]\nknown_hosts="/k"\n')
+        path.write_text(RULE + '[[sources]]\nname="gw"\nkind="journal"\nhosts=["a","b"]\nknown_hosts="/k"\n')
         assert source_names(config.load(path)) == ["gw/a", "gw/b"]
 
     def test_unknown_keys_and_duplicates(self, tmp_path: Path) -> None:

@@ -1,8 +1,12 @@
 """`watcher replay`: recorded logs through the same rules and engine as the daemon, in event time.
 
-Each file is one source. Its watermark is its own last timestamp, because a
-file that stops early proves nothing after its end, unless the user asserts
-with `until` that every file is complete through that time.
+Each file is one source. Its watermark is its newest timestamp (not its last line's:
+in a file out of order, every error is then part of the verdict), because a file that
+stops early proves nothing after its end, unless the user asserts with `until` that
+every file is complete through that time. Evidence is as in the daemon (DESIGN §2.1):
+a file with no record in the window cannot resolve it, unless the file's name is a
+configured source with `quiet_ok` (whose `expect_every` applies too). A record whose
+head has no time of its own counts at the newest stamp before it in the file.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from watcher.classify.stream import classify_stream
 from watcher.config import Settings
 from watcher.details import Transition
 from watcher.engine import Engine
+from watcher.engine.evidence import Blocker, SourceEvidence
 from watcher.errors import InputError
-from watcher.events import ErrorEvent, Kind, State
+from watcher.events import ErrorEvent, Expectation, Kind, State
 from watcher.schema import error_doc
 from watcher.times import format_time
 
@@ -48,6 +53,10 @@ class Verdict:
     last_error: ErrorEvent | None
     history: list[Transition]
     files: dict[str, ClassifyStats] = field(default_factory=dict)
+    watermarks: dict[str, float] = field(default_factory=dict)
+    """Each file's watermark: its newest stamp, or --until."""
+    evidence: tuple[SourceEvidence, ...] = ()
+    cannot_resolve: tuple[Blocker, ...] = ()
 
     @property
     def resolved(self) -> bool:
@@ -72,12 +81,15 @@ class Verdict:
             "verified_to": format_time(self.verified_to),
             "clean_streak": self.clean_streak,
             "history": [{"kind": str(t.kind), "at": format_time(t.at)} for t in self.history],
+            "cannot_resolve": [b.text() for b in self.cannot_resolve],
+            "evidence": [e.text() for e in self.evidence],
             "sources": {
                 name: {
                     "lines": s.lines,
                     "errors": s.errors,
                     "first": format_time(s.first_at),
                     "last": format_time(s.last_at),
+                    "watermark": format_time(self.watermarks.get(name)),
                     "format": s.format,
                     "bad_utf8": s.bad_utf8,
                     "truncated": s.truncated,
@@ -100,19 +112,26 @@ def replay(
     if len(set(names)) != len(names):
         raise InputError("two inputs have the same source name; name them NAME=FILE")
     ruleset = RuleSet.compile(settings.rules, settings.ignore)
-    engine = Engine(blind_after=math.inf, sources=names)
+    expect = _expectations(settings, names)
+    engine = Engine(blind_after=math.inf, sources=names, expectations=expect)
     engine.open(INCIDENT, "replay", ["*"], window, -math.inf)
     history = [t for t in engine.mitigate(INCIDENT, "replay --mitigated-at", mitigated_at) if _kept(t)]
     files: dict[str, ClassifyStats] = {}
+    marks: dict[str, float] = {}
 
     for item in inputs:
+        newest = [-math.inf]
 
         def observe(event: ErrorEvent, name: str = item.name) -> None:
             if event.at is None:
                 raise InputError(
-                    f"{name}: an error record has no timestamp; replay needs the logs' own times"
+                    f"{name}: an error record comes before any timestamp; replay needs the logs' own times"
                 )
             history.extend(t for t in engine.observe(event) if _kept(t))
+
+        def seen(stamps: list[float], name: str = item.name, newest: list[float] = newest) -> None:
+            newest[0] = max(newest[0], max(stamps))
+            history.extend(t for t in engine.seen(name, stamps) if _kept(t))
 
         with item.open() as stream:
             stats = classify_stream(
@@ -122,14 +141,16 @@ def replay(
                 max_line_bytes=settings.max_line_bytes,
                 on_error=observe,
                 progress=progress,
+                on_stamps=seen,
             )
         files[item.name] = stats
-        watermark = until if until is not None else stats.last_at
-        if watermark is None:
+        watermark = until if until is not None else newest[0]
+        if watermark == -math.inf:
             raise InputError(
                 f"{item.name}: no timestamps found; replay needs logs with their own times "
                 "(docker logs -t, journalctl -o json, or lines with ts/time fields)"
             )
+        marks[item.name] = watermark
         engine.count_lines(item.name, stats.lines)
         history.extend(t for t in engine.advance(item.name, watermark) if _kept(t))
 
@@ -145,7 +166,23 @@ def replay(
         last_error=status.last_error,
         history=history,
         files=files,
+        watermarks=marks,
+        evidence=status.evidence,
+        cannot_resolve=status.blockers,
     )
+
+
+def _expectations(settings: Settings, names: Sequence[str]) -> dict[str, Expectation]:
+    """A file named like a configured source has its quiet_ok, and its expect_every unless that
+    counts only expect_match records (every record's time is known here, not which match); never
+    liveness: a recorded file cannot say whether its writer ran."""
+    configured = {cfg.name: cfg for cfg in settings.sources}
+    out = {}
+    for name in names:
+        cfg = configured.get(name)
+        if cfg is not None:
+            out[name] = Expectation(cfg.quiet_ok, None if cfg.expect_match else cfg.expect_every)
+    return out
 
 
 def _kept(t: Transition) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.support import SHIPPED_CONFIG
+from tests.support import RULE, SHIPPED_CONFIG
 from watcher.cli import app
 
 CONFIG = SHIPPED_CONFIG
@@ -207,7 +207,7 @@ regex = "("
         cfg = tmp_path / "ok.toml"
         cfg.write_text(
             f'state_dir = "{tmp_path / "s"}"\n[[sources]]\nname = "edge"\nkind = "file"\n'
-            f'path = "{tmp_path / "later.log"}"\n'
+            f'path = "{tmp_path / "later.log"}"\n{RULE}'
         )
         res = runner.invoke(app, ["check-config", "--config", str(cfg)])
         assert res.exit_code == 0, res.output

@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 
 from tests.daemon.fake_api import TOKEN, FakeControl, running
+from tests.support import RULES
 from watcher.cli.client import Client
 from watcher.config import HttpConfig, Settings
 from watcher.daemon.api import ApiServer
@@ -17,7 +18,7 @@ from watcher.names import default_user
 
 
 def settings_for(listen: str, state_dir: Path) -> Settings:
-    return Settings(state_dir=state_dir, http=HttpConfig(listen=listen))
+    return Settings(state_dir=state_dir, http=HttpConfig(listen=listen), rules=RULES)  # type: ignore[arg-type]
 
 
 @pytest.fixture

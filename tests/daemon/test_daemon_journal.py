@@ -30,6 +30,7 @@ port = {server.port}
 known_hosts = "{server.known_hosts}"
 client_keys = ["{server.client_key_path}"]
 identifier = "{ident}"
+liveness_command = "{server.liveness_command}"
 keepalive_interval = "3s"
 reconnect_min = "0.1s"
 reconnect_max = "0.5s"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fake_gateway import FakeGateway, FakeJournal, loopback_addresses
 from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
-from tests.support import wait_until
+from tests.support import RULES, wait_until
 from watcher.config import JournalSourceConfig, Settings
 from watcher.events import Chunk, Gap, SourceDown, Watermark
 from watcher.sources import BuildContext, Source, SourceEvent
@@ -301,7 +301,8 @@ class TestFakeGateway:
         settings = Settings(
             sources=[
                 fake_config(gw).model_copy(update={"hosts": addresses, "max_handshakes": 3}),
-            ]
+            ],
+            rules=RULES,  # type: ignore[arg-type]
         )
         built = build_sources(settings, BuildContext(settings.max_line_bytes, time.time))
         readers = [Reader(src) for src in built]

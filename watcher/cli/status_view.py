@@ -48,6 +48,10 @@ def incident_panel(doc: IncidentDoc) -> RenderableType:
         rows.append(Text(f"  last error {last['time']} {last['source']} [{last['rule']}] {last['message']}"))
     if doc["blind_sources"]:
         rows.append(Text(f"  blind: cannot see {', '.join(doc['blind_sources'])}", style="magenta"))
+    for reason in doc.get("cannot_resolve", []):
+        rows.append(Text(f"  cannot resolve: {reason}", style="bold red"))
+    if doc["mitigated_at"]:
+        rows += [Text(f"  evidence: {e['text']}", style="dim") for e in doc.get("evidence", [])]
     return Group(*rows)
 
 
@@ -58,21 +62,30 @@ def status_view(doc: StatusDoc) -> RenderableType:
     table = Table(show_edge=False)
     table.add_column("source")
     table.add_column("up")
-    for col in ("watermark lag", "lines", "errors"):
+    table.add_column("running")
+    for col in ("watermark lag", "clock skew", "lines", "errors"):
         table.add_column(col, justify="right")
     for s in doc["sources"]:
-        lag = s["lag"]
+        lag, skew = s["lag"], s.get("clock_skew")
         up = Text("up", style="green") if s["up"] else Text(f"down: {s['reason']}", style="red")
         table.add_row(
             s["name"],
             up,
+            _running(s.get("running"), s.get("not_running")),
             "-" if lag is None else format_duration(round(lag, 1)),
+            "-" if skew is None else f"{skew:+.1f}s",
             f"{s['lines']:,}",
             f"{s['errors']:,}",
         )
     parts += [Text(""), table]
     parts += [outbox_line(name, c) for name, c in doc["outbox"]["channels"].items()]
     return Group(*parts)
+
+
+def _running(running: bool | None, why: str | None) -> Text:
+    if running is None:
+        return Text("-", style="dim")
+    return Text("yes", style="green") if running else Text(f"no: {why}", style="red")
 
 
 def outbox_line(channel: str, c: ChannelDoc) -> Text:

@@ -28,7 +28,7 @@ from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
 from watcher.errors import StoreError
-from watcher.events import HEARTBEAT
+from watcher.events import HEARTBEAT, Expectation
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcer
 from watcher.notify.channels import build_senders
@@ -73,14 +73,19 @@ class Daemon:
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)
         self.metrics = metrics = Metrics(self.registry, sources=names, rules=ruleset.rule_names)
+        engine = self._engine({src.name: src.expectation(src.name) for src in built})
+        for name, mark in engine.sources().items():
+            if mark is not None:
+                metrics.watermark(name, mark)
         self.pipeline = pipeline = Pipeline(
             store=store,
-            engine=self._engine(names),
+            engine=engine,
             metrics=metrics,
             ruleset=ruleset,
             announcer=self._announcer(),
             max_line_bytes=s.max_line_bytes,
             clock=self.clock,
+            skew_tolerance=s.resolution.skew_tolerance,
         )
         cursors = {n: p.cursor for n, p in store.resume_points().items() if p.cursor is not None}
         self._reads = [(src, pipeline.add_reader(src, cursors)) for src in built]
@@ -102,15 +107,16 @@ class Daemon:
         pipeline.senders = self.senders
         log.info("listening on %s; %d sources", s.http.listen, len(pipeline.sources))
 
-    def _engine(self, names: list[str]) -> Engine:
-        blind_after = self.settings.resolution.blind_after
+    def _engine(self, expect: dict[str, Expectation]) -> Engine:
+        r = self.settings.resolution
+        args = {"blind_after": r.blind_after, "skew_tolerance": r.skew_tolerance}
         snap = self.store.engine_state()
         try:
             if snap:
-                return Engine.restore(snap, blind_after=blind_after, sources=names)
+                return Engine.restore(snap, sources=expect, expectations=expect, **args)
         except ValueError as exc:
             raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
-        return Engine(blind_after=blind_after, sources=names)
+        return Engine(sources=expect, expectations=expect, **args)
 
     def _announcer(self) -> Announcer:
         notify = self.settings.notify

@@ -222,7 +222,10 @@ class Follower:
             data = self._whole_lines(seg)
             if data is not None:
                 f.line_end = base + start + seg.rfind(b"\n") + 1
-                out.append(Chunk(self.cfg.name, data, f"{f.prefix}{f.line_end}"))
+                # Read after a caught-up read of this file: written as it is read (live).
+                out.append(
+                    Chunk(self.cfg.name, data, f"{f.prefix}{f.line_end}", live=self.caught_t is not None)
+                )
         return out
 
     def _whole_lines(self, seg: bytes) -> bytes | None:
