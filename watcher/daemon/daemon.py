@@ -24,6 +24,7 @@ from watcher.daemon import sdnotify
 from watcher.daemon.api import ApiServer
 from watcher.daemon.auto_snapshots import AutoSnapshots
 from watcher.daemon.commands import Commands
+from watcher.daemon.lock import StateLock
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
@@ -66,6 +67,7 @@ class Daemon:
 
     async def startup(self) -> None:
         s = self.settings
+        self._lock = StateLock.acquire(s.state_dir)  # before the store: one daemon per state_dir
         self.store = store = Store.open(s.state_dir)
         opened = [inc.opened_at for inc in store.incidents()]
         ctx = BuildContext(s.max_line_bytes, self.clock, since=min(opened, default=None))
@@ -184,6 +186,7 @@ class Daemon:
         await self.api.stop()
         await self.http.close()
         self.store.close()
+        self._lock.release()
 
     async def serve(self) -> None:
         """startup -> run -> shutdown, with SIGTERM/SIGINT turned into a graceful stop."""
