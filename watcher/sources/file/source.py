@@ -14,7 +14,8 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from watcher.config import FileSourceConfig
 from watcher.events import Expectation
 from watcher.sources import Counters, ScanOptions, SourceEvent, expectation
-from watcher.sources.file.follow import Follower, Settings, Tally
+from watcher.sources.file.follow import Follower, Settings
+from watcher.sources.file.tail import Tally
 
 
 class FileSource:
@@ -37,7 +38,9 @@ class FileSource:
             cfg.expect_match,
         )
         self._expect = expectation(cfg, liveness=False)
-        self._settings = Settings(cfg.name, str(cfg.path), max_line_bytes, clock, poll_interval)
+        self._settings = Settings(
+            cfg.name, str(cfg.path), max_line_bytes, clock, poll_interval, cfg.rotate_wait
+        )
         self._tally = Tally()
 
     def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
