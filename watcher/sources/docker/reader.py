@@ -74,7 +74,9 @@ class LaneReader:
                 ended = not running and run_after == run
                 if c.starts == starts:  # else this answer may predate that start: the event's word stands
                     c.running = running
-                    if not running:
+                    if running:
+                        c.started = max(c.started, time_ns(run_after) / 1e9)
+                    else:
                         c.finished = max(c.finished, finished)
                 c.read_starts = starts
             except NotFound:
