@@ -138,10 +138,10 @@ class TestReplay:
             '2026-11-27T14:02:00Z {"level":"error","msg":"and then nothing more"}',
         )
         args = ["replay", "--config", str(CONFIG), "--mitigated-at", "2026-11-27T14:01:00Z"]
-        res = runner.invoke(app, [*args, "--until", "2026-11-27T15:00:00Z", f"edge={path}"])
+        res = runner.invoke(app, [*args, "--until", "2026-11-27T15:00:00Z", f"api={path}"])
         assert res.exit_code == 3
-        assert "cannot resolve: edge: no record in the last 15m since 2026-11-27T14:02:00.000Z" in res.stdout
-        assert "evidence: edge: 2 lines checked" in res.stdout
+        assert "cannot resolve: api: no record in the last 15m since 2026-11-27T14:02:00.000Z" in res.stdout
+        assert "evidence: api: 2 lines checked" in res.stdout
 
     def test_a_quiet_ok_source_resolves_on_silence(self, tmp_path: Path) -> None:
         """A file named like a configured quiet_ok source may stay silent."""
