@@ -111,49 +111,12 @@ def replay(
     names = [i.name for i in inputs]
     if len(set(names)) != len(names):
         raise InputError("two inputs have the same source name; name them NAME=FILE")
-    ruleset = RuleSet.compile(settings.rules, settings.ignore)
-    expect = _expectations(settings, names)
-    engine = Engine(blind_after=math.inf, sources=names, expectations=expect)
+    engine = Engine(blind_after=math.inf, sources=names, expectations=_expectations(settings, names))
     engine.open(INCIDENT, "replay", ["*"], window, -math.inf)
-    history = [t for t in engine.mitigate(INCIDENT, "replay --mitigated-at", mitigated_at) if _kept(t)]
-    files: dict[str, ClassifyStats] = {}
-    marks: dict[str, float] = {}
-
+    run = _Run(engine, RuleSet.compile(settings.rules, settings.ignore), settings.max_line_bytes, progress)
+    run.keep(engine.mitigate(INCIDENT, "replay --mitigated-at", mitigated_at))
     for item in inputs:
-        newest = [-math.inf]
-
-        def observe(event: ErrorEvent, name: str = item.name) -> None:
-            if event.at is None:
-                raise InputError(
-                    f"{name}: an error record comes before any timestamp; replay needs the logs' own times"
-                )
-            history.extend(t for t in engine.observe(event) if _kept(t))
-
-        def seen(stamps: list[float], name: str = item.name, newest: list[float] = newest) -> None:
-            newest[0] = max(newest[0], max(stamps))
-            history.extend(t for t in engine.seen(name, stamps) if _kept(t))
-
-        with item.open() as stream:
-            stats = classify_stream(
-                stream,
-                item.name,
-                ruleset.for_source(item.name),
-                max_line_bytes=settings.max_line_bytes,
-                on_error=observe,
-                progress=progress,
-                on_stamps=seen,
-            )
-        files[item.name] = stats
-        watermark = until if until is not None else newest[0]
-        if watermark == -math.inf:
-            raise InputError(
-                f"{item.name}: no timestamps found; replay needs logs with their own times "
-                "(docker logs -t, journalctl -o json, or lines with ts/time fields)"
-            )
-        marks[item.name] = watermark
-        engine.count_lines(item.name, stats.lines)
-        history.extend(t for t in engine.advance(item.name, watermark) if _kept(t))
-
+        run.file(item, until)
     status = engine.status(INCIDENT)
     return Verdict(
         resolved_at=status.resolved_at if status.state is State.RESOLVED else None,
@@ -162,14 +125,72 @@ def replay(
         window=window,
         mitigated_at=mitigated_at,
         errors=status.errors,
-        lines=sum(s.lines for s in files.values()),
+        lines=sum(s.lines for s in run.files.values()),
         last_error=status.last_error,
-        history=history,
-        files=files,
-        watermarks=marks,
+        history=run.history,
+        files=run.files,
+        watermarks=run.watermarks,
         evidence=status.evidence,
         cannot_resolve=status.blockers,
     )
+
+
+class _Run:
+    """One replay: each file through the classifier into the engine, then its watermark."""
+
+    def __init__(
+        self, engine: Engine, ruleset: RuleSet, max_line_bytes: int, progress: Callable[[int], None] | None
+    ) -> None:
+        self.engine, self.ruleset, self.max_line_bytes, self.progress = (
+            engine,
+            ruleset,
+            max_line_bytes,
+            progress,
+        )
+        self.history: list[Transition] = []
+        self.files: dict[str, ClassifyStats] = {}
+        self.watermarks: dict[str, float] = {}
+
+    def keep(self, transitions: list[Transition]) -> None:
+        self.history += [t for t in transitions if t.kind in (Kind.RESOLVED, Kind.REGRESSED)]
+
+    def file(self, item: Input, until: float | None) -> None:
+        """Classify `item`; its watermark is its newest stamp, or `until`."""
+        name, engine = item.name, self.engine
+        newest = -math.inf
+
+        def observe(event: ErrorEvent) -> None:
+            if event.at is None:
+                raise InputError(
+                    f"{name}: an error record comes before any timestamp; replay needs the logs' own times"
+                )
+            self.keep(engine.observe(event))
+
+        def seen(stamps: list[float]) -> None:
+            nonlocal newest
+            newest = max(newest, max(stamps))
+            self.keep(engine.seen(name, stamps))
+
+        with item.open() as stream:
+            stats = classify_stream(
+                stream,
+                name,
+                self.ruleset.for_source(name),
+                max_line_bytes=self.max_line_bytes,
+                on_error=observe,
+                progress=self.progress,
+                on_stamps=seen,
+            )
+        self.files[name] = stats
+        watermark = until if until is not None else newest
+        if watermark == -math.inf:
+            raise InputError(
+                f"{name}: no timestamps found; replay needs logs with their own times "
+                "(docker logs -t, journalctl -o json, or lines with ts/time fields)"
+            )
+        self.watermarks[name] = watermark
+        engine.count_lines(name, stats.lines)
+        self.keep(engine.advance(name, watermark))
 
 
 def _expectations(settings: Settings, names: Sequence[str]) -> dict[str, Expectation]:
@@ -183,7 +204,3 @@ def _expectations(settings: Settings, names: Sequence[str]) -> dict[str, Expecta
         if cfg is not None:
             out[name] = Expectation(cfg.quiet_ok, None if cfg.expect_match else cfg.expect_every)
     return out
-
-
-def _kept(t: Transition) -> bool:
-    return t.kind in (Kind.RESOLVED, Kind.REGRESSED)

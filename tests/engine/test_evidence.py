@@ -317,3 +317,17 @@ def test_gap_before_the_incident_opened_is_history() -> None:
     """A gap that ended before the incident opened does not land on its timeline."""
     eng = engine(a=QUIET)
     assert eng.gap(Gap("a", M - 5000, M - 4000, "old")) == []
+
+
+def test_add_all_is_add_one_by_one() -> None:
+    """The in-order fast path of Activity.add_all builds the same runs as add, in any order."""
+    rnd = random.Random(3)
+    for _ in range(50):
+        times = [rnd.uniform(0, 100) for _ in range(rnd.randint(0, 60))]
+        if rnd.random() < 0.5:
+            times.sort()
+        one, many = Activity(), Activity()
+        for t in times:
+            one.add(t, 3.0)
+        many.add_all(times, 3.0)
+        assert one.runs() == many.runs()

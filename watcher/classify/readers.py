@@ -19,6 +19,7 @@ from watcher.classify import framing
 from watcher.classify.grouping import SourceClassifier, opens_context
 from watcher.classify.lines import LineParser, ParsedLine, timed_pattern
 from watcher.classify.scan import Finder, line_start
+from watcher.classify.stampscan import StampScan
 from watcher.config.base import Format
 from watcher.events import ErrorEvent
 
@@ -81,6 +82,7 @@ class Fast:
         self._parser = clf.parser
         self._carry = bytearray()
         self._dropped = 0
+        self._stampscan: StampScan | None = None
         # Where the line being fed sits, and from where back its block has lines whose own
         # times the classifier has not seen (they were skipped): `_stamp_before` looks there.
         self._blk: Block | None = None
@@ -178,10 +180,13 @@ class Fast:
 
     def _every_time(self, blk: Block) -> list[float]:
         """The own times of the block's lines, in order."""
-        parsed = (
-            blk.parsed(ls, self._parser).at for ls in self._timed.starts(blk.buf, blk.start, blk.end, False)
-        )
-        return [at for at in parsed if at is not None]
+        if self._stampscan is None:
+            self._stampscan = StampScan(self._parser.fmt, self._max)
+
+        def text(ls: int) -> str:
+            return framing.decode(blk.line(ls, blk.line_end(ls)))[0]
+
+        return self._stampscan.times(blk.buf, blk.start, blk.end, text, long_lines=bool(blk.long))
 
     def _time(self, blk: Block, reverse: bool) -> float | None:
         """The own time of the block's first (or last) line that has one."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from watcher.events import ErrorEvent, Expectation
@@ -64,6 +65,24 @@ class Activity:
             return
         self.firsts.insert(i + 1, t)
         self.lasts.insert(i + 1, t)
+
+    def add_all(self, times: Sequence[float], width: float) -> None:
+        """`add` each time; in order, as a file's usually are, each costs a few comparisons."""
+        firsts, lasts = self.firsts, self.lasts
+        i = len(firsts) - 1  # the run the time before went to
+        for t in times:
+            if i >= 0 and firsts[i] <= t and (i + 1 == len(firsts) or t < firsts[i + 1]):
+                if t <= lasts[i]:
+                    continue
+                if t - firsts[i] < width:
+                    lasts[i] = t
+                    continue
+                firsts.insert(i + 1, t)
+                lasts.insert(i + 1, t)
+                i += 1
+                continue
+            self.add(t, width)
+            i = bisect.bisect_right(firsts, t) - 1
 
     def holds(self, r: float, window: float) -> bool:
         """Whether a record lies in (r - window, r]."""

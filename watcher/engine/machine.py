@@ -135,14 +135,18 @@ class Engine:
         track = self._track(source)
         out: list[Transition] = []
         every = track.expect.every
-        for t in times:
+        for t in times if every is not None else ():
             last = track.last_seen
-            if every is not None and last is not None and t - last > every:
+            if last is not None and every is not None and t - last > every:
                 missed = f"{track.missed()}: nothing for {format_duration(round(t - last, 3))}"
                 out += self.gap(Gap(source, last, t, missed))
             if last is None or t > last:
                 track.last_seen = t
-            track.activity.add(t, self._width)
+        if every is None and times:
+            newest = max(times)
+            if track.last_seen is None or newest > track.last_seen:
+                track.last_seen = newest
+        track.activity.add_all(times, self._width)
         if len(track.activity) > _PRUNE_AT:
             track.activity.prune(self._horizon())
         return out
