@@ -24,6 +24,8 @@ from watcher.config.base import Format
 from watcher.events import ErrorEvent
 
 _WINDOW = 1 << 16
+_ONE_BY_ONE = 8
+"""Lines tried one by one from the end before searching backwards by windows."""
 
 
 class Reference:
@@ -310,11 +312,22 @@ class TimedLines:
         self._after_newline = re.compile(b"\\n(?=" + pattern + b")", re.M)
 
     def starts(self, buf: bytes, start: int, end: int, reverse: bool) -> Iterator[int]:
-        """Candidate line starts in [start, end), from the first or, in windows, from the last."""
+        """Candidate line starts in [start, end), from the first or from the last.
+
+        Backwards, the last few lines are tried one by one (the last line usually has a
+        time: listing a whole window of candidates for it cost more than the scan), then
+        the rest in windows."""
         if not reverse:
             yield from self._window(buf, start, end)
             return
         hi = end
+        for _ in range(_ONE_BY_ONE):
+            if hi <= start:
+                return
+            ls = line_start(buf, start, hi - 1)
+            if self._at.match(buf, ls, end):
+                yield ls
+            hi = ls
         while hi > start:
             lo = line_start(buf, start, max(start, hi - _WINDOW))
             yield from reversed(list(self._window(buf, lo, hi)))
