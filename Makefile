@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-notify install clean
+.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify install clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ bench-snapshot: install services
 # Docker source: 500,000-line read vs `docker logs -t`, and follow latency of 20 containers x 100 lines/s.
 bench-docker: install services
 	$(BIN)/python bench/docker_bench.py
+
+# The same read over ssh:// (a real sshd on loopback) against `docker -H ssh://`, and a link cut.
+bench-docker-ssh: install services
+	$(BIN)/python bench/docker_ssh_bench.py
 
 # Announcement latency to a local webhook, and 1,000 messages drained after a NOTIFY_OUTAGE-second outage.
 NOTIFY_OUTAGE ?= 600

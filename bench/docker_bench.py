@@ -33,17 +33,18 @@ from watcher.sources.docker.cursor import Cursor, stamp_ns
 from watcher.sources.docker.source import DockerSource
 
 
-def source(engine: Dockerd, names: list[str]) -> DockerSource:
-    cfg = DockerSourceConfig(name="bench", kind="docker", docker_host=engine.host, containers=names)
+def source(reach: dict[str, object], names: list[str]) -> DockerSource:
+    """A source named `bench` selecting `names`, reaching the engine as `reach` (docker_host, ...) says."""
+    cfg = DockerSourceConfig.model_validate({"name": "bench", "kind": "docker", **reach, "containers": names})
     return DockerSource(cfg, max_line_bytes=1 << 20)
 
 
-async def read_all(engine: Dockerd, name: str, cid: str, lines: int) -> float:
+async def read_all(reach: dict[str, object], name: str, cid: str, lines: int) -> float:
     """Seconds for DockerSource to deliver every line of a stopped container, from its first."""
     after = json.dumps({f"bench/{name}": Cursor(cid, 0).dumps()})
     seen = 0
     t0 = time.perf_counter()
-    gen = source(engine, [name]).read(after)
+    gen = source(reach, [name]).read(after)
     try:
         async for ev in gen:
             if isinstance(ev, Chunk) and ev.data:
@@ -55,14 +56,23 @@ async def read_all(engine: Dockerd, name: str, cid: str, lines: int) -> float:
     return time.perf_counter() - t0
 
 
-def cli(engine: Dockerd, name: str) -> float:
+def cli(host: str, name: str, env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
     with open(os.devnull, "wb") as null:
-        subprocess.run(["docker", "-H", engine.host, "logs", "-t", name], stdout=null, check=True)
+        subprocess.run(["docker", "-H", host, "logs", "-t", name], stdout=null, check=True, env=env)
     return time.perf_counter() - t0
 
 
-def throughput(engine: Dockerd, lines: int, runs: int) -> dict[str, object]:
+def throughput(
+    engine: Dockerd,
+    lines: int,
+    runs: int,
+    reach: dict[str, object] | None = None,
+    cli_env: dict[str, str] | None = None,
+) -> dict[str, object]:
+    """Best of `runs`: DockerSource against `docker -H <same host> logs -t`, on one stopped container
+    of `lines` lines; `reach` is how both get to the engine (default: its socket)."""
+    reach = reach or {"docker_host": engine.host}
     client = engine.client()
     try:
         script = f'i=0; while [ $i -lt {lines} ]; do i=$((i+1)); echo "level=info msg=request n=$i"; done'
@@ -71,8 +81,8 @@ def throughput(engine: Dockerd, lines: int, runs: int) -> dict[str, object]:
         assert c.id is not None
         ours, theirs = [], []
         for _ in range(runs):
-            theirs.append(cli(engine, "bench-throughput"))
-            ours.append(asyncio.run(read_all(engine, "bench-throughput", c.id, lines)))
+            theirs.append(cli(str(reach["docker_host"]), "bench-throughput", cli_env))
+            ours.append(asyncio.run(read_all(reach, "bench-throughput", c.id, lines)))
         c.remove(force=True)
     finally:
         client.close()
@@ -92,7 +102,7 @@ async def follow(engine: Dockerd, containers: int, rate: int, seconds: float) ->
     names = [f"bench-follow-{i}" for i in range(containers)]
     client = engine.client()
     received: list[tuple[int, bytes]] = []
-    gen = source(engine, names).read(None)
+    gen = source({"docker_host": engine.host}, names).read(None)
 
     async def consume() -> None:
         async for ev in gen:

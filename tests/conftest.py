@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 if TYPE_CHECKING:
-    from tests.dockerd import Dockerd
+    from tests.dockerd import Dockerd, Reach
+    from tests.sshd import Sshd
 
 from tests.daemon.fake_api import Api, FakeControl, running
 
@@ -38,6 +39,25 @@ def docker_engine() -> Iterator[Dockerd]:
 
     with private_dockerd() as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def docker_sshd() -> Iterator[Sshd]:
+    """One sshd on loopback for the session, in front of the docker engines (tests/sshd.py)."""
+    from tests.sshd import Sshd
+
+    server = Sshd()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["unix", "ssh"])
+def reach(request: pytest.FixtureRequest) -> Reach:
+    """Run the test with the engine reached by its socket, then as an ssh:// host."""
+    from tests.dockerd import Reach
+
+    return Reach(request.getfixturevalue("docker_sshd") if request.param == "ssh" else None)
 
 
 @pytest.fixture

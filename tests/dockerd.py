@@ -6,7 +6,9 @@ short temporary directory (unix socket paths are limited to 108 bytes). No regis
 is reachable, so the test image is a static busybox imported from a local rootfs.
 
 Use the session fixture `docker_engine` (tests/conftest.py), or `Dockerd`
-directly when a test must stop and start the engine itself.
+directly when a test must stop and start the engine itself. The fixture `reach`
+runs a test twice: the source reaching the engine by its socket, and as an ssh://
+host through a real sshd on loopback (its socket's group is the ssh test user's).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -29,6 +32,7 @@ import pytest
 from docker.errors import DockerException
 
 from tests.conftest import require_binary, unavailable
+from tests.sshd import TEST_USER, Sshd, require_test_user
 
 IMAGE = "watcher-busybox:test"
 BUSYBOX = "/bin/busybox"
@@ -49,6 +53,8 @@ class Dockerd:
         dockerd = require_binary("dockerd")
         if os.geteuid() != 0:
             unavailable("the docker tests need root (a private dockerd)", "the docker tests need root in CI")
+        require_test_user()
+        self.root.chmod(0o755)  # mkdtemp's 0700 would keep TEST_USER from reaching the socket
         # If the test process dies (SIGKILL, a CI timeout), dockerd dies with it, and the
         # containerd it supervises with dockerd; only `destroy()` removes the directory.
         setpriv = shutil.which("setpriv")  # util-linux, Essential on Debian
@@ -59,6 +65,7 @@ class Dockerd:
             f"--exec-root={self.root / 'exec'}",
             f"--pidfile={self.root / 'dockerd.pid'}",
             f"--host={self.host}",
+            f"--group={TEST_USER}",  # the socket's group: ssh:// tests log in as TEST_USER
             "--bridge=none",
             "--iptables=false",
             "--ip6tables=false",
@@ -163,6 +170,19 @@ class Dockerd:
             except OSError:
                 continue
         return pids
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How a test's docker source reaches an engine: by its socket, or ssh:// through `sshd`."""
+
+    sshd: Sshd | None = None
+
+    def fields(self, engine: Dockerd, **over: object) -> dict[str, object]:
+        """The source's `docker_host` (and SSH keys) for `engine`; `over` adds or replaces keys."""
+        if self.sshd is None:
+            return {"docker_host": engine.host, **over}
+        return self.sshd.docker_fields(engine.sock, **over)
 
 
 @contextlib.contextmanager

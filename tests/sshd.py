@@ -1,4 +1,4 @@
-"""A real sshd and journald for journal tests (reusable by any test that reaches a "gateway").
+"""A real sshd and journald for journal tests and ssh:// docker tests (any test that reaches a "gateway").
 
 `Sshd` runs OpenSSH's sshd on a free loopback port (or inside a network
 namespace) with a throwaway host key, one authorized client key and a
@@ -51,11 +51,12 @@ JOURNALD = Path("/lib/systemd/systemd-journald")
 RUNTIME_JOURNAL = Path("/run/log/journal")
 
 
-def _require_root_tools() -> None:
+def require_test_user() -> None:
+    """Root, and the TEST_USER account (created when missing, as tests/services.d/ssh.sh does)."""
     if os.geteuid() != 0:
         unavailable(
-            "journal tests need root (a test user, sshd, journald)",
-            "journal tests need root in CI (tests/services.sh)",
+            "ssh, journal and docker tests need root (a test user, sshd, journald, dockerd)",
+            "ssh, journal and docker tests need root in CI (tests/services.sh)",
         )
     try:
         subprocess.run(["id", TEST_USER], check=True, capture_output=True)
@@ -80,7 +81,7 @@ class Journald:
     def start(self) -> None:
         require_binary("systemd-cat")
         require_binary("journalctl")
-        _require_root_tools()
+        require_test_user()
         if not _listening(JOURNAL_SOCKET):
             if not JOURNALD.exists():
                 pytest.fail(f"{JOURNALD} is missing: tests/services.sh installs systemd")
@@ -182,6 +183,19 @@ class Sshd:
         }
         return JournalSourceConfig.model_validate(fields)
 
+    def docker_host(self, socket: Path | str) -> str:
+        """The ssh:// URL of the engine at `socket`, through this server."""
+        return f"ssh://{TEST_USER}@{self.address}:{self.port}{socket}"
+
+    def docker_fields(self, socket: Path, **over: object) -> dict[str, object]:
+        """The keys of a docker source reaching the engine at `socket` through this server."""
+        return {
+            "docker_host": self.docker_host(socket),
+            "known_hosts": str(self.known_hosts),
+            "client_keys": [str(self.client_key_path)],
+            **over,
+        }
+
     def wrong_known_hosts(self) -> Path:
         """A known_hosts that pins another key for this address: a changed host key."""
         path = self.dir / "known_hosts.wrong"
@@ -219,7 +233,7 @@ class Sshd:
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
         if not Path(sshd).exists():
             require_binary("sshd")
-        _require_root_tools()
+        require_test_user()
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
         cmd = [sshd, "-D", "-e", "-f", str(self.config())]
         if self.netns is not None:
@@ -320,14 +334,17 @@ def _poll(predicate: Callable[[], bool], within: float, what: str) -> None:
 # Test modules import these by their function names (`from tests.sshd import journald_fixture`)
 # and ask for them as `journald` / `sshd`.
 class LinkCut:
-    """A network namespace joined to this one by a veth pair: `cut()` downs the link, no FIN, no RST.
+    """A network namespace joined to this one by a veth pair, and a link that can be cut.
 
     sshd runs inside the namespace at `remote`; the watcher reaches it over the veth.
+    `cut()` makes the far end fall silent as a real outage does: whatever it sends back
+    is discarded inside its namespace (no FIN, no RST, no ICMP), and what the watcher sends,
+    new SYNs included, goes unanswered; nothing leaves for the machine's real network.
     """
 
     def __init__(self) -> None:
         require_binary("ip")
-        _require_root_tools()
+        require_test_user()
         tag = uuid.uuid4().hex[:8]
         self.netns = f"wt-{tag}"
         self.host_if, self.ns_if = f"wh{tag}", f"wn{tag}"
@@ -347,7 +364,14 @@ class LinkCut:
             subprocess.run(cmd, check=True, capture_output=True)
 
     def cut(self) -> None:
-        subprocess.run(["ip", "link", "set", self.host_if, "down"], check=True)
+        self._route("add")
+
+    def restore(self) -> None:
+        self._route("del")
+
+    def _route(self, change: str) -> None:
+        route = ["ip", "route", change, "blackhole", f"{self.local}/32"]
+        subprocess.run(["ip", "netns", "exec", self.netns, *route], check=True)
 
     def remove(self) -> None:
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)  # takes its peer along

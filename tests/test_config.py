@@ -108,6 +108,56 @@ class TestLoad:
         found = problems(tmp_path, '[[sources]]\nname = "cloud"\nkind = "docker"\n')
         assert found == ["sources[0]: name the containers: set compose_project, containers or labels"]
 
+    @pytest.mark.parametrize(
+        ("keys", "message"),
+        [
+            (
+                'docker_host = "ssh://deploy@cloud-host"',
+                "sources[0].known_hosts: required for an ssh:// docker_host",
+            ),
+            (
+                'docker_host = "ssh://deploy@cloud-host"\nknown_hosts = "none"',
+                "sources[0].known_hosts: host key",
+            ),
+            ('known_hosts = "/k"', "sources[0].known_hosts: only used with an ssh:// docker_host"),
+            (
+                'docker_host = "ssh://deploy@cloud-host:2222"\nknown_hosts = "/k"\nport = 22',
+                "sources[0].port: 22 differs from the port in docker_host (2222)",
+            ),
+            (
+                'docker_host = "ssh://deploy:pw@cloud-host"\nknown_hosts = "/k"',
+                "sources[0].docker_host: expected",
+            ),
+        ],
+    )
+    def test_ssh_docker_host_keeps_the_gateways_trust(self, tmp_path: Path, keys: str, message: str) -> None:
+        """ssh:// engines take the journal sources' SSH keys, known_hosts required and never disabled."""
+        head = '[[sources]]\nname = "cloud"\nkind = "docker"\ncontainers = ["api"]\n'
+        (found,) = problems(tmp_path, head + keys + "\n")
+        assert found.startswith(message)
+
+    def test_ssh_docker_host_with_its_keys(self) -> None:
+        """The login, host and port come from the URL; the SSH keys are the journal sources' own."""
+        cfg = config.DockerSourceConfig.model_validate(
+            {
+                "name": "cloud",
+                "kind": "docker",
+                "containers": ["api"],
+                "docker_host": "ssh://deploy@cloud-host:2222",
+                "known_hosts": "/etc/novavms-watcher/known_hosts",
+                "client_keys": ["/etc/novavms-watcher/id_ed25519"],
+                "proxy_jump": "watcher@bastion:22",
+                "keepalive_interval": "5s",
+            }
+        )
+        assert cfg.ssh_login() == config.SshLogin("deploy", "cloud-host", 2222, "/var/run/docker.sock")
+        assert cfg.keepalive_interval == 5.0
+        rootless = cfg.model_copy(update={"docker_host": "ssh://deploy@cloud-host/run/user/1000/docker.sock"})
+        assert rootless.ssh_login() == config.SshLogin(
+            "deploy", "cloud-host", 22, "/run/user/1000/docker.sock"
+        )
+        assert set(config.SshSettings.model_fields) <= set(config.JournalSourceConfig.model_fields)
+
     def test_rule_selection_names_real_rules(self, tmp_path: Path) -> None:
         """A source's `rules` must name configured rules."""
         found = problems(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from docker.errors import NotFound
 from docker.models.containers import Container
 
 from tests.daemon.harness import config_file, healthy, incident, process, running
-from tests.dockerd import IMAGE, Dockerd
+from tests.dockerd import IMAGE, Dockerd, Reach
+from tests.sshd import LinkCut, Sshd
 from tests.support import free_port, wait_until
 from watcher import config
 from watcher.cli import checks
@@ -24,12 +27,25 @@ from watcher.details import RecreatedDetail, SnapshotDetail
 pytestmark = pytest.mark.docker
 
 
-def settings(tmp: Path, docker_engine: Dockerd | None, name: str, host: str | None = None) -> config.Settings:
+def settings(
+    tmp: Path,
+    docker_engine: Dockerd | None,
+    name: str,
+    host: str | None = None,
+    reach: Reach | None = None,
+    **over: object,
+) -> config.Settings:
+    """A daemon with one docker source `cloud` selecting container `name`, one rule (ERROR)."""
+    if docker_engine is None:
+        fields: dict[str, object] = {"docker_host": host}
+    else:
+        fields = (reach or Reach()).fields(docker_engine, **over)
+    keys = "\n".join(f"{key} = {json.dumps(value)}" for key, value in fields.items())
     body = f"""
 [[sources]]
 name = "cloud"
 kind = "docker"
-docker_host = "{host or (docker_engine.host if docker_engine else "")}"
+{keys}
 containers = ["{name}"]
 [[rules]]
 name = "boom"
@@ -38,14 +54,16 @@ regex = 'ERROR'
     return config.load(config_file(tmp, body, window=3.0))
 
 
-async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_path: Path) -> None:
+async def test_container_lifecycle_on_the_timeline(
+    docker_engine: Dockerd, reach: Reach, tmp_path: Path
+) -> None:
     """A container's errors count under cloud/<name>; its stop is snapshotted, its recreate noted."""
     name = f"t{uuid.uuid4().hex[:10]}"
     sub = f"cloud/{name}"
     dc = docker_engine.client()
     made = []
     try:
-        async with running(settings(tmp_path, docker_engine, name)) as daemon:
+        async with running(settings(tmp_path, docker_engine, name, reach=reach)) as daemon:
             await daemon.commands.open_incident("P1-dock", "api down", ["cloud/*"], None, "test")
             # stderr only: a stream other than the first must be counted on its own
             script = "trap 'exit 0' TERM; echo ERROR boom >&2; sleep 1000"
@@ -100,9 +118,9 @@ async def test_container_lifecycle_on_the_timeline(docker_engine: Dockerd, tmp_p
 
 
 class TestCheckConfig:
-    def test_reachable_engine(self, docker_engine: Dockerd, tmp_path: Path) -> None:
+    def test_reachable_engine(self, docker_engine: Dockerd, reach: Reach, tmp_path: Path) -> None:
         """check-config pings the engine; no matching container is only a warning."""
-        report = checks.run(settings(tmp_path, docker_engine, "nothing-yet"))
+        report = checks.run(settings(tmp_path, docker_engine, "nothing-yet", reach=reach))
         assert report.problems == []
         assert any("no container matches" in w for w in report.warnings)
 
@@ -162,3 +180,58 @@ async def test_sigkill_and_restart_reads_each_line_once(docker_engine: Dockerd, 
 
 async def _written(c: Container, n: int) -> bool:
     return len(c.logs().splitlines()) >= n
+
+
+@pytest.mark.slow
+async def test_ssh_link_cut_blind_then_resolved_from_the_backlog(
+    docker_engine: Dockerd, tmp_path: Path
+) -> None:
+    """The runbook's cloud host over ssh://, its link cut mid-streak (no FIN): `up` 0 within
+    keepalive_interval, blind and never resolved while cut; back: each line read once, the
+    watermark caught up within 5 s, resolved."""
+    link = LinkCut()
+    server = Sshd(address=link.remote, netns=link.netns)
+    name = f"t{uuid.uuid4().hex[:10]}"
+    sub = f"cloud/{name}"
+    script = "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo \"ok $i\"; sleep 0.02; done"
+    dc = docker_engine.client()
+    c = dc.containers.run(IMAGE, ["sh", "-c", script], name=name, detach=True)
+    try:
+        server.start()
+        s = settings(tmp_path, docker_engine, name, reach=Reach(server), keepalive_interval="2s")
+        async with running(s) as daemon:
+            engine, metric = daemon.pipeline.engine, daemon.registry.get_sample_value
+            await daemon.commands.open_incident("P1-ssh", "cloud down", ["cloud/*"], None, "test")
+            await wait_until(lambda: (metric("watcher_source_up", {"source": sub}) or 0) == 1, what="up")
+            await daemon.commands.mitigate("P1-ssh", "docker compose up -d previous tag", "test")
+            link.cut()
+            cut = time.monotonic()
+            await wait_until(lambda: metric("watcher_source_up", {"source": "cloud"}) == 0, what="down")
+            noticed = time.monotonic() - cut
+            await wait_until(lambda: engine.status("P1-ssh").state == "blind", what="blind")
+            past_window = time.monotonic() + 3.5
+            await wait_until(lambda: time.monotonic() > past_window, what="the window to pass")
+            assert engine.status("P1-ssh").state == "blind"
+            link.restore()
+            back_at, back = time.time(), time.monotonic()
+
+            def caught_up() -> bool:
+                return (metric("watcher_source_watermark_timestamp_seconds", {"source": sub}) or 0) >= back_at
+
+            await wait_until(caught_up, what="the watermark past the link's return")
+            caught = time.monotonic() - back
+            await wait_until(lambda: engine.status("P1-ssh").state == "resolved", what="resolved")
+            c.stop(timeout=1)
+            lines = len(c.logs().splitlines())
+            await wait_until(
+                lambda: metric("watcher_source_lines_total", {"source": sub}) == lines, what="all lines"
+            )
+            kinds = [row.kind for row in daemon.store.timeline("P1-ssh")]
+    finally:
+        c.remove(force=True)
+        dc.close()
+        server.stop()
+        link.remove()
+    assert noticed <= 2.0 + 1.0
+    assert caught < 5.0
+    assert {"source_down", "blind", "resolved"} <= set(kinds)

@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.dockerd import IMAGE, Dockerd
+from tests.dockerd import IMAGE, Dockerd, Reach
 from tests.snapshot.helpers import manifest, members
 from tests.support import RULES
 from watcher import config
@@ -152,20 +152,16 @@ def test_range(client: docker.DockerClient, tmp_path: Path) -> None:
 
 
 def test_configured_source_and_scope(
-    docker_engine: Dockerd, client: docker.DockerClient, tmp_path: Path
+    docker_engine: Dockerd, reach: Reach, client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    """Compose containers become cloud/<service>; a hostile service label cannot escape; scope filters."""
+    """Compose containers become cloud/<service>; a hostile service label cannot escape; scope filters.
+    `watcher snapshot` reaches an ssh:// engine the way the source does."""
     project = f"p{uuid.uuid4().hex[:8]}"
     labels = {"com.docker.compose.project": project}
     api = finished(client, labels={**labels, "com.docker.compose.service": "api"})
     evil = finished(client, labels={**labels, "com.docker.compose.service": "../../evil"})
     finished(client, labels={"com.docker.compose.project": "other", "com.docker.compose.service": "api"})
-    source = {
-        "name": "cloud",
-        "kind": "docker",
-        "docker_host": docker_engine.host,
-        "compose_project": project,
-    }
+    source = {"name": "cloud", "kind": "docker", **reach.fields(docker_engine, compose_project=project)}
     settings = config.load(None, {"state_dir": tmp_path, "sources": [source], "rules": RULES})
     result = take_configured(settings, Request("before rollback", since=None, until=None), by="t@h")
     names = set(members(result.path))

@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 from docker.models.containers import Container
 
-from tests.dockerd import IMAGE, Dockerd, private_dockerd
+from tests.dockerd import IMAGE, Dockerd, Reach, private_dockerd
 from tests.support import wait_until
 from watcher.config import DockerSourceConfig
 from watcher.details import Note
@@ -69,10 +69,10 @@ class Reader:
         return [e for e in self.events if isinstance(e, kind) and (sub is None or e.source == sub)]
 
 
-def source(engine: Dockerd, **select: Any) -> DockerSource:
-    cfg = DockerSourceConfig.model_validate(
-        {"name": "cloud", "kind": "docker", "docker_host": engine.host, **select}
-    )
+def source(engine: Dockerd, reach: Reach | None = None, **select: Any) -> DockerSource:
+    """A source reading `engine`, by its socket unless `reach` says otherwise."""
+    fields = (reach or Reach()).fields(engine, **select)
+    cfg = DockerSourceConfig.model_validate({"name": "cloud", "kind": "docker", **fields})
     return DockerSource(cfg, max_line_bytes=2 << 20, retry=0.1, max_retry=0.5)
 
 
@@ -139,11 +139,11 @@ async def exactly(
         await wait_until(same, what=f"{sub} {stream} to equal `docker logs -t`")
 
 
-async def test_stdout_stderr_across_restart(docker_engine: Dockerd) -> None:
+async def test_stdout_stderr_across_restart(docker_engine: Dockerd, reach: Reach) -> None:
     """Both streams read and kept apart; `docker restart` (same id) continues without loss or repeat."""
     name = unique()
     with client(docker_engine) as dc:
-        async with reading(source(docker_engine, containers=[name])) as reader:
+        async with reading(source(docker_engine, reach, containers=[name])) as reader:
             script = TRAP + COUNT.format(n=300, tag="run") + "; sleep 1000"
             c = dc.containers.run(IMAGE, ["sh", "-c", script], name=name, detach=True)
             try:
@@ -156,12 +156,12 @@ async def test_stdout_stderr_across_restart(docker_engine: Dockerd) -> None:
                 c.remove(force=True)
 
 
-async def test_stop_rm_run_same_name(docker_engine: Dockerd) -> None:
+async def test_stop_rm_run_same_name(docker_engine: Dockerd, reach: Reach) -> None:
     """A container removed and run again under its name continues the sub-source; a note says so."""
     name = unique()
     sub = f"cloud/{name}"
     with client(docker_engine) as dc:
-        async with reading(source(docker_engine, containers=[name])) as reader:
+        async with reading(source(docker_engine, reach, containers=[name])) as reader:
             first = dc.containers.run(
                 IMAGE, ["sh", "-c", COUNT.format(n=100, tag="first")], name=name, detach=True
             )
@@ -183,13 +183,13 @@ async def test_stop_rm_run_same_name(docker_engine: Dockerd) -> None:
                 second.remove(force=True)
 
 
-async def test_compose_recreate_reads_old_to_end_then_new(docker_engine: Dockerd) -> None:
+async def test_compose_recreate_reads_old_to_end_then_new(docker_engine: Dockerd, reach: Reach) -> None:
     """Compose-style recreate (new id, same service, new image): old to its last line, new from its first."""
     project = unique()
     with client(docker_engine) as dc:
         dc.images.get(IMAGE).tag("watcher-busybox", "v2")
         labels = {"com.docker.compose.project": project, "com.docker.compose.service": "api"}
-        async with reading(source(docker_engine, compose_project=project)) as reader:
+        async with reading(source(docker_engine, reach, compose_project=project)) as reader:
             script = TRAP + COUNT.format(n=200, tag="old") + "; sleep 1000"
             old = dc.containers.run(
                 IMAGE, ["sh", "-c", script], name=f"{project}-api-1", labels=labels, detach=True
@@ -221,13 +221,13 @@ async def test_compose_recreate_reads_old_to_end_then_new(docker_engine: Dockerd
                             c.remove(force=True)
 
 
-async def test_removed_before_its_create_is_handled(docker_engine: Dockerd) -> None:
+async def test_removed_before_its_create_is_handled(docker_engine: Dockerd, reach: Reach) -> None:
     """The events lag behind the engine: a container created, run and removed before the source
     handles its `create` can no longer be read, so it is a gap, not silence; one removed
     without ever starting wrote nothing (no gap, no sub-source)."""
     ran, never = unique(), unique()
     with client(docker_engine) as dc:
-        async with reading(source(docker_engine, containers=[ran, never])) as reader:
+        async with reading(source(docker_engine, reach, containers=[ran, never])) as reader:
             # Blocking calls: the source runs only once they are all done.
             dc.containers.create(IMAGE, ["true"], name=never).remove()
             c = dc.containers.run(IMAGE, ["sh", "-c", "echo lost"], name=ran, detach=True)
@@ -246,12 +246,12 @@ async def test_removed_before_its_create_is_handled(docker_engine: Dockerd) -> N
             assert not [e for e in reader.events if e.source == f"cloud/{never}"]
 
 
-async def test_long_line_and_tty(docker_engine: Dockerd) -> None:
+async def test_long_line_and_tty(docker_engine: Dockerd, reach: Reach) -> None:
     """A 1 MiB line (64 pieces of 16 KiB) is one line again, with and without a TTY."""
     names = [unique(), unique()]
     script = "head -c 1048576 /dev/zero | tr '\\0' x; echo; echo after"
     with client(docker_engine) as dc:
-        async with reading(source(docker_engine, containers=names)) as reader:
+        async with reading(source(docker_engine, reach, containers=names)) as reader:
             made = [
                 dc.containers.run(IMAGE, ["sh", "-c", script], name=names[0], detach=True),
                 dc.containers.run(IMAGE, ["sh", "-c", script], name=names[1], detach=True, tty=True),
@@ -274,7 +274,28 @@ async def test_long_line_and_tty(docker_engine: Dockerd) -> None:
                     c.remove(force=True)
 
 
-async def test_resume_after_kill_exactly_once(docker_engine: Dockerd) -> None:
+async def test_watermark_of_a_container_that_never_pauses(docker_engine: Dockerd, reach: Reach) -> None:
+    """A container that writes without a 0.1 s pause is caught up once a line written after
+    attaching is read: its watermark advances (it used to stay frozen, the incident blind)."""
+    name = unique()
+    sub = f"cloud/{name}"
+    script = TRAP + "while true; do echo tick; sleep 0.005; done"
+    with client(docker_engine) as dc:
+        c = dc.containers.run(IMAGE, ["sh", "-c", script], name=name, detach=True)
+        try:
+            await written(c, 0)
+            async with reading(source(docker_engine, reach, containers=[name])) as reader:
+                attached = time.time()
+
+                def advanced() -> bool:
+                    return any(w.at > attached for w in reader.of(Watermark, sub))
+
+                await wait_until(advanced, within=10, what=f"{sub}'s watermark past the attach")
+        finally:
+            c.remove(force=True)
+
+
+async def test_resume_after_kill_exactly_once(docker_engine: Dockerd, reach: Reach) -> None:
     """A watcher killed at any line resumes from its cursor: 1,000 lines written meanwhile, each once."""
     name = unique()
     sub = f"cloud/{name}"
@@ -283,13 +304,15 @@ async def test_resume_after_kill_exactly_once(docker_engine: Dockerd) -> None:
         script = COUNT.format(n=500, tag="a") + "; " + gate + COUNT.format(n=500, tag="b") + "; sleep 1000"
         c = dc.containers.run(IMAGE, ["sh", "-c", TRAP + script], name=name, detach=True)
         try:
-            async with reading(source(docker_engine, containers=[name])) as first:
+            async with reading(source(docker_engine, reach, containers=[name])) as first:
                 await wait_until(lambda: len(first.lines(sub, "stdout")) >= 500, what="first half")
             cursor = first.cursor(sub)
             assert cursor is not None
             c.exec_run(["touch", "/tmp/go"])  # 1,000 more lines while nobody reads
             await wait_until(lambda: len(truth(c, stream="stdout")) == 1000, what="second half written")
-            async with reading(source(docker_engine, containers=[name]), json.dumps({sub: cursor})) as second:
+            async with reading(
+                source(docker_engine, reach, containers=[name]), json.dumps({sub: cursor})
+            ) as second:
                 for stream in ("stdout", "stderr"):
 
                     async def complete(s: str = stream) -> bool:
@@ -301,11 +324,11 @@ async def test_resume_after_kill_exactly_once(docker_engine: Dockerd) -> None:
             c.remove(force=True)
 
 
-async def test_removed_while_not_watching_is_a_gap(docker_engine: Dockerd) -> None:
+async def test_removed_while_not_watching_is_a_gap(docker_engine: Dockerd, reach: Reach) -> None:
     """A cursor whose container is gone, not read to its end: a gap from its last line to now."""
     cursor = Cursor("0" * 64, 1_700_000_000_000_000_000).dumps()
     async with reading(
-        source(docker_engine, containers=["nothing-here"]), json.dumps({"cloud/gone": cursor})
+        source(docker_engine, reach, containers=["nothing-here"]), json.dumps({"cloud/gone": cursor})
     ) as r:
         await wait_until(lambda: bool(r.of(Gap, "cloud/gone")), what="gap")
         (gap,) = r.of(Gap, "cloud/gone")
@@ -314,7 +337,7 @@ async def test_removed_while_not_watching_is_a_gap(docker_engine: Dockerd) -> No
         await wait_until(lambda: bool(r.of(Watermark, "cloud/gone")), what="watermark")
 
 
-async def test_dockerd_restart(tmp_path: Path) -> None:
+async def test_dockerd_restart(reach: Reach) -> None:
     """The engine goes away: the source and its sub-sources are down; back, nothing lost or repeated."""
     name = unique()
     sub = f"cloud/{name}"
@@ -323,7 +346,7 @@ async def test_dockerd_restart(tmp_path: Path) -> None:
         c = dc.containers.run(
             IMAGE, ["sh", "-c", TRAP + script], name=name, detach=True, restart_policy={"Name": "always"}
         )
-        async with reading(source(engine, containers=[name])) as reader:
+        async with reading(source(engine, reach, containers=[name])) as reader:
             await wait_until(lambda: len(reader.lines(sub)) >= 50, what="lines before")
             engine.stop()
             await wait_until(lambda: {sub, "cloud"} <= {e.source for e in reader.of(SourceDown)}, what="down")

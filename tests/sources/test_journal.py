@@ -225,7 +225,8 @@ class TestOverSsh:
 class TestNetworkCut:
     @pytest.mark.slow
     async def test_link_down_detected_within_the_keepalive_bound(self, journald: Journald) -> None:
-        """A downed veth (no FIN, no RST): down within keepalive_interval, watermark frozen, no entry lost."""
+        """The far end falls silent (no FIN, no RST): down within keepalive_interval, watermark
+        frozen, no entry lost."""
         link = LinkCut()
         server = Sshd(address=link.remote, netns=link.netns)
         try:

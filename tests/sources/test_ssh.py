@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import asyncssh
 import pytest
 from typer.testing import CliRunner
 
-from tests.sshd import TEST_USER, Sshd, journald_fixture, sshd_fixture  # noqa: F401
-from tests.support import RULE, free_port
+from tests.sshd import TEST_USER, LinkCut, Sshd, journald_fixture, sshd_fixture  # noqa: F401
+from tests.support import RULE, free_port, wait_until
 from watcher.cli import app
 from watcher.config import JournalSourceConfig
 from watcher.errors import SourceError
@@ -25,7 +26,7 @@ def config(server: Sshd, **over: object) -> JournalSourceConfig:
 
 async def reason(cfg: JournalSourceConfig, host: str = "127.0.0.1") -> str:
     with pytest.raises(SourceError) as info:
-        conn = await ssh.connect(cfg, host)
+        conn = await ssh.connect(cfg, host, ssh.user_for(cfg, host))
         conn.close()
     return str(info.value)
 
@@ -33,7 +34,7 @@ async def reason(cfg: JournalSourceConfig, host: str = "127.0.0.1") -> str:
 class TestConnect:
     async def test_connects_and_runs_journalctl(self, sshd: Sshd) -> None:
         """Host key from known_hosts, key auth, the configured user."""
-        async with await ssh.connect(config(sshd), sshd.address) as conn:
+        async with await ssh.connect(config(sshd), sshd.address, TEST_USER) as conn:
             done = await conn.run("id -un; journalctl --version", check=True)
         assert str(done.stdout).startswith(f"{TEST_USER}\n")
 
@@ -94,7 +95,7 @@ class TestProxyJump:
                 client_keys=[sshd.client_key_path, jump.client_key_path],
                 proxy_jump=f"{TEST_USER}@127.0.0.1:{jump.port}",
             )
-            async with await ssh.connect(cfg, sshd.address) as conn:
+            async with await ssh.connect(cfg, sshd.address, TEST_USER) as conn:
                 done = await conn.run("id -un", check=True)
                 assert done.stdout == f"{TEST_USER}\n"
                 assert jump.remote_pids("sshd")  # the forwarding session lives on the jump host
@@ -106,11 +107,41 @@ class TestProxyJump:
 
 
 class TestKeepalive:
-    @pytest.mark.parametrize("interval", [1.0, 3.0, 7.0, 10.0, 15.0, 30.0])
+    @pytest.mark.parametrize("interval", [1.0, 3.0, 7.0, 10.0, 15.0])
     def test_dead_link_bound(self, interval: float) -> None:
-        """keepalive_interval x keepalive_count_max never exceeds 30 s (and at least one probe)."""
+        """asyncssh drops a link after interval x (count_max + 1) of silence: within 30 s up to 15 s."""
         count = ssh.keepalive_count_max(interval)
-        assert count >= 1 and interval * count <= ssh.DEAD_LINK_BOUND
+        assert count >= 1 and interval * (count + 1) <= ssh.DEAD_LINK_BOUND
+        assert ssh.dead_link_bound(interval) == interval * (count + 1) > ssh.DEAD_LINK_BOUND - interval
+
+    def test_long_interval_still_probes(self) -> None:
+        """An interval over half the bound still tolerates one unanswered keepalive: 2 x interval."""
+        assert ssh.keepalive_count_max(30.0) == 1 and ssh.dead_link_bound(30.0) == 60.0
+
+
+class TestReconnect:
+    @pytest.mark.slow
+    async def test_a_connect_pending_through_an_outage_is_answered_soon_after(self) -> None:
+        """A connect begun while the far end is silent completes within SYN_PATIENCE of its return,
+        not when the kernel's SYN retransmissions, ever further apart, next reach it (about 11 s
+        after the first SYN: 3 s later here)."""
+        link = LinkCut()
+        server = Sshd(address=link.remote, netns=link.netns)
+        try:
+            server.start()
+            link.cut()
+            began = time.monotonic()
+            cfg = config(server, connect_timeout=20.0)
+            attempt = asyncio.create_task(ssh.connect(cfg, server.address, TEST_USER))
+            await wait_until(lambda: time.monotonic() - began > 8.0, within=10, what="8 s of outage")
+            link.restore()
+            back = time.monotonic()
+            async with await attempt:
+                took = time.monotonic() - back
+        finally:
+            server.stop()
+            link.remove()
+        assert took < ssh.SYN_PATIENCE + 0.5
 
 
 class TestCheckConfig:

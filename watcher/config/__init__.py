@@ -9,7 +9,14 @@ from watcher.config.base import Format
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
 from watcher.config.settings import DEFAULT_CONFIG, HttpConfig, ResolutionConfig, Settings, load
-from watcher.config.sources import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, SourceConfig
+from watcher.config.sources import (
+    DockerSourceConfig,
+    FileSourceConfig,
+    JournalSourceConfig,
+    SourceConfig,
+    SshLogin,
+    SshSettings,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -23,5 +30,7 @@ __all__ = [
     "RuleConfig",
     "Settings",
     "SourceConfig",
+    "SshLogin",
+    "SshSettings",
     "load",
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -41,9 +43,59 @@ class SourceBase(Model):
         return self
 
 
-class DockerSourceConfig(SourceBase):
+class SshSettings(Model):
+    """How a host is reached over SSH, the same for journal gateways and ssh:// Docker engines:
+    host keys from `known_hosts` only, explicit client keys, no agent, no ~/.ssh/config."""
+
+    port: int = Field(default=22, gt=0, lt=65536)
+    known_hosts: Path | None = None
+    client_keys: list[Path] = []
+    proxy_jump: str | None = None
+    keepalive_interval: PositiveDuration = 10.0
+    """Also the longest silence before a connected link counts as lost (the journal's clock
+    lines, or anything at all from a Docker engine's host)."""
+    connect_timeout: PositiveDuration = 15.0
+
+    @field_validator("known_hosts", mode="before")
+    @classmethod
+    def _no_disabling(cls, v: Any) -> Any:
+        if v is False or (isinstance(v, str) and v.strip().lower() in ("", "none", "off", "no", "false")):
+            raise ValueError("host key checking cannot be disabled; give a known_hosts file")
+        return v
+
+
+class Backoff(Model):
+    reconnect_min: PositiveDuration = 0.5
+    reconnect_max: PositiveDuration = 3.0
+    """Backoff cap: a host back on the network is caught up within about this plus a few seconds."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Backoff:
+        if self.reconnect_min > self.reconnect_max:
+            raise ValueError("reconnect_min: longer than reconnect_max")
+        return self
+
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True, slots=True)
+class SshLogin:
+    """An ssh:// Docker host, `ssh://[user@]host[:port][/path of the engine's socket]`, as
+    `docker -H` reads it: where to log in, and the socket there."""
+
+    user: str | None
+    host: str
+    port: int
+    socket: str = DOCKER_SOCKET
+
+
+_SSH_KEYS = ("known_hosts", "client_keys", "proxy_jump", "keepalive_interval", "connect_timeout", "port")
+
+
+class DockerSourceConfig(Backoff, SshSettings, SourceBase):
     kind: Literal["docker"]
-    docker_host: str = "unix:///var/run/docker.sock"
+    docker_host: str = f"unix://{DOCKER_SOCKET}"
     compose_project: str | None = None
     containers: list[str] = []
     labels: dict[str, str] = {}
@@ -56,34 +108,51 @@ class DockerSourceConfig(SourceBase):
     def _scheme(cls, v: str) -> str:
         if not re.match(r"^(unix|tcp|ssh)://.+", v):
             raise ValueError(f"expected unix://, tcp:// or ssh:// URL, got {v!r}")
+        if v.startswith("ssh://"):
+            url = urlsplit(v)
+            try:
+                url.port  # noqa: B018 (raises for a port that is not a number)
+            except ValueError:
+                raise ValueError(f"expected ssh://[user@]host[:port][/socket path], got {v!r}") from None
+            if not url.hostname or url.query or url.fragment or url.password is not None:
+                raise ValueError(f"expected ssh://[user@]host[:port][/socket path], no password, got {v!r}")
         return v
 
     @model_validator(mode="after")
     def _selector(self) -> DockerSourceConfig:
         if not (self.compose_project or self.containers or self.labels):
             raise ValueError("name the containers: set compose_project, containers or labels")
+        login = self.ssh_login()
+        if login is None:
+            misplaced = sorted(self.model_fields_set & set(_SSH_KEYS))
+            if misplaced:
+                raise ValueError(f"{misplaced[0]}: only used with an ssh:// docker_host")
+            return self
+        if self.known_hosts is None:
+            raise ValueError("known_hosts: required for an ssh:// docker_host (host keys are always checked)")
+        if "port" in self.model_fields_set and login.port != self.port:
+            raise ValueError(f"port: {self.port} differs from the port in docker_host ({login.port})")
         return self
 
+    def ssh_login(self) -> SshLogin | None:
+        """The login of an ssh:// host (its port: the URL's, else `port`); None for unix:// and tcp://."""
+        if not self.docker_host.startswith("ssh://"):
+            return None
+        url = urlsplit(self.docker_host)
+        assert url.hostname is not None  # checked by _scheme
+        socket = url.path if url.path.strip("/") else DOCKER_SOCKET
+        return SshLogin(url.username, url.hostname, url.port or self.port, socket)
 
-class JournalSourceConfig(SourceBase):
+
+class JournalSourceConfig(Backoff, SshSettings, SourceBase):
     kind: Literal["journal"]
     hosts: list[str] = []
     """Empty: read the local journal with a local journalctl."""
     unit: str = "novavms-gateway"
     user: str | None = None
     host_users: dict[str, str] = {}
-    port: int = Field(default=22, gt=0, lt=65536)
-    known_hosts: Path | None = None
-    client_keys: list[Path] = []
-    proxy_jump: str | None = None
-    keepalive_interval: PositiveDuration = 10.0
-    """Also the longest silence (no heartbeat) before a connected gateway counts as unreachable."""
-    connect_timeout: PositiveDuration = 15.0
     identifier: str | None = None
     """Follow this SYSLOG_IDENTIFIER instead of `unit` (entries logged without a unit)."""
-    reconnect_min: PositiveDuration = 0.5
-    reconnect_max: PositiveDuration = 3.0
-    """Backoff cap: a gateway back on the network is caught up within about this plus a few seconds."""
     max_handshakes: int = Field(default=16, ge=1)
     """SSH handshakes in flight at once for this source's hosts; starts are also spread out."""
     liveness_command: str = "systemctl is-active {unit}"
@@ -91,17 +160,8 @@ class JournalSourceConfig(SourceBase):
     the unit runs, anything else that it does not (its first output line says how). `{unit}` is
     replaced by the unit; "" turns the check off."""
 
-    @field_validator("known_hosts", mode="before")
-    @classmethod
-    def _no_disabling(cls, v: Any) -> Any:
-        if v is False or (isinstance(v, str) and v.strip().lower() in ("", "none", "off", "no", "false")):
-            raise ValueError("host key checking cannot be disabled; give a known_hosts file")
-        return v
-
     @model_validator(mode="after")
     def _remote_needs_trust(self) -> JournalSourceConfig:
-        if self.reconnect_min > self.reconnect_max:
-            raise ValueError("reconnect_min: longer than reconnect_max")
         if self.hosts and self.known_hosts is None:
             raise ValueError("known_hosts: required for journal sources")
         unknown = set(self.host_users) - set(self.hosts)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import docker
@@ -61,6 +62,9 @@ class LogStream:
         self._closed = False
         self._chunked = True
         self._eof = False
+        self.live_ns: int | None = None
+        """Lines stamped from here on (the engine's clock) were written after the request was
+        answered: reading one means the backlog has been read. None: unknown."""
         self.decoder = LogDecoder(tty=tty, max_line_bytes=max_line_bytes)
 
     @property
@@ -79,6 +83,7 @@ class LogStream:
             except requests.HTTPError as exc:
                 raise docker.errors.create_api_error_from_http_exception(exc) from None
         self._chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        self.live_ns = _after_date(response.headers.get("Date"))
         self.decoder = LogDecoder(tty=self._tty, chunked=self._chunked, max_line_bytes=self._max)
         body: Any = response.raw
         fp: Any = body._fp.fp  # the http.client body reader: bytes as they arrive
@@ -129,3 +134,11 @@ class LogStream:
                 self._sock.shutdown(socket.SHUT_RDWR)
         if self._response is not None:
             self._response.close()
+
+
+def _after_date(date: str | None) -> int | None:
+    """The end (ns) of the second an HTTP `Date` header names (it is truncated to seconds)."""
+    try:
+        return (int(parsedate_to_datetime(date or "").timestamp()) + 1) * 1_000_000_000
+    except (TypeError, ValueError):
+        return None

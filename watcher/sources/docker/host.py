@@ -1,8 +1,8 @@
 """One way to open a Docker engine client, and one way to say why it could not be reached.
 
-Used by the docker source, `check-config` and snapshots, so an `ssh://` host works the
-same everywhere: through the system's `ssh` (the SDK's paramiko transport is not
-installed), with the user's ssh config and known_hosts.
+Used by the docker source, `check-config` and snapshots alike. The client is given a
+unix:// or tcp:// URL: an ssh:// host is reached through a forwarded local socket
+(transport.py), never through the SDK's own SSH transports.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ _HINTS: tuple[tuple[type[OSError], str], ...] = (
 
 
 def open_client(docker_host: str, *, timeout: float, max_pool_size: int = 10) -> docker.DockerClient:
-    """A client for `docker_host`; raises DockerException when it cannot even be set up."""
-    return docker.DockerClient(
-        base_url=docker_host,
-        timeout=int(timeout),
-        max_pool_size=max_pool_size,
-        use_ssh_client=docker_host.startswith("ssh://"),
-    )
+    """A client for `docker_host` (unix:// or tcp://; blocking: never on the event loop that serves
+    an ssh:// link); raises DockerException when it cannot even be set up."""
+    return docker.DockerClient(base_url=docker_host, timeout=int(timeout), max_pool_size=max_pool_size)
 
 
 def describe(exc: BaseException) -> str:

@@ -12,13 +12,15 @@ from pathlib import Path
 from docker.errors import DockerException
 
 from watcher.config import DockerSourceConfig
+from watcher.errors import SourceError
 from watcher.names import in_scope, subsource
 from watcher.snapshot.collect import Collection, Job
-from watcher.sources import BuildContext, Findings, Source
+from watcher.sources import BuildContext, Findings, Source, ssh
 from watcher.sources.docker.host import describe, open_client
 from watcher.sources.docker.names import list_filters, selected_containers
 from watcher.sources.docker.snapshot import container_job
 from watcher.sources.docker.source import DockerSource
+from watcher.sources.docker.transport import served
 
 SNAPSHOT_TIMEOUT = 60
 """Seconds a snapshot's Docker requests may take (a big log is read in one request)."""
@@ -32,7 +34,16 @@ class DockerKind:
         return [self.cfg.name]
 
     def build(self, ctx: BuildContext) -> list[Source]:
-        return [DockerSource(self.cfg, max_line_bytes=ctx.max_line_bytes, clock=ctx.clock)]
+        cfg = self.cfg
+        return [
+            DockerSource(
+                cfg,
+                max_line_bytes=ctx.max_line_bytes,
+                clock=ctx.clock,
+                retry=cfg.reconnect_min,
+                max_retry=cfg.reconnect_max,
+            )
+        ]
 
     async def check(self, key: str) -> Findings:
         """The engine answers, and (a warning) whether any container matches yet."""
@@ -40,6 +51,9 @@ class DockerKind:
 
     def _check(self, key: str) -> Findings:
         cfg, found = self.cfg, Findings()
+        found.problems += ssh.trust_problems(cfg, key) if cfg.ssh_login() else []
+        if found.problems:
+            return found
         if cfg.docker_host.startswith("unix://"):
             sock = Path(cfg.docker_host.removeprefix("unix://"))
             if not sock.exists():
@@ -49,12 +63,12 @@ class DockerKind:
                 found.problems.append(f"{key}.docker_host: {sock} is not accessible (docker group?)")
                 return found
         try:
-            client = open_client(cfg.docker_host, timeout=15)
-            try:
+            with served(cfg) as url, contextlib.closing(open_client(url, timeout=15)) as client:
                 client.ping()
                 listed = client.api.containers(all=True, filters=list_filters(cfg))
-            finally:
-                client.close()
+        except SourceError as exc:
+            found.problems.append(f"{key}.docker_host: {exc}")
+            return found
         except (DockerException, OSError) as exc:
             found.problems.append(
                 f"{key}.docker_host: cannot reach the Docker engine at {cfg.docker_host}: {describe(exc)}"
@@ -73,7 +87,11 @@ class DockerKind:
         job, recording why nothing was collected, so the manifest says what is missing."""
         cfg = self.cfg
         try:
-            client = open_client(cfg.docker_host, timeout=SNAPSHOT_TIMEOUT)
+            url = stack.enter_context(served(cfg))
+        except SourceError as exc:
+            return self._unreachable(scope, f"cannot reach the Docker engine {cfg.docker_host}: {exc}")
+        try:
+            client = open_client(url, timeout=SNAPSHOT_TIMEOUT)
         except DockerException as exc:
             return self._unreachable(
                 scope, f"cannot reach the Docker engine {cfg.docker_host}: {describe(exc)}"

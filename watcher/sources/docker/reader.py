@@ -122,6 +122,12 @@ class LaneReader:
             while data := await self._calls.call(stream.read):
                 lane.last_data = time.monotonic()
                 await self._deliver(lane, boundary, stream.decoder.feed(data))
+                if (
+                    stream.live_ns is not None
+                    and lane.cursor is not None
+                    and lane.cursor.ns >= stream.live_ns
+                ):
+                    lane.behind = False  # a line written after attaching: the backlog is read
                 if stream.decoder.done:
                     break
             if not stream.complete:

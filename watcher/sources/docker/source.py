@@ -33,8 +33,10 @@ is in the stream before the watermark that passes it), and after each listing. T
 source itself runs while at least one container matches the selection. Sub-sources
 named in `one_shot` (migrations) report nothing and may stay silent.
 
-Blocking SDK calls run in this source's own thread pool (calls.py); each sub-source
-is read by a LaneReader (reader.py).
+The engine is reached through transport.py: an ssh:// host through one SSH connection
+per attempt, whose loss is reported with the SSH reason and whose last proof of life
+caps the watermarks. Blocking SDK calls run in this source's own thread pool
+(calls.py); each sub-source is read by a LaneReader (reader.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from docker.errors import NotFound
 
 from watcher.config import DockerSourceConfig
 from watcher.details import Note, RecreatedDetail
+from watcher.errors import SourceError
 from watcher.events import Expectation, Gap, Kind, Liveness, SourceDown, Watermark
 from watcher.names import parent
 from watcher.sources import Counters, ScanOptions, SourceEvent, Stopped, expectation
@@ -63,6 +66,7 @@ from watcher.sources.docker.lane import GAP_REASON, Container, Lane, time_ns
 from watcher.sources.docker.names import list_filters, one_shot, selected, sub_source
 from watcher.sources.docker.reader import LaneReader, report_gap
 from watcher.sources.docker.snapshot import container_job
+from watcher.sources.docker.transport import Link, Transport
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,8 @@ class DockerSource:
         self.scan = ScanOptions(
             "docker", rules=None if cfg.rules is None else tuple(cfg.rules), expect_match=cfg.expect_match
         )
-        self._calls = EngineCalls(cfg.docker_host, cfg.name)
+        self._calls = EngineCalls(cfg.name)
+        self._transport = Transport(cfg, clock)
         self._connected_at: float | None = None
         self._matches: bool | None = None
         """Whether a container matched the selection, as last reported."""
@@ -131,36 +136,47 @@ class DockerSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
             self._calls.close()
+            self._transport.close()
 
     async def _run(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
-        delay = self._retry
+        delay, logged = self._retry, None
         try:
             while True:
                 self._connected_at = None
-                try:
-                    await self._connected(lanes, out)
-                    reason = "Docker events stream ended"
-                except LOST as exc:
-                    reason = f"{self.cfg.docker_host}: {describe(exc)}"
+                reason = await self._attempt(lanes, out)
                 if self._connected_at is not None:  # it was up: start the backoff over
-                    delay = self._retry
-                log.warning("%s: engine unreachable: %s", self.name, reason)
+                    delay, logged = self._retry, None
+                if reason != logged:  # once per outage and reason, not once per retry
+                    log.warning("%s: engine unreachable: %s", self.name, reason)
+                    logged = reason
                 for name in (self.name, *lanes):
                     await out.put(SourceDown(name, reason))
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # never past reconnect_max
                 delay = min(delay * 2, self._max_retry)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: end the source loudly instead of hanging the daemon
             await out.put(exc)
 
+    async def _attempt(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> str:
+        """Reach the engine and follow it until it is lost; why it was lost."""
+        try:
+            async with self._transport.link() as link:
+                self._calls.use(link)
+                try:
+                    await self._connected(link, lanes, out)
+                    reason = "Docker events stream ended"
+                except LOST as exc:
+                    reason = f"{self.cfg.docker_host}: {describe(exc)}"
+                return link.lost() or reason  # a lost SSH link ends the streams: say so, not how
+        except SourceError as exc:  # the SSH link could not be opened
+            return str(exc)
+
     async def _connected(
-        self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
+        self, link: Link, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
     ) -> None:
         """Follow the engine until it is lost (raises, or returns when the events stream ends)."""
-        client = await self._calls.call(
-            open_client, self.cfg.docker_host, timeout=30, max_pool_size=MAX_STREAMS
-        )
+        client = await self._calls.call(open_client, link.url, timeout=30, max_pool_size=MAX_STREAMS)
         tasks: dict[str, asyncio.Task[None]] = {}  # hard references, cancelled on the way out
         events: Any = None
         try:
@@ -181,7 +197,7 @@ class DockerSource:
             self._connected_at = time.monotonic()
             for lane in lanes.values():
                 self._reading(client, lane, tasks, out)
-            tasks[""] = asyncio.create_task(self._ticker(lanes, out), name=f"{self.name} watermarks")
+            tasks[""] = asyncio.create_task(self._ticker(link, lanes, out), name=f"{self.name} watermarks")
             stopping: set[str] = set()
             ghosts: dict[str, tuple[str, float]] = {}
             while True:
@@ -345,9 +361,12 @@ class DockerSource:
             )
             tasks[lane.sub] = asyncio.create_task(reader.run(lane), name=lane.sub)
 
-    async def _ticker(self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
+    async def _ticker(
+        self, link: Link, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
+    ) -> None:
         while True:
-            now, mono = self._clock(), time.monotonic()
+            # An SSH link vouches only up to its last heartbeat: a dead one is not noticed at once.
+            now, mono = min(self._clock(), link.alive_at()), time.monotonic()
             await self._report_matches(lanes, out)
             await out.put(Watermark(self.name, now))
             for lane in list(lanes.values()):

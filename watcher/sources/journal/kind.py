@@ -40,16 +40,7 @@ class JournalKind:
             if shutil.which("journalctl") is None:
                 found.problems.append(f"{key}: no hosts given and journalctl is not installed here")
             return found
-        if cfg.known_hosts is not None:
-            try:
-                asyncssh.read_known_hosts(str(cfg.known_hosts))
-            except (OSError, ValueError) as exc:
-                found.problems.append(f"{key}.known_hosts: cannot use {cfg.known_hosts}: {_reason(exc)}")
-        for j, path in enumerate(cfg.client_keys):
-            try:
-                asyncssh.read_private_key(str(path))
-            except (OSError, asyncssh.KeyImportError, ValueError) as exc:
-                found.problems.append(f"{key}.client_keys[{j}]: cannot use {path}: {_reason(exc)}")
+        found.problems += ssh.trust_problems(cfg, key)
         if not found.problems:
             found.problems += [f"{key}.hosts[{j}]: {problem}" for j, problem in await self._reach()]
         return found
@@ -62,7 +53,7 @@ class JournalKind:
         async def one(j: int, host: str) -> tuple[int, str] | None:
             async with gate:
                 try:
-                    async with await ssh.connect(cfg, host) as conn:
+                    async with await ssh.connect(cfg, host, ssh.user_for(cfg, host)) as conn:
                         done = await conn.run("journalctl --version", timeout=cfg.connect_timeout)
                 except SourceError as exc:
                     return j, str(exc)
@@ -79,9 +70,3 @@ class JournalKind:
         self, scope: Sequence[str], since: float | None, until: float | None, stack: contextlib.ExitStack
     ) -> list[Job]:
         return journal_jobs(self.cfg, {n for n in self.names() if in_scope(n, scope)}, since, until)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__

@@ -20,7 +20,7 @@ from watcher.errors import SourceError
 from watcher.names import subsource
 from watcher.snapshot.collect import Collection, Job
 from watcher.sources.journal import stream
-from watcher.sources.ssh import connect
+from watcher.sources.ssh import connect, user_for
 
 READ = 1 << 16
 MAX_STDERR = 4096
@@ -58,7 +58,7 @@ async def _remote(
     cfg: JournalSourceConfig, host: str, since: float | None, until: float | None, col: Collection
 ) -> None:
     col.describe(host=host, **_match(cfg))
-    conn = await connect(cfg, host)  # SourceError says why (host key, auth, timeout)
+    conn = await connect(cfg, host, user_for(cfg, host))  # SourceError says why (host key, auth, timeout)
     async with conn:
         command = shlex.join(journalctl_args(cfg, since, until))
         async with conn.create_process(command, encoding=None) as proc:

@@ -194,7 +194,7 @@ class JournalSource:
         conn: asyncssh.SSHClientConnection | None = None
         if self._host is not None:
             async with self._fleet.handshakes:
-                conn = await ssh.connect(self._cfg, self._host)
+                conn = await ssh.connect(self._cfg, self._host, ssh.user_for(self._cfg, self._host))
         try:
             t0: list[float] = []
             async for event in self._run(conn, pos, follow=False, started=t0):
