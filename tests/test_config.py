@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import SHIPPED_CONFIG
+from tests.support import RULE, SHIPPED_CONFIG
 from watcher import config
 from watcher.errors import ConfigError
 from watcher.sources.registry import source_names
@@ -75,7 +75,7 @@ class TestLoad:
         secret = tmp_path / "hook"
         secret.write_text("https://hooks.example/T000/B000/XXXX\n")
         path = tmp_path / "c.toml"
-        path.write_text(f'[notify]\nincident_webhook_file = "{secret}"\n')
+        path.write_text(f'{RULE}[notify]\nincident_webhook_file = "{secret}"\n')
         settings = config.load(path)
         hook = settings.notify.incident_webhook
         assert hook is not None and hook.get_secret_value() == "https://hooks.example/T000/B000/XXXX"
@@ -91,7 +91,7 @@ class TestLoad:
     def test_journal_hosts_become_one_source_each(self, tmp_path: Path) -> None:
         """hosts = [a, b] gives sources gw/a and gw/b."""
         path = tmp_path / "c.toml"
-        path.write_text('[[sources]]\nname="gw"\nkind="journal"\nhosts=["a","b"]\nknown_hosts="/k"\n')
+        path.write_text(RULE + '[[sources]]\nname="gw"\nkind="journal"\nhosts=["a","b"]\nknown_hosts="/k"\n')
         assert source_names(config.load(path)) == ["gw/a", "gw/b"]
 
     def test_unknown_keys_and_duplicates(self, tmp_path: Path) -> None:
@@ -181,3 +181,44 @@ class TestLoad:
     def test_rule_shapes(self, tmp_path: Path, rule: str, message: str) -> None:
         """Each kind of rule mistake has its own sentence."""
         assert problems(tmp_path, "[[rules]]\n" + rule) == [message]
+
+
+class TestEvidenceKeys:
+    def test_defaults(self, tmp_path: Path) -> None:
+        """Every source must show records unless quiet_ok; liveness asked with systemctl is-active."""
+        path = tmp_path / "c.toml"
+        path.write_text(
+            RULE + '[[sources]]\nname = "gw"\nkind = "journal"\n'
+            '[[sources]]\nname = "edge"\nkind = "file"\npath = "/x"\n'
+            '[[sources]]\nname = "cloud"\nkind = "docker"\ncontainers = ["api"]\n'
+        )
+        s = config.load(path)
+        gw, edge, cloud = s.sources
+        assert (edge.quiet_ok, edge.expect_every, edge.expect_match) == (False, None, None)
+        assert gw.kind == "journal" and gw.liveness_command == "systemctl is-active {unit}"
+        assert edge.kind == "file" and edge.rotate_wait == 5.0
+        assert cloud.kind == "docker" and cloud.one_shot == []
+        assert s.resolution.skew_tolerance == 60.0
+
+    @pytest.mark.parametrize(
+        ("keys", "message"),
+        [
+            ('expect_match = "ok"', "sources[0].expect_match: needs expect_every"),
+            ('quiet_ok = true\nexpect_every = "1m"', "sources[0].quiet_ok: a source that may stay silent"),
+            (
+                'expect_every = "1m"\nexpect_match = "("',
+                "sources[0].expect_match: invalid regular expression",
+            ),
+        ],
+    )
+    def test_contradictions_are_named(self, tmp_path: Path, keys: str, message: str) -> None:
+        """Expectations that cannot hold are refused at load, naming the key."""
+        (found,) = problems(tmp_path, f'{RULE}[[sources]]\nname = "e"\nkind = "file"\npath = "/x"\n{keys}\n')
+        assert found.startswith(message)
+
+    @pytest.mark.parametrize("text", ["", "rules = []\n"])
+    def test_no_rules_is_refused(self, tmp_path: Path, text: str) -> None:
+        """With no error rule every log looks clean: refused, naming the key."""
+        assert problems(tmp_path, text) == [
+            "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
+        ]

@@ -44,6 +44,8 @@ class BreakDetail:
     message: str = ""
     streak_start: float | None = None
     """Where the streak starts again: the end of the break."""
+    stamped: float | None = None
+    """An error's own stamp when it was not trusted (counted at its arrival instead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ class ResolvedDetail:
     sources: tuple[str, ...] = ()
     lines: int = 0
     """Lines read in scope since the mitigation: the evidence."""
+    evidence: tuple[str, ...] = ()
+    """Per source in scope: lines checked, running or not, the span proven."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,31 @@ class ClosedDetail:
 class SourceDownDetail:
     source: str = ""
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotRunningDetail:
+    """What a source reads stopped running (a container, a unit): a gap from `since` once it runs again."""
+
+    source: str = ""
+    reason: str = ""
+    since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CannotResolveDetail:
+    """Why an incident cannot resolve (empty: nothing stands in its way any more)."""
+
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSkewDetail:
+    """A source's live records are stamped this far from their arrival (positive: ahead)."""
+
+    source: str = ""
+    skew: float = 0.0
+    tolerance: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +145,9 @@ Detail = (
     | SourceDownDetail
     | RecreatedDetail
     | SnapshotDetail
+    | NotRunningDetail
+    | CannotResolveDetail
+    | ClockSkewDetail
 )
 
 DETAILS: Mapping[Kind, type[Detail]] = {
@@ -131,6 +163,9 @@ DETAILS: Mapping[Kind, type[Detail]] = {
     Kind.SOURCE_DOWN: SourceDownDetail,
     Kind.RECREATED: RecreatedDetail,
     Kind.SNAPSHOT: SnapshotDetail,
+    Kind.NOT_RUNNING: NotRunningDetail,
+    Kind.CANNOT_RESOLVE: CannotResolveDetail,
+    Kind.CLOCK_SKEW: ClockSkewDetail,
 }
 """The detail class of every kind of timeline entry."""
 

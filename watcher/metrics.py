@@ -101,7 +101,20 @@ class Metrics:
         self._up = gauge("watcher_source_up", "1 while the source is connected and readable.", ["source"])
         self._watermark = gauge(
             "watcher_source_watermark_timestamp_seconds",
-            "Event time up to which every record of the source has been read (Unix time).",
+            "Event time up to which every record of the source has been read (Unix time); "
+            "absent until known.",
+            ["source"],
+        )
+        self._running = gauge(
+            "watcher_source_running",
+            "1 while what the source reads runs (a container, a unit), 0 while it does not; "
+            "absent for sources that do not report it.",
+            ["source"],
+        )
+        self._skew = gauge(
+            "watcher_source_clock_skew_seconds",
+            "The newest live line's own timestamp minus its arrival (positive: the source's clock "
+            "is ahead); absent until measured.",
             ["source"],
         )
         self._lines = counter("watcher_source_lines_total", "Log lines read.", ["source"])
@@ -163,7 +176,7 @@ class Metrics:
         self._child(self._c_lines, self._lines, source)
         self._child(self._c_gaps, self._gaps, source)
         self._child(self._c_up, self._up, source)
-        self._child(self._c_watermark, self._watermark, source)
+        # No watermark sample until one is known: a 0 would read as "lagging since 1970".
         for rule in self._rules:
             self._child(self._c_errors, self._errors, (source, rule))
         for reason in BAD_LINE_REASONS:
@@ -191,6 +204,12 @@ class Metrics:
 
     def watermark(self, source: str, at: float) -> None:
         self._child(self._c_watermark, self._watermark, source).set(at)
+
+    def running(self, source: str, running: bool) -> None:
+        self._running.labels(source).set(1.0 if running else 0.0)
+
+    def clock_skew(self, source: str, skew: float) -> None:
+        self._skew.labels(source).set(skew)
 
     # Incidents
 

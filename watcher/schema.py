@@ -30,6 +30,20 @@ class ErrorDoc(TypedDict):
     """Only for a further byte stream (a container's stderr)."""
 
 
+class EvidenceDoc(TypedDict):
+    """One source's part of an incident's verdict (DESIGN §2.1)."""
+
+    source: str
+    lines: int
+    """Lines read from it since the mitigation."""
+    running: bool | None
+    """Whether what it reads runs (a container, a unit); null when it does not report that."""
+    proven_from: str | None
+    proven_to: str | None
+    last_record: str | None
+    text: str
+
+
 class IncidentDoc(TypedDict):
     id: str
     title: str
@@ -49,6 +63,10 @@ class IncidentDoc(TypedDict):
     last_error: ErrorDoc | None
     blind_sources: list[str]
     sources: list[str]
+    cannot_resolve: NotRequired[list[str]]
+    """Why it cannot resolve now, one line per reason (`cloud/api: no running container since ...`).
+    (NotRequired here and below: a daemon from before evidence does not send them.)"""
+    evidence: NotRequired[list[EvidenceDoc]]
 
 
 class SourceDoc(TypedDict):
@@ -59,6 +77,12 @@ class SourceDoc(TypedDict):
     lag: float | None
     lines: int
     errors: int
+    running: NotRequired[bool | None]
+    """Whether what it reads runs; null when it does not report that."""
+    not_running: NotRequired[str | None]
+    """Why it does not, and since when."""
+    clock_skew: NotRequired[float | None]
+    """The newest live line's own stamp minus its arrival, in seconds."""
 
 
 class ChannelDoc(TypedDict):

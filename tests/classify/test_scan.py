@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -111,7 +112,7 @@ class TestHelpers:
 
     def test_finder_every_line(self) -> None:
         """A rule without a safe prefilter makes every line a candidate."""
-        assert Finder(NEGATIVE.prefilters(), "auto", True, HYPERSCAN).every_line
+        assert Finder(NEGATIVE.prefilters(), "auto", HYPERSCAN).every_line
 
 
 # ---- identical results, on generated logs ----------------------------------------------
@@ -122,6 +123,7 @@ _TS = st.sampled_from(
         "2026-11-27T14:05:00.123456789Z ",
         "2026-11-27 14:05:00,123 ",
         "2026-11-27T15:05:00+01:00",
+        "2026-11-27T25:61:60.5+0130 ",
         "2026-11-27 x ",
     ]
 )
@@ -160,7 +162,17 @@ _JSON = st.builds(
     lambda ts, pairs, nested, close: (
         "{" + ",".join([*ts, *(f'"{k}":{v}' for k, v in pairs), *nested]) + close
     ),
-    st.sampled_from([[], ['"ts":"2026-11-27T14:05:01Z"'], ['"time":1795788301500'], ['"ts":"12:00"']]),
+    st.sampled_from(
+        [
+            [],
+            ['"ts":"2026-11-27T14:05:01Z"'],
+            ['"time":1795788301500'],
+            ['"ts":"12:00"'],
+            ['"ts":"2026-11-27t14:05:01.25-02:30"'],
+            ['"ts": "2026-11-27 14:05:01,5"'],
+            ['"time":"2026-11-27T14:05:09Z"', '"ts":"2026-11-27T14:05:01Z"'],
+        ]
+    ),
     st.lists(st.tuples(_KEY, _VALUE | st.sampled_from(["-3", "1000.5", '"-2.5"'])), max_size=3),
     st.sampled_from([[], ['"http":{"method":"POST"}'], ['"http":{"method":"x\\/y"}']]),
     st.sampled_from(["}", "", ",}"]),
@@ -220,10 +232,17 @@ def logs(draw: st.DrawFn) -> bytes:
     return data[:-1] if data and draw(st.booleans()) else data
 
 
-def run(data: bytes, rules: SourceRules, engine: str, **kw: object) -> tuple[ClassifyStats, list[ErrorEvent]]:
+def run(
+    data: bytes, rules: SourceRules, engine: str, **kw: object
+) -> tuple[ClassifyStats, list[ErrorEvent], list[float]]:
+    """Stats, error events and every line's own time (what replay collects), in order."""
     events: list[ErrorEvent] = []
-    stats = classify_stream(io.BytesIO(data), "f", rules, on_error=events.append, engine=engine, **kw)  # type: ignore[arg-type]
-    return stats, events
+    stamps: list[float] = []
+    opts: dict[str, Any] = {"engine": engine, **kw}
+    stats = classify_stream(
+        io.BytesIO(data), "f", rules, on_error=events.append, on_stamps=stamps.extend, **opts
+    )
+    return stats, events, stamps
 
 
 class TestSameResults:
@@ -242,7 +261,8 @@ class TestSameResults:
     def test_engines_agree(
         self, data: bytes, rules: SourceRules, fmt: str, chunk: int, max_line: int
     ) -> None:
-        """reference, python and hyperscan give the same stats and the same events, in order."""
+        """reference, python and hyperscan give the same stats, the same events (at the same
+        times, also for a record whose head has no stamp) and the same stamps, in order."""
         expected = run(data, rules, "reference", fmt=fmt, chunk_size=chunk, max_line_bytes=max_line)
         for engine in FAST:
             got = run(data, rules, engine, fmt=fmt, chunk_size=chunk, max_line_bytes=max_line)
@@ -286,7 +306,7 @@ _TRICKY = '\u0130\u0131\u017f\u212a\x1c\x1f\u00a0\u3000\u180e\u00e9\u00c5\u0560\
 
 _FOLDS = {"i": "\u0130\u0131", "s": "\u017f", "k": "\u212a"}
 _FINDERS = {
-    (id(rules), engine): Finder(rules.prefilters(), "auto", False, engine == "hyperscan")
+    (id(rules), engine): Finder(rules.prefilters(), "auto", engine == "hyperscan")
     for rules in (DEFAULT, EXTRA)
     for engine in FAST
 }
@@ -331,10 +351,10 @@ class TestTimedLinesAgree:
         """A line the grouping rules could treat specially is always found by the context search."""
         formats: tuple[Format, ...] = ("auto", "journal")
         for fmt in formats:
-            finder = Finder((), fmt, True, False)
+            finder = Finder((), fmt, False)
             buf = b"2026-11-27T14:05:00Z x\n" + line.replace(b"\n", b" ") + b"\n"
             text = buf.decode("utf-8", "replace")
             parsed = LineParser(fmt).parse(text.split("\n")[1])
-            special = parsed.at is None or re.match(r"[ \t]|\s*$|goroutine |Caused by", parsed.message)
+            special = re.match(r"[ \t]|\s*$|goroutine |Caused by", parsed.message)
             if special and not bad_lines(buf, 0, len(buf)):
                 assert 23 in finder.find(buf, 0, len(buf), text), (fmt, line)

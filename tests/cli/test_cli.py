@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.support import SHIPPED_CONFIG
+from tests.support import RULE, SHIPPED_CONFIG
 from watcher.cli import app
 
 CONFIG = SHIPPED_CONFIG
@@ -115,6 +115,69 @@ class TestReplay:
         assert res.exit_code == 1
         assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
+    def test_an_out_of_order_file_watermarks_at_its_newest_stamp(self, tmp_path: Path) -> None:
+        """An error at 00:10 in a file whose last line says 00:01 is part of the verdict."""
+        path = write(
+            tmp_path / "app.log",
+            '2026-11-27T00:00:30Z {"level":"info"}',
+            '2026-11-27T00:10:00Z {"level":"error","msg":"late in the file"}',
+            '2026-11-27T00:10:30Z {"level":"info"}',
+            '2026-11-27T00:01:30Z {"level":"info","msg":"a straggler, written last"}',
+        )
+        args = ["replay", "--config", str(CONFIG), "--mitigated-at", "2026-11-27T00:00:00Z", "--window", "1m"]
+        doc = json.loads(runner.invoke(app, [*args, "--json", str(path)]).stdout)
+        assert doc["verdict"] == "unresolved"
+        assert doc["streak_start"] == "2026-11-27T00:10:00.000Z" and doc["errors"] == 1
+        assert doc["sources"][str(path)]["watermark"] == "2026-11-27T00:10:30.000Z"
+
+    def test_a_window_without_any_record_cannot_resolve(self, tmp_path: Path) -> None:
+        """Silence proves nothing: unresolved, and the verdict says why and names the evidence."""
+        path = write(
+            tmp_path / "app.log",
+            '2026-11-27T14:00:00Z {"level":"info"}',
+            '2026-11-27T14:02:00Z {"level":"error","msg":"and then nothing more"}',
+        )
+        args = ["replay", "--config", str(CONFIG), "--mitigated-at", "2026-11-27T14:01:00Z"]
+        res = runner.invoke(app, [*args, "--until", "2026-11-27T15:00:00Z", f"api={path}"])
+        assert res.exit_code == 3
+        assert "cannot resolve: api: no record in the last 15m since 2026-11-27T14:02:00.000Z" in res.stdout
+        assert "evidence: api: 2 lines checked" in res.stdout
+
+    def test_a_quiet_ok_source_resolves_on_silence(self, tmp_path: Path) -> None:
+        """A file named like a configured quiet_ok source may stay silent."""
+        cfg = write(
+            tmp_path / "w.toml",
+            RULE,
+            f'[[sources]]\nname = "errors"\nkind = "file"\npath = "{tmp_path / "x"}"\nquiet_ok = true',
+        )
+        path = write(tmp_path / "errors.log", '2026-11-27T14:00:00Z {"level":"info"}')
+        args = ["replay", "--config", str(cfg), "--mitigated-at", "2026-11-27T14:01:00Z", "--json"]
+        doc = json.loads(
+            runner.invoke(app, [*args, "--until", "2026-11-27T15:00:00Z", f"errors={path}"]).stdout
+        )
+        assert doc["verdict"] == "resolved" and doc["resolved_at"] == "2026-11-27T14:16:00.000Z"
+
+    def test_untimestamped_errors_count_at_the_stamp_before_them(self, tmp_path: Path) -> None:
+        """Three `ERROR:` lines after a stamped one are three errors, not continuations of it."""
+        path = write(
+            tmp_path / "db.log",
+            "2026-11-27T14:10:00Z INFO pool ready",
+            *["ERROR: database connection refused"] * 3,
+            "2026-11-27T14:40:00Z INFO pool ready",
+        )
+        args = ["replay", "--config", str(CONFIG), "--mitigated-at", "2026-11-27T14:05:00Z", "--json"]
+        doc = json.loads(runner.invoke(app, [*args, str(path)]).stdout)
+        assert doc["errors"] == 3 and doc["streak_start"] == "2026-11-27T14:10:00.000Z"
+
+    def test_a_config_without_rules_is_refused(self, cloud: Path, tmp_path: Path) -> None:
+        """rules = [] would call every log clean: replay and check-config refuse it, naming the key."""
+        cfg = write(tmp_path / "w.toml", f'state_dir = "{tmp_path}"', "rules = []")
+        for args in (["replay", "--mitigated-at", "2026-11-27T14:05:00Z", str(cloud)], ["check-config"]):
+            res = runner.invoke(app, [*args, "--config", str(cfg)])
+            assert res.exit_code == 1
+            (line,) = res.stderr.strip().splitlines()
+            assert line.startswith("ConfigError: rules: no error rules")
+
     def test_missing_file(self, tmp_path: Path) -> None:
         """A file that does not exist is named in one line."""
         res = runner.invoke(
@@ -207,7 +270,7 @@ regex = "("
         cfg = tmp_path / "ok.toml"
         cfg.write_text(
             f'state_dir = "{tmp_path / "s"}"\n[[sources]]\nname = "edge"\nkind = "file"\n'
-            f'path = "{tmp_path / "later.log"}"\n'
+            f'path = "{tmp_path / "later.log"}"\n{RULE}'
         )
         res = runner.invoke(app, ["check-config", "--config", str(cfg)])
         assert res.exit_code == 0, res.output

@@ -41,6 +41,9 @@ SAMPLES: dict[Kind, Detail] = {
         None,
         "alice@bastion",
     ),
+    Kind.NOT_RUNNING: details.NotRunningDetail("cloud/api", "no running container (exited)", AT + 120),
+    Kind.CANNOT_RESOLVE: details.CannotResolveDetail(("cloud/api: no running container since 14:02:00Z",)),
+    Kind.CLOCK_SKEW: details.ClockSkewDetail("edge", 3600.2, 60.0),
 }
 EXPECTED = {
     Kind.OPENED: ["Live view black", "edge*", "15m", "edge, edge-2"],
@@ -70,6 +73,9 @@ EXPECTED = {
         "sha256:" + "ab" * 32,
         "before rollback",
     ],
+    Kind.NOT_RUNNING: ["cloud/api", "no running container (exited)", "since 2026-11-27T14:02:00"],
+    Kind.CANNOT_RESOLVE: ["Cannot resolve", "cloud/api: no running container since 14:02:00Z"],
+    Kind.CLOCK_SKEW: ["Clock skew in edge", "+3600.2s", "beyond 1m"],
 }
 
 

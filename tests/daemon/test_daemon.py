@@ -42,6 +42,7 @@ class TestIncidentFlow:
             await client.open_incident("P1-test", "edge broken", ["edge*"], None)
             doc = await client.mitigate("P1-test", "rollback")
             mitigated = parse_time(str(doc["mitigated_at"]))
+            append(log, f'{{"ts":"{stamp(time.time())}","level":"info","msg":"serving"}}')  # alive
 
             async def state_is(want: str) -> bool:
                 return bool((await incident(client))["state"] == want)
@@ -171,6 +172,7 @@ class TestRestartSafety:
         second = time.time()
         append(log, *(f'{{"ts":"{stamp(second)}","level":"info","n":{i}}}' for i in range(500)))
         append(log, f'{{"ts":"{stamp(second)}","level":"error","msg":"two"}}')
+        append(log, f'{{"ts":"{stamp(second + 1)}","level":"info","msg":"still serving"}}')
         with process(cfg):
             await wait_until(lambda: healthy(port), what="daemon up again")
             async with AsyncClient(settings) as client:

@@ -47,7 +47,7 @@ def test_timeline_for_the_postmortem_and_cli_snapshots_on_it(tmp_path: Path) -> 
     queued and recorded when it is back."""
     log = tmp_path / "edge.log"
     append(log, f'{{"ts":"{stamp(time.time())}","level":"info","msg":"up"}}')
-    cfg = config_file(tmp_path, edge_source(log), window=WINDOW)
+    cfg = config_file(tmp_path, edge_source(log, quiet_ok=True), window=WINDOW)
     settings = config.load(cfg)
     client = Client(endpoint_of(settings))
     with process(cfg) as daemon:

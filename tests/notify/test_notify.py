@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from tests.daemon.harness import AsyncClient, config_file, edge_source, healthy, process
 from tests.daemon.harness import running as daemon_running
 from tests.receiver import Answer, Receiver
-from tests.support import SHIPPED_CONFIG, wait_until
+from tests.support import RULE, SHIPPED_CONFIG, wait_until
 from watcher import config
 from watcher.cli import app, status_view
 from watcher.errors import ConfigError
@@ -69,6 +69,8 @@ class TestDaemonAnnounces:
             async with running(cfg) as client:
                 await client.open_incident("P1-a", "Live view black", [], None)
                 await client.mitigate("P1-a", "rollback")
+                with (tmp_path / "edge.log").open("a") as log:  # a record in the window: evidence
+                    log.write(f'{{"ts":"{format_time(time.time())}","level":"info"}}\n')
                 await delivered(rx, "P1-a resolved")
         assert [headline(b) for b in rx.delivered()] == ["P1-a opened", "P1-a mitigation", "P1-a resolved"]
         gaps = [b.monotonic - a.monotonic for a, b in zip(rx.requests, rx.requests[1:], strict=False)]
@@ -244,4 +246,4 @@ class TestConfig:
         block = shipped[shipped.index("# [notify.routes]") : shipped.index("# ---- sources")]
         examples = [ln[2:] for ln in block.splitlines() if re.match(r"^# (\[notify\.|\w+ = )", ln)]
         assert len(examples) == 6
-        assert self.problems(tmp_path, "\n".join(examples)) == []
+        assert self.problems(tmp_path, RULE + "\n".join(examples)) == []

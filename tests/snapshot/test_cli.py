@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tests.daemon.harness import AsyncClient, running
 from tests.snapshot.helpers import manifest, rewrite
-from tests.support import free_port
+from tests.support import RULE, free_port
 from watcher import config
 from watcher.cli import app
 from watcher.cli.snapshot import EXIT_PARTIAL
@@ -33,7 +33,7 @@ def write_config(tmp_path: Path, *, missing: bool = False, state: Path | None = 
     path.write_text(
         f'state_dir = "{state or tmp_path / "state"}"\n'
         f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'
-        f'[[sources]]\nname = "edge"\nkind = "file"\npath = "{log}"\n{extra}'
+        f'[[sources]]\nname = "edge"\nkind = "file"\npath = "{log}"\n{extra}{RULE}'
     )
     return path
 

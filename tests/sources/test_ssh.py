@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.sshd import TEST_USER, LinkCut, Sshd, journald_fixture, sshd_fixture  # noqa: F401
-from tests.support import free_port, wait_until
+from tests.support import RULE, free_port, wait_until
 from watcher.cli import app
 from watcher.config import JournalSourceConfig
 from watcher.errors import SourceError
@@ -151,7 +151,7 @@ class TestCheckConfig:
         cfg.write_text(
             f'state_dir = "{tmp_path / "state"}"\n[[sources]]\nname = "gw"\nkind = "journal"\n'
             f'hosts = ["{sshd.address}"]\nuser = "{TEST_USER}"\nport = {sshd.port}\n'
-            f'known_hosts = "{sshd.known_hosts}"\nclient_keys = ["{sshd.client_key_path}"]\n'
+            f'known_hosts = "{sshd.known_hosts}"\nclient_keys = ["{sshd.client_key_path}"]\n{RULE}'
         )
         assert CliRunner().invoke(app, ["check-config", "--config", str(cfg)]).exit_code == 0
         cfg.write_text(cfg.read_text().replace(str(sshd.known_hosts), str(sshd.wrong_known_hosts())))

@@ -6,9 +6,9 @@ can matter, and only those go through the precise path (LineParser, SourceRules,
 SourceClassifier):
 
 - lines a rule's Prefilter matches (a guaranteed superset of the rule's matches);
-- lines that may continue a record (grouping.py rules 1-3: no time of their own in a
-  timed file, a message starting with whitespace or a continuation prefix) and the line
-  after any line that may make the next one a continuation (rules 4-5);
+- lines that may continue a record (grouping.py rules 1-2: a message starting with
+  whitespace or a continuation prefix) and the line after any line that may make the
+  next one a continuation (rules 3-4);
 - the first line of every buffer, lines that are not UTF-8 and lines longer than
   max_line_bytes.
 
@@ -39,7 +39,6 @@ from watcher.classify.lines import (
     REALTIME,
     TIMESTAMP,
     time_key_start,
-    timed_pattern,
 )
 from watcher.classify.rules import Prefilter
 from watcher.config.base import Format
@@ -248,9 +247,7 @@ def _class_end(pattern: str, i: int) -> int:
 class Finder:
     """Finds, in a buffer of whole lines, the starts of the lines the precise path must see."""
 
-    def __init__(
-        self, prefilters: tuple[Prefilter, ...], fmt: Format, timed: bool, use_hyperscan: bool
-    ) -> None:
+    def __init__(self, prefilters: tuple[Prefilter, ...], fmt: Format, use_hyperscan: bool) -> None:
         sources = [(p, False) for f in prefilters for p in f.message]
         sources += [(p, True) for f in prefilters for p in f.line]
         adapted = [adapt(p, anchored) for p, anchored in dict.fromkeys(sources)]
@@ -267,7 +264,7 @@ class Finder:
                 hs += [(p.encode(), flags) for p in a.hyperscan or ()]
         self._python = [re.compile(p, re.M) for p in dict.fromkeys(python)]
         self._db = _database(hs) if hs else None
-        self._context = re.compile(_context_pattern(fmt, timed).encode(), re.M)  # `$`: a line's end
+        self._context = re.compile(_context_pattern(fmt).encode(), re.M)  # `$`: a line's end
 
     @property
     def needs_text(self) -> bool:
@@ -332,23 +329,20 @@ def _compile(patterns: list[tuple[bytes, int]]) -> hyperscan.Database:
     return db
 
 
-def _context_pattern(fmt: Format, timed: bool) -> str:
+def _context_pattern(fmt: Format) -> str:
     """A line (after a newline) that may be a continuation by itself or enable the next one.
 
     Its message may start after up to two leading timestamps (lines.LineParser): when
-    the line starts with one, only the shape of the message after them matters (the
-    line has a time). A line that starts with its time key (`{"ts":"2026-...`) has a time
-    and a message that starts with `{` or a key: it never matters. Any other line
-    matters when its message looks like a continuation or, in a timed file, when it
-    has no time of its own.
+    the line starts with one, only the shape of the message after them matters. A line
+    that starts with its time key (`{"ts":"2026-...`) has a message that starts with `{`
+    or a key: it never matters. Any other line matters when its message looks like a
+    continuation.
     """
     lead = rf"(?>{TIMESTAMP}(?:[ \t]|(?![ \t])))"
     shape = f"(?={CONTINUATION_FIRST})(?:{CONTINUATION_START})"  # a cheap first test: most lines fail it
     key_start = time_key_start(fmt)
-    keyed = f"|({key_start}{DATE_TIME})" if timed and key_start is not None and fmt != "journal" else ""
+    keyed = f"|({key_start}{DATE_TIME})" if key_start is not None and fmt != "journal" else ""
     other = [shape]
-    if timed:
-        other.insert(0, f"(?!{timed_pattern(fmt)})")
     if fmt == "journal":  # a record whose MESSAGE is missing, escaped, bytes or continuation-like
         key = r'"MESSAGE"[ \t\r]*:[ \t\r]*'
         other.append(

@@ -69,6 +69,10 @@ def incident_panel(
         )
     if doc["blind_sources"]:
         rows.append(Text(f"  blind: cannot see {', '.join(doc['blind_sources'])}", style="magenta"))
+    for reason in doc.get("cannot_resolve", []):
+        rows.append(Text(f"  cannot resolve: {reason}", style="bold red"))
+    if doc["mitigated_at"]:
+        rows += [Text(f"  evidence: {e['text']}", style="dim") for e in doc.get("evidence", [])]
     if sources is not None:
         rows += [_evidence(name, sources.get(name), today) for name in doc["sources"]]
     return Group(*rows)
@@ -98,21 +102,31 @@ def status_view(doc: StatusDoc) -> RenderableType:
     table = Table(show_edge=False)
     table.add_column("source", no_wrap=True)
     table.add_column("state", overflow="fold")
-    for col in ("verified to", "lag", "lines", "errors"):
+    table.add_column("running", overflow="fold")
+    for col in ("verified to", "lag", "clock skew", "lines", "errors"):
         table.add_column(col, justify="right", no_wrap=True)
     for s in doc["sources"]:
         state = Text("up", style="green") if s["up"] else Text(f"DOWN: {s['reason']}", style="red")
+        skew = s.get("clock_skew")
         table.add_row(
             s["name"],
             state,
+            _running(s.get("running"), s.get("not_running")),
             short_time(s["watermark"], today),
             _lag(s["lag"]),
+            "-" if skew is None else f"{skew:+.1f}s",
             f"{s['lines']:,}",
             f"{s['errors']:,}",
         )
     parts += [Text(""), table]
     parts += [outbox_line(name, c) for name, c in doc["outbox"]["channels"].items()]
     return Group(*parts)
+
+
+def _running(running: bool | None, why: str | None) -> Text:
+    if running is None:
+        return Text("-", style="dim")
+    return Text("yes", style="green") if running else Text(f"no: {why}", style="red")
 
 
 def outbox_line(channel: str, c: ChannelDoc) -> Text:

@@ -13,10 +13,13 @@ from __future__ import annotations
 from watcher import details
 from watcher.details import (
     BreakDetail,
+    CannotResolveDetail,
+    ClockSkewDetail,
     ClosedDetail,
     Detail,
     GapDetail,
     MitigatedDetail,
+    NotRunningDetail,
     OpenedDetail,
     RecreatedDetail,
     ResolvedDetail,
@@ -55,6 +58,19 @@ def describe(kind: Kind, d: Detail) -> str:
             f"RESOLVED: no errors for {_span(d.window)} in {', '.join(d.sources)}"
             f"{_between(d.streak_start, None if d.streak_start is None else d.streak_start + d.window)}"
             f"; {d.lines:,} lines checked"
+            f"{''.join(f'; {e}' for e in d.evidence)}"
+        )
+    if isinstance(d, NotRunningDetail):
+        since = f" since {format_time(d.since)}" if d.since is not None else ""
+        return f"{d.source}: {d.reason}{since} (cannot prove anything while it does not run)"
+    if isinstance(d, CannotResolveDetail):
+        if not d.reasons:
+            return "Evidence complete again: nothing keeps it from resolving"
+        return "Cannot resolve: " + "; ".join(d.reasons)
+    if isinstance(d, ClockSkewDetail):
+        return (
+            f"Clock skew in {d.source}: live lines stamped {d.skew:+.1f}s from their arrival "
+            f"(beyond {format_duration(d.tolerance)}): its errors count at their arrival"
         )
     if isinstance(d, ClosedDetail):
         return f"Closed: {d.reason or 'no reason given'}"
@@ -69,6 +85,8 @@ def _break(kind: Kind, d: BreakDetail) -> str:
     what = f"an error in {d.source} [{d.rule}]" if d.rule is not None else f"a gap in {d.source}"
     msg = without_leading_stamp(d.message).replace("`", "'")
     quoted = f": `{msg[:MAX_MESSAGE]}{'…' if len(msg) > MAX_MESSAGE else ''}`" if msg else ""
+    if d.stamped is not None:
+        quoted += f" (stamped {format_time(d.stamped)}: counted at its arrival)"
     if kind is Kind.REGRESSED:
         return f"REGRESSION after resolution, by {what}{quoted}; verification starts again"
     return f"Streak reset by {what}{quoted}"

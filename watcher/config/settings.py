@@ -44,6 +44,8 @@ class HttpConfig(Model):
 class ResolutionConfig(Model):
     window: PositiveDuration = 900.0
     blind_after: PositiveDuration = 30.0
+    skew_tolerance: PositiveDuration = 60.0
+    """A live record stamped further than this from its arrival counts at its arrival."""
 
 
 DAY = 86400.0
@@ -92,6 +94,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
         problems: list[str] = []
+        if not self.rules:
+            problems.append(
+                "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
+            )
         problems += _duplicates("sources", [s.name for s in self.sources])
         problems += _duplicates("rules", [r.name for r in self.rules])
         problems += _duplicates("ignore", [r.name for r in self.ignore])

@@ -17,6 +17,30 @@ class SourceBase(Model):
     name: str = Field(pattern=NAME)
     rules: list[str] | None = None
     """Names of the rules that apply to this source; None means every rule."""
+    quiet_ok: bool = False
+    """An error-only log: a window without any record of it may still resolve (DESIGN §2.1)."""
+    expect_every: PositiveDuration | None = None
+    """At least one record (matching expect_match, when set) this often; else a gap from the last."""
+    expect_match: str | None = None
+    """The records that meet expect_every (a regex over the message), e.g. 'heartbeat ok'."""
+
+    @field_validator("expect_match")
+    @classmethod
+    def _expect_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _expectation(self) -> SourceBase:
+        if self.expect_match is not None and self.expect_every is None:
+            raise ValueError("expect_match: needs expect_every (how often a match must come)")
+        if self.quiet_ok and self.expect_every is not None:
+            raise ValueError("quiet_ok: a source that may stay silent cannot also expect_every")
+        return self
 
 
 class SshSettings(Model):
@@ -75,6 +99,9 @@ class DockerSourceConfig(Backoff, SshSettings, SourceBase):
     compose_project: str | None = None
     containers: list[str] = []
     labels: dict[str, str] = {}
+    one_shot: list[str] = []
+    """Compose services or container names that run once and exit (migrations): not running is
+    no gap for them, and they may stay silent."""
 
     @field_validator("docker_host")
     @classmethod
@@ -128,6 +155,10 @@ class JournalSourceConfig(Backoff, SshSettings, SourceBase):
     """Follow this SYSLOG_IDENTIFIER instead of `unit` (entries logged without a unit)."""
     max_handshakes: int = Field(default=16, ge=1)
     """SSH handshakes in flight at once for this source's hosts; starts are also spread out."""
+    liveness_command: str = "systemctl is-active {unit}"
+    """Run on the host (over the same connection) at least every keepalive_interval: exit 0 means
+    the unit runs, anything else that it does not (its first output line says how). `{unit}` is
+    replaced by the unit; "" turns the check off."""
 
     @model_validator(mode="after")
     def _remote_needs_trust(self) -> JournalSourceConfig:
@@ -146,6 +177,8 @@ class FileSourceConfig(SourceBase):
     timestamp_field: str | None = None
     timestamp_format: str | None = None
     """strptime format of the timestamp field, when it is not RFC 3339 or epoch seconds."""
+    rotate_wait: PositiveDuration = 5.0
+    """After a rename rotation, the old file is still read until it has been idle this long."""
 
 
 SourceConfig = Annotated[

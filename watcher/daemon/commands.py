@@ -41,7 +41,16 @@ class Commands:
             "now": now,
             "incidents": [incident_doc(p.engine.status(i)) for i in p.engine.incident_ids()],
             "sources": [
-                source_doc(name, st.up, st.reason, p.engine.watermark(name), now, st.stats())
+                source_doc(
+                    name,
+                    st.up,
+                    st.reason,
+                    p.engine.watermark(name),
+                    now,
+                    st.stats(),
+                    liveness=(st.source.expectation(name).liveness, p.engine.down(name)),
+                    skew=st.skew,
+                )
                 for name, st in p.sources.items()
             ],
             "outbox": outbox_doc(p.store.outbox.backlog()),

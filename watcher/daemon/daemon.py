@@ -29,13 +29,14 @@ from watcher.daemon import sdnotify
 from watcher.daemon.api import ApiServer
 from watcher.daemon.auto_snapshots import AutoSnapshots
 from watcher.daemon.commands import Commands
+from watcher.daemon.lock import StateLock
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.readiness import readiness, report
 from watcher.daemon.retention import PRUNE_EVERY, prune
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
 from watcher.errors import StoreError
-from watcher.events import HEARTBEAT
+from watcher.events import HEARTBEAT, Expectation
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcer
 from watcher.notify.channels import build_senders
@@ -79,6 +80,7 @@ class Daemon:
 
     async def startup(self) -> None:
         s = self.settings
+        self._lock = StateLock.acquire(s.state_dir)  # before the store: one daemon per state_dir
         self.store = store = Store.open(s.state_dir)
         prune(s.retention, store, s.state_dir, self.clock())
         self._next_prune = time.monotonic() + PRUNE_EVERY
@@ -88,14 +90,19 @@ class Daemon:
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)
         self.metrics = metrics = Metrics(self.registry, sources=names, rules=ruleset.rule_names)
+        engine = self._engine({src.name: src.expectation(src.name) for src in built})
+        for name, mark in engine.sources().items():
+            if mark is not None:
+                metrics.watermark(name, mark)
         self.pipeline = pipeline = Pipeline(
             store=store,
-            engine=self._engine(names),
+            engine=engine,
             metrics=metrics,
             ruleset=ruleset,
             announcer=self._announcer(),
             max_line_bytes=s.max_line_bytes,
             clock=self.clock,
+            skew_tolerance=s.resolution.skew_tolerance,
         )
         cursors = {n: p.cursor for n, p in store.resume_points().items() if p.cursor is not None}
         self._reads = [(src, pipeline.add_reader(src, cursors)) for src in built]
@@ -129,15 +136,16 @@ class Daemon:
             len(self._reads),
         )
 
-    def _engine(self, names: list[str]) -> Engine:
-        blind_after = self.settings.resolution.blind_after
+    def _engine(self, expect: dict[str, Expectation]) -> Engine:
+        r = self.settings.resolution
+        args = {"blind_after": r.blind_after, "skew_tolerance": r.skew_tolerance}
         snap = self.store.engine_state()
         try:
             if snap:
-                return Engine.restore(snap, blind_after=blind_after, sources=names)
+                return Engine.restore(snap, sources=expect, expectations=expect, **args)
         except ValueError as exc:
             raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
-        return Engine(blind_after=blind_after, sources=names)
+        return Engine(sources=expect, expectations=expect, **args)
 
     def _announcer(self) -> Announcer:
         notify = self.settings.notify
@@ -208,6 +216,7 @@ class Daemon:
             remove_run_file(self._run_file, os.getpid())
         await self.http.close()
         self.store.close()
+        self._lock.release()
 
     async def serve(self) -> None:
         """startup -> run -> shutdown, with SIGTERM/SIGINT turned into a graceful stop."""

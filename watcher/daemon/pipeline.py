@@ -20,10 +20,18 @@ from watcher.classify.stream import StreamScanner
 from watcher.daemon.auto_snapshots import AutoSnapshots
 from watcher.daemon.readiness import first_states_known
 from watcher.daemon.source_state import STARTING, SourceState
-from watcher.details import Detail, Note, SourceDownDetail, Transition
+from watcher.details import (
+    CannotResolveDetail,
+    ClockSkewDetail,
+    Detail,
+    Note,
+    NotRunningDetail,
+    SourceDownDetail,
+    Transition,
+)
 from watcher.engine import Engine, IncidentStatus
 from watcher.errors import StoreError
-from watcher.events import Chunk, ErrorEvent, Gap, Kind, SourceDown, Watermark
+from watcher.events import Chunk, ErrorEvent, Gap, Kind, Liveness, SourceDown, State, Watermark
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.sender import Sender
@@ -48,9 +56,11 @@ class Pipeline:
         announcer: Announcer,
         max_line_bytes: int,
         clock: Callable[[], float],
+        skew_tolerance: float = 60.0,
     ) -> None:
         self.store = store
         self.engine = engine
+        self.skew_tolerance = skew_tolerance
         self.metrics = metrics
         self.ruleset = ruleset
         self.announcer = announcer
@@ -70,13 +80,18 @@ class Pipeline:
         """Set once every configured source has said whether it is up (or why not)."""
         self.startup_reported = False
         """Set once the daemon has logged every source's first state (watcher.daemon.readiness)."""
+        self._blocked: dict[str, tuple[str, ...]] = {}
+        """Per incident, the reasons it could not resolve when last put on its timeline."""
 
     # ---- sources --------------------------------------------------------------------
 
     def add_reader(self, src: Source, cursors: dict[str, str]) -> str | None:
         """Track a configured source and the sub-sources its stored cursors name; its read() start."""
         self.readers.append(src)
-        self.sources[src.name] = SourceState(src, self._scanner(src.name, src), cursor=cursors.get(src.name))
+        self.engine.add_source(src.name, src.expectation(src.name))
+        st = SourceState(src, self._scanner(src.name, src), cursor=cursors.get(src.name))
+        st.new_scanner = lambda stream: self._scanner(src.name, src, stream)
+        self.sources[src.name] = st
         for name in cursors:
             if src.owns(name):
                 self._register(name, src)
@@ -84,7 +99,7 @@ class Pipeline:
 
     def _register(self, name: str, parent: Source) -> SourceState:
         """A sub-source (a container of a docker source): seen in a resume point or for the first time."""
-        self.engine.add_source(name)
+        self.engine.add_source(name, parent.expectation(name))
         self.metrics.add_source(name)
         st = SourceState(parent, self._scanner(name, parent))
         st.new_scanner = lambda stream: self._scanner(name, parent, stream)
@@ -111,6 +126,7 @@ class Pipeline:
             timestamp_format=opts.timestamp_format,
             max_line_bytes=self.max_line_bytes,
             stream=stream,
+            expect_match=opts.expect_match,
         )
 
     # ---- events ---------------------------------------------------------------------
@@ -119,9 +135,11 @@ class Pipeline:
         st = self._state(name)
         if isinstance(event, Chunk):
             if event.data:
-                self._errors(name, st.scanner_for(event.stream).feed(event.data))
+                self._chunk(name, st, event)
             st.cursor = event.cursor
             st.dirty = True
+        elif isinstance(event, Liveness):
+            self._liveness(event)
         elif isinstance(event, Watermark):
             if not st.up:
                 self._set_state(name, st, None)
@@ -154,12 +172,48 @@ class Pipeline:
         if not self.first_states.is_set() and first_states_known(self.readers, self.sources):
             self.first_states.set()
 
-    def _errors(self, name: str, events: Sequence[ErrorEvent]) -> None:
+    def _chunk(self, name: str, st: SourceState, chunk: Chunk) -> None:
+        """Its errors to the engine (a live one's with its arrival), and when it has records."""
+        arrived = self.clock()
+        scanned = st.scanner_for(chunk.stream).feed(chunk.data, now=arrived)
+        self._errors(name, scanned.errors, arrived if chunk.live else None)
+        if scanned.times:
+            self._pending += self.engine.seen(name, scanned.times)
+        if chunk.live and scanned.newest is not None:
+            self._skew(name, st, scanned.newest - arrived)
+
+    def _errors(self, name: str, events: Sequence[ErrorEvent], arrived: float | None) -> None:
         for event in events:
-            if event.at is None:  # a source without timestamps of its own: receive time
+            if event.at is None:  # a record without a timestamp of its own: receive time
                 event = replace(event, at=self.clock())
+            if arrived is not None:
+                event = replace(event, arrived=arrived)
             self.metrics.error(name, event.rule)
             self._pending += self.engine.observe(event)
+
+    def _skew(self, name: str, st: SourceState, skew: float) -> None:
+        """How far a live line's own stamp is from its arrival: a metric, status, and a timeline
+        note when it goes beyond the tolerance (records then count at their arrival)."""
+        st.skew = skew
+        self.metrics.clock_skew(name, skew)
+        beyond = abs(skew) > self.skew_tolerance
+        if beyond and not st.skewed:
+            log.warning("%s: live lines stamped %+.1fs from their arrival", name, skew)
+            self.note(name, self.clock(), Kind.CLOCK_SKEW, ClockSkewDetail(name, skew, self.skew_tolerance))
+        st.skewed = beyond
+
+    def _liveness(self, event: Liveness) -> None:
+        """Whether what a source reads runs; its stop goes on the timeline of incidents covering it."""
+        was = self.engine.down(event.source)
+        self._pending += self.engine.liveness(event)
+        now = self.engine.down(event.source)
+        self.metrics.running(event.source, now is None)
+        if now is not None and (was is None or was.reason != now.reason):
+            log.warning("%s: %s", event.source, now.reason)
+            since = now.since if now.since > float("-inf") else None
+            self.note(
+                event.source, event.at, Kind.NOT_RUNNING, NotRunningDetail(event.source, now.reason, since)
+            )
 
     def note(self, source: str, at: float, kind: Kind, detail: Detail) -> None:
         """Something about `source` on the timeline of each open incident covering it (next commit)."""
@@ -245,10 +299,24 @@ class Pipeline:
             self.engine.forget(incident)
 
     def refresh_incident_metrics(self) -> list[IncidentStatus]:
-        """Every incident's status into the metrics; returned for the ticker's other uses."""
+        """Every incident's status into the metrics (and why it cannot resolve, when that changed,
+        onto its timeline); returned for the ticker's other uses."""
         statuses = [self.engine.status(i) for i in self.engine.incident_ids()]
         for s in statuses:
             self.metrics.incident(
                 s.id, state=str(s.state), clean_streak=s.clean_streak, resolved_at=s.resolved_at
             )
+            self._cannot_resolve(s)
         return statuses
+
+    def _cannot_resolve(self, s: IncidentStatus) -> None:
+        """A timeline note when the reasons an incident cannot resolve change (by source and kind
+        of reason, not by the times in them)."""
+        reasons = tuple(b.text() for b in s.blockers)
+        key = tuple(f"{b.source}: {b.reason}" for b in s.blockers)
+        if key == self._blocked.get(s.id, ()):
+            return
+        self._blocked[s.id] = key
+        if not key and s.state in (State.RESOLVED, State.CLOSED):
+            return  # the resolution (or the close) says it already
+        self._notes.append((s.id, self.clock(), Kind.CANNOT_RESOLVE, CannotResolveDetail(reasons)))

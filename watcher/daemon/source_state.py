@@ -26,6 +26,10 @@ class SourceState:
     up: bool = False
     reason: str | None = STARTING
     dirty: bool = False
+    skew: float | None = None
+    """The newest live line's own stamp minus its arrival (seconds; positive: ahead)."""
+    skewed: bool = False
+    """Whether that was beyond the skew tolerance (noted on the timeline once per episode)."""
     reported: dict[str, int] = field(
         default_factory=lambda: {"lines": 0, "bad_utf8": 0, "truncated": 0, "copytruncate": 0}
     )

@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from watcher import details
 from watcher.classify.grouping import ClassifyStats
 from watcher.engine import IncidentStatus
+from watcher.engine.evidence import Down, SourceEvidence
 from watcher.facts import Facts, Span, facts, in_event_order, who
 from watcher.schema import (
     ChannelDoc,
+    EvidenceDoc,
     IncidentDoc,
     OutboxDoc,
     SourceDoc,
@@ -43,12 +45,40 @@ def incident_doc(s: IncidentStatus) -> IncidentDoc:
         "last_error": None if s.last_error is None else error_doc(s.last_error),
         "blind_sources": list(s.blind_sources),
         "sources": list(s.sources),
+        "cannot_resolve": [b.text() for b in s.blockers],
+        "evidence": [evidence_doc(e) for e in s.evidence],
+    }
+
+
+def evidence_doc(e: SourceEvidence) -> EvidenceDoc:
+    return {
+        "source": e.source,
+        "lines": e.lines,
+        "running": e.running,
+        "proven_from": format_time(e.proven_from),
+        "proven_to": format_time(e.proven_to),
+        "last_record": format_time(e.last_record),
+        "text": e.text(),
     }
 
 
 def source_doc(
-    name: str, up: bool, reason: str | None, watermark: float | None, now: float, stats: ClassifyStats
+    name: str,
+    up: bool,
+    reason: str | None,
+    watermark: float | None,
+    now: float,
+    stats: ClassifyStats,
+    *,
+    liveness: tuple[bool, Down | None] = (False, None),
+    skew: float | None = None,
 ) -> SourceDoc:
+    """`liveness`: whether the source reports it, and why it does not run (None: it runs)."""
+    reports, down = liveness
+    not_running = None
+    if down is not None:
+        since = format_time(down.since) if down.since > float("-inf") else None
+        not_running = down.reason + (f" since {since}" if since else "")
     return {
         "name": name,
         "up": up,
@@ -57,6 +87,9 @@ def source_doc(
         "lag": None if watermark is None else round(max(0.0, now - watermark), 3),
         "lines": stats.lines,
         "errors": stats.errors,
+        "running": (down is None) if reports else None,
+        "not_running": not_running,
+        "clock_skew": None if skew is None else round(skew, 3),
     }
 
 

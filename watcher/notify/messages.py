@@ -97,6 +97,7 @@ class Renderer:
                 f"evidence: {values['lines']} lines checked in {values['sources']}; "
                 f"clean from {values['since']} to {values['at']} ({values['window']})"
             )
+            details += [self._clean(e) for e in d.evidence]
         elif isinstance(d, GapDetail):
             details.append(f"unreadable from {utc(d.start)} to {utc(d.end)}")
         elif isinstance(d, BreakDetail):
