@@ -106,7 +106,20 @@ class TestReplay:
         ("args", "needle"),
         [
             (["--mitigated-at", "yesterday"], "RFC 3339"),
-            (["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "fifteen"], "duration"),
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "fifteen"],
+                "--window: expected a duration",
+            ),
+            # Issue case 1: a zero window, a bare number and a 400-digit one are refused, never guessed.
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "0s"],
+                "--window: must be between 1s and 24h",
+            ),
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "15"],
+                "--window: 15 has no unit: write 15s",
+            ),
+            (["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "9" * 400 + "s"], "--window: expected a"),
         ],
     )
     def test_bad_arguments_are_one_line(self, cloud: Path, args: list[str], needle: str) -> None:

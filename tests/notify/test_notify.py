@@ -43,8 +43,13 @@ shutdown_grace = "0.5s"
 
 
 @asynccontextmanager
-async def running(cfg: Path) -> AsyncIterator[Client]:
-    async with daemon_running(config.load(cfg)) as daemon, Client(daemon.settings) as client:
+async def running(cfg: Path, heartbeat: float | None = None) -> AsyncIterator[Client]:
+    settings = config.load(cfg)
+    if heartbeat is not None:
+        # Below the 1m a user may configure: model_copy does not validate, so a test need not wait minutes.
+        notify = settings.notify.model_copy(update={"heartbeat": heartbeat})
+        settings = settings.model_copy(update={"notify": notify})
+    async with daemon_running(settings) as daemon, Client(daemon.settings) as client:
         yield client
 
 
@@ -146,10 +151,8 @@ class TestDaemonAnnounces:
     async def test_heartbeat_to_oncall(self, tmp_path: Path) -> None:
         """Every `heartbeat` one line per open incident to on-call; then 'still investigating, no change'."""
         async with Receiver() as rx:
-            notify = (
-                f'incident_webhook = "{rx.url()}"\noncall_webhook = "{rx.url("/oncall")}"\nheartbeat = "1s"'
-            )
-            async with running(write_config(tmp_path, notify)) as client:
+            notify = f'incident_webhook = "{rx.url()}"\noncall_webhook = "{rx.url("/oncall")}"'
+            async with running(write_config(tmp_path, notify), heartbeat=1.0) as client:
                 await client.open_incident("P1-h", "t", [], None)
 
                 async def two_beats() -> bool:

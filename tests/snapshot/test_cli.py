@@ -89,6 +89,9 @@ class TestTake:
         [
             ([], "--reason is required"),
             (["--reason", "r", "--since", "soon"], "--since: expected a duration"),
+            # Issue case 1: `--since 999999999999d` was an internal error (exit 70).
+            (["--reason", "r", "--since", "999999999999d"], "--since: must be between 1s and 366d"),
+            (["--reason", "r", "--since", "2"], "--since: 2 has no unit: write 2s or 2m"),
             (["--reason", "r", "--incident", "../x"], "incident id must be"),
             (["--reason", "r", "--scope", "nothing/*"], "no source matches the scope nothing/*"),
             (["--reason", "r", "rm", "x"], "to run a command afterwards use --then -- CMD"),

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.journal
 
 
 def config(server: Sshd, **over: object) -> JournalSourceConfig:
-    return server.journal_source(**({"connect_timeout": 5.0} | over))
+    return server.journal_source(**({"connect_timeout": "5s"} | over))
 
 
 async def reason(cfg: JournalSourceConfig, host: str = "127.0.0.1") -> str:
@@ -75,7 +75,7 @@ class TestConnect:
         server = await asyncio.start_server(mute, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
-            text = await reason(config(sshd, port=port, connect_timeout=0.3))
+            text = await reason(config(sshd, port=port, connect_timeout="0.3s"))
         assert "timeout" in text
 
 

@@ -32,7 +32,7 @@ from watcher.errors import ConfigError, InputError
 from watcher.events import ErrorEvent
 from watcher.replay import Input, replay
 from watcher.schema import IncidentDoc
-from watcher.times import parse_duration, parse_time
+from watcher.times import WINDOW, parse_duration, parse_time
 
 if TYPE_CHECKING:
     from watcher.cli.client import Client
@@ -147,12 +147,9 @@ def replay_cmd(
 ) -> None:
     """Run recorded logs through the same rules and engine as the daemon; print the verdict."""
     settings = load_settings(config_file)
-    try:
-        at = parse_time(mitigated_at)
-        span = parse_duration(window) if window is not None else settings.resolution.window
-        end = parse_time(until) if until is not None else None
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    at = _option("--mitigated-at", parse_time, mitigated_at)
+    span = settings.resolution.window if window is None else _option("--window", _window, window)
+    end = None if until is None else _option("--until", parse_time, until)
     inputs = _inputs(files)
     with _progress(inputs, enabled=True) as progress:
         verdict = replay(inputs, settings, mitigated_at=at, window=span, until=end, progress=progress)
@@ -161,6 +158,21 @@ def replay_cmd(
     else:
         out.print(views.verdict_text(verdict))
     raise typer.Exit(0 if verdict.resolved else 3)
+
+
+def _window(text: str) -> float:
+    return parse_duration(text, WINDOW)
+
+
+_V = TypeVar("_V")
+
+
+def _option(name: str, parse: Callable[[str], _V], text: str) -> _V:
+    """`parse(text)`; InputError naming the option when it refuses."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise InputError(f"{name}: {exc}") from None
 
 
 @app.command()

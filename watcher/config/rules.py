@@ -22,8 +22,8 @@ class RuleConfig(Model):
     regex: str | None = None
     field: str | None = None
     values: list[str] | None = None
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
     case_sensitive: bool = False
     sources: list[str] = ["*"]
     """Globs of source names the rule applies to."""

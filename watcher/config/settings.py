@@ -6,16 +6,17 @@ each, naming the key as the user wrote it (`sources[2].known_hosts: ...`).
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from watcher.config.base import Model, PositiveDuration
+from watcher.config.base import Model, Window, within
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
 from watcher.config.sources import SourceConfig
@@ -45,8 +46,8 @@ class HttpConfig(Model):
 
 
 class ResolutionConfig(Model):
-    window: PositiveDuration = 900.0
-    blind_after: PositiveDuration = 30.0
+    window: Window = 900.0
+    blind_after: Annotated[float, within("1s", "1h")] = 30.0
 
 
 class Settings(BaseSettings):
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Path("/var/lib/novavms-watcher")
-    max_line_bytes: int = Field(default=1 << 20, ge=1024)
+    max_line_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
@@ -119,6 +120,20 @@ def load(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_problems(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError([_environment_problem(exc)]) from None
+
+
+def _environment_problem(exc: SettingsError) -> str:
+    """Which WATCHER_ variable could not be read: pydantic-settings only names the top-level field."""
+    field = re.search(r'field "([^"]+)"', str(exc))
+    prefix = f"WATCHER_{field.group(1) if field else ''}".upper()
+    given = sorted(k for k in os.environ if k.upper() == prefix or k.upper().startswith(prefix + "__"))
+    # The value is not quoted back: it may hold a webhook URL.
+    return (
+        f"{', '.join(given) or prefix}: not valid JSON; a list or table set from the environment "
+        """is written as JSON, e.g. WATCHER_RULES='[{"name": "panic", "regex": "^panic:"}]'"""
+    )
 
 
 def _problems(exc: ValidationError) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from watcher.config.base import NAME, Format, Model, PositiveDuration
+from watcher.config.base import NAME, Format, Model, within
 
 
 class SourceBase(Model):
@@ -49,15 +49,15 @@ class JournalSourceConfig(SourceBase):
     known_hosts: Path | None = None
     client_keys: list[Path] = []
     proxy_jump: str | None = None
-    keepalive_interval: PositiveDuration = 10.0
+    keepalive_interval: Annotated[float, within("1s", "5m")] = 10.0
     """Also the longest silence (no heartbeat) before a connected gateway counts as unreachable."""
-    connect_timeout: PositiveDuration = 15.0
+    connect_timeout: Annotated[float, within("100ms", "5m")] = 15.0
     identifier: str | None = None
     """Follow this SYSLOG_IDENTIFIER instead of `unit` (entries logged without a unit)."""
-    reconnect_min: PositiveDuration = 0.5
-    reconnect_max: PositiveDuration = 3.0
+    reconnect_min: Annotated[float, within("10ms", "1h")] = 0.5
+    reconnect_max: Annotated[float, within("10ms", "1h")] = 3.0
     """Backoff cap: a gateway back on the network is caught up within about this plus a few seconds."""
-    max_handshakes: int = Field(default=16, ge=1)
+    max_handshakes: int = Field(default=16, ge=1, le=1024)
     """SSH handshakes in flight at once for this source's hosts; starts are also spread out."""
 
     @field_validator("known_hosts", mode="before")

@@ -250,6 +250,8 @@ async def _body(request: web.Request, model: type[_M]) -> _M:
         doc = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         raise _Refused(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise _Refused(400, "request body is nested too deeply") from None
     try:
         return requests.parse(model, doc)
     except ValueError as exc:
