@@ -17,6 +17,7 @@ from watcher.config import Settings
 from watcher.daemon.token import TOKEN_FILE, read_token
 from watcher.errors import DaemonError, DaemonNotRunning, InputError
 from watcher.names import check_incident_id, default_user
+from watcher.notify.webhook import describe_http_error
 from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 
@@ -98,7 +99,9 @@ class Client:
                 "(is it stuck? `systemctl status novavms-watcher` shows its state)"
             ) from None
         except aiohttp.ClientError as exc:
-            raise DaemonError(f"lost the connection to the watcher daemon on {self._listen}: {exc}") from None
+            raise DaemonError(
+                f"lost the connection to the watcher daemon on {self._listen}: {describe_http_error(exc)}"
+            ) from None
         finally:
             if session is not self._session:
                 await session.close()

@@ -75,6 +75,9 @@ class Outbox:
             id, "attempts = ?, next_attempt_at = ?, last_error = ?", (attempts, next_attempt_at, error)
         )
 
+    def reschedule(self, id: int, next_attempt_at: float) -> None:
+        self._mark(id, "next_attempt_at = ?", (next_attempt_at,))
+
     def mark_dead(self, id: int, at: float, error: str) -> None:
         self._mark(id, "status = 'dead', done_at = ?, last_error = ?", (at, error))
 
