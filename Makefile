@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-notify install clean
+.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-notify bench-state install clean
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ bench-docker: install services
 NOTIFY_OUTAGE ?= 600
 bench-notify: install
 	$(BIN)/python bench/notify_bench.py --outage $(NOTIFY_OUTAGE)
+
+# Bytes the daemon writes in 10 s while 10 incidents hold a 1 MB error line (the state commit's cost).
+bench-state: install
+	$(BIN)/python -m bench.state_bench
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -107,7 +107,8 @@ class Daemon:
         snap = self.store.engine_state()
         try:
             if snap:
-                return Engine.restore(snap, blind_after=blind_after, sources=names)
+                marks = {n: p.watermark for n, p in self.store.resume_points().items()}
+                return Engine.restore(snap, blind_after=blind_after, sources=names, watermarks=marks)
         except ValueError as exc:
             raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
         return Engine(blind_after=blind_after, sources=names)

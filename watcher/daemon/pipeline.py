@@ -5,6 +5,11 @@ The daemon's one consumer calls `handle` for every event the sources queued, the
 committed together with the resume points of the lines that led to it, so a kill
 at any instant restarts from a consistent place and re-reads, exactly once, what
 the engine had not yet made durable.
+
+The engine's snapshot is written only when an incident in it changed: watermarks
+move every second, but they are also in the resume points written beside it, which
+is where a restart takes them from (Engine.restore). Its messages are clipped
+(events.clip), so a commit stays a few KiB per incident whatever the log lines hold.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.sender import Sender
 from watcher.sources import Source, SourceEvent, Stopped
 from watcher.store import Store
+from watcher.store.db import dumps
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,8 @@ class Pipeline:
         self._outgoing: list[Announcement] = []
         """Announcements decided outside a transition (heartbeats, held resets), committed next."""
         self._last_persist = 0.0
+        self._saved_incidents: str | None = None
+        """The incidents of the engine snapshot last committed, as JSON: unchanged ones are not rewritten."""
 
     # ---- sources --------------------------------------------------------------------
 
@@ -196,7 +204,7 @@ class Pipeline:
                 for name, st in self.sources.items():
                     if st.dirty:
                         self.store.save_resume(name, st.cursor, self.engine.watermark(name))
-                self.store.save_engine_state(self.engine.snapshot())
+                saved = self._save_engine_state()
         except StoreError as exc:
             # Keep the transitions for the next attempt: the engine has already moved on.
             self._pending = pending + self._pending
@@ -204,6 +212,7 @@ class Pipeline:
             self._outgoing = outgoing + self._outgoing
             log.error("cannot commit state, will retry: %s", exc)
             return
+        self._saved_incidents = saved
         for st in self.sources.values():
             st.dirty = False
         if announce:
@@ -211,6 +220,14 @@ class Pipeline:
                 sender.wake()
         if pending:
             self.refresh_incident_metrics()
+
+    def _save_engine_state(self) -> str:
+        """Write the engine snapshot if an incident in it changed; the incidents as written."""
+        state = self.engine.snapshot()
+        incidents = dumps({"incidents": state["incidents"]}, "the engine state")
+        if incidents != self._saved_incidents:
+            self.store.save_engine_state(state)
+        return incidents
 
     def _record(self, transitions: Sequence[Transition]) -> list[Announcement]:
         """Write transitions to the timeline; return what to announce about them."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from watcher.events import ErrorEvent, State
+from watcher.events import ErrorEvent, State, clip
 from watcher.names import in_scope
 
 
@@ -137,7 +137,7 @@ class Incident:
             errors=int(_float(get("errors"))),
             gaps=int(_float(get("gaps"))),
             lines=int(_float(get("lines"))),
-            last_error=ErrorEvent(**last) if isinstance(last, dict) else None,
+            last_error=_error(last) if isinstance(last, dict) else None,
             pending=[_break(p) for p in _list(get("pending"))],
         )
 
@@ -201,4 +201,11 @@ def _or_past(value: object) -> float:
 
 def _break(value: object) -> Break:
     start, end, source, rule, message = value if isinstance(value, list) else [None] * 5
-    return Break(_float(start), _float(end), str(source), None if rule is None else str(rule), str(message))
+    rule = None if rule is None else str(rule)
+    return Break(_float(start), _float(end), str(source), rule, clip(str(message)))
+
+
+def _error(saved: dict[str, Any]) -> ErrorEvent:
+    """The last error of a saved incident; clipped, as one saved before messages were bounded may be long."""
+    event = ErrorEvent(**saved)
+    return ErrorEvent(event.source, event.at, event.rule, clip(event.message), event.stream)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from watcher.details import (
     BreakDetail,
@@ -27,7 +28,7 @@ from watcher.details import (
     Transition,
 )
 from watcher.engine.incident import Break, EngineState, Incident, IncidentStatus, compact
-from watcher.events import ErrorEvent, Gap, Kind
+from watcher.events import ErrorEvent, Gap, Kind, clip
 
 # Pending breaks are compacted past this many per incident (see incident.compact),
 # which bounds memory for replay of huge files and for a long backlog of errors.
@@ -106,10 +107,16 @@ class Engine:
     # ---- observations --------------------------------------------------------------
 
     def observe(self, event: ErrorEvent) -> list[Transition]:
-        """An error event; it takes effect once the watermarks of the scope pass its time."""
+        """An error event; it takes effect once the watermarks of the scope pass its time.
+
+        Its message is clipped (events.clip): the state, the timeline and the announcements
+        keep a few KiB of a line, however long the line was.
+        """
         if event.at is None:
             raise ValueError("an error event needs a time to count for the streak")
         at = event.at
+        if len(message := clip(event.message)) != len(event.message):
+            event = replace(event, message=message)
         brk = Break(at, at, event.source, event.rule, event.message)
         out: list[Transition] = []
         for inc in self._open():
@@ -201,9 +208,19 @@ class Engine:
 
     @classmethod
     def restore(
-        cls, snap: Mapping[str, object], *, blind_after: float, sources: Iterable[str] = ()
+        cls,
+        snap: Mapping[str, object],
+        *,
+        blind_after: float,
+        sources: Iterable[str] = (),
+        watermarks: Mapping[str, float | None] | None = None,
     ) -> Engine:
-        """The engine `snapshot()` saved; ValueError when it is not a snapshot this version wrote."""
+        """The engine `snapshot()` saved; ValueError when it is not a snapshot this version wrote.
+
+        `watermarks` (the resume points) may be newer than the snapshot's: the daemon does
+        not rewrite the snapshot when only watermarks moved, which it only skips when
+        moving them changed no incident, so the newer of the two is the engine's.
+        """
         if snap.get("version") != STATE_VERSION:
             raise ValueError(
                 f"the saved engine state has version {snap.get('version')!r}; this watcher reads "
@@ -213,6 +230,10 @@ class Engine:
         marks = snap.get("watermarks")
         for name, mark in marks.items() if isinstance(marks, Mapping) else ():
             eng._watermarks[str(name)] = float(mark) if isinstance(mark, int | float) else None
+        for name, mark in (watermarks or {}).items():
+            old = eng._watermarks.get(name)
+            if mark is not None and (old is None or mark > old):
+                eng._watermarks[name] = mark
         listed = snap.get("incidents")
         for item in listed if isinstance(listed, list) else []:
             inc = Incident.from_state(item)
