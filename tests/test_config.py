@@ -202,3 +202,24 @@ class TestBounds:
             f"{variable}: not valid JSON; a list or table set from the environment is written as JSON, "
             """e.g. WATCHER_RULES='[{"name": "panic", "regex": "^panic:"}]'"""
         ]
+
+
+class TestLinearRules:
+    """Issue case 4: a rule a backtracking engine would hang on is either linear or refused at load."""
+
+    def test_nested_quantifiers_are_accepted_they_run_in_linear_time(self, tmp_path: Path) -> None:
+        """`(a+)+$` loads: RE2 runs it in time linear in the line."""
+        path = tmp_path / "c.toml"
+        path.write_text("[[rules]]\nname = 'nested'\nregex = '(a+)+$'\n")
+        assert config.load(path).rules[0].regex == "(a+)+$"
+
+    def test_what_needs_backtracking_is_refused_naming_the_rule(self, tmp_path: Path) -> None:
+        """A backreference or lookaround is one line naming the rule and what to change."""
+        found = problems(
+            tmp_path,
+            "[[rules]]\nname = 'ok'\nregex = 'x'\n[[ignore]]\nname = 'quiet'\nregex = '(?<!no )error'\n",
+        )
+        assert found == [
+            "ignore[0].regex: rule 'quiet': cannot be matched in linear time: "
+            "lookbehind (?<=...) / (?<!...) needs backtracking"
+        ]

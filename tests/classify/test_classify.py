@@ -15,7 +15,7 @@ from watcher.classify.grouping import ClassifyStats
 from watcher.classify.rules import RuleSet, SourceRules
 from watcher.classify.scan import HYPERSCAN
 from watcher.classify.stream import Engine, classify_stream
-from watcher.config import load
+from watcher.config import RuleConfig, load
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
 
@@ -150,3 +150,20 @@ class TestStreams:
         monkeypatch.setattr("watcher.classify.stream.HYPERSCAN", False)
         with pytest.raises(InputError, match="hyperscan"):
             classify(b"", default_rules, "hyperscan")
+
+
+class TestBacktrackingRule:
+    """Issue case 4: `regex = '(a+)+$'` froze the daemon on a 34-character line."""
+
+    @pytest.mark.parametrize("engine", ENGINES)
+    def test_every_engine_classifies_the_issues_lines_at_once(self, engine: str) -> None:
+        """34 a's and a '!', then a megabyte of them: done within seconds (a thread, so a hang fails)."""
+        rules = RuleSet.compile([RuleConfig(name="nested", regex="(a+)+$")], []).for_source("edge")
+        data = b"a" * 34 + b"!\n" + b"a" * 1_000_000 + b"!\n" + b"a" * 34 + b"\n"
+        done: list[tuple[ClassifyStats, list[ErrorEvent]]] = []
+        worker = threading.Thread(target=lambda: done.append(classify(data, rules, engine)), daemon=True)
+        worker.start()
+        worker.join(timeout=20)
+        assert done, f"{engine}: still matching after 20 s"
+        stats, events = done[0]
+        assert stats.lines == 3 and [e.message for e in events] == ["a" * 34]

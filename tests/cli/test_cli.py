@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,6 +173,21 @@ class TestClassify:
         assert doc["lines"] == 2 and doc["bad_utf8"] == 2 and doc["errors"] == 1
 
 
+class TestClassifyLinear:
+    def test_the_issues_backtracking_rule_classifies_at_once(self, tmp_path: Path) -> None:
+        """Issue case 4: `classify` took 30 s on 29 characters with `(a+)+$`; the installed CLI, 30 s cap."""
+        cfg = write(tmp_path / "c.toml", "[[rules]]", "name = 'nested'", "regex = '(a+)+$'")
+        log = write(tmp_path / "a.log", "a" * 34 + "!", "a" * 100_000 + "!", "a" * 29)
+        exe = Path(sys.executable).with_name("watcher")
+        done = subprocess.run(
+            [str(exe), "classify", "--config", str(cfg), "--json", str(log)],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        assert json.loads(done.stdout)["errors_by_rule"] == {"nested": 1}
+
+
 class TestCheckConfig:
     def test_every_problem_one_line_naming_the_key(self, tmp_path: Path) -> None:
         """Several mistakes at once: each reported, with its key, exit 1."""
@@ -197,7 +214,7 @@ regex = "("
         assert any("resolution.window: " in line for line in lines)
         assert any("sources[0].known_hosts: required for journal sources" in line for line in lines)
         assert any("sources[1]: kind must be one of docker, journal, file" in line for line in lines)
-        assert any("rules[0].regex: invalid regular expression" in line for line in lines)
+        assert any("rules[0].regex: rule 'r': invalid regular expression" in line for line in lines)
         assert "Traceback" not in res.output
 
     def test_disabling_host_key_checking_is_refused(self, tmp_path: Path) -> None:
