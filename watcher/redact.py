@@ -17,7 +17,7 @@ compares them).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 MARK = "[REDACTED]"
 
@@ -162,3 +162,15 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     text = _url_passwords(text)
     text = _KEYS.sub(MARK, text)
     return _SLACK_HOOK.sub(lambda m: f"{m.group(1)}{MARK}", text)
+
+
+def redact_doc(value: object, extra: Iterable[str] = ()) -> object:
+    """A JSON document with `redact` applied to every string in it (keys stay as they are)."""
+    secrets = tuple(extra)
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, Mapping):
+        return {str(k): redact_doc(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_doc(v, secrets) for v in value]
+    return value

@@ -115,11 +115,12 @@ async def running(
     metrics: Metrics | None = None,
     health: Callable[[], tuple[bool, str]] = lambda: (True, ""),
     listen: str = "127.0.0.1:0",
+    secrets: tuple[str, ...] = (),
 ) -> AsyncIterator[ApiServer]:
     """A real ApiServer on a free loopback port, stopped on exit."""
     if metrics is None:
         metrics = Metrics(CollectorRegistry(), sources=["cloud"], rules=["panic"])
-    server = ApiServer(control, metrics, listen=listen, token=TOKEN, health=health)
+    server = ApiServer(control, metrics, listen=listen, token=TOKEN, health=health, secrets=secrets)
     await server.start()
     try:
         yield server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -406,3 +407,35 @@ def _read_token_as_other_user(state_dir: Path) -> str:
         message = fh.read().decode()
     os.waitpid(pid, 0)
     return message
+
+
+class TestRedactedReads:
+    """Issue case 6: log text (and titles, actions) reached local readers raw through the read API."""
+
+    SECRET_TITLE = "login failed password=hunter22 for https://hooks.example.test/T/B/hooksecret"
+
+    async def test_reads_are_redacted_like_announcements(self, control: FakeControl) -> None:
+        """Status, timeline and command answers hide credentials and the configured webhook URLs."""
+        secrets = ("https://hooks.example.test/T/B/hooksecret",)
+        async with running(control, secrets=secrets) as server, aiohttp.ClientSession() as http:
+            api = (http, f"http://127.0.0.1:{server.port}")
+            opened = await open_p1(api, title=self.SECRET_TITLE)
+            status = await call(api, "GET", "/api/v1/status")
+            timeline = await call(api, "GET", "/api/v1/incidents/P1-gw/timeline")
+        for code, doc in (opened, status, timeline):
+            assert code in (200, 201)
+            assert "hunter22" not in json.dumps(doc) and "hooksecret" not in json.dumps(doc)
+        assert timeline[1]["title"] == "login failed password=[REDACTED] for [REDACTED]"
+
+    async def test_unredacted_needs_the_token(self, api: Api) -> None:
+        """`?redact=false` is 401 without the token and the text as it is with it."""
+        await open_p1(api, title=self.SECRET_TITLE)
+        status, body = await call(api, "GET", "/api/v1/status?redact=false")
+        assert status == 401 and "unredacted log text needs it" in body["error"]
+        status, body = await call(api, "GET", "/api/v1/status?redact=false", headers=AUTH)
+        assert status == 200 and body["incidents"][0]["title"] == self.SECRET_TITLE
+
+    async def test_redact_takes_true_or_false(self, api: Api) -> None:
+        """Anything else is a 400, not a silent default."""
+        status, body = await call(api, "GET", "/api/v1/status?redact=no")
+        assert (status, body) == (400, {"error": "redact must be true or false, not 'no'"})

@@ -1,7 +1,9 @@
 """The CLI's side of the daemon's HTTP API (watcher/api.py).
 
 Every failure becomes a DaemonError whose message the CLI prints as is: the
-daemon's own sentence when it answered, or what to do when it did not.
+daemon's own sentence when it answered, or what to do when it did not. The daemon
+answers with log text redacted; `redact=False` asks for it as it is, which needs
+the API token (readable by the daemon's user) even for a read.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class Client:
             await self._session.close()
             self._session = None
 
-    async def status(self) -> StatusDoc:
-        return _answer_as(StatusDoc, await self._request("GET", "/api/v1/status"))
+    async def status(self, *, redact: bool = True) -> StatusDoc:
+        return _answer_as(StatusDoc, await self._request("GET", "/api/v1/status", redact=redact))
 
     async def open_incident(
         self, incident: str, title: str, scope: list[str], window: str | None
@@ -65,9 +67,9 @@ class Client:
         path = f"/api/v1/incidents/{_checked(incident)}/close"
         return _answer_as(IncidentDoc, await self._request("POST", path, {"reason": reason}))
 
-    async def timeline(self, incident: str) -> TimelineDoc:
+    async def timeline(self, incident: str, *, redact: bool = True) -> TimelineDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/timeline"
-        return _answer_as(TimelineDoc, await self._request("GET", path))
+        return _answer_as(TimelineDoc, await self._request("GET", path, redact=redact))
 
     async def snapshot(self, request: dict[str, object]) -> SnapshotDoc:
         """The daemon collects and writes the snapshot (`watcher snapshot --via-daemon`)."""
@@ -77,16 +79,19 @@ class Client:
         # trust_env stays off: an HTTP_PROXY meant for the internet must not see loopback calls.
         return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, object]:
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, redact: bool = True
+    ) -> dict[str, object]:
         headers = {"X-Watcher-User": self._user, "Accept": "application/json"}
-        if method == "POST":
-            # Only now: reads work for users who cannot read the token file.
+        if method == "POST" or not redact:
+            # Only now: redacted reads work for users who cannot read the token file.
             headers["Authorization"] = f"Bearer {read_token(self._state_dir)}"
+        url = self._base.with_path(path)
+        if not redact:
+            url = url.with_query(redact="false")
         session = self._session or self._new_session()
         try:
-            async with session.request(
-                method, self._base.with_path(path), json=body, headers=headers
-            ) as resp:
+            async with session.request(method, url, json=body, headers=headers) as resp:
                 return await self._answer(resp)
         except aiohttp.ClientConnectorError:
             raise DaemonNotRunning(

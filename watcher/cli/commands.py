@@ -26,7 +26,18 @@ from watcher import config
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import classify_stream
 from watcher.cli import status_view, views
-from watcher.cli.base import ConfigOpt, JsonOpt, app, command, config_path, err, escape, load_settings, out
+from watcher.cli.base import (
+    ConfigOpt,
+    JsonOpt,
+    RedactOpt,
+    app,
+    command,
+    config_path,
+    err,
+    escape,
+    load_settings,
+    out,
+)
 from watcher.cli.timeline import timeline_markdown
 from watcher.errors import ConfigError, InputError
 from watcher.events import ErrorEvent
@@ -263,6 +274,7 @@ def _print_incident(doc: IncidentDoc, json_out: bool, headline: str) -> None:
 @command
 def status(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until Ctrl-C.")] = False,
+    redact: RedactOpt = True,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -272,16 +284,16 @@ def status(
     settings = load_settings(config_file)
     client = Client(settings)
     if json_out:
-        print(json.dumps(asyncio.run(client.status())))
+        print(json.dumps(asyncio.run(client.status(redact=redact))))
         return
     if not watch:
-        out.print(status_view.status_view(asyncio.run(client.status())))
+        out.print(status_view.status_view(asyncio.run(client.status(redact=redact))))
         return
 
     async def loop() -> None:
         with Live(console=out, auto_refresh=False) as live:
             while True:
-                live.update(status_view.status_view(await client.status()), refresh=True)
+                live.update(status_view.status_view(await client.status(redact=redact)), refresh=True)
                 await asyncio.sleep(2)
 
     asyncio.run(loop())
@@ -292,13 +304,17 @@ def status(
 def timeline(
     incident: Annotated[str, typer.Argument(help="Incident id.")],
     fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
+    redact: RedactOpt = True,
     config_file: ConfigOpt = None,
 ) -> None:
     """Every event of an incident with its UTC time, ready for the postmortem."""
     if fmt not in ("markdown", "json"):
         raise InputError(f"--format must be markdown or json, not {fmt!r}")
-    doc = _call(config_file, lambda c: c.timeline(incident))
-    print(json.dumps(doc, indent=2) if fmt == "json" else timeline_markdown(doc))
+    doc = _call(config_file, lambda c: c.timeline(incident, redact=redact))
+    if fmt == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        out.print(timeline_markdown(doc), markup=False)
 
 
 notify_app = typer.Typer(help="Announcement channels (Slack-compatible or JSON webhooks).")

@@ -92,7 +92,10 @@ class Daemon:
         pipeline.refresh_incident_metrics()
         self.commands = Commands(s, pipeline)
         token = load_or_create_token(s.state_dir)
-        self.api = ApiServer(self.commands, metrics, listen=s.http.listen, token=token, health=self._health)
+        hooks = list(s.notify.webhooks().values())
+        self.api = ApiServer(
+            self.commands, metrics, listen=s.http.listen, token=token, health=self._health, secrets=hooks
+        )
         await self.api.start()
         # Only once nothing else in startup can fail: shutdown() is what closes the session.
         self.http = aiohttp.ClientSession()
