@@ -30,9 +30,9 @@ from watcher.engine import Engine
 from watcher.errors import StoreError
 from watcher.events import HEARTBEAT
 from watcher.metrics import Metrics
-from watcher.notify.announce import Announcer
+from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.channels import build_senders
-from watcher.notify.news import HeartbeatNews
+from watcher.notify.news import HeartbeatNews, news_from_json
 from watcher.notify.sender import Sender
 from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.registry import build_sources
@@ -123,6 +123,10 @@ class Daemon:
             if channel not in hooks:
                 log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
         last = self.store.outbox.last_enqueued(HEARTBEAT)
+        held = [
+            Announcement(h.channel, news_from_json(h.kind, h.payload), held_until=h.due_at)
+            for h in self.store.outbox.held()
+        ]
         return Announcer(
             channels=hooks,
             routes=notify.routes,
@@ -130,6 +134,7 @@ class Daemon:
             heartbeat=notify.heartbeat,
             # Dated when it was queued: the announcer's memory of the last heartbeat.
             last_heartbeat=None if last is None else replace(HeartbeatNews.from_json(last[1]), at=last[0]),
+            held=held,
             clock=self.clock,
         )
 

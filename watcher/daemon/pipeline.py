@@ -29,6 +29,7 @@ from watcher.errors import StoreError
 from watcher.events import Chunk, ErrorEvent, Gap, Kind, SourceDown, Watermark
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcement, Announcer
+from watcher.notify.news import TransitionNews
 from watcher.notify.sender import Sender
 from watcher.sources import Source, SourceEvent, Stopped
 from watcher.store import Store
@@ -198,7 +199,7 @@ class Pipeline:
                 announce = outgoing + self._record(pending)
                 created = self.clock()
                 for a in announce:
-                    self.store.outbox.enqueue(a.channel, a.kind, a.news.to_json(), created)
+                    self._queue(a, created)
                 for incident, at, kind, detail in notes:
                     self.store.add_note(incident, at, kind, detail)
                 for name, st in self.sources.items():
@@ -220,6 +221,17 @@ class Pipeline:
                 sender.wake()
         if pending:
             self.refresh_incident_metrics()
+
+    def _queue(self, a: Announcement, created: float) -> None:
+        """Into the outbox, or kept back; a streak reset sent sums up, and so replaces, what was held."""
+        outbox, payload = self.store.outbox, a.news.to_json()
+        incident = a.news.incident if isinstance(a.news, TransitionNews) else None
+        if a.held_until is not None and incident is not None:
+            outbox.hold(a.channel, incident, a.kind, payload, a.held_until)
+            return
+        if incident is not None and a.kind == Kind.STREAK_RESET:
+            outbox.release(a.channel, incident)
+        outbox.enqueue(a.channel, a.kind, payload, created)
 
     def _save_engine_state(self) -> str:
         """Write the engine snapshot if an incident in it changed; the incidents as written."""
