@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shlex
 import threading
 import time
@@ -86,6 +87,10 @@ def snapshot_cmd(
     then: Annotated[
         bool, typer.Option("--then", help="Run the command after `--` once the snapshot is verified.")
     ] = False,
+    sha256: Annotated[
+        str | None,
+        typer.Option("--sha256", metavar="HEX", help="With verify: the sha256 published when it was taken."),
+    ] = None,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -98,8 +103,10 @@ def snapshot_cmd(
     """
     rest = args or []
     if not then and rest[:1] == ["verify"]:
-        _snapshot_verify(rest[1:], json_out)
+        _snapshot_verify(rest[1:], json_out, _published(sha256))
         return
+    if sha256 is not None:
+        raise InputError("--sha256 checks an archive: watcher snapshot verify FILE --sha256 HEX")
     if rest and not then:
         raise InputError(
             f"unexpected arguments {' '.join(rest)!r}: to run a command afterwards use --then -- CMD"
@@ -120,18 +127,30 @@ def snapshot_cmd(
     )
 
 
-def _snapshot_verify(files: list[str], json_out: bool) -> None:
+def _published(sha256: str | None) -> str | None:
+    """The hash as pasted (`sha256:` prefix and all, as `watcher snapshot` prints it), checked."""
+    if sha256 is None:
+        return None
+    hexdigest = sha256.strip().removeprefix("sha256:").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", hexdigest):
+        raise InputError("--sha256 takes the 64 hex digits `watcher snapshot` printed (sha256:...)")
+    return hexdigest
+
+
+def _snapshot_verify(files: list[str], json_out: bool, sha256: str | None) -> None:
     from watcher.snapshot.manifest import verify
 
     if len(files) != 1:
-        raise InputError("usage: watcher snapshot verify FILE")
-    result = verify(Path(files[0]))
+        raise InputError("usage: watcher snapshot verify FILE [--sha256 HEX]")
+    result = verify(Path(files[0]), sha256)
     if json_out:
         print(json.dumps(result.as_json()))
     elif result.ok:
         partial = f"; PARTIAL: {len(result.missing)} missing" if result.missing else ""
+        published = ", and the archive's sha256 is the published one" if sha256 else ""
         out.print(
-            f"{files[0]}: ok, {result.files} files, {result.bytes} bytes, every sha256 matches{partial}"
+            f"{files[0]}: ok, {result.files} files, {result.bytes} bytes, every sha256 matches"
+            f"{published}{partial}"
         )
     else:
         for problem in result.problems:
