@@ -189,6 +189,24 @@ class TestClassifyLinear:
 
 
 class TestCheckConfig:
+    def test_config_problems_and_unreachable_sources_in_one_run(self, tmp_path: Path) -> None:
+        """Issue case 10: a bad key, a duplicate name and an unreadable source in one run, not three."""
+        cfg = tmp_path / "bad.toml"
+        cfg.write_text(
+            f'state_dir = "{tmp_path}"\n'
+            '[resolution]\nwindow = "15"\n'
+            '[[sources]]\nname = "edge"\nkind = "file"\npath = "/nonexistent/dir/edge.log"\n'
+            '[[rules]]\nname = "r"\nregex = "x"\n[[rules]]\nname = "r"\nregex = "y"\n'
+        )
+        res = runner.invoke(app, ["check-config", "--config", str(cfg)])
+        assert res.exit_code == 1, res.output
+        assert res.stderr.strip().splitlines() == [
+            "ConfigError: resolution.window: 15 has no unit: write 15s or 15m "
+            "(durations such as 90s, 15m or 2h)",
+            "ConfigError: rules[1].name: 'r' is used twice",
+            "ConfigError: sources[0].path: directory /nonexistent/dir does not exist",
+        ]
+
     def test_every_problem_one_line_naming_the_key(self, tmp_path: Path) -> None:
         """Several mistakes at once: each reported, with its key, exit 1."""
         cfg = tmp_path / "bad.toml"
@@ -213,7 +231,10 @@ regex = "("
         lines = res.stderr.strip().splitlines()
         assert any("resolution.window: " in line for line in lines)
         assert any("sources[0].known_hosts: required for journal sources" in line for line in lines)
-        assert any("sources[1]: kind must be one of docker, journal, file" in line for line in lines)
+        # Issue case 10: the message names the value given.
+        assert (
+            "ConfigError: sources[1].kind: 'ftp' is not a source kind; use docker, journal or file" in lines
+        )
         assert any("rules[0].regex: rule 'r': invalid regular expression" in line for line in lines)
         assert "Traceback" not in res.output
 

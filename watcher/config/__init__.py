@@ -8,7 +8,14 @@ section: sources, rules, notify; base holds what they share.
 from watcher.config.base import Format
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
-from watcher.config.settings import DEFAULT_CONFIG, HttpConfig, ResolutionConfig, Settings, load
+from watcher.config.settings import (
+    DEFAULT_CONFIG,
+    HttpConfig,
+    ResolutionConfig,
+    Settings,
+    load,
+    valid_sources,
+)
 from watcher.config.sources import DockerSourceConfig, FileSourceConfig, JournalSourceConfig, SourceConfig
 
 __all__ = [
@@ -24,4 +31,5 @@ __all__ = [
     "Settings",
     "SourceConfig",
     "load",
+    "valid_sources",
 ]

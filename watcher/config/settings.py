@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from watcher.config.base import Model, Window, within
@@ -78,24 +78,55 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
-        problems: list[str] = []
-        problems += _duplicates("sources", [s.name for s in self.sources])
-        problems += _duplicates("rules", [r.name for r in self.rules])
-        problems += _duplicates("ignore", [r.name for r in self.ignore])
-        known = {r.name for r in self.rules}
-        for i, src in enumerate(self.sources):
-            for name in src.rules or []:
-                if name not in known:
-                    problems.append(f"sources[{i}].rules: no rule named {name!r}")
+        problems = _cross_problems(
+            [s.name for s in self.sources],
+            [r.name for r in self.rules],
+            [r.name for r in self.ignore],
+            [s.rules or [] for s in self.sources],
+        )
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
 
-def _duplicates(section: str, names: Sequence[str]) -> list[str]:
+def _cross_problems(
+    sources: Sequence[object], rules: Sequence[object], ignore: Sequence[object], selected: Sequence[object]
+) -> list[str]:
+    """Names used twice, and source rule selections naming no rule (of models, or of raw TOML)."""
+    problems: list[str] = []
+    problems += _duplicates("sources", sources)
+    problems += _duplicates("rules", rules)
+    problems += _duplicates("ignore", ignore)
+    known = set(rules)
+    for i, names in enumerate(selected):
+        for name in names if isinstance(names, list) else []:
+            if isinstance(name, str) and name not in known:
+                problems.append(f"sources[{i}].rules: no rule named {name!r}")
+    return problems
+
+
+def _raw_cross_problems(data: Mapping[str, Any]) -> list[str]:
+    """The cross-checks on the TOML as written, for when a field error kept pydantic from reaching them."""
+
+    def column(section: str, key: str) -> list[object]:
+        items = data.get(section)
+        rows = items if isinstance(items, list) else []
+        return [row.get(key) if isinstance(row, dict) else None for row in rows]
+
+    return _cross_problems(
+        column("sources", "name"),
+        column("rules", "name"),
+        column("ignore", "name"),
+        column("sources", "rules"),
+    )
+
+
+def _duplicates(section: str, names: Sequence[object]) -> list[str]:
     seen: set[str] = set()
     out = []
     for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
         if name in seen:
             out.append(f"{section}[{i}].name: {name!r} is used twice")
         seen.add(name)
@@ -104,24 +135,47 @@ def _duplicates(section: str, names: Sequence[str]) -> list[str]:
 
 def load(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read `path` (TOML), apply the environment, validate; raise ConfigError listing every problem."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError([f"{path}: no such file"]) from None
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    data.update(overrides or {})
+    data = {**_read(path), **(overrides or {})}
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc)) from None
+        problems = _problems(exc)
+        raise ConfigError(problems + [p for p in _raw_cross_problems(data) if p not in problems]) from None
     except SettingsError as exc:
         raise ConfigError([_environment_problem(exc)]) from None
+
+
+def valid_sources(path: Path | None) -> list[tuple[int, SourceConfig]]:
+    """The `[[sources]]` of `path` that are valid on their own (the environment aside), by position.
+
+    What `check-config` can still probe when some other part of the config is wrong.
+    """
+    try:
+        listed = _read(path).get("sources")
+    except ConfigError:
+        return []
+    adapter: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
+    out: list[tuple[int, SourceConfig]] = []
+    for i, raw in enumerate(listed if isinstance(listed, list) else []):
+        try:
+            out.append((i, adapter.validate_python(raw)))
+        except ValidationError:
+            continue
+    return out
+
+
+def _read(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 
 
 def _environment_problem(exc: SettingsError) -> str:
@@ -144,7 +198,9 @@ def _problems(exc: ValidationError) -> list[str]:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "union_tag_invalid":
-            msg = "kind must be one of docker, journal, file"
+            given = repr(err.get("ctx", {}).get("tag", ""))
+            given = given if len(given) <= 40 else given[:40] + "…"
+            msg = f"kind: {given} is not a source kind; use docker, journal or file"
         elif err["type"] == "union_tag_not_found":
             msg = "missing kind (docker, journal or file)"
         for line in msg.splitlines():

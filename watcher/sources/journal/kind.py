@@ -50,6 +50,8 @@ class JournalKind:
                 asyncssh.read_private_key(str(path))
             except (OSError, asyncssh.KeyImportError, ValueError) as exc:
                 found.problems.append(f"{key}.client_keys[{j}]: cannot use {path}: {_reason(exc)}")
+        if not ssh.client_keys(cfg):
+            found.problems.append(f"{key}.client_keys: {ssh.no_keys(cfg)}")
         if not found.problems:
             found.problems += [f"{key}.hosts[{j}]: {problem}" for j, problem in await self._reach()]
         return found
