@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-notify bench-state install clean
+.PHONY: run test lint services fuzz bench bench-daemon bench-journal bench-snapshot bench-docker bench-notify bench-state install clean
 
 install: $(STAMP)
 
@@ -29,8 +29,14 @@ lint: install
 services:
 	bash tests/services.sh
 
+# The suite includes the fuzz targets (tests/fuzz), bounded to about a minute in all.
 test: install services lint
 	$(BIN)/pytest --cov
+
+# The fuzz targets alone, FUZZ_SCALE times longer (a soak: make fuzz FUZZ_SCALE=50).
+FUZZ_SCALE ?= 10
+fuzz: install
+	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/pytest -m fuzz tests/fuzz
 
 bench: install
 	$(BIN)/python bench/classify_bench.py

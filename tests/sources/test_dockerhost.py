@@ -48,7 +48,7 @@ class TestDescribe:
         dc = docker_engine.client()
         try:
             with pytest.raises(APIError) as info:
-                dc.api.inspect_image("no-such-image:for-the-watcher")
+                dc.api.inspect_image("no-such-image:for-the-watcher")  # type: ignore[no-untyped-call]
         finally:
             dc.close()
         text = describe(info.value)

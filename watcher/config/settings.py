@@ -6,6 +6,7 @@ each, naming the key as the user wrote it (`sources[2].known_hosts: ...`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -97,7 +98,7 @@ def _cross_problems(
     problems += _duplicates("sources", sources)
     problems += _duplicates("rules", rules)
     problems += _duplicates("ignore", ignore)
-    known = set(rules)
+    known = {name for name in rules if isinstance(name, str)}
     for i, names in enumerate(selected):
         for name in names if isinstance(names, list) else []:
             if isinstance(name, str) and name not in known:
@@ -221,6 +222,8 @@ def _format_loc(loc: Sequence[int | str]) -> str:
             parts.append(f"[{item}]")
         elif i > 0 and loc[0] == "sources" and i == 2 and item in ("docker", "journal", "file"):
             continue  # the discriminator tag pydantic inserts into the path
-        else:
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", item):
             parts.append(("." if parts else "") + item)
+        else:  # a quoted TOML key may hold anything, a newline included: shown, not obeyed
+            parts.append(f"[{json.dumps(item)[:40]}]")
     return "".join(parts)

@@ -75,7 +75,7 @@ class JournalSourceConfig(SourceBase):
             raise ValueError("known_hosts: required for journal sources")
         unknown = set(self.host_users) - set(self.hosts)
         if unknown:
-            raise ValueError(f"host_users names hosts not in hosts: {', '.join(sorted(unknown))}")
+            raise ValueError(f"host_users names hosts not in hosts: {', '.join(map(repr, sorted(unknown)))}")
         return self
 
 
