@@ -116,8 +116,8 @@ class TestResetRateLimit:
         assert a.tick([]) == []
         clock.now = T0 + 60
         (summary,) = a.tick([])
-        held = transition(summary)
-        assert held.detail == BreakDetail("cloud", "level", "boom 4", T0 + 4) and held.also == 3
+        news = transition(summary)
+        assert news.detail == BreakDetail("cloud", "level", "boom 4", T0 + 4) and news.also == 3
         clock.now = T0 + 130
         assert a.tick([]) == []  # nothing more held
 
