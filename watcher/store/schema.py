@@ -36,5 +36,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # configured those would all be posted, hours late. They are history, not news.
         "DELETE FROM outbox WHERE status = 'pending'",
     ),
+    (
+        # Streak resets held back by the rate limit, one summary per channel and incident:
+        # kept in memory only, they were lost on a kill and dropped on a new mitigation.
+        """CREATE TABLE IF NOT EXISTS held_announcements (channel TEXT NOT NULL, incident TEXT NOT NULL,
+            kind TEXT NOT NULL, payload TEXT NOT NULL, due_at REAL NOT NULL,
+            PRIMARY KEY (channel, incident))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
