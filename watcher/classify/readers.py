@@ -219,15 +219,15 @@ class Fast:
             self._skip(blk, pos, blk.end)
 
     def _skip(self, blk: Block, a: int, b: int) -> None:
-        """Lines [a, b): each a record of its own, without an error; the last one is parsed,
-        since the next line may continue its record."""
+        """Lines [a, b): each a record of its own, without an error; the last one is parsed
+        only if the next line continues its record."""
         last = line_start(blk.buf, a, b - 1)
-        raw = blk.buf[last : b - 1]
-        text = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8")
-        self._pos = last
-        self.clf.skip(blk.buf.count(b"\n", a, b), self._parser.parse(text))
-        if self.clf.line_at is not None:
-            self._stamp_from = b
+
+        def parse() -> ParsedLine:
+            raw = blk.buf[last : b - 1]
+            return self._parser.parse((raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8"))
+
+        self.clf.skip(blk.buf.count(b"\n", a, b), parse)
 
 
 class Block:
