@@ -51,8 +51,9 @@ def exact_pattern(fmt: Format) -> str:
     return rf"\n(?=(?>({lead}){keyed}|)(?(1){lead}?{shape}|{rest}))"
 
 
-_STAMP_END = r"[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?"
-"""How a timestamp (lines.TIMESTAMP) ends: minutes and seconds, a fraction, a zone."""
+_STAMPED = r"^[12][0-9]{3}-[0-9:.,+TtZz \t-]*"
+"""A line's leading timestamps and their separators, loosely: a start and the bytes they are
+made of (lines.TIMESTAMP)."""
 _OTHER_BLANKS = BLANK_BYTES.replace(" \\t", "")
 """The blank bytes but space and tab: they may start a message right after a timestamp."""
 
@@ -62,18 +63,18 @@ def superset_patterns(fmt: Format) -> tuple[str, ...] | None:
     `exact_pattern` finds, and in few others; None where there are none (a journal record
     without a MESSAGE takes a negative lookahead).
 
-    They cost hyperscan almost nothing where the exact form would cost a timestamp checked
-    at every line start: a blank shape is looked for at a line's start, and after a
-    timestamp's end, where a message that starts with a blank follows the timestamp's own
-    separator, and an empty one ends the line; the non-ASCII spaces and the prefixes
-    anywhere. Each prefix is a pattern of its own: hyperscan compiles a set of literals far
+    They cost hyperscan little where the exact form would cost a timestamp parsed at every
+    line start: a blank shape is looked for at a line's start, and after the bytes
+    timestamps are made of at a line's start (a message that starts with a blank follows
+    the timestamp's own separator; an empty one ends the line); the non-ASCII spaces and
+    the prefixes anywhere. Each prefix is a pattern of its own: hyperscan compiles a set of literals far
     faster than one alternation of them.
     """
     if fmt == "journal":
         return None
     return (
         f"^{BLANK_BYTES}",
-        rf"{_STAMP_END}(?:[ \t][ \t]|[ \t]?{_OTHER_BLANKS})",
+        rf"{_STAMPED}(?:[ \t][ \t]|{_OTHER_BLANKS})",
         NON_ASCII_SPACES,
         *PREFIX_STARTS,
     )

@@ -1,6 +1,6 @@
 """One open file read as whole lines: the bytes-to-Chunks part of following a file.
 
-Each 64 KiB read becomes whole lines as raw bytes (no splitting, decoding or CR
+Each read (up to 256 KiB) becomes whole lines as raw bytes (no splitting, decoding or CR
 stripping: the consumer's scanner does that); only a line spanning reads goes through
 the LineSplitter, which bounds it to `max_line_bytes`. A copytruncate with a writer
 that does not use O_APPEND leaves a NUL-filled hole: only the runs between NULs are
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from watcher.classify.framing import Line, LineSplitter
 from watcher.sources.file.cursor import OpenFile
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 """Bytes per read, and so at most per Chunk (plus one finished partial line)."""
 _NON_NUL = re.compile(rb"[^\0]+")
 
