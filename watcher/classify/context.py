@@ -30,7 +30,8 @@ from watcher.config.base import Format
 
 
 def exact_pattern(fmt: Format) -> str:
-    """A newline followed by a line that may be a continuation by itself or enable the next one."""
+    """A lookahead that matches at the start of a line that may be a continuation by itself or
+    enable the next one."""
     lead = rf"(?>{TIMESTAMP}(?:[ \t]|(?![ \t])))"
     shape = f"(?={CONTINUATION_FIRST})(?:{CONTINUATION_START})"  # a cheap first test: most lines fail it
     key_start = time_key_start(fmt)
@@ -42,13 +43,13 @@ def exact_pattern(fmt: Format) -> str:
             rf"\{{(?=[^\n]*?{REALTIME})(?:(?![^\n]*?{MESSAGE_TOKEN})"
             rf'|[^\n]*?{key}(?:\[|"[^"\\\n]*\\|"(?:"|{shape})))'
         )
-    # All after the newline is a lookahead, so that a match never swallows the next
-    # line's newline. The atomic group commits to the first of: a leading timestamp
-    # (group 1), a time key (group 2, never matters), neither.
+    # A lookahead, so that a match never swallows the next line's newline. The atomic group
+    # commits to the first of: a leading timestamp (group 1), a time key (group 2, never
+    # matters), neither.
     rest = f"(?:{'|'.join(other)})"
     if keyed:
         rest = f"(?(2)(?!)|{rest})"
-    return rf"\n(?=(?>({lead}){keyed}|)(?(1){lead}?{shape}|{rest}))"
+    return rf"(?=(?>({lead}){keyed}|)(?(1){lead}?{shape}|{rest}))"
 
 
 _STAMPED = r"^[12][0-9]{3}-[0-9:.,+TtZz \t-]*"
@@ -81,15 +82,20 @@ def superset_patterns(fmt: Format) -> tuple[str, ...] | None:
 
 
 class Context:
-    """The exact search, for a whole buffer (`re`) or to confirm a superset's candidate."""
+    """The exact search, over a buffer of whole lines or to confirm one line a superset found."""
 
     def __init__(self, fmt: Format) -> None:
-        self._exact = re.compile(exact_pattern(fmt).encode(), re.M)  # `$`: a line's end
+        at = exact_pattern(fmt).encode()
+        self._at = re.compile(at, re.M)  # `$`: a line's end
+        self._after_newline = re.compile(b"\\n" + at, re.M)
 
     def find(self, buf: bytes | bytearray, start: int, end: int) -> set[int]:
-        """Starts of the lines in (start, end) that matter (the first line is always looked at)."""
-        return {s for m in self._exact.finditer(buf, start, end) if (s := m.start() + 1) < end}
+        """Starts of the lines in [start, end) that matter (`start` is a line's start)."""
+        found = {s for m in self._after_newline.finditer(buf, start, end) if (s := m.start() + 1) < end}
+        if start < end and self._at.match(buf, start, end):
+            found.add(start)
+        return found
 
     def confirm(self, buf: bytes | bytearray, line: int, end: int) -> bool:
-        """Whether the line at `line` (after the buffer's first line) matters."""
-        return self._exact.match(buf, line - 1, end) is not None
+        """Whether the line at `line` matters."""
+        return self._at.match(buf, line, end) is not None

@@ -9,8 +9,8 @@ SourceClassifier):
 - lines that may continue a record (grouping.py rules 1-2: a message starting with
   whitespace or a continuation prefix) and the line after any line that may make the
   next one a continuation (rules 3-4);
-- the first line of every buffer, lines that are not UTF-8 and lines longer than
-  max_line_bytes.
+- lines that are not UTF-8 and lines longer than max_line_bytes; the first line of a
+  buffer when the line before it may make it a continuation (rules 3-4).
 
 Every other line is a record of its own without an error; SourceClassifier.skip counts
 them in bulk (the `records` count needs every continuation found anyway). Since those
@@ -210,11 +210,11 @@ class Finder:
             pos = start
             while pos < end:
                 stop = end if end - pos <= WINDOW else buf.find(b"\n", pos + WINDOW - 1, end) + 1
-                found.update(self._window(buf, start, pos, stop))
+                found.update(self._window(buf, pos, stop))
                 pos = stop
         return found
 
-    def _window(self, buf: bytes | bytearray, start: int, a: int, b: int) -> Iterator[int]:
+    def _window(self, buf: bytes | bytearray, a: int, b: int) -> Iterator[int]:
         """The lines of [a, b) hyperscan finds a prefilter match in, and those it finds a
         continuation shape in that the exact search confirms.
 
@@ -235,21 +235,21 @@ class Finder:
             # The binding takes any buffer; its stub says bytes.
             db.scan(cast(bytes, memoryview(buf)[a:b]), match_event_handler=on_match, scratch=scratch)
         except hyperscan.ScanTerminated:
-            yield from self._careful(buf, start, a, b)
+            yield from self._careful(buf, a, b)
             return
         yield from (line_start(buf, a, a + to - 1) for to in hits)
         for to in shapes:
             ls = line_start(buf, a, a + to - 1)
-            if ls == start or self._context.confirm(buf, ls, b):  # the first line is seen anyway
+            if self._context.confirm(buf, ls, b):
                 yield ls
 
-    def _careful(self, buf: bytes | bytearray, start: int, a: int, b: int) -> Iterator[int]:
+    def _careful(self, buf: bytes | bytearray, a: int, b: int) -> Iterator[int]:
         """A window with a storm of matches: the prefilters alone, stopping at the first match
         and scanning on from the next line, and the continuation shapes searched by `re`.
         Each byte is scanned once (a database with the shapes would scan the rest of the
         window again at each stop)."""
         if self._superset:
-            yield from self._context.find(buf, a - 1 if a > start else a, b)
+            yield from self._context.find(buf, a, b)
         if not self._rules:
             return
         if self._careful_db is None:

@@ -87,7 +87,7 @@ def safe_line(fd: int, offset: int, context: Context, max_line_bytes: int) -> in
     first, end = buf.find(b"\n") + 1, buf.rfind(b"\n") + 1
     if first == 0 or first >= end:
         return None
-    special = context.find(buf, first - 1, end)  # the line at `first` follows a newline too
+    special = context.find(buf, first, end)
     prev = first
     while (nl := buf.find(b"\n", prev, end)) >= 0 and nl + 1 < end:
         line = nl + 1

@@ -85,7 +85,13 @@ class Daemon:
         prune(s.retention, store, s.state_dir, self.clock())
         self._next_prune = time.monotonic() + PRUNE_EVERY
         opened = [inc.opened_at for inc in store.incidents()]
-        ctx = BuildContext(s.max_line_bytes, self.clock, since=min(opened, default=None))
+        ctx = BuildContext(
+            s.max_line_bytes,
+            self.clock,
+            since=min(opened, default=None),
+            rules=tuple(s.rules),
+            ignore=tuple(s.ignore),
+        )
         built = build_sources(s, ctx)
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)

@@ -90,6 +90,8 @@ class Pipeline:
         """Set once the daemon has logged every source's first state (watcher.daemon.readiness)."""
         self._blocked: dict[str, tuple[str, ...]] = {}
         """Per incident, the reasons it could not resolve when last put on its timeline."""
+        self._touched: set[str] = set()
+        """Sources with events since the last flush_lines."""
         self._saved_incidents: str | None = None
         """The incidents of the engine snapshot last committed, as JSON: unchanged ones are not rewritten."""
 
@@ -143,6 +145,7 @@ class Pipeline:
 
     def handle(self, name: str, event: SourceEvent) -> None:
         st = self._state(name)
+        self._touched.add(name)
         if isinstance(event, Chunk):
             if event.data:
                 self._chunk(name, st, event)
@@ -238,9 +241,12 @@ class Pipeline:
         self._outgoing += announcements
 
     def flush_lines(self) -> None:
-        """Pass the lines read since the last batch on to the metrics and the engine's evidence."""
-        for name, st in self.sources.items():
-            if st.lines() == st.reported["lines"]:
+        """Pass the lines read since the last batch on to the metrics and the engine's evidence
+        (of the sources that had events: a fleet has a thousand, a batch a few)."""
+        touched, self._touched = self._touched, set()
+        for name in touched:
+            st = self.sources.get(name)
+            if st is None or st.lines() == st.reported["lines"]:
                 continue
             for what, total in st.totals().items():
                 n = total - st.reported[what]
