@@ -22,6 +22,7 @@ import contextlib
 import json
 import re
 import shlex
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -230,7 +231,12 @@ async def _main() -> None:
         ),
         flush=True,
     )
-    await asyncio.Event().wait()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    # What the benchmark reads back: the most connections that were between TCP accept and
+    # finished authentication at once (the watcher's max_handshakes at work).
+    print(json.dumps({"max_handshaking": gw.max_handshaking}), flush=True)
 
 
 if __name__ == "__main__":
