@@ -124,7 +124,7 @@ def run_fleet(n: int, warmup: float, window: float, py_spy: Path | None = None) 
             up = wait_for(
                 f"{n} sources up",
                 lambda: sum(s["up"] for s in status(http)["sources"]) == n,
-                120,
+                120 + 0.3 * n,  # handshakes, max_handshakes at a time, while the others stream
                 alive=exited(proc),
             )
             time.sleep(warmup)
