@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from watcher.details import SourcesDetail, Transition
 from watcher.engine import Engine
-from watcher.engine import machine as engine_mod
+from watcher.engine import rule as engine_mod
 from watcher.events import ErrorEvent, Expectation, Gap, Kind, State
 
 M = 1_000_000.0  # mitigation time
