@@ -18,6 +18,7 @@ from watcher.config.base import Duration, Model, PositiveDuration
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
+from watcher.config.runbook import RunbookConfig
 from watcher.config.sources import SourceConfig
 from watcher.errors import ConfigError
 
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
     retention: RetentionConfig = RetentionConfig()
+    runbook: RunbookConfig = RunbookConfig()
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
     ignore: list[RuleConfig] = []
