@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from watcher import __version__
 from watcher.events import State, Trigger
 
 STATES: tuple[str, ...] = tuple(s.value for s in State)
+CAUSES = ("no_hypothesis", "mitigations_failed")
+"""Why the runbook escalates (watcher.runbook.escalation.Cause)."""
+RESOLVE_BUCKETS = tuple(60.0 * m for m in (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 720, 1440))
 NOTIFY_RESULTS = ("sent", "retried", "dead")
 BAD_LINE_REASONS = ("bad_utf8", "truncated", "copytruncate")
 
@@ -61,6 +65,54 @@ class _IncidentStates(Collector):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """How an incident has been handled, as its record says (watcher.facts): counts only."""
+
+    mitigations: int = 0
+    failed: int = 0
+    escalations: dict[str, int] = field(default_factory=dict)
+    """Per cause (CAUSES)."""
+
+
+class _Handled(Collector):
+    """`watcher_incident_{mitigations,failed_mitigations,escalations}_total`: counted on the
+    incident's record, so they survive restarts; mirrored here whenever the record changes."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, Handling] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        mitigations, failed, escalations = self._families()
+        for incident, h in list(self.current.items()):
+            mitigations.add_metric([incident], h.mitigations)
+            failed.add_metric([incident], h.failed)
+            for cause in CAUSES:
+                escalations.add_metric([incident, cause], h.escalations.get(cause, 0))
+        return [mitigations, failed, escalations]
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, CounterMetricFamily, CounterMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "watcher_incident_mitigations", "Mitigations recorded for the incident.", labels=["incident"]
+            ),
+            CounterMetricFamily(
+                "watcher_incident_failed_mitigations",
+                "Mitigations that failed: regressed after, or not resolved within twice the window.",
+                labels=["incident"],
+            ),
+            CounterMetricFamily(
+                "watcher_incident_escalations",
+                "Escalations to the engineering lead, by cause (once per cause).",
+                labels=["incident", "cause"],
+            ),
+        )
+
+
 class Metrics:
     """The watcher's metrics; the daemon calls one method per notable event."""
 
@@ -76,6 +128,8 @@ class Metrics:
         self._rules = list(rules)
         self._states = _IncidentStates()
         registry.register(self._states)
+        self._handled = _Handled()
+        registry.register(self._handled)
 
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
             return Gauge(name, doc, labels, registry=registry)
@@ -97,6 +151,36 @@ class Metrics:
             "watcher_incident_resolved_timestamp_seconds",
             "When the incident was proven resolved (Unix time); 0 while it is not.",
             ["incident"],
+        )
+        self._opened = gauge(
+            "watcher_incident_opened_timestamp_seconds", "When the incident opened (Unix time).", ["incident"]
+        )
+        self._first_mitigated = gauge(
+            "watcher_incident_first_mitigated_timestamp_seconds",
+            "When the incident's first mitigation was made (Unix time); absent until then.",
+            ["incident"],
+        )
+        self._orgs = gauge(
+            "watcher_incident_orgs",
+            "Distinct orgs (a source's impact_field) whose errors the incident counted, up to "
+            "runbook.max_orgs.",
+            ["incident"],
+        )
+        self._orgs_affected = gauge(
+            "watcher_incident_orgs_affected",
+            "Of those, the orgs still affected: an error within the window before the verified time.",
+            ["incident"],
+        )
+        self._orgs_untracked = gauge(
+            "watcher_incident_untracked_org_records",
+            "Error records of orgs beyond runbook.max_orgs: counted, not named.",
+            ["incident"],
+        )
+        self._time_to_resolve = Histogram(
+            "watcher_incident_time_to_resolve_seconds",
+            "From an incident's opening to the resolution that stands, observed when it is closed.",
+            buckets=RESOLVE_BUCKETS,
+            registry=registry,
         )
         self._up = gauge("watcher_source_up", "1 while the source is connected and readable.", ["source"])
         self._watermark = gauge(
@@ -233,9 +317,32 @@ class Metrics:
     def remove_incident(self, incident: str) -> None:
         """Stop exporting `incident` (closed, and its last state scraped)."""
         self._states.current.pop(incident, None)
-        for gauge in (self._streak, self._window, self._resolved):
+        self._handled.current.pop(incident, None)
+        for gauge in (
+            *(self._streak, self._window, self._resolved, self._opened, self._first_mitigated),
+            *(self._orgs, self._orgs_affected, self._orgs_untracked),
+        ):
             with contextlib.suppress(KeyError):
                 gauge.remove(incident)
+
+    def handled(
+        self, incident: str, opened_at: float, first_mitigated_at: float | None, handling: Handling
+    ) -> None:
+        """How an incident has been handled, from its record."""
+        self._opened.labels(incident).set(opened_at)
+        if first_mitigated_at is not None:
+            self._first_mitigated.labels(incident).set(first_mitigated_at)
+        self._handled.current[incident] = handling
+
+    def impact(self, incident: str, orgs: int, affected: int, untracked: int) -> None:
+        """Whom an incident's errors hit, in counts (org ids are never labels)."""
+        self._orgs.labels(incident).set(orgs)
+        self._orgs_affected.labels(incident).set(affected)
+        self._orgs_untracked.labels(incident).set(untracked)
+
+    def resolved_in(self, seconds: float) -> None:
+        """A closed incident's time from opening to the resolution that stands."""
+        self._time_to_resolve.observe(seconds)
 
     # Notifications and snapshots
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from watcher.classify.impact import ImpactKey
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import StreamScanner
 from watcher.daemon.auto_snapshots import AutoSnapshots
@@ -82,6 +83,8 @@ class Pipeline:
         """Set once the daemon has logged every source's first state (watcher.daemon.readiness)."""
         self._blocked: dict[str, tuple[str, ...]] = {}
         """Per incident, the reasons it could not resolve when last put on its timeline."""
+        self.touched: set[str] = set()
+        """Incidents whose timeline got transitions or notes since the runbook's clock last looked."""
 
     # ---- sources --------------------------------------------------------------------
 
@@ -127,6 +130,7 @@ class Pipeline:
             max_line_bytes=self.max_line_bytes,
             stream=stream,
             expect_match=opts.expect_match,
+            impact=ImpactKey.of(opts.impact_field, opts.impact_regex),
         )
 
     # ---- events ---------------------------------------------------------------------
@@ -227,6 +231,19 @@ class Pipeline:
     def announce(self, announcements: list[Announcement]) -> None:
         self._outgoing += announcements
 
+    def record_notes(self, incident: str, notes: Sequence[tuple[float, Kind, Detail]]) -> None:
+        """Notes about an open incident on its timeline and in the outbox, in one commit now rather
+        than with the next batch: a person's note, the runbook's decisions. StoreError: none is."""
+        created = self.clock()
+        with self.store.transaction():
+            for at, kind, detail in notes:
+                self.store.add_note(incident, at, kind, detail)
+                for a in self.announcer.note(incident, kind, at, detail, self.engine.status):
+                    self.store.outbox.enqueue(a.channel, a.kind, a.news.to_json(), created)
+        self.touched.add(incident)
+        for sender in self.senders:
+            sender.wake()
+
     def flush_lines(self) -> None:
         """Pass the lines read since the last batch on to the metrics and the engine's evidence."""
         for name, st in self.sources.items():
@@ -267,6 +284,7 @@ class Pipeline:
                 for name, st in self.sources.items():
                     if st.dirty:
                         self.store.save_resume(name, st.cursor, self.engine.watermark(name))
+                self.store.impact.save(self.engine.impact_changes())
                 self.store.save_engine_state(self.engine.snapshot())
         except StoreError as exc:
             # Keep the transitions for the next attempt: the engine has already moved on.
@@ -275,6 +293,7 @@ class Pipeline:
             self._outgoing = outgoing + self._outgoing
             log.error("cannot commit state, will retry: %s", exc)
             return
+        self.engine.impact_saved()
         for st in self.sources.values():
             st.dirty = False
         if announce:
@@ -290,6 +309,7 @@ class Pipeline:
         self.store.append_timeline(transitions)
         for t in transitions:
             log.info("%s %s at %s -> %s", t.incident, t.kind, format_time(t.at), t.state)
+            self.touched.add(t.incident)
         return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
 
     def retire_closed(self, before: float) -> None:
@@ -306,6 +326,7 @@ class Pipeline:
             self.metrics.incident(
                 s.id, state=str(s.state), clean_streak=s.clean_streak, resolved_at=s.resolved_at
             )
+            self.metrics.impact(s.id, s.impact.orgs, s.impact.affected, s.impact.untracked)
             self._cannot_resolve(s)
         return statuses
 

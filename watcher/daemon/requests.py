@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from watcher.events import Trigger
 from watcher.names import check_incident_id
-from watcher.times import positive_duration
+from watcher.times import parse_time, positive_duration
 
 MAX_TEXT = 4096
 _M = TypeVar("_M", bound="Body")
@@ -43,6 +43,35 @@ def _scope(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
         raise ValueError('scope must be a list of source-name globs such as ["cloud/*", "gw/*"]')
     return tuple(value)
+
+
+MAX_ORGS = 50
+"""Orgs named on one incident, at most."""
+
+
+def _orgs(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > MAX_ORGS:
+        value = None
+    names = [o.strip() for o in value if isinstance(o, str)] if value is not None else []
+    if value is None or len(names) != len(value) or not all(0 < len(o) <= 128 for o in names):
+        raise ValueError(f'orgs must be a list of at most {MAX_ORGS} org ids such as ["org-a"]')
+    return tuple(dict.fromkeys(names))
+
+
+def _maybe_orgs(value: object) -> tuple[str, ...] | None:
+    return None if value is None else _orgs(value)
+
+
+def _maybe_scope(value: object) -> tuple[str, ...] | None:
+    return None if value is None else _scope(value)
+
+
+def _time(value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("at must be an RFC 3339 time such as 2026-12-03T14:21:30Z")
+    return parse_time(value)
 
 
 def _window(value: object) -> float | None:
@@ -109,10 +138,31 @@ class OpenIncident(Body):
     title: Annotated[str, _text("title")]
     scope: Annotated[tuple[str, ...], BeforeValidator(_scope)] = ()
     window: Annotated[float | None, BeforeValidator(_window)] = None
+    orgs: Annotated[tuple[str, ...], BeforeValidator(_orgs)] = ()
 
 
 class Mitigation(Body):
     action: Annotated[str, _text("action")]
+    at: Annotated[float | None, BeforeValidator(_time)] = None
+    """When it was made, if not now (recorded after the fact)."""
+
+
+class Text(Body):
+    """A note or a hypothesis."""
+
+    text: Annotated[str, _text("text")]
+
+
+class Change(Body):
+    """What changes on an open incident; what is left out stays."""
+
+    scope: Annotated[tuple[str, ...] | None, BeforeValidator(_maybe_scope)] = None
+    window: Annotated[float | None, BeforeValidator(_window)] = None
+    orgs: Annotated[tuple[str, ...] | None, BeforeValidator(_maybe_orgs)] = None
+
+
+class Reopen(Body):
+    pass
 
 
 class Close(Body):

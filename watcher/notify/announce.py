@@ -15,6 +15,9 @@ outbox. Nothing here does I/O, so the rules below are tested with plain numbers:
   unchanged when nothing moved since the previous heartbeat. The previous one is
   read back from the outbox at startup, so a restart neither repeats it early nor
   stays silent past the interval.
+- Notes (`note()`): what people write on the timeline (a note, a hypothesis) and what the
+  runbook's clock decides (a failed mitigation, an escalation) go out like transitions;
+  an escalation also to the on-call channel.
 """
 
 from __future__ import annotations
@@ -23,15 +26,18 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from watcher.details import Transition
+from watcher.details import Detail, Transition
 from watcher.engine import IncidentStatus
-from watcher.events import HEARTBEAT, TRANSITIONS, Kind, State
+from watcher.events import HEARTBEAT, RUNBOOK_NOTES, TRANSITIONS, Kind, State
 from watcher.notify.news import HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
 
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
-    **{str(k): ("incident",) for k in TRANSITIONS},
+    **{str(k): ("incident",) for k in (*TRANSITIONS, *RUNBOOK_NOTES)},
+    str(Kind.ESCALATED): ("incident", "oncall"),
     HEARTBEAT: ("oncall",),
 }
+StatusOf = Callable[[str], IncidentStatus]
+"""An incident's status now, by id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,13 @@ class Announcer:
             out += self._route(news)
         return out
 
+    def note(
+        self, incident: str, kind: Kind, at: float, detail: Detail, status: StatusOf
+    ) -> list[Announcement]:
+        """What to enqueue for a note just put on the timeline (a hypothesis, an escalation)."""
+        now = status(incident)
+        return self._route(TransitionNews(incident, now.title, kind, at, now.state, detail))
+
     def tick(self, incidents: Sequence[IncidentStatus]) -> list[Announcement]:
         """Held streak resets whose interval has passed, and the heartbeat when it is due."""
         now = self.clock()
@@ -149,6 +162,8 @@ class Announcer:
                 s.errors,
                 s.gaps,
                 list(s.blind_sources),
+                s.impact.orgs,
+                s.impact.affected,
             )
             lines.append(
                 HeartbeatLine(
@@ -162,6 +177,7 @@ class Announcer:
                     errors=s.errors,
                     blind_sources=s.blind_sources,
                     fingerprint=fingerprint,
+                    impact=s.impact.lines(),
                 )
             )
         self._beat = _Heartbeat(now, {line.incident: line.fingerprint for line in lines})

@@ -18,12 +18,17 @@ from typing import Any, Literal
 from watcher.config.notify import DEFAULT_TEMPLATES
 from watcher.details import (
     BreakDetail,
+    ChangedDetail,
     ClosedDetail,
+    EscalatedDetail,
     GapDetail,
+    ImpactDetail,
     MitigatedDetail,
+    MitigationFailedDetail,
     OpenedDetail,
     ResolvedDetail,
     SourcesDetail,
+    TextDetail,
 )
 from watcher.events import State
 from watcher.notify.news import CheckNews, HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
@@ -89,7 +94,8 @@ class Renderer:
         code = None
         d = news.detail
         if isinstance(d, OpenedDetail):
-            details.append(self._clean(f"scope {', '.join(d.scope)}, window {fields['window']}"))
+            named = f"; orgs named: {', '.join(d.orgs)}" if d.orgs else ""
+            details.append(self._clean(f"scope {', '.join(d.scope)}, window {fields['window']}{named}"))
         elif isinstance(d, MitigatedDetail):
             details.append(f"streak clock started at {utc(d.streak_start)}")
         elif isinstance(d, ResolvedDetail):
@@ -97,7 +103,7 @@ class Renderer:
                 f"evidence: {values['lines']} lines checked in {values['sources']}; "
                 f"clean from {values['since']} to {values['at']} ({values['window']})"
             )
-            details += [self._clean(e) for e in d.evidence]
+            details += [self._clean(e) for e in (*d.evidence, *d.impact)]
         elif isinstance(d, GapDetail):
             details.append(f"unreadable from {utc(d.start)} to {utc(d.end)}")
         elif isinstance(d, BreakDetail):
@@ -110,13 +116,16 @@ class Renderer:
         if not inc.changed:
             return self._clean(f"{who}: still {state}, no change")
         if inc.state is State.INVESTIGATING:
-            return self._clean(f"{who} investigating: no mitigation yet, {inc.errors} error(s) seen")
+            impact = "".join(f"; {i}" for i in inc.impact)
+            return self._clean(f"{who} investigating: no mitigation yet, {inc.errors} error(s) seen{impact}")
         line = (
             f"{who} {state}: clean {format_duration(round(inc.clean_streak))} "
             f"of {format_duration(inc.window)} since {utc(inc.streak_start)}"
         )
         if inc.blind_sources:
             line += f"; cannot see {', '.join(inc.blind_sources)}"
+        if inc.impact:
+            line += "; " + "; ".join(inc.impact)
         return self._clean(line)
 
     # ---- assembly -------------------------------------------------------------------
@@ -193,6 +202,7 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         "lines": "?",
         "since": "?",
         "more": f" (+{news.also} more since the last message)" if news.also else "",
+        "text": "",
     }
     d = news.detail
     if isinstance(d, OpenedDetail):
@@ -214,6 +224,25 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         }
     elif isinstance(d, ClosedDetail):
         fields["reason"] = d.reason
+    else:
+        fields |= _runbook_fields(d)
     fields["reason"] = fields["reason"] or "no reason given"
     fields["sources"] = fields["sources"] or "none"
     return fields
+
+
+def _runbook_fields(d: object) -> dict[str, str]:
+    """The template fields of the runbook's entries: `$text`, and a failure's `$action`/`$reason`."""
+    if isinstance(d, TextDetail):
+        return {"text": d.text}
+    if isinstance(d, ChangedDetail):
+        streak = f"; streak from {utc(d.streak_start)}" if d.streak_start is not None else ""
+        return {"text": "; ".join(d.changes()) + streak}
+    if isinstance(d, ImpactDetail):
+        since = f" since {utc(d.first)}" if d.first is not None else ""
+        return {"text": f"{d.records:,} error records{since}, {d.orgs:,} org(s)"}
+    if isinstance(d, MitigationFailedDetail):
+        return {"action": d.action, "reason": f"{d.reason} ({d.failures} failed so far)"}
+    if isinstance(d, EscalatedDetail):
+        return {"reason": d.reason}
+    return {}

@@ -9,7 +9,7 @@ is part of the contract:
   transition: {incident, title, kind, at, state, detail}; a streak reset's detail
               also says how many resets were held back before it (`also`)
   heartbeat:  {at, incidents: [{incident, title, state, changed, clean_streak, window,
-               streak_start, errors, blind_sources, fingerprint}]}
+               streak_start, errors, blind_sources, fingerprint, impact}]}
   test:       {at, channel, host}
 """
 
@@ -79,6 +79,8 @@ class HeartbeatLine:
     errors: int
     blind_sources: tuple[str, ...]
     fingerprint: tuple[object, ...]
+    impact: tuple[str, ...] = ()
+    """Whom its errors hit: sentences (engine/impact.py, `ImpactSummary.lines`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class HeartbeatNews:
                     "errors": i.errors,
                     "blind_sources": list(i.blind_sources),
                     "fingerprint": list(i.fingerprint),
+                    "impact": list(i.impact),
                 }
                 for i in self.incidents
             ],
@@ -126,6 +129,7 @@ class HeartbeatNews:
                     errors=errors if isinstance(errors, int) else 0,
                     blind_sources=tuple(map(str, _list(i.get("blind_sources")))),
                     fingerprint=tuple(_list(i.get("fingerprint"))),
+                    impact=tuple(map(str, _list(i.get("impact")))),
                 )
             )
         return cls(_num(doc.get("at")), tuple(lines))
