@@ -94,6 +94,8 @@ COMMANDS: dict[str, str] = {
     "incident": "incidents",
     "status": "incidents",
     "timeline": "incidents",
+    "statuspage": "runbook",
+    "postmortem": "runbook",
     "snapshot": "snapshot",
     "run": "commands",
     "check-config": "commands",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from watcher.schema import ChannelDoc, IncidentDoc, SourceDoc, StatusDoc
+from watcher.schema import ChannelDoc, IncidentDoc, IncidentListDoc, SourceDoc, StatusDoc
 from watcher.times import format_duration, format_time, short_time, without_leading_stamp
 
 _STATE_STYLE = {
@@ -71,11 +71,40 @@ def incident_panel(
         rows.append(Text(f"  blind: cannot see {', '.join(doc['blind_sources'])}", style="magenta"))
     for reason in doc.get("cannot_resolve", []):
         rows.append(Text(f"  cannot resolve: {reason}", style="bold red"))
+    impact = doc.get("impact")
+    if impact is not None and impact["lines"]:
+        style = "yellow" if impact["affected"] else ""
+        counts, *named = impact["lines"]
+        if impact["confirmed_at"]:
+            counts += f" (impact confirmed at {short_time(impact['confirmed_at'], today)})"
+        rows += [Text(f"  impact: {line}", style=style) for line in (counts, *named)]
     if doc["mitigated_at"]:
         rows += [Text(f"  evidence: {e['text']}", style="dim") for e in doc.get("evidence", [])]
     if sources is not None:
         rows += [_evidence(name, sources.get(name), today) for name in doc["sources"]]
     return Group(*rows)
+
+
+def incident_table(doc: IncidentListDoc) -> RenderableType:
+    """`watcher incident list`: one row per incident, oldest first."""
+    if not doc["incidents"]:
+        return Text("no incidents", style="dim")
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for col in ("incident", "state", "title", "opened (UTC)", "mitigations", "closed (UTC)"):
+        table.add_column(col, overflow="fold", justify="right" if col == "mitigations" else "left")
+    for i in doc["incidents"]:
+        state = Text(i["state"].upper(), style=_STATE_STYLE.get(i["state"], ""))
+        table.add_row(
+            i["id"],
+            state,
+            i["title"],
+            short_time(i["opened_at"]),
+            str(i["mitigations"]),
+            short_time(i["closed_at"]),
+        )
+    return table
 
 
 def _evidence(name: str, s: SourceDoc | None, today: str) -> Text:
