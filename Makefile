@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run demo test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify bench-cli install install-system clean
+.PHONY: run demo test lint services fuzz bench bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify bench-state bench-cli install install-system clean
 
 install: $(STAMP)
 
@@ -40,8 +40,14 @@ lint: install
 services:
 	bash tests/services.sh
 
+# The suite includes the fuzz targets (tests/fuzz), bounded to about a minute in all.
 test: install services lint
 	$(BIN)/pytest --cov
+
+# The fuzz targets alone, FUZZ_SCALE times longer (a soak: make fuzz FUZZ_SCALE=50).
+FUZZ_SCALE ?= 10
+fuzz: install
+	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/pytest -m fuzz tests/fuzz
 
 bench: install
 	$(BIN)/python bench/classify_bench.py
@@ -77,6 +83,10 @@ bench-cli: install
 NOTIFY_OUTAGE ?= 600
 bench-notify: install
 	$(BIN)/python bench/notify_bench.py --outage $(NOTIFY_OUTAGE)
+
+# Bytes the daemon writes in 10 s while 10 incidents hold a 1 MB error line (the state commit's cost).
+bench-state: install
+	$(BIN)/python -m bench.state_bench
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis

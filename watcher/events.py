@@ -9,6 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+MAX_MESSAGE = 4096
+"""Characters of an error's message that are kept, stored and announced; the rest is cut, marked."""
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text`, or its start and a mark saying how much was cut; at most `limit` characters either way.
+
+    Idempotent: a clipped text is short enough to pass unchanged.
+    """
+    if len(text) <= limit:
+        return text
+    mark = f" … [cut: {len(text):,} characters in all]"
+    return text[: max(0, limit - len(mark))] + mark
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:

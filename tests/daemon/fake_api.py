@@ -218,11 +218,14 @@ async def running(
     health: Callable[[], tuple[bool, str]] = lambda: (True, ""),
     ready: Callable[[], tuple[bool, str]] | None = None,
     listen: str = "127.0.0.1:0",
+    secrets: tuple[str, ...] = (),
 ) -> AsyncIterator[ApiServer]:
     """A real ApiServer on a free loopback port, stopped on exit."""
     if metrics is None:
         metrics = Metrics(CollectorRegistry(), sources=["cloud"], rules=["panic"])
-    server = ApiServer(control, metrics, listen=listen, token=TOKEN, health=health, ready=ready)
+    server = ApiServer(
+        control, metrics, listen=listen, token=TOKEN, health=health, ready=ready, secrets=secrets
+    )
     await server.start()
     try:
         yield server

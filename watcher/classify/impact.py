@@ -4,10 +4,9 @@ so the cost is paid on the few lines that matter."""
 
 from __future__ import annotations
 
-import re
-
 from watcher.classify.lines import ParsedLine
 from watcher.classify.rules import lookup
+from watcher.patterns import compile_linear
 
 MAX_VALUE = 128
 """Characters of a value kept: an org id, not a message."""
@@ -18,7 +17,7 @@ class ImpactKey:
 
     def __init__(self, field: str | None = None, regex: str | None = None) -> None:
         self._field = field
-        self._regex = None if regex is None else re.compile(regex)
+        self._regex = None if regex is None else compile_linear(regex)
 
     @classmethod
     def of(cls, field: str | None, regex: str | None) -> ImpactKey | None:
@@ -28,8 +27,7 @@ class ImpactKey:
         if self._field is not None:
             return _text(lookup(line.fields, self._field))
         assert self._regex is not None
-        m = self._regex.search(line.message)
-        return None if m is None else _text(m.group(1))
+        return _text(self._regex.group(line.message))
 
 
 def _text(value: object) -> str | None:

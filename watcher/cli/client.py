@@ -4,7 +4,9 @@ Every failure becomes a DaemonError whose message the CLI prints as is: the
 daemon's own sentence when it answered, or, when it did not, what the CLI tried
 (config, state_dir, address and where they came from) and how to point it elsewhere.
 Calls block: the CLI does one thing at a time, and a test that runs the daemon in
-its own event loop calls them in a thread.
+its own event loop calls them in a thread. The daemon answers with log text redacted;
+`redact=False` asks for it as it is, which needs the API token (readable by the
+daemon's user) even for a read.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class Client:
         self._user = user or default_user()
         self._timeout = timeout
 
-    def status(self) -> StatusDoc:
-        return _answer_as(StatusDoc, self._request("GET", "/api/v1/status"))
+    def status(self, *, redact: bool = True) -> StatusDoc:
+        return _answer_as(StatusDoc, self._request("GET", "/api/v1/status", redact=redact))
 
     def incidents(self, include_closed: bool = False) -> IncidentListDoc:
         path = "/api/v1/incidents" + ("?all=true" if include_closed else "")
@@ -101,13 +103,13 @@ class Client:
         path = f"/api/v1/incidents/{_checked(incident)}/statuspage"
         return _answer_as(StatuspageDoc, self._request("GET", path))
 
-    def postmortem(self, incident: str) -> PostmortemDoc:
+    def postmortem(self, incident: str, *, redact: bool = True) -> PostmortemDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/postmortem"
-        return _answer_as(PostmortemDoc, self._request("GET", path))
+        return _answer_as(PostmortemDoc, self._request("GET", path, redact=redact))
 
-    def timeline(self, incident: str) -> TimelineDoc:
+    def timeline(self, incident: str, *, redact: bool = True) -> TimelineDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/timeline"
-        return _answer_as(TimelineDoc, self._request("GET", path))
+        return _answer_as(TimelineDoc, self._request("GET", path, redact=redact))
 
     def snapshot(self, request: dict[str, object]) -> SnapshotDoc:
         """The daemon collects and writes the snapshot (`watcher snapshot --via-daemon`)."""
@@ -117,12 +119,16 @@ class Client:
         """A snapshot written here: on its incident's timeline and in watcher_snapshots_total."""
         return _answer_as(RecordedDoc, self._request("POST", "/api/v1/snapshots/recorded", taken))
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, object]:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, redact: bool = True
+    ) -> dict[str, object]:
         headers = {"X-Watcher-User": self._user, "Accept": "application/json"}
-        if method != "GET":
+        if not redact:
+            path += "?redact=false"
+        if method != "GET" or not redact:
             from watcher.daemon.token import read_token
 
-            # Only now: reads work for users who cannot read the token file.
+            # Only now: redacted reads work for users who cannot read the token file.
             try:
                 headers["Authorization"] = f"Bearer {read_token(self.endpoint.state_dir)}"
             except DaemonError as exc:

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from watcher.cli.base import Command, ConfigOpt, JsonOpt, command, endpoint, new_app, out, subcommands
+from watcher.cli.base import (
+    Command,
+    ConfigOpt,
+    JsonOpt,
+    RedactOpt,
+    command,
+    endpoint,
+    new_app,
+    out,
+    subcommands,
+)
 from watcher.errors import InputError
 
 if TYPE_CHECKING:
@@ -207,6 +217,7 @@ def status(
     watch: Annotated[
         bool, typer.Option("--watch", help="Redraw every 2 s until Ctrl-C, through daemon restarts.")
     ] = False,
+    redact: RedactOpt = True,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -216,15 +227,15 @@ def status(
     if watch:
         from watcher.cli.watch import watch_status
 
-        watch_status(lambda: Client(endpoint(config_file)))
+        watch_status(lambda: Client(endpoint(config_file)), redact=redact)
         return
     client = Client(endpoint(config_file))
     if json_out:
-        print(json.dumps(client.status()))
+        print(json.dumps(client.status(redact=redact)))
     else:
         from watcher.cli.status_view import status_view
 
-        out.print(status_view(client.status()))
+        out.print(status_view(client.status(redact=redact)))
 
 
 @cli.command(cls=Command)
@@ -234,6 +245,7 @@ def timeline(
     fmt: Annotated[
         str, typer.Option("--format", metavar="[markdown|json]", help="Markdown for the postmortem, or JSON.")
     ] = "markdown",
+    redact: RedactOpt = True,
     config_file: ConfigOpt = None,
 ) -> None:
     """Every event of an incident with its UTC time, ready to paste into the postmortem."""
@@ -241,7 +253,7 @@ def timeline(
 
     if fmt not in ("markdown", "json"):
         raise InputError(f"--format must be markdown or json, not {fmt!r}")
-    doc = _call(config_file, lambda c: c.timeline(incident))
+    doc = _call(config_file, lambda c: c.timeline(incident, redact=redact))
     if fmt == "json":
         print(json.dumps(doc, indent=2))
     else:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from watcher.cli.base import Command, ConfigOpt, JsonOpt, command, endpoint, err, new_app, out
+from watcher.cli.base import Command, ConfigOpt, JsonOpt, RedactOpt, command, endpoint, err, new_app, out
 from watcher.cli.incidents import IncidentArg
 from watcher.errors import InputError
 
@@ -67,6 +67,7 @@ def postmortem(
         bool, typer.Option("--by", help="Name who did what (blameless drafts leave people out).")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a draft that is already there.")] = False,
+    redact: RedactOpt = True,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -74,7 +75,7 @@ def postmortem(
     from watcher.cli import postmortem as view
     from watcher.cli.client import Client
 
-    doc = Client(endpoint(config_file)).postmortem(incident)
+    doc = Client(endpoint(config_file)).postmortem(incident, redact=redact)
     if json_out:
         print(json.dumps(doc, indent=2))
         return

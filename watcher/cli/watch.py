@@ -29,6 +29,7 @@ EVERY = 2.0
 def watch_status(
     connect: Callable[[], Client],
     *,
+    redact: bool = True,
     every: float = EVERY,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
@@ -40,7 +41,7 @@ def watch_status(
     with live_view() as live:
         while True:
             try:
-                last = client.status()
+                last = client.status(redact=redact)
                 down_since = None
                 view: RenderableType = Group(_header(clock(), every), status_view(last))
             except DaemonError as exc:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         RetentionConfig,
         Settings,
         load,
+        valid_sources,
     )
     from watcher.config.sources import (
         DockerSourceConfig,
@@ -47,6 +48,7 @@ _HOME = {
     "RetentionConfig": "settings",
     "Settings": "settings",
     "load": "settings",
+    "valid_sources": "settings",
     "DockerSourceConfig": "sources",
     "FileSourceConfig": "sources",
     "JournalSourceConfig": "sources",
@@ -72,6 +74,7 @@ __all__ = [
     "SshLogin",
     "SshSettings",
     "load",
+    "valid_sources",
 ]
 
 

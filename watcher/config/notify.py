@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from string import Template
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from watcher.config.base import Duration, Model, PositiveDuration
+from watcher.config.base import Model, within
 from watcher.events import ANNOUNCED
 
 DEFAULT_TEMPLATES: dict[str, str] = {
@@ -60,19 +60,21 @@ class NotifyConfig(Model):
     incident_webhook_file: Path | None = None
     oncall_webhook: SecretStr | None = None
     oncall_webhook_file: Path | None = None
-    heartbeat: Duration = 900.0
+    heartbeat: Annotated[float, within("1m", "24h")] = 900.0
     format: Literal["slack", "json"] = "slack"
     """slack: Block Kit with a text fallback; json: a generic document for other receivers."""
     routes: dict[str, list[Literal["incident", "oncall"]]] = {}
     """Kind -> channels, over the defaults (incident kinds to incident, heartbeat to oncall)."""
     templates: dict[str, str] = {}
     """Kind -> headline, `string.Template` fields such as $incident, $at, $source."""
-    send_interval: PositiveDuration = 1.0
-    retry_initial: PositiveDuration = 1.0
-    retry_max: PositiveDuration = 60.0
-    timeout: PositiveDuration = 10.0
-    reset_every: Duration = 60.0
-    shutdown_grace: Duration = 2.0
+    send_interval: Annotated[float, within("10ms", "1m")] = 1.0
+    retry_initial: Annotated[float, within("10ms", "1h")] = 1.0
+    retry_max: Annotated[float, within("10ms", "1h")] = 60.0
+    retry_after_max: Annotated[float, within("1s", "1h")] = 300.0
+    """The longest a receiver's 429 `Retry-After` is honoured; a longer one is cut to this."""
+    timeout: Annotated[float, within("100ms", "5m")] = 10.0
+    reset_every: Annotated[float, within("0s", "24h")] = 60.0
+    shutdown_grace: Annotated[float, within("0s", "5m")] = 2.0
 
     @field_validator("routes")
     @classmethod

@@ -2,20 +2,24 @@
 
 Security model: the server listens on loopback by default. Reads (metrics,
 status, timeline) are open to local users; every POST needs the bearer token
-from `<state_dir>/api-token`. A Host header that is not ours is refused on every
-route, so a web page the SRE has open cannot reach the API through DNS rebinding.
+from `<state_dir>/api-token`. Log text reaches a reader redacted, as in the
+announcements (watcher.redact, with the webhook URLs): every document the API
+answers with has its strings redacted, unless the request asks `?redact=false`
+and holds the token. A Host header that is not ours is refused on every route, so
+a web page the SRE has open cannot reach the API through DNS rebinding.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import ipaddress
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -36,6 +40,7 @@ from watcher.events import Kind
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
+from watcher.redact import redact_doc
 
 MAX_BODY = 64 * 1024
 _M = TypeVar("_M", bound=requests.Body)
@@ -62,7 +67,9 @@ class ApiServer:
         token: str,
         health: Callable[[], tuple[bool, str]],
         ready: Callable[[], tuple[bool, str]] | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
+        """`secrets`: literals redacted wherever they appear (the webhook URLs)."""
         self._control = control
         self._metrics = metrics
         self._listen = listen
@@ -72,6 +79,7 @@ class ApiServer:
         self._token = token.encode()
         self._health = health
         self._ready = ready or health
+        self._secrets = tuple(secrets)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -165,18 +173,38 @@ class ApiServer:
         origin = request.headers.get("Origin")
         if origin is not None and not self._host_allowed(urlsplit(origin).netloc):
             raise _Refused(403, "refused: cross-origin requests cannot change incidents")
+        self._check_token(request)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise _Refused(413, f"request body is larger than {MAX_BODY // 1024} KiB")
+
+    def _check_token(self, request: web.Request, why: str = "") -> None:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode("utf-8", "replace"), self._token
         ):
             raise _Refused(
                 401,
-                "missing or wrong API token: send `Authorization: Bearer <token>` with the token "
+                f"missing or wrong API token{why}: send `Authorization: Bearer <token>` with the token "
                 "from the daemon's state_dir/api-token",
                 {"WWW-Authenticate": 'Bearer realm="watcher"'},
             )
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise _Refused(413, f"request body is larger than {MAX_BODY // 1024} KiB")
+
+    async def _document(
+        self, request: web.Request, doc: Mapping[str, Any], status: int = 200
+    ) -> web.Response:
+        """`doc` as JSON with its log text redacted, or as it is for a token holder asking `?redact=false`.
+
+        Redacted in a worker thread: a long timeline is megabytes of text, and /healthz
+        and the pipeline must not wait for it.
+        """
+        asked = request.query.get("redact", "true")
+        if asked not in ("true", "false"):
+            raise _Refused(400, f"redact must be true or false, not {asked[:20]!r}")
+        if asked == "false":
+            self._check_token(request, " (unredacted log text needs it)")
+            return web.json_response(doc, status=status)
+        redacted = await asyncio.to_thread(redact_doc, doc, self._secrets)
+        return web.json_response(redacted, status=status)
 
     # Routes
 
@@ -194,13 +222,13 @@ class ApiServer:
         return web.Response(status=200 if ok else 503, text=text + "\n")
 
     async def _get_status(self, request: web.Request) -> web.Response:
-        return web.json_response(self._control.status())
+        return await self._document(request, self._control.status())
 
     async def _get_incidents(self, request: web.Request) -> web.Response:
         listed = request.query.get("all", "false")
         if listed not in ("true", "false"):
             raise _Refused(400, f"all must be true or false, not {listed[:20]!r}")
-        return web.json_response(self._control.incidents(listed == "true"))
+        return await self._document(request, self._control.incidents(listed == "true"))
 
     async def _post_incident(self, request: web.Request) -> web.Response:
         body = await _body(request, requests.OpenIncident)
@@ -208,21 +236,21 @@ class ApiServer:
             result = await self._control.open_incident(
                 body.id, body.title, list(body.scope), body.window, _by(request), body.orgs
             )
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _patch_incident(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         b = await _body(request, requests.Change)
         with _control_errors():
             result = await self._control.change(incident, _by(request), b.scope, b.window, b.orgs)
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _post_mitigation(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         body = await _body(request, requests.Mitigation)
         with _control_errors():
             result = await self._control.mitigate(incident, body.action, _by(request), body.at)
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _post_note(self, request: web.Request) -> web.Response:
         return await self._text(request, Kind.NOTE)
@@ -235,46 +263,46 @@ class ApiServer:
         body = await _body(request, requests.Text)
         with _control_errors():
             result = await self._control.note(incident, kind, body.text, _by(request))
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _post_close(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         body = await _body(request, requests.Close)
         with _control_errors():
             result = await self._control.close(incident, body.reason, _by(request))
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _post_reopen(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         await _body(request, requests.Reopen)
         with _control_errors():
             result = await self._control.reopen(incident, _by(request))
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _get_timeline(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         with _control_errors():
             result = self._control.timeline(incident)
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _get_statuspage(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         with _control_errors():
             result = self._control.statuspage(incident)
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _get_postmortem(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         with _control_errors():
             result = self._control.postmortem(incident)
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _post_snapshot(self, request: web.Request) -> web.Response:
         b = await _body(request, requests.Snapshot)
         req = Request(b.reason, b.incident, b.scope, b.since, b.until, b.redact, b.trigger)
         with _control_errors():
             result = await self._control.snapshot(req, _by(request))
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _post_recorded_snapshot(self, request: web.Request) -> web.Response:
         """A snapshot the CLI wrote itself: counted, and on its incident's timeline."""
@@ -303,6 +331,8 @@ async def _body(request: web.Request, model: type[_M]) -> _M:
         doc = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         raise _Refused(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise _Refused(400, "request body is nested too deeply") from None
     try:
         return requests.parse(model, doc)
     except ValueError as exc:

@@ -40,9 +40,9 @@ from watcher.engine.impact import ImpactPolicy
 from watcher.errors import StoreError
 from watcher.events import HEARTBEAT, Expectation
 from watcher.metrics import Metrics
-from watcher.notify.announce import Announcer
+from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.channels import build_senders
-from watcher.notify.news import HeartbeatNews
+from watcher.notify.news import HeartbeatNews, news_from_json
 from watcher.notify.sender import Sender
 from watcher.runbook.escalation import Policy
 from watcher.sources import BuildContext, Source, SourceEvent
@@ -120,8 +120,15 @@ class Daemon:
         )
         self.commands = Commands(s, pipeline)
         token = load_or_create_token(s.state_dir)
+        hooks = list(s.notify.webhooks().values())
         self.api = ApiServer(
-            self.commands, metrics, listen=s.http.listen, token=token, health=self._health, ready=self._ready
+            self.commands,
+            metrics,
+            listen=s.http.listen,
+            token=token,
+            health=self._health,
+            ready=self._ready,
+            secrets=hooks,
         )
         await self.api.start()
         # Only once nothing else in startup can fail: shutdown() is what closes the session.
@@ -150,7 +157,10 @@ class Daemon:
         try:
             if not snap:
                 return Engine(sources=expect, expectations=expect, impact=impact, **args)
-            engine = Engine.restore(snap, sources=expect, expectations=expect, impact=impact, **args)
+            marks = {n: p.watermark for n, p in self.store.resume_points().items()}
+            engine = Engine.restore(
+                snap, sources=expect, expectations=expect, watermarks=marks, impact=impact, **args
+            )
         except ValueError as exc:
             raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
         for incident in engine.incident_ids():
@@ -164,6 +174,10 @@ class Daemon:
             if channel not in hooks:
                 log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
         last = self.store.outbox.last_enqueued(HEARTBEAT)
+        held = [
+            Announcement(h.channel, news_from_json(h.kind, h.payload), held_until=h.due_at)
+            for h in self.store.outbox.held()
+        ]
         return Announcer(
             channels=hooks,
             routes=notify.routes,
@@ -171,6 +185,7 @@ class Daemon:
             heartbeat=notify.heartbeat,
             # Dated when it was queued: the announcer's memory of the last heartbeat.
             last_heartbeat=None if last is None else replace(HeartbeatNews.from_json(last[1]), at=last[0]),
+            held=held,
             clock=self.clock,
         )
 

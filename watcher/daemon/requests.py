@@ -8,15 +8,21 @@ wrong value are reported the same way; `parse` turns pydantic's own complaints
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from watcher.engine.impact import MAX_ORG
 from watcher.events import Trigger
 from watcher.names import check_incident_id
-from watcher.times import parse_time, positive_duration
+from watcher.times import WINDOW, parse_duration, parse_time
 
 MAX_TEXT = 4096
+MAX_GLOBS = 100
+MAX_GLOB = 256
+MAX_EPOCH = 253402300799.0
+"""9999-12-31T23:59:59Z: the last second an RFC 3339 time can name."""
 _M = TypeVar("_M", bound="Body")
 
 
@@ -42,6 +48,8 @@ def _maybe_incident(value: object) -> str | None:
 def _scope(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
         raise ValueError('scope must be a list of source-name globs such as ["cloud/*", "gw/*"]')
+    if len(value) > MAX_GLOBS or any(len(g) > MAX_GLOB for g in value):
+        raise ValueError(f"scope takes at most {MAX_GLOBS} globs of at most {MAX_GLOB} characters each")
     return tuple(value)
 
 
@@ -50,12 +58,16 @@ MAX_ORGS = 50
 
 
 def _orgs(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or len(value) > MAX_ORGS:
-        value = None
-    names = [o.strip() for o in value if isinstance(o, str)] if value is not None else []
-    if value is None or len(names) != len(value) or not all(0 < len(o) <= 128 for o in names):
-        raise ValueError(f'orgs must be a list of at most {MAX_ORGS} org ids such as ["org-a"]')
-    return tuple(dict.fromkeys(names))
+    if not (
+        isinstance(value, list)
+        and len(value) <= MAX_ORGS
+        and all(isinstance(o, str) and 0 < len(o.strip()) <= MAX_ORG for o in value)
+    ):
+        raise ValueError(
+            f"orgs must be a list of at most {MAX_ORGS} org ids of at most {MAX_ORG} characters"
+            ' such as ["org-a"]'
+        )
+    return tuple(dict.fromkeys(o.strip() for o in value))
 
 
 def _maybe_orgs(value: object) -> tuple[str, ...] | None:
@@ -77,10 +89,8 @@ def _time(value: object) -> float | None:
 def _window(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"window: expected a duration such as 90s, 15m or 2h, got {value!r}")
     try:
-        return positive_duration(value)
+        return parse_duration(value, WINDOW)
     except ValueError as exc:
         raise ValueError(f"window: {exc}") from None
 
@@ -89,8 +99,13 @@ def _epoch(what: str) -> BeforeValidator:
     def check(value: object) -> float | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{what} must be Unix seconds or null")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 <= value <= MAX_EPOCH
+        ):
+            raise ValueError(f"{what} must be Unix seconds (0 to {MAX_EPOCH:.0f}) or null")
         return float(value)
 
     return BeforeValidator(check)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from watcher.details import (
     ChangedDetail,
@@ -38,7 +39,7 @@ from watcher.engine.impact import Impact, ImpactPolicy, Recent, SavedImpact
 from watcher.engine.incident import Break, EngineState, Incident, IncidentStatus
 from watcher.engine.persist import STATE_VERSION, restore_incidents, restore_tracks, save_tracks
 from watcher.engine.rule import Rule
-from watcher.events import ErrorEvent, Expectation, Gap, Kind, Liveness
+from watcher.events import ErrorEvent, Expectation, Gap, Kind, Liveness, clip
 from watcher.times import format_duration
 
 _PRUNE_AT = 64
@@ -256,7 +257,13 @@ class Engine(Rule):
     # ---- observations --------------------------------------------------------------
 
     def observe(self, event: ErrorEvent) -> list[Transition]:
-        """An error event; it takes effect once the watermarks of the scope pass the time it counts at."""
+        """An error event; it takes effect once the watermarks of the scope pass the time it counts at.
+
+        Its message is clipped (events.clip): the state, the timeline and the announcements
+        keep a few KiB of a line, however long the line was.
+        """
+        if len(message := clip(event.message)) != len(event.message):
+            event = replace(event, message=message)
         out: list[Transition] = []
         self._recent.add(event.source, counted_at(event, None, self.skew_tolerance)[0], event.org)
         for inc in self._open():
@@ -375,8 +382,13 @@ class Engine(Rule):
         expectations: Mapping[str, Expectation] | None = None,
         skew_tolerance: float = math.inf,
         impact: ImpactPolicy | None = None,
+        watermarks: Mapping[str, float | None] | None = None,
     ) -> Engine:
         """The engine `snapshot()` saved (this version or the one before); ValueError otherwise.
+
+        `watermarks` (the resume points) may be newer than the snapshot's: the daemon does
+        not rewrite the snapshot when only watermarks moved, so the newer of the two is the
+        engine's.
 
         Incidents' impact is not in it: the store keeps that (`load_impact`)."""
         eng = cls(
@@ -390,6 +402,12 @@ class Engine(Rule):
             inc.impact = Impact(eng.impact.cap, inc.orgs)
             eng._incidents[inc.id] = inc
         restore_tracks(snap, eng._tracks, eng.add_source)
+        for name, mark in (watermarks or {}).items():
+            if mark is None:
+                continue
+            track = eng._track(name)
+            if track.watermark is None or mark > track.watermark:
+                track.watermark = mark
         eng._rewidth()
         return eng
 

@@ -34,7 +34,7 @@ def build_senders(
     metrics: Metrics,
     clock: Callable[[], float] = time.time,
 ) -> list[Sender]:
-    policy = RetryPolicy(cfg.send_interval, cfg.retry_initial, cfg.retry_max)
+    policy = RetryPolicy(cfg.send_interval, cfg.retry_initial, cfg.retry_max, cfg.retry_after_max)
     render = renderer(cfg)
     return [
         Sender(

@@ -32,7 +32,7 @@ from watcher.details import (
 )
 from watcher.events import State
 from watcher.notify.news import CheckNews, HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
-from watcher.redact import redact
+from watcher.redact import redact, redact_doc
 from watcher.times import format_duration, format_time
 
 Format = Literal["slack", "json"]
@@ -145,7 +145,7 @@ class Renderer:
                 "state": str(transition.state) if transition else None,
                 "at": format_time(news.at),
                 "text": truncate(plain, TEXT_LIMIT),
-                "payload": _redacted(news.to_json(), self.secrets),
+                "payload": redact_doc(news.to_json(), self.secrets),
             }
         blocks: list[dict[str, object]] = [_section(truncate(headline, SECTION_LIMIT))]
         blocks += [_section(chunk) for chunk in _chunks(details, SECTION_LIMIT)]
@@ -173,16 +173,6 @@ def _chunks(lines: Sequence[str], limit: int) -> list[str]:
         else:
             out.append(line)
     return out
-
-
-def _redacted(value: object, secrets: Sequence[str]) -> object:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, Mapping):
-        return {str(k): _redacted(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redacted(v, secrets) for v in value]
-    return value
 
 
 def _template_fields(news: TransitionNews) -> dict[str, str]:
