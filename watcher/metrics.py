@@ -178,7 +178,7 @@ class Metrics:
         )
         self._time_to_resolve = Histogram(
             "watcher_incident_time_to_resolve_seconds",
-            "From an incident's opening to the resolution that stands, observed when it is closed.",
+            "From an incident's opening to the resolution that stands, observed when it is first closed.",
             buckets=RESOLVE_BUCKETS,
             registry=registry,
         )

@@ -89,7 +89,7 @@ EXPECTED = {
     Kind.CLOCK_SKEW: ["Clock skew in edge", "+3600.2s", "beyond 1m"],
     Kind.REOPENED: ["reopened", "needs a mitigation", "Live view black", "orgs named: org-a"],
     Kind.CHANGED: ["scope edge* → edge*, gw/*", "window 15m → 20m", "orgs none → org-a", "14:05:00"],
-    Kind.IMPACT_CONFIRMED: ["Impact confirmed", "12 error records", "since 2026-11-27T13:58:00", "3 org"],
+    Kind.IMPACT_CONFIRMED: ["Impact confirmed", "12 error records", "since 2026-11-27 13:58:00Z", "3 org"],
     Kind.NOTE: ["Note: Org A confirms live view back"],
     Kind.HYPOTHESIS: ["Hypothesis", "to confirm", "deploy 14:02 broke the SFU keyframe path"],
     Kind.MITIGATION_FAILED: [

@@ -112,9 +112,9 @@ def _summary(doc: PostmortemDoc, s: SummaryDoc | None) -> list[str]:
         return lines
     facts = [
         f"**What**: {t['title']} (scope {', '.join(t['scope'])}).",
-        f"**When**: opened {short_time(s['opened_at'])} UTC; first mitigated "
+        f"**When** (UTC): opened {short_time(s['opened_at'])}; first mitigated "
         f"{short_time(s['first_mitigated_at']) if s['first_mitigated_at'] else 'never'}; "
-        f"resolved {short_time(s['resolved_at']) + ' UTC' if s['resolved_at'] else 'not proven'}.",
+        f"resolved {short_time(s['resolved_at']) if s['resolved_at'] else 'not proven'}.",
         f"**How long**: {_took(s['time_to_resolve'])} from opening to the resolution"
         f"{'' if s['time_to_resolve'] is not None else ' (no resolution stands)'}.",
         f"**State** when drafted: {s['state'] or 'unknown'}.",
@@ -128,7 +128,7 @@ def _impact(i: ImpactDoc, orgs: Sequence[OrgDoc], s: SummaryDoc | None) -> list[
         span = ""
         if i["first"] and i["last"]:
             length = parse_time(i["last"]) - parse_time(i["first"])
-            span = f", from {short_time(i['first'])} to {short_time(i['last'])} UTC ({_took(length)})"
+            span = f", from {short_time(i['first'])} to {short_time(i['last'])} ({_took(length)})"
         lines.append(f"- Error records in scope: {i['records']:,}{span}.")
     else:
         lines.append("- No error record in scope.")
@@ -142,10 +142,10 @@ def _impact(i: ImpactDoc, orgs: Sequence[OrgDoc], s: SummaryDoc | None) -> list[
     else:
         lines.append("- Orgs with errors: not known (no source in scope names orgs: `impact_field`).")
     for n in i["named"]:
-        seen = f"last error {short_time(n['last'])} UTC" if n["last"] else "no error seen"
+        seen = f"last error {short_time(n['last'])}" if n["last"] else "no error seen"
         lines.append(f"- Named org `{n['org']}`: {n['records']:,} error record(s), {seen}.")
     if i["confirmed_at"]:
-        lines.append(f"- Impact confirmed at {short_time(i['confirmed_at'])} UTC.")
+        lines.append(f"- Impact confirmed at {short_time(i['confirmed_at'])}.")
     lines += [
         f"- Broken or degraded: {BLANK.format('broken (e.g. live view black) or degraded (slow), per org')}",
         f"- Users per org: {BLANK.format('a rough estimate from the fleet metrics')}",
@@ -187,9 +187,7 @@ def _root_cause(h: HandlingDoc | None, by: bool) -> list[str]:
     ]
     for e in hypotheses:
         who = f" ({e['by']})" if by and e["by"] else ""
-        lines.append(
-            f"- {short_time(e['at'])} UTC{who}: {e['text']} — {BLANK.format('confirmed or rejected')}"
-        )
+        lines.append(f"- {short_time(e['at'])}{who}: {e['text']} — {BLANK.format('confirmed or rejected')}")
     return lines
 
 
@@ -204,7 +202,7 @@ def _went_well(doc: PostmortemDoc, s: SummaryDoc | None, h: HandlingDoc | None) 
     for snap in h["snapshots"] if h else []:
         partial = "" if snap["complete"] else " (partial)"
         facts.append(
-            f"Evidence snapshot{partial} at {short_time(snap['at'])} UTC: `{snap['file']}`, "
+            f"Evidence snapshot{partial} at {short_time(snap['at'])}: `{snap['file']}`, "
             f"{snap['bytes']:,} bytes, sha256 `{snap['sha256']}`."
         )
     sent = [d for d in doc["announcements"] if d["status"] == "sent"]
@@ -220,10 +218,10 @@ def _went_wrong(doc: PostmortemDoc, s: SummaryDoc | None, h: HandlingDoc | None)
     facts: list[str] = []
     for x in h["failures"] if h else []:
         facts.append(
-            f"Mitigation failed: {x['action']} ({short_time(x['mitigated_at'])} UTC): {x['reason']}."
+            f"Mitigation failed: {x['action']} (made {short_time(x['mitigated_at'])}): {x['reason']}."
         )
     for e in h["escalations"] if h else []:
-        facts.append(f"Escalated ({e['cause']}) at {short_time(e['at'])} UTC: {e['reason']}.")
+        facts.append(f"Escalated ({e['cause']}) at {short_time(e['at'])}: {e['reason']}.")
     if s is not None:
         if s["regressions"]:
             facts.append(f"Regressions after a resolution: {s['regressions']}.")
@@ -253,7 +251,7 @@ def _late(d: DeliveryDoc) -> bool:
 
 
 def _delivery(d: DeliveryDoc) -> str:
-    what = f"Announcement `{d['kind']}` to {d['channel']} queued {short_time(d['queued_at'])} UTC"
+    what = f"Announcement `{d['kind']}` to {d['channel']} queued {short_time(d['queued_at'])}"
     if d["status"] == "dead":
         return f"{what}: dead-lettered after {d['attempts']} attempt(s): {d['last_error'] or 'no answer'}."
     if d["status"] == "pending":

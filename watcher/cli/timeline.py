@@ -102,20 +102,22 @@ def _runbook(d: ChangedDetail | ImpactDetail | MitigationFailedDetail | Escalate
     an escalation."""
     if isinstance(d, ChangedDetail):
         changes = d.changes()
-        streak = f"; streak from {format_time(d.streak_start)}" if d.streak_start is not None else ""
+        streak = f"; streak from {_at(d.streak_start)}" if d.streak_start is not None else ""
         return f"Changed: {'; '.join(changes) or 'nothing'}{streak}"
     if isinstance(d, ImpactDetail):
-        since = f" since {format_time(d.first)}" if d.first is not None else ""
+        since = f" since {_at(d.first)}" if d.first is not None else ""
         return (
             f"Impact confirmed: {d.records:,} error records{since}, {d.orgs:,} org(s); "
             "a customer-facing status may go out (watcher statuspage)"
         )
     if isinstance(d, MitigationFailedDetail):
-        return (
-            f"Mitigation failed: {d.action} (recorded at {format_time(d.mitigated_at)}): {d.reason}; "
-            f"{d.failures} failed so far"
-        )
+        made = f" (made {_at(d.mitigated_at)})" if d.mitigated_at is not None else ""
+        return f"Mitigation failed: {d.action}{made}: {d.reason}; {d.failures} failed so far"
     return f"ESCALATED to the engineering lead: {d.reason}"
+
+
+def _at(at: float | None) -> str:
+    return short_time(format_time(at))
 
 
 def _break(kind: Kind, d: BreakDetail) -> str:

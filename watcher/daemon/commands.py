@@ -152,9 +152,10 @@ class Commands:
             lambda now: p.store.close_incident(incident, now, reason, by),
             lambda now: p.engine.close(incident, reason, now),
         )
-        resolved = facts(p.store.require(incident), p.store.timeline(incident)).time_to_resolve
-        if resolved is not None:
-            p.metrics.resolved_in(resolved)
+        f = facts(p.store.require(incident), p.store.timeline(incident))
+        if f.time_to_resolve is not None and f.reopened_at is None:
+            # Once per incident: a reopened one was observed when it first closed.
+            p.metrics.resolved_in(f.time_to_resolve)
         return doc
 
     async def reopen(self, incident: str, by: str) -> IncidentDoc:
