@@ -310,6 +310,7 @@ class DeliveryDoc(TypedDict):
     delay: float | None
     """Seconds from queued to sent; None while not sent."""
     attempts: int
+    """Failed attempts before the last one (a message sent at once has 0)."""
     last_error: str | None
 
 

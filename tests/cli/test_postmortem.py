@@ -76,8 +76,8 @@ def document(rec: Record) -> PostmortemDoc:
         impact.record(org, T0 - 60 + 20 * i, policy)
     upto = T0 + 2800 + W
     sent = Delivery("incident", "opened", T0, "sent", T0 + 1, 1, None)
-    late = Delivery("incident", "mitigated", T0 + 610, "sent", T0 + 790, 4, "429")
-    dead = Delivery("oncall", "heartbeat", T0 + 900, "dead", T0 + 960, 1, "404 Not Found")
+    late = Delivery("incident", "mitigated", T0 + 610, "sent", T0 + 790, 3, "429")
+    dead = Delivery("oncall", "heartbeat", T0 + 900, "dead", T0 + 960, 0, "404 Not Found")
     return {
         "timeline": timeline_doc(rec.row, rec.rows, T0 + 4000),
         "impact": impact_doc(impact.summary(upto, W)),

@@ -186,9 +186,11 @@ def incident_list(
     if json_out:
         print(json.dumps(doc))
         return
-    from watcher.cli.status_view import incident_table
+    import time
 
-    out.print(incident_table(doc))
+    from watcher.cli.status_view import incident_lines
+
+    out.print(incident_lines(doc, time.strftime("%Y-%m-%d", time.gmtime())))
 
 
 def _past(at: str) -> str:

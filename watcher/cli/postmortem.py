@@ -252,11 +252,12 @@ def _late(d: DeliveryDoc) -> bool:
 
 def _delivery(d: DeliveryDoc) -> str:
     what = f"Announcement `{d['kind']}` to {d['channel']} queued {short_time(d['queued_at'])}"
+    tries = d["attempts"] + 1  # the outbox counts the failed tries before the last one
     if d["status"] == "dead":
-        return f"{what}: dead-lettered after {d['attempts']} attempt(s): {d['last_error'] or 'no answer'}."
+        return f"{what}: dead-lettered after {tries} attempt(s): {d['last_error'] or 'no answer'}."
     if d["status"] == "pending":
-        return f"{what}: still not delivered after {d['attempts']} attempt(s)."
-    return f"{what}: delivered {_took(d['delay'])} late, after {d['attempts']} attempt(s)."
+        return f"{what}: still not delivered, {d['attempts']} attempt(s) failed."
+    return f"{what}: delivered {_took(d['delay'])} late, after {tries} attempt(s)."
 
 
 def _actions(due_on: date) -> list[str]:

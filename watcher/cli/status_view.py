@@ -85,26 +85,22 @@ def incident_panel(
     return Group(*rows)
 
 
-def incident_table(doc: IncidentListDoc) -> RenderableType:
-    """`watcher incident list`: one row per incident, oldest first."""
+def incident_lines(doc: IncidentListDoc, today: str = "") -> RenderableType:
+    """`watcher incident list`: one line per incident, oldest first, the title last (it may wrap;
+    an id or a time cut in two could not be copied or grepped)."""
     if not doc["incidents"]:
         return Text("no incidents", style="dim")
-    from rich.table import Table
-
-    table = Table(show_edge=False)
-    for col in ("incident", "state", "title", "opened (UTC)", "mitigations", "closed (UTC)"):
-        table.add_column(col, overflow="fold", justify="right" if col == "mitigations" else "left")
+    width = max(len(i["id"]) for i in doc["incidents"])
+    lines = []
     for i in doc["incidents"]:
-        state = Text(i["state"].upper(), style=_STATE_STYLE.get(i["state"], ""))
-        table.add_row(
-            i["id"],
-            state,
-            i["title"],
-            short_time(i["opened_at"]),
-            str(i["mitigations"]),
-            short_time(i["closed_at"]),
-        )
-    return table
+        line = Text(f"{i['id']:<{width}}  ")
+        line.append(f"{i['state'].upper():<13}", style=_STATE_STYLE.get(i["state"], ""))
+        line.append(f" opened {short_time(i['opened_at'], today)}")
+        if i["closed_at"]:
+            line.append(f", closed {short_time(i['closed_at'], today)}")
+        line.append(f", {i['mitigations']} mitigation(s)  {i['title']}")
+        lines.append(line)
+    return Group(*lines)
 
 
 def _evidence(name: str, s: SourceDoc | None, today: str) -> Text:

@@ -34,7 +34,14 @@ from watcher.details import (
 )
 from watcher.events import Kind
 from watcher.schema import EventDoc, HandlingDoc, SummaryDoc, TimelineDoc
-from watcher.times import format_duration, format_time, parse_time, short_time, without_leading_stamp
+from watcher.times import (
+    format_duration,
+    format_time,
+    human_time,
+    parse_time,
+    short_time,
+    without_leading_stamp,
+)
 
 MAX_MESSAGE = 300
 """Characters of a log line quoted in the timeline; the rest is in the JSON and the snapshot."""
@@ -117,7 +124,7 @@ def _runbook(d: ChangedDetail | ImpactDetail | MitigationFailedDetail | Escalate
 
 
 def _at(at: float | None) -> str:
-    return short_time(format_time(at))
+    return "?" if at is None else human_time(at)
 
 
 def _break(kind: Kind, d: BreakDetail) -> str:

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from watcher.times import format_time
+from watcher.times import human_time
 
 MAX_ORG = 128
 """Characters of an org id kept: a longer value is cut (it is an id, not a message)."""
@@ -96,7 +96,7 @@ class OrgStatus:
         if self.last is None:
             return f"{self.org}: no error seen"
         state = "still affected" if self.affected else "clear"
-        return f"{self.org}: {state}, {self.records:,} error record(s), last {format_time(self.last)}"
+        return f"{self.org}: {state}, {self.records:,} error record(s), last {human_time(self.last)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ class ImpactSummary:
         if self.untracked:
             head += f"; {self.untracked:,} error record(s) of orgs beyond the first {self.cap:,} not tracked"
         if self.last is not None:
-            head += f"; last error {format_time(self.last)}"
+            head += f"; last error {human_time(self.last)}"
         return (head, *(n.text() for n in self.named))
 
 

@@ -25,7 +25,7 @@ from enum import StrEnum
 
 from watcher.facts import Facts, Failure
 from watcher.store.rows import IncidentRow, MitigationRow
-from watcher.times import format_duration, format_time
+from watcher.times import format_duration, human_time
 
 
 class Cause(StrEnum):
@@ -75,7 +75,7 @@ def decide(incident: IncidentRow, f: Facts, policy: Policy, now: float) -> Decis
         answered = any(h.at <= deadline for h in f.hypotheses) or _resolved_at(f, deadline)
         if not answered and now >= deadline:
             late = format_duration(round(policy.no_hypothesis_after, 3))
-            reason = f"no hypothesis recorded {late} after it opened ({format_time(opened)})"
+            reason = f"no hypothesis recorded {late} after it opened ({human_time(opened)})"
             escalate.append(Escalate(deadline, Cause.NO_HYPOTHESIS, reason))
         elif not answered:
             due = min(due, deadline)
@@ -98,7 +98,7 @@ def _failures(incident: IncidentRow, f: Facts, now: float) -> tuple[list[Failure
         regressed = [t for t in f.regressed if m.at <= t < until]
         deadline = m.at + limit
         if regressed:
-            found.append(Failure(regressed[0], m.at, m.action, f"regressed at {format_time(regressed[0])}"))
+            found.append(Failure(regressed[0], m.at, m.action, f"regressed at {human_time(regressed[0])}"))
         elif any(m.at <= r <= deadline for r in f.resolutions):
             continue
         elif now >= deadline:
