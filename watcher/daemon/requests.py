@@ -83,7 +83,10 @@ def _time(value: object) -> float | None:
         return None
     if not isinstance(value, str):
         raise ValueError("at must be an RFC 3339 time such as 2026-12-03T14:21:30Z")
-    return parse_time(value)
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise ValueError(f"at: {exc}") from None
 
 
 def _window(value: object) -> float | None:
