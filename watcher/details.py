@@ -102,6 +102,23 @@ class SnapshotDetail:
     """The source whose event triggered it (a stopped container); None for a requested one."""
 
 
+@dataclass(frozen=True, slots=True)
+class AlertDetail:
+    """An alert of an Alertmanager (or Grafana) notification: firing, or cleared.
+
+    A cleared alert is news, never evidence: only the logs resolve an incident."""
+
+    alertname: str = ""
+    summary: str = ""
+    fingerprint: str = ""
+    starts_at: float | None = None
+    ends_at: float | None = None
+    """When it cleared; None while it fires."""
+    labels: tuple[str, ...] = ()
+    """`name=value`, sorted."""
+    generator_url: str = ""
+
+
 Detail = (
     OpenedDetail
     | MitigatedDetail
@@ -113,6 +130,7 @@ Detail = (
     | SourceDownDetail
     | RecreatedDetail
     | SnapshotDetail
+    | AlertDetail
 )
 
 DETAILS: Mapping[Kind, type[Detail]] = {
@@ -128,6 +146,8 @@ DETAILS: Mapping[Kind, type[Detail]] = {
     Kind.SOURCE_DOWN: SourceDownDetail,
     Kind.RECREATED: RecreatedDetail,
     Kind.SNAPSHOT: SnapshotDetail,
+    Kind.ALERT_FIRING: AlertDetail,
+    Kind.ALERT_CLEARED: AlertDetail,
 }
 """The detail class of every kind of timeline entry."""
 

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from watcher.config.alerts import AlertmanagerConfig
 from watcher.config.base import Model, PositiveDuration
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
     ignore: list[RuleConfig] = []
