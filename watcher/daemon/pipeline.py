@@ -219,7 +219,7 @@ class Pipeline:
         self.store.append_timeline(transitions)
         for t in transitions:
             log.info("%s %s at %.3f -> %s", t.incident, t.kind, t.at, t.state)
-        return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
+        return self.announcer.transitions(transitions, self.engine.status)
 
     def refresh_incident_metrics(self) -> list[IncidentStatus]:
         """Every incident's status into the metrics; returned for the ticker's other uses."""

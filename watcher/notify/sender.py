@@ -1,4 +1,5 @@
-"""The durable sender: one task per configured webhook, draining its outbox channel in order.
+"""The durable sender: one task per outbox lane (a webhook, a Slack app channel, PagerDuty),
+draining it in order through the lane's transport (transport.py).
 
 - In order: only the head of the channel is ever sent; a message waiting for its
   retry holds back every later one (the store's `due()` enforces it).
@@ -9,6 +10,9 @@
   retried with capped exponential backoff and jitter. Any other answer is
   dead-lettered: logged, counted, shown in `status`; the next message goes on.
 - Retry times are wall-clock times in the store, so a restart keeps honouring them.
+- A status (the Slack app's living message) superseded by a newer one for the same
+  incident queued behind it is coalesced: marked done without a call, since the
+  newer one will say more.
 
 At least once: a crash (or the shutdown grace running out) after the receiver
 accepted a message but before `mark_sent` committed sends that one message again
@@ -27,9 +31,9 @@ from dataclasses import dataclass
 
 from watcher.errors import StoreError
 from watcher.metrics import Metrics
-from watcher.notify.messages import Renderer
-from watcher.notify.news import News, TransitionNews, news_from_json
-from watcher.notify.webhook import Delivery, Webhook
+from watcher.notify.news import News, StatusNews, TransitionNews, news_from_json
+from watcher.notify.transport import Transport
+from watcher.notify.webhook import Delivery
 from watcher.store.outbox import Outbox
 from watcher.store.rows import OutboxRow
 
@@ -56,20 +60,18 @@ class Sender:
     def __init__(
         self,
         channel: str,
-        webhook: Webhook,
+        transport: Transport,
         *,
         outbox: Outbox,
         metrics: Metrics,
-        renderer: Renderer,
         policy: RetryPolicy,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.channel = channel
-        self._webhook = webhook
+        self._transport = transport
         self._outbox = outbox
         self._metrics = metrics
-        self._renderer = renderer
         self._policy = policy
         self._clock = clock
         self._rand = rand
@@ -101,15 +103,15 @@ class Sender:
                     return
                 await self._sleep(delay)
                 continue
-            await self._pace()
             row = head[0]
+            news = self._read(row)
+            if news is None or self._coalesced(row, news):
+                continue
+            await self._pace()
             # Paced from the start of each POST, as the receiver counts them: the time a POST
             # and its commit take does not slow the drain below the limit.
             self._last_post = time.monotonic()
-            news = self._read(row)
-            if news is None:
-                continue
-            result = await self._webhook.post(self._renderer.body(news))
+            result = await self._transport.deliver(news)
             try:
                 self._settle(row, news, result)
             except StoreError as exc:
@@ -129,6 +131,18 @@ class Sender:
             log.error("%s sender cannot record announcement %d: %s", self.channel, row.id, exc)
         self._metrics.notification(self.channel, "dead")
         return None
+
+    def _coalesced(self, row: OutboxRow, news: News) -> bool:
+        """Whether `row` is a status a newer one behind it supersedes; if so it is marked done."""
+        try:
+            if not isinstance(news, StatusNews) or not self._outbox.superseded(row, news.incident):
+                return False
+            self._outbox.mark_sent(row.id, self._clock())
+        except StoreError as exc:
+            log.error("%s sender cannot coalesce announcement %d: %s", self.channel, row.id, exc)
+            return False
+        self._metrics.notification(self.channel, "coalesced")
+        return True
 
     async def _sleep(self, seconds: float | None) -> None:
         """Until woken, or `seconds` pass (forever when None)."""
