@@ -9,11 +9,12 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from watcher.daemon.alert_payload import Notification
 from watcher.daemon.api import ApiServer
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound
 from watcher.evidence import Request
 from watcher.metrics import Metrics
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import AlertDoc, IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -101,6 +102,10 @@ class FakeControl:
         scope, redact = ",".join(req.scope), str(req.redact)
         self.calls.append(("snapshot", req.incident or "", req.reason, scope, req.trigger, redact, by))
         return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
+
+    async def alertmanager(self, notification: Notification) -> AlertDoc:
+        self.calls.append(("alertmanager", notification.group_key, str(len(notification.alerts))))
+        return {"incident": None, "opened": False, "new": 0, "ignored": len(notification.alerts)}
 
     def _get(self, incident: str) -> dict[str, Any]:
         if incident not in self.incidents:

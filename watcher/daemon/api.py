@@ -2,7 +2,8 @@
 
 Security model: the server listens on loopback by default. Reads (metrics,
 status, timeline) are open to local users; every POST needs the bearer token
-from `<state_dir>/api-token`. A Host header that is not ours is refused on every
+from `<state_dir>/api-token` (Alertmanager sends it as its webhook's
+`http_config.authorization` credentials). A Host header that is not ours is refused on every
 route, so a web page the SRE has open cannot reach the API through DNS rebinding.
 """
 
@@ -21,7 +22,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from watcher.daemon import requests
+from watcher.config.alerts import AlertmanagerConfig
+from watcher.daemon import alert_payload, requests
 from watcher.errors import (
     DaemonError,
     IncidentClosed,
@@ -29,13 +31,15 @@ from watcher.errors import (
     IncidentNotFound,
     InputError,
     SnapshotError,
+    StoreError,
 )
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import AlertDoc, IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 MAX_BODY = 64 * 1024
+ALERTMANAGER = "/api/v1/alerts/alertmanager"
 _M = TypeVar("_M", bound=requests.Body)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -64,6 +68,10 @@ class Control(Protocol):
 
     async def snapshot(self, req: Request, by: str) -> SnapshotDoc: ...
 
+    async def alertmanager(self, notification: alert_payload.Notification) -> AlertDoc:
+        """May raise StoreError: answered 503, which Alertmanager retries."""
+        ...
+
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -82,8 +90,10 @@ class ApiServer:
         listen: str,
         token: str,
         health: Callable[[], tuple[bool, str]],
+        alerts: AlertmanagerConfig | None = None,
     ) -> None:
         self._control = control
+        self._alerts = alerts or AlertmanagerConfig()
         self._metrics = metrics
         self._listen = listen
         host, _, port = listen.rpartition(":")
@@ -103,6 +113,7 @@ class ApiServer:
         app.router.add_post("/api/v1/incidents/{id}/close", self._post_close)
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
+        app.router.add_post(ALERTMANAGER, self._post_alertmanager)
         self._app = app
 
     @property
@@ -179,8 +190,12 @@ class ApiServer:
                 "from the daemon's state_dir/api-token",
                 {"WWW-Authenticate": 'Bearer realm="watcher"'},
             )
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise _Refused(413, f"request body is larger than {MAX_BODY // 1024} KiB")
+        limit = self._limit(request)
+        if request.content_length is not None and request.content_length > limit:
+            raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
+
+    def _limit(self, request: web.Request) -> int:
+        return self._alerts.max_body if request.path == ALERTMANAGER else MAX_BODY
 
     # Routes
 
@@ -229,6 +244,30 @@ class ApiServer:
         with _control_errors():
             result = await self._control.snapshot(req, _by(request))
         return web.json_response(result, status=201)
+
+    async def _post_alertmanager(self, request: web.Request) -> web.Response:
+        """A webhook notification. Alertmanager retries only 5xx answers: a body it sent wrong
+        is refused with 4xx (never better on a retry), trouble on our side is a 503."""
+        limit = self._limit(request)
+        raw = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):  # no Content-Length: count
+            raw += chunk
+            if len(raw) > limit:
+                raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _Refused(400, "the notification is not valid JSON") from None
+        try:
+            notification = alert_payload.parse(doc, self._alerts.max_alerts)
+        except ValueError as exc:
+            raise _Refused(400, str(exc)) from None
+        try:
+            result = await self._control.alertmanager(notification)
+        except StoreError as exc:
+            log.error("Alertmanager notification for %s not recorded: %s", notification.group_key, exc)
+            raise _Refused(503, "the watcher could not record the notification; retry") from None
+        return web.json_response(result)
 
 
 @contextlib.contextmanager
