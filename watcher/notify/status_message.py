@@ -47,11 +47,10 @@ def status_lines(news: StatusNews, utc: Callable[[object], str]) -> tuple[str, l
     if news.verified_to is not None:
         evidence += f"; every line read up to {utc(news.verified_to)}"
     lines.append(evidence)
-    lines.append(f"{news.errors} error(s), {news.gaps} gap(s) since it opened")
+    lines.append(f"{news.errors} error(s), {news.gaps} gap(s) since it opened; updated {utc(news.at)}")
     code = None
     e = news.last_error
-    if e is not None:
+    if e is not None:  # last: the line it quotes follows it
         lines.append(f"last error at {utc(e.at)} in {e.source} [{e.rule}]:")
         code = e.message
-    lines.append(f"updated {utc(news.at)}")
     return headline, lines, code
