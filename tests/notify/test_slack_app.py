@@ -18,11 +18,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
+from typer.testing import CliRunner
 
-from tests.daemon.harness import config_file, edge_source, healthy, process
+from tests.daemon.harness import config_file, edge_source, healthy, process, running
+from tests.pagerduty_fake import KEY as PD_KEY
+from tests.pagerduty_fake import PagerDutyFake
 from tests.slack_fake import TOKEN, SlackFake
 from tests.support import wait_until
 from watcher import config
+from watcher.cli import app
 from watcher.cli.client import Client
 from watcher.details import BreakDetail, Detail, MitigatedDetail, OpenedDetail, ResolvedDetail
 from watcher.events import ErrorEvent, Kind, State
@@ -324,16 +328,35 @@ class TestDaemonSlack:
         """In `edit` mode the 15-minute update edits the incident's message in the on-call channel."""
         async with SlackFake() as slack:
             cfg = slack_config(tmp_path, slack, window=600, heartbeat="1s")
-            async with Client(config.load(cfg)) as client:
-                from tests.daemon.harness import running
+            settings = config.load(cfg)
+            async with running(settings), Client(settings) as client:
+                await client.open_incident("P1-h", "t", [], None)
 
-                async with running(config.load(cfg)):
-                    await client.open_incident("P1-h", "t", [], None)
+                def edited() -> bool:
+                    tops = slack.top_level("C0ONCALL")
+                    return len(tops) == 1 and len(tops[0].versions) >= 2
 
-                    def edited() -> bool:
-                        tops = slack.top_level("C0ONCALL")
-                        return len(tops) == 1 and len(tops[0].versions) >= 2
-
-                    await wait_until(edited, what="the on-call message edited")
+                await wait_until(edited, what="the on-call message edited")
         (top,) = slack.top_level("C0ONCALL")
         assert top.versions[0].startswith("*P1-h* t: INVESTIGATING") and not slack.thread("C0ONCALL", top.ts)
+
+
+class TestNotifyTest:
+    async def test_each_lane_gets_one_test_message(self, tmp_path: Path) -> None:
+        """`watcher notify test` posts to each Slack app channel and sends PagerDuty a change event."""
+        async with SlackFake() as slack, PagerDutyFake() as pd:
+            cfg = slack_config(tmp_path, slack, window=600)
+            key = tmp_path / "pd-key"
+            key.write_text(PD_KEY)
+            with cfg.open("a") as fh:
+                fh.write(f'[notify.pagerduty]\nrouting_key_file = "{key}"\nevents_url = "{pd.url}"\n')
+            args = ["notify", "test", "--config", str(cfg)]
+            res = await asyncio.to_thread(CliRunner().invoke, app, args)
+        assert res.exit_code == 0, res.stderr
+        assert res.stdout.splitlines() == [
+            "slack-incident: ok (HTTP 200)",
+            "slack-oncall: ok (HTTP 200)",
+            "pagerduty: ok (HTTP 202)",
+        ]
+        assert [m.channel for m in slack.messages.values()] == [CHANNEL, "C0ONCALL"]
+        assert [e.action for e in pd.events] == ["change"] and not pd.incidents
