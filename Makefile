@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run test lint services bench bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify install clean
+.PHONY: run demo test lint services fuzz bench bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify bench-state bench-cli install install-system clean
 
 install: $(STAMP)
 
@@ -16,9 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# The daemon on the documented config, with its SQLite store under ./.state.
+# The daemon on the documented config, with its SQLite store under ./.state. Its run file
+# tells the CLI in another terminal where it is: no variables to export there.
 run: install
 	WATCHER_STATE_DIR=$(STATE) $(BIN)/watcher run --config $(CONFIG)
+
+# A whole incident in about a minute on generated logs: no config, no Docker, no SSH.
+demo: install
+	$(BIN)/watcher demo
+
+# The system install (root): the package in its own venv (not editable, no test extras), the
+# service user, /etc/novavms-watcher, /var/lib/novavms-watcher, the unit. systemd/install.sh
+# says what each variable does (PREFIX, PYTHON, DOCKER_ACCESS, ROOT).
+install-system:
+	bash systemd/install.sh
 
 lint: install
 	$(BIN)/ruff check watcher tests bench
@@ -29,8 +40,14 @@ lint: install
 services:
 	bash tests/services.sh
 
+# The suite includes the fuzz targets (tests/fuzz), bounded to about a minute in all.
 test: install services lint
 	$(BIN)/pytest --cov
+
+# The fuzz targets alone, FUZZ_SCALE times longer (a soak: make fuzz FUZZ_SCALE=50).
+FUZZ_SCALE ?= 10
+fuzz: install
+	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/pytest -m fuzz tests/fuzz
 
 bench: install
 	$(BIN)/python bench/classify_bench.py
@@ -57,10 +74,19 @@ bench-docker: install services
 bench-docker-ssh: install services
 	$(BIN)/python bench/docker_ssh_bench.py
 
+# Start-up time of the CLI commands that talk to the daemon, against `python -c pass`.
+OLD_WATCHER ?=
+bench-cli: install
+	$(BIN)/python bench/cli_startup.py --repeat 30 --installed $(if $(OLD_WATCHER),--watcher $(OLD_WATCHER))
+
 # Announcement latency to a local webhook, and 1,000 messages drained after a NOTIFY_OUTAGE-second outage.
 NOTIFY_OUTAGE ?= 600
 bench-notify: install
 	$(BIN)/python bench/notify_bench.py --outage $(NOTIFY_OUTAGE)
+
+# Bytes the daemon writes in 10 s while 10 incidents hold a 1 MB error line (the state commit's cost).
+bench-state: install
+	$(BIN)/python -m bench.state_bench
 
 clean:
 	rm -rf $(VENV) .state bench/out .mypy_cache .ruff_cache .pytest_cache .hypothesis

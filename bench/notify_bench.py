@@ -38,10 +38,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.daemon.harness import AsyncClient
 from tests.receiver import OK, Answer, Receiver
 from tests.support import free_port, wait_until
 from watcher import config
-from watcher.cli.client import Client
 from watcher.errors import DaemonError
 from watcher.times import parse_time
 
@@ -64,13 +64,13 @@ def write_config(tmp: Path, hook: str) -> Path:
 
 
 @asynccontextmanager
-async def daemon(cfg: Path) -> AsyncIterator[Client]:
+async def daemon(cfg: Path) -> AsyncIterator[AsyncClient]:
     exe = Path(sys.executable).with_name("watcher")
     proc = await asyncio.create_subprocess_exec(
         str(exe), "run", "--config", str(cfg), stderr=(cfg.parent / "daemon.log").open("wb")
     )
     try:
-        async with Client(config.load(cfg)) as client:
+        async with AsyncClient(config.load(cfg)) as client:
             deadline = time.monotonic() + 30
             while True:
                 try:

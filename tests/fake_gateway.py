@@ -104,6 +104,8 @@ class FakeGateway:
         self._authorized = asyncssh.import_authorized_keys(client_key.export_public_key().decode())
         self.known_hosts = self.dir / "known_hosts"
         self.port = 0
+        self.unit_state = "active"
+        """What the unit's liveness check answers, when the follow script asks for it."""
         self.sessions = 0
         self.handshaking = self.max_handshaking = 0
         self._server: asyncssh.SSHAcceptor | None = None
@@ -141,6 +143,7 @@ class FakeGateway:
     async def _serve(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         self.sessions += 1
         args = shlex.split(process.command.splitlines()[0] if process.command else "")
+        checks = 'echo "unit ' in (process.command or "")
         cursor = next((a.split("=", 1)[1] for a in args if a.startswith("--cursor=")), None)
         since = next((a.split("=", 1)[1] for a in args if a.startswith("--since=")), None)
         j = self.journal
@@ -175,6 +178,9 @@ class FakeGateway:
                     next_entry += 1 / self.rate
                 if now >= next_beat:
                     process.stderr.write(f"{time.time():.6f}\n".encode())
+                    if checks:  # as the script's liveness check reports it
+                        code = 0 if self.unit_state == "active" else 3
+                        process.stderr.write(f"unit {code} {time.time():.6f} {self.unit_state}\n".encode())
                     next_beat += 1.0
                 if process.channel.is_closing():
                     return

@@ -7,6 +7,13 @@ systemd-journal; root's shell start-up can hang a killed session). `Journald`
 makes sure a journald is running, starting the standalone binary when none is,
 and `write()` logs through systemd-cat under an identifier unique to the test:
 journald is one per machine, so identifiers keep tests apart.
+
+systemd is not PID 1 here, so `systemctl is-active` cannot answer (it prints nothing and
+exits 1, as on a host whose systemd is unreachable). Each `Sshd` therefore installs a
+stand-in, `is-active`, that the journal sources are configured to run instead
+(`liveness_command`): it answers from a state file the test writes (`unit_state`), with
+systemctl's conventions: the state on stdout, exit 0 for active or reloading, 3 for any
+other state, and nothing with exit 1 when there is no state file.
 """
 
 from __future__ import annotations
@@ -31,6 +38,14 @@ from tests.support import free_port
 from watcher.config import JournalSourceConfig
 
 TEST_USER = "watcher-test"
+IS_ACTIVE = """#!/bin/sh
+f="$(dirname "$0")/unit-state"
+[ -r "$f" ] || { echo "System has not been booted with systemd as init system (PID 1)." >&2; exit 1; }
+read -r s < "$f"
+echo "$s"
+case "$s" in active|reloading) exit 0 ;; esac
+exit 3
+"""
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 JOURNALD = Path("/lib/systemd/systemd-journald")
 RUNTIME_JOURNAL = Path("/run/log/journal")
@@ -133,6 +148,21 @@ class Sshd:
         self.proc: subprocess.Popen[bytes] | None = None
         self.config_extra: list[str] = []
         """More sshd_config lines (PermitOpen, ClientAliveInterval, ...)."""
+        script = self.dir / "is-active"
+        script.write_text(IS_ACTIVE)
+        script.chmod(0o755)
+        self.liveness_command = f"{script} {{unit}}"
+        """What the journal sources run instead of `systemctl is-active {unit}`."""
+        self.unit_state("active")
+
+    def unit_state(self, state: str | None) -> None:
+        """What `is-active` reports from now on (`inactive`, `failed`, ...; None: no answer)."""
+        path = self.dir / "unit-state"
+        if state is None:
+            path.unlink(missing_ok=True)
+            return
+        path.write_text(state + "\n")
+        path.chmod(0o644)
 
     def _known_line(self, key: asyncssh.SSHKey) -> bytes:
         name = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
@@ -148,6 +178,7 @@ class Sshd:
             "port": self.port,
             "known_hosts": self.known_hosts,
             "client_keys": [self.client_key_path],
+            "liveness_command": self.liveness_command,
             **over,
         }
         return JournalSourceConfig.model_validate(fields)

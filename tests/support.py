@@ -16,6 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout: where config/, bench/ and the package live."""
 SHIPPED_CONFIG = ROOT / "config" / "watcher.toml"
+RULE = '[[rules]]\nname = "error"\nregex = "ERROR"\n'
+"""One error rule, for configs whose tests are about something else (a config needs one)."""
+RULES = [{"name": "error", "regex": "ERROR"}]
+"""The same rule as a config override."""
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ an older watcher still read.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class BreakDetail:
     message: str = ""
     streak_start: float | None = None
     """Where the streak starts again: the end of the break."""
+    stamped: float | None = None
+    """An error's own stamp when it was not trusted (counted at its arrival instead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class ResolvedDetail:
     sources: tuple[str, ...] = ()
     lines: int = 0
     """Lines read in scope since the mitigation: the evidence."""
+    evidence: tuple[str, ...] = ()
+    """Per source in scope: lines checked, running or not, the span proven."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,31 @@ class ClosedDetail:
 class SourceDownDetail:
     source: str = ""
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotRunningDetail:
+    """What a source reads stopped running (a container, a unit): a gap from `since` once it runs again."""
+
+    source: str = ""
+    reason: str = ""
+    since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CannotResolveDetail:
+    """Why an incident cannot resolve (empty: nothing stands in its way any more)."""
+
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSkewDetail:
+    """A source's live records are stamped this far from their arrival (positive: ahead)."""
+
+    source: str = ""
+    skew: float = 0.0
+    tolerance: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +130,8 @@ class SnapshotDetail:
     trigger: str = ""
     source: str | None = None
     """The source whose event triggered it (a stopped container); None for a requested one."""
+    by: str = ""
+    """Who took it (`user@host`); the daemon itself for a stopped container."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +163,9 @@ Detail = (
     | RecreatedDetail
     | SnapshotDetail
     | AlertDetail
+    | NotRunningDetail
+    | CannotResolveDetail
+    | ClockSkewDetail
 )
 
 DETAILS: Mapping[Kind, type[Detail]] = {
@@ -148,6 +183,9 @@ DETAILS: Mapping[Kind, type[Detail]] = {
     Kind.SNAPSHOT: SnapshotDetail,
     Kind.ALERT_FIRING: AlertDetail,
     Kind.ALERT_CLEARED: AlertDetail,
+    Kind.NOT_RUNNING: NotRunningDetail,
+    Kind.CANNOT_RESOLVE: CannotResolveDetail,
+    Kind.CLOCK_SKEW: ClockSkewDetail,
 }
 """The detail class of every kind of timeline entry."""
 
@@ -164,7 +202,7 @@ def from_json(kind: Kind, value: Mapping[str, object]) -> Detail:
     """The detail of a `kind` entry from its JSON; unknown keys are ignored, missing ones defaulted."""
     cls = DETAILS[kind]
     kwargs: dict[str, typing.Any] = {}  # each value checked against its field's type
-    for name, convert in _CONVERTERS[cls].items():
+    for name, convert in _converters(kind).items():
         if name in value:
             converted = convert(value[name])
             if converted is not _SKIP:
@@ -193,13 +231,13 @@ def _converter(hint: object) -> typing.Callable[[object], object]:
     return lambda v: v if isinstance(v, str) or (v is None and type(None) in allowed) else _SKIP
 
 
-def _converters(cls: type[Detail]) -> dict[str, typing.Callable[[object], object]]:
-    """Per field, a function that checks a JSON value against the field's type."""
+@functools.cache
+def _converters(kind: Kind) -> dict[str, typing.Callable[[object], object]]:
+    """Per field of `kind`'s detail, a function that checks a JSON value against the field's type
+    (built on first use: resolving the type hints of every kind would slow every CLI call down)."""
+    cls = DETAILS[kind]
     hints = typing.get_type_hints(cls)
     return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
-
-
-_CONVERTERS = {cls: _converters(cls) for cls in set(DETAILS.values())}
 
 
 @dataclass(frozen=True, slots=True)

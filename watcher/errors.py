@@ -6,6 +6,7 @@ WatcherError
  ├── SourceError    a source cannot be reached or read
  │    └── HostKeyError   a gateway's host key is not the one in known_hosts
  ├── StoreError     the state store cannot be opened or is from a newer version
+ │    └── StateDirBusy   another daemon runs on the same state directory
  ├── DaemonError    the daemon is not running or refused a request
  │    └── DaemonNotRunning  nothing answers on the daemon's address
  ├── IncidentError  a command names an incident that cannot take it
@@ -42,6 +43,10 @@ class HostKeyError(SourceError):
 
 
 class StoreError(WatcherError):
+    pass
+
+
+class StateDirBusy(StoreError):
     pass
 
 

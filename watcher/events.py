@@ -9,6 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+MAX_MESSAGE = 4096
+"""Characters of an error's message that are kept, stored and announced; the rest is cut, marked."""
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text`, or its start and a mark saying how much was cut; at most `limit` characters either way.
+
+    Idempotent: a clipped text is short enough to pass unchanged.
+    """
+    if len(text) <= limit:
+        return text
+    mark = f" … [cut: {len(text):,} characters in all]"
+    return text[: max(0, limit - len(mark))] + mark
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -24,6 +38,9 @@ class Chunk:
     data: bytes
     cursor: str | None = None
     stream: str = ""
+    live: bool = False
+    """Read as it was written (the source was caught up): its records' own stamps are checked
+    against their arrival. Backlog keeps its stamps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +70,36 @@ class SourceDown:
 
 
 @dataclass(frozen=True, slots=True)
+class Liveness:
+    """Whether what a source reads runs (a container, a systemd unit), in the source's event time.
+
+    `alive`: it runs since `at`. Not alive: it was last known running at `at` (a container's
+    stop, the last check that found the unit active) and is not running now, for `reason`
+    ("no running container (exited)", "unit novavms-gateway is inactive")."""
+
+    source: str
+    at: float
+    alive: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a source must show to count as evidence (DESIGN §2.1), as the engine needs it.
+
+    By default a source must show at least one record in a window for that window to
+    resolve; `quiet_ok` waives that (an error-only log). `every`: at least one record
+    (matching `match`, when set) that often, else a gap from the last one. `liveness`:
+    the source reports `Liveness`; until its first report it is not known to run."""
+
+    quiet_ok: bool = False
+    every: float | None = None
+    match: str | None = None
+    """The expect_match pattern, for the reasons given when it is missed."""
+    liveness: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent:
     """One error record: a multi-line traceback is one event carrying its first matching line."""
 
@@ -63,6 +110,10 @@ class ErrorEvent:
     message: str
     stream: str = ""
     """The byte stream when the source has several and it is not the first (a container's stderr)."""
+    arrived: float | None = None
+    """When a live record was read (the watcher's clock); None for a backlog or a recorded file,
+    whose records keep their own stamps. The engine trusts `at` only when it is plausible
+    against this (engine/evidence.py, `counted_at`)."""
 
 
 class State(StrEnum):
@@ -93,6 +144,9 @@ class Kind(StrEnum):
     SNAPSHOT = "snapshot"
     ALERT_FIRING = "alert_firing"
     ALERT_CLEARED = "alert_cleared"
+    NOT_RUNNING = "not_running"
+    CANNOT_RESOLVE = "cannot_resolve"
+    CLOCK_SKEW = "clock_skew"
 
 
 TRANSITIONS: tuple[Kind, ...] = tuple(Kind)[: list(Kind).index(Kind.CLOSED) + 1]

@@ -9,6 +9,7 @@ at 0: `rate()` and `absent()` alerts then behave from the first scrape.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
@@ -100,7 +101,20 @@ class Metrics:
         self._up = gauge("watcher_source_up", "1 while the source is connected and readable.", ["source"])
         self._watermark = gauge(
             "watcher_source_watermark_timestamp_seconds",
-            "Event time up to which every record of the source has been read (Unix time).",
+            "Event time up to which every record of the source has been read (Unix time); "
+            "absent until known.",
+            ["source"],
+        )
+        self._running = gauge(
+            "watcher_source_running",
+            "1 while what the source reads runs (a container, a unit), 0 while it does not; "
+            "absent for sources that do not report it.",
+            ["source"],
+        )
+        self._skew = gauge(
+            "watcher_source_clock_skew_seconds",
+            "The newest live line's own timestamp minus its arrival (positive: the source's clock "
+            "is ahead); absent until measured.",
             ["source"],
         )
         self._lines = counter("watcher_source_lines_total", "Log lines read.", ["source"])
@@ -163,7 +177,7 @@ class Metrics:
         self._child(self._c_lines, self._lines, source)
         self._child(self._c_gaps, self._gaps, source)
         self._child(self._c_up, self._up, source)
-        self._child(self._c_watermark, self._watermark, source)
+        # No watermark sample until one is known: a 0 would read as "lagging since 1970".
         for rule in self._rules:
             self._child(self._c_errors, self._errors, (source, rule))
         for reason in BAD_LINE_REASONS:
@@ -192,6 +206,12 @@ class Metrics:
     def watermark(self, source: str, at: float) -> None:
         self._child(self._c_watermark, self._watermark, source).set(at)
 
+    def running(self, source: str, running: bool) -> None:
+        self._running.labels(source).set(1.0 if running else 0.0)
+
+    def clock_skew(self, source: str, skew: float) -> None:
+        self._skew.labels(source).set(skew)
+
     # Incidents
 
     def add_incident(self, incident: str, window: float) -> None:
@@ -205,9 +225,18 @@ class Metrics:
         if state not in STATES:
             raise ValueError(f"incident state must be one of {', '.join(STATES)}, got {state!r}")
         self._states.current[incident] = str(state)
+        if state == State.CLOSED:
+            return  # its streak no longer moves: the last values stay until remove_incident
         self._streak.labels(incident).set(clean_streak)
         # 0, not absent, while unresolved: a regression must visibly reset it.
         self._resolved.labels(incident).set(resolved_at if resolved_at is not None else 0.0)
+
+    def remove_incident(self, incident: str) -> None:
+        """Stop exporting `incident` (closed, and its last state scraped)."""
+        self._states.current.pop(incident, None)
+        for gauge in (self._streak, self._window, self._resolved):
+            with contextlib.suppress(KeyError):
+                gauge.remove(incident)
 
     # Notifications and snapshots
 

@@ -6,17 +6,19 @@ an incident command answers with an `IncidentDoc`. Times are RFC 3339 UTC string
 (watcher.daemon.status), the client returns them, the CLI's views render them, and
 `--json` prints them as served. A timeline event's `detail` is the JSON of its
 watcher.details dataclass: read it with `details.from_json(kind, detail)`.
+
+No `from __future__ import annotations` here: TypedDict must see `NotRequired` itself to
+know which keys are optional (the CLI checks answers against `__required_keys__`).
 """
 
-from __future__ import annotations
+# typing's TypedDict: nothing validates these with pydantic (which on Python < 3.12 would need
+# typing_extensions'), and the CLI should not pay for importing typing_extensions.
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
-from typing import NotRequired
-
-# typing_extensions, not typing: pydantic validates TypedDicts only from it on Python < 3.12.
-from typing_extensions import TypedDict
-
-from watcher.events import ErrorEvent
 from watcher.times import format_time
+
+if TYPE_CHECKING:
+    from watcher.events import ErrorEvent
 
 
 class ErrorDoc(TypedDict):
@@ -26,6 +28,20 @@ class ErrorDoc(TypedDict):
     message: str
     stream: NotRequired[str]
     """Only for a further byte stream (a container's stderr)."""
+
+
+class EvidenceDoc(TypedDict):
+    """One source's part of an incident's verdict (DESIGN §2.1)."""
+
+    source: str
+    lines: int
+    """Lines read from it since the mitigation."""
+    running: bool | None
+    """Whether what it reads runs (a container, a unit); null when it does not report that."""
+    proven_from: str | None
+    proven_to: str | None
+    last_record: str | None
+    text: str
 
 
 class IncidentDoc(TypedDict):
@@ -47,6 +63,10 @@ class IncidentDoc(TypedDict):
     last_error: ErrorDoc | None
     blind_sources: list[str]
     sources: list[str]
+    cannot_resolve: NotRequired[list[str]]
+    """Why it cannot resolve now, one line per reason (`cloud/api: no running container since ...`).
+    (NotRequired here and below: a daemon from before evidence does not send them.)"""
+    evidence: NotRequired[list[EvidenceDoc]]
 
 
 class SourceDoc(TypedDict):
@@ -57,6 +77,12 @@ class SourceDoc(TypedDict):
     lag: float | None
     lines: int
     errors: int
+    running: NotRequired[bool | None]
+    """Whether what it reads runs; null when it does not report that."""
+    not_running: NotRequired[str | None]
+    """Why it does not, and since when."""
+    clock_skew: NotRequired[float | None]
+    """The newest live line's own stamp minus its arrival, in seconds."""
 
 
 class ChannelDoc(TypedDict):
@@ -92,6 +118,13 @@ class SnapshotDoc(TypedDict):
     problems: NotRequired[list[str]]
 
 
+class RecordedDoc(TypedDict):
+    """The answer to a snapshot the CLI took itself (`POST /api/v1/snapshots/recorded`)."""
+
+    incident: str | None
+    trigger: str
+
+
 class MitigationDoc(TypedDict):
     at: str | None
     action: str
@@ -104,6 +137,36 @@ class EventDoc(TypedDict):
     state: str | None
     detail: dict[str, object]
     recorded_at: str | None
+    by: NotRequired[str | None]
+    """Who did it, where a person did: opened, mitigated, closed, a snapshot taken."""
+
+
+class SpanDoc(TypedDict):
+    start: str | None
+    end: str | None
+    """None while it lasts."""
+    seconds: float
+
+
+class SummaryDoc(TypedDict):
+    """What the record proves (watcher.facts): the head of the postmortem's timeline."""
+
+    state: str | None
+    opened_at: str | None
+    opened_by: str
+    first_mitigated_at: str | None
+    mitigations: int
+    time_to_mitigate: float | None
+    resolved_at: str | None
+    """The resolution that stands; None while unresolved or after a regression."""
+    time_to_resolve: float | None
+    regressions: int
+    blind: list[SpanDoc]
+    blind_seconds: float
+    gaps: list[SpanDoc]
+    closed_at: str | None
+    closed_by: str | None
+    close_reason: str | None
 
 
 class TimelineDoc(TypedDict):
@@ -115,9 +178,11 @@ class TimelineDoc(TypedDict):
     closed_at: str | None
     mitigations: list[MitigationDoc]
     events: list[EventDoc]
+    """In event-time order."""
+    summary: NotRequired[SummaryDoc]
 
 
-def error_doc(event: ErrorEvent) -> ErrorDoc:
+def error_doc(event: "ErrorEvent") -> ErrorDoc:
     doc: ErrorDoc = {
         "time": format_time(event.at),
         "source": event.source,

@@ -14,10 +14,12 @@ from watcher.classify import framing
 from watcher.classify.grouping import ClassifyStats
 from watcher.classify.rules import RuleSet, SourceRules
 from watcher.classify.scan import HYPERSCAN
-from watcher.classify.stream import Engine, classify_stream
-from watcher.config import load
+from watcher.classify.stream import CONTINUATION_GRACE, Engine, StreamScanner, classify_stream
+from watcher.config import RuleConfig, load
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
+
+AT = 1795788300.0  # 2026-11-27T14:05:00Z
 
 ENGINES = ["reference", "python", *(["hyperscan"] if HYPERSCAN else [])]
 T0 = "2026-11-27T14:05:00Z"
@@ -150,3 +152,61 @@ class TestStreams:
         monkeypatch.setattr("watcher.classify.stream.HYPERSCAN", False)
         with pytest.raises(InputError, match="hyperscan"):
             classify(b"", default_rules, "hyperscan")
+
+
+class TestStreamScanner:
+    """A live source's chunks: continuations must arrive with their head, and what it wrote when."""
+
+    def scanner(self, **kw: object) -> StreamScanner:
+        error = RuleConfig(name="error", regex="ERROR|Traceback")
+        rules = RuleSet.compile([error], []).for_source("edge")
+        return StreamScanner("edge", rules, max_line_bytes=1 << 20, **kw)  # type: ignore[arg-type]
+
+    def test_a_frame_with_its_head_continues_it(self) -> None:
+        """Lines fed within CONTINUATION_GRACE of each other group as in a file."""
+        sc = self.scanner()
+        sc.feed(b"2026-11-27T14:05:00Z Traceback (most recent call last):\n", now=100.0)
+        sc.feed(b'  File "a.py", line 1\nValueError: bad\n', now=100.0 + CONTINUATION_GRACE / 2)
+        assert (sc.stats.records, sc.stats.errors) == (1, 1)
+
+    def test_a_frame_arriving_late_is_a_record_of_its_own(self) -> None:
+        """An indented error line read seconds after the line before it is its own record, at its arrival."""
+        sc = self.scanner()
+        sc.feed(b"2026-11-27T14:05:00Z INFO handled\n", now=100.0)
+        found = sc.feed(b"    ERROR: worker lost\n", now=105.0)
+        assert [(e.at, e.message) for e in found.errors] == [(105.0, "    ERROR: worker lost")]
+        assert sc.stats.records == 2
+
+    def test_times_are_the_first_and_last_stamps_or_every_one_when_sparse(self) -> None:
+        """A live chunk's record times: its first and last stamps; all of them when it spans long."""
+        sc = self.scanner()
+        dense = b"2026-11-27T14:05:00Z a\n2026-11-27T14:05:00.5Z b\n2026-11-27T14:05:01Z c\n"
+        got = sc.feed(dense, now=1.0)
+        assert got.times == [AT, AT + 1] and got.newest == AT + 1
+        sparse = b"2026-11-27T14:05:00Z a\n2026-11-27T14:06:00Z b\n2026-11-27T14:07:00Z c\n"
+        assert sc.feed(sparse, now=2.0).times == [AT, AT + 60, AT + 120]
+        assert sc.feed(b"no stamp here\n", now=3.0).times == [3.0]
+
+    def test_expect_match_times_only_matching_records(self) -> None:
+        """With expect_match, only its records are times of evidence."""
+        sc = self.scanner(expect_match="heartbeat ok")
+        data = b"2026-11-27T14:05:00Z heartbeat ok\n2026-11-27T14:05:01Z other\nheartbeat ok\n"
+        got = sc.feed(data, now=9.0)
+        assert got.times == [AT, 9.0] and got.newest == AT + 1
+
+
+class TestBacktrackingRule:
+    """Issue case 4: `regex = '(a+)+$'` froze the daemon on a 34-character line."""
+
+    @pytest.mark.parametrize("engine", ENGINES)
+    def test_every_engine_classifies_the_issues_lines_at_once(self, engine: str) -> None:
+        """34 a's and a '!', then a megabyte of them: done within seconds (a thread, so a hang fails)."""
+        rules = RuleSet.compile([RuleConfig(name="nested", regex="(a+)+$")], []).for_source("edge")
+        data = b"a" * 34 + b"!\n" + b"a" * 1_000_000 + b"!\n" + b"a" * 34 + b"\n"
+        done: list[tuple[ClassifyStats, list[ErrorEvent]]] = []
+        worker = threading.Thread(target=lambda: done.append(classify(data, rules, engine)), daemon=True)
+        worker.start()
+        worker.join(timeout=20)
+        assert done, f"{engine}: still matching after 20 s"
+        stats, events = done[0]
+        assert stats.lines == 3 and [e.message for e in events] == ["a" * 34]

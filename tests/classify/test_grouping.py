@@ -28,9 +28,9 @@ DEFAULT_RULES = [
 IGNORE = [RuleConfig(name="maint", regex="planned maintenance")]
 
 
-def classifier(timed: bool = True, fmt: str = "auto") -> SourceClassifier:
+def classifier(fmt: str = "auto") -> SourceClassifier:
     rules = RuleSet.compile(DEFAULT_RULES, IGNORE).for_source("src")
-    return SourceClassifier("src", rules, LineParser(fmt), timed)  # type: ignore[arg-type]
+    return SourceClassifier("src", rules, LineParser(fmt))  # type: ignore[arg-type]
 
 
 def feed_all(clf: SourceClassifier, text: str) -> list[tuple[float | None, str, str]]:
@@ -45,25 +45,24 @@ T0_AT = 1795788300.0
 class TestIsContinuation:
     def test_first_line(self) -> None:
         """The first line of a source starts a record, whatever it looks like."""
-        assert not is_continuation(None, "  frame", False, True)
+        assert not is_continuation(None, "  frame")
 
-    def test_rule1_no_own_timestamp(self) -> None:
-        """In a timed source, a line without a time of its own continues the record."""
-        assert is_continuation("x", "main.go:10", False, True)
-        assert not is_continuation("x", "main.go:10", False, False)
-        assert not is_continuation("x", "main.go:10", True, True)
+    def test_no_timestamp_alone_is_not_a_continuation(self) -> None:
+        """A line without a time of its own that does not look like a frame starts a record."""
+        assert not is_continuation("x", "main.go:10")
+        assert not is_continuation("x", "ERROR: database connection refused")
 
     @pytest.mark.parametrize(
         "message", ["", "   ", '  File "a.py", line 1', "\tat com.x.Y(Y.java:1)", "\t/a.go:1 +0x1d"]
     )
-    def test_rule2_whitespace(self, message: str) -> None:
+    def test_rule1_whitespace(self, message: str) -> None:
         """Empty, blank or indented messages continue the record."""
-        assert is_continuation("x", message, True, False)
+        assert is_continuation("x", message)
 
-    def test_rule2_only_space_or_tab(self) -> None:
+    def test_rule1_only_space_or_tab(self) -> None:
         """A message starting with other whitespace continues only if it is all whitespace."""
-        assert is_continuation("x", "\r\x0b", True, False)
-        assert not is_continuation("x", "\x0bword", True, False)
+        assert is_continuation("x", "\r\x0b")
+        assert not is_continuation("x", "\x0bword")
 
     @pytest.mark.parametrize(
         "message",
@@ -79,34 +78,34 @@ class TestIsContinuation:
             "The above exception was the direct cause of the following exception:",
         ],
     )
-    def test_rule3_prefixes(self, message: str) -> None:
+    def test_rule2_prefixes(self, message: str) -> None:
         """Continuation prefixes of Java, Go and Python."""
-        assert is_continuation("x", message, True, False)
+        assert is_continuation("x", message)
 
-    def test_rule3_exit_status_whole(self) -> None:
+    def test_rule2_exit_status_whole(self) -> None:
         """`exit status N` must be the whole message."""
-        assert not is_continuation("x", "exit status 2 reported by job", True, False)
+        assert not is_continuation("x", "exit status 2 reported by job")
 
-    def test_rule4_python_final_line(self) -> None:
+    def test_rule3_python_final_line(self) -> None:
         """After an indented frame, `ValueError: bad frame` ends the traceback."""
-        assert is_continuation('    raise ValueError("bad frame")', "ValueError: bad frame", True, False)
-        assert is_continuation("    x", "KeyboardInterrupt", True, False)
-        assert not is_continuation("plain", "ValueError: bad frame", True, False)
+        assert is_continuation('    raise ValueError("bad frame")', "ValueError: bad frame")
+        assert is_continuation("    x", "KeyboardInterrupt")
+        assert not is_continuation("plain", "ValueError: bad frame")
 
-    def test_rule4_go_function(self) -> None:
+    def test_rule3_go_function(self) -> None:
         """After `goroutine N [...]` or a tab line, a Go function line continues."""
-        assert is_continuation("goroutine 1 [running]:", "main.(*Server).handle(0xc000010000)", True, False)
-        assert is_continuation("\t/app/main.go:31 +0x5a", "main.main()", True, False)
-        assert not is_continuation("plain", "main.main()", True, False)
+        assert is_continuation("goroutine 1 [running]:", "main.(*Server).handle(0xc000010000)")
+        assert is_continuation("\t/app/main.go:31 +0x5a", "main.main()")
+        assert not is_continuation("plain", "main.main()")
 
-    def test_rule5_chained_traceback(self) -> None:
+    def test_rule4_chained_traceback(self) -> None:
         """After a blank line, `Traceback (most recent call last):` continues (chained exception)."""
-        assert is_continuation("", "Traceback (most recent call last):", True, False)
-        assert not is_continuation("x", "Traceback (most recent call last):", True, False)
+        assert is_continuation("", "Traceback (most recent call last):")
+        assert not is_continuation("x", "Traceback (most recent call last):")
 
     def test_plain_line_starts_a_record(self) -> None:
         """Everything else starts a new record."""
-        assert not is_continuation("  frame", "INFO ok", True, True)
+        assert not is_continuation("  frame", "INFO ok")
 
     def test_opens_context(self) -> None:
         """Only blank, indented and goroutine lines can make the next line a continuation."""
@@ -118,8 +117,8 @@ class TestContinuationShapes:
     @pytest.mark.parametrize(
         "message", ["", " x", "\tx", "\r", "\u3000", "\u00a0", "Caused by: x", "exit status 1", "goroutine x"]
     )
-    def test_start_covers_rules_2_3_and_openers(self, message: str) -> None:
-        """CONTINUATION_START (bytes) matches every message rules 2-3 or an opener need."""
+    def test_start_covers_rules_1_2_and_openers(self, message: str) -> None:
+        """CONTINUATION_START (bytes) matches every message rules 1-2 or an opener need."""
         data = message.encode() + b"\n"
         assert re.match(CONTINUATION_START.encode(), data)
         assert re.match(CONTINUATION_FIRST.encode(), data)
@@ -168,7 +167,7 @@ class TestRecords:
 
     def test_chained_traceback_untimed(self) -> None:
         """In an untimed file a chained traceback is still one record."""
-        clf = classifier(timed=False)
+        clf = classifier()
         feed_all(
             clf,
             "Traceback (most recent call last):\n"
@@ -185,7 +184,8 @@ class TestRecords:
         assert (clf.stats.records, clf.stats.errors) == (2, 1)
 
     def test_go_panic_after_info_line(self) -> None:
-        """A Go panic printed without timestamps after an info line is one event at its time."""
+        """A Go panic printed without timestamps after an info line is a record of its own,
+        one event at the newest stamp before it."""
         clf = classifier()
         events = feed_all(
             clf,
@@ -199,11 +199,11 @@ class TestRecords:
             "exit status 2\n",
         )
         assert events == [(T0_AT, "panic", "panic: runtime error: invalid memory address")]
-        assert clf.stats.records == 1
+        assert clf.stats.records == 2
 
     def test_go_panic_untimed_goroutine_dump(self) -> None:
         """Untimed, the goroutine dump still joins the panic through the continuation rules."""
-        clf = classifier(timed=False)
+        clf = classifier()
         feed_all(
             clf,
             "fatal error: concurrent map writes\n"
@@ -219,7 +219,7 @@ class TestRecords:
 
     def test_java_trace(self) -> None:
         """A Java trace with Caused by and `... 5 more` counts once, under its first rule."""
-        clf = classifier(timed=False)
+        clf = classifier()
         events = feed_all(
             clf,
             'Exception in thread "main" java.lang.IllegalStateException: no session\n'
@@ -244,6 +244,29 @@ class TestRecords:
         assert clf.stats.errors_by_rule == dict.fromkeys(
             ["level", "panic", "java", "text-level", "caused"], 0
         )
+
+    def test_untimed_error_lines_are_each_an_error(self) -> None:
+        """`ERROR: ...` lines without a stamp after a stamped one are not its continuations."""
+        clf = classifier()
+        lines = [f"{T0} INFO pool ready"] + ["ERROR: database connection refused"] * 24
+        events = feed_all(clf, "\n".join(lines))
+        assert len(events) == 24 and {at for at, _, _ in events} == {T0_AT}
+        assert clf.stats.records == 25
+
+    def test_an_unparsable_stamp_is_a_record_of_its_own(self) -> None:
+        """A line stamped 9999-12-31 (no time this parser knows) is not merged into the one before."""
+        rules = RuleSet.compile([RuleConfig(name="error", regex="ERROR")], []).for_source("src")
+        clf = SourceClassifier("src", rules, LineParser())
+        events = feed_all(clf, f"{T0} ERROR: a\n9999-12-31T23:59:59Z ERROR: b\n")
+        assert [m for _, _, m in events] == ["ERROR: a", "9999-12-31T23:59:59Z ERROR: b"]
+
+    def test_break_context(self) -> None:
+        """A frame-like line that did not arrive with the line before it starts a record."""
+        clf = classifier()
+        clf.feed(f"{T0} ERROR: failed")
+        clf.break_context()
+        assert clf.feed("Caused by: late") is not None
+        assert clf.stats.records == 2
 
     def test_first_and_last_at(self) -> None:
         """first_at and last_at are the first and last own timestamps."""
@@ -273,13 +296,13 @@ class TestFeedArguments:
 
     def test_now_when_head_has_no_time(self) -> None:
         """The receive time is the record's time only when its head has none."""
-        clf = classifier(timed=False)
+        clf = classifier()
         event = clf.feed("ERROR: x", now=99.0)
         assert event is not None and event.at == 99.0
 
     def test_feed_line_counts_bad_utf8_and_truncation(self) -> None:
         """feed_line decodes with replacement and counts bad and cut lines."""
-        clf = classifier(timed=False)
+        clf = classifier()
         event = clf.feed_line(framing.Line(b"ERROR: \xff", 7))
         assert event is not None and event.message == "ERROR: \ufffd…[truncated 7 bytes]"
         assert (clf.stats.bad_utf8, clf.stats.truncated) == (1, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,12 +15,13 @@ from tests.support import SHIPPED_CONFIG
 from watcher.classify.grouping import ClassifyStats
 from watcher.classify.lines import LineParser
 from watcher.classify.readers import bad_lines, blank_lines
-from watcher.classify.rules import RuleSet, SourceRules
-from watcher.classify.scan import HYPERSCAN, Finder, _python_starts, adapt
+from watcher.classify.rules import Prefilter, RuleSet, SourceRules
+from watcher.classify.scan import HYPERSCAN, Finder, adapt
 from watcher.classify.stream import classify_stream
 from watcher.config import RuleConfig, load
 from watcher.config.base import Format
 from watcher.events import ErrorEvent
+from watcher.patterns import compile_linear
 
 FAST = ["python", *(["hyperscan"] if HYPERSCAN else [])]
 _SETTINGS = load(SHIPPED_CONFIG)
@@ -31,8 +33,8 @@ EXTRA = RuleSet.compile(
         RuleConfig(name="caseless", regex=r"(?i)fatal\s+err|oomkill"),
         RuleConfig(name="words", regex=r"\bexit\b status \d+$"),
         RuleConfig(name="quant", regex=r"^xa{,2}b\Z"),
-        RuleConfig(name="backref", regex=r"(ab)\1"),
-        RuleConfig(name="ahead", regex=r"boom(?=!)"),
+        RuleConfig(name="ahead", regex=r"boom!"),
+        RuleConfig(name="escapes", regex=r"\u00e9t\U000000e9|x{,1}z\Z"),
         RuleConfig(name="unicode", regex="caf\u00e9|\u00c5"),
         RuleConfig(name="cls", regex=r"[\s\d]{3}x|[^a-z\n]K"),
         RuleConfig(name="method", field="http.method", values=["POST", "x/y"], case_sensitive=True),
@@ -41,9 +43,8 @@ EXTRA = RuleSet.compile(
     ],
     _SETTINGS.ignore,
 ).for_source("f")
-NEGATIVE = RuleSet.compile(
-    [*_SETTINGS.rules, RuleConfig(name="neg-look", regex=r"(?<!x)boom")], []
-).for_source("f")
+UNADAPTABLE = (Prefilter("neg-look", message=(r"(?<!x)boom",)),)
+"""Refused in a rule (not linear); given to a Finder directly, neither engine can take it."""
 
 
 class TestAdapt:
@@ -62,11 +63,6 @@ class TestAdapt:
         a = adapt(r"[^^]\^\$[$]")
         assert a is not None and a.python == r"[^^]\^\$[$]"
 
-    @pytest.mark.parametrize("pattern", [r"(?!x)y", r"(?<!x)y", r"(?x) a b", r"(?(1)a|b)"])
-    def test_no_superset(self, pattern: str) -> None:
-        """Negative lookarounds, conditionals and verbose mode have no safe superset."""
-        assert adapt(pattern) is None
-
     def test_global_flags_become_scoped(self) -> None:
         """A leading `(?i)` becomes `(?i:...)`, so patterns can be combined."""
         a = adapt("(?i)^err")
@@ -81,14 +77,9 @@ class TestAdapt:
 
     def test_python_only(self) -> None:
         """Escapes and flags hyperscan does not know leave the pattern to `re`."""
-        for pattern in [r"\u00e9", "(?a)x", "(?i)\u00e9", "[x[:a:]]"]:
+        for pattern in [r"\u00e9", "(?i)\u00e9", "[x[:a:]]"]:
             a = adapt(pattern)
             assert a is not None and a.hyperscan is None, pattern
-
-    def test_prefilter_mode(self) -> None:
-        """Backreferences and lookaheads need hyperscan's approximate mode."""
-        a = adapt(r"(a)\1(?=b)")
-        assert a is not None and a.prefilter_mode
 
 
 class TestHelpers:
@@ -101,17 +92,18 @@ class TestHelpers:
         """blank_lines keeps offsets: bad lines become spaces."""
         assert blank_lines(b"a\n\xff\xfe\nb\n", [2], 7) == bytearray(b"a\n  \nb\n")
 
-    def test_python_search_resumes_at_the_next_line(self) -> None:
+    def test_linear_search_resumes_at_the_next_line(self) -> None:
         """A match running into the next line does not hide that line's own match."""
-        assert sorted(_python_starts([re.compile("x[^y]*z", re.M)], "x\nxz\n", 10)) == [10, 12]
+        assert list(compile_linear("x[^y]*z", multiline=True).starts(b"x\nxz\n", 0, 5)) == [0, 2]
 
-    def test_python_offsets_in_bytes(self) -> None:
-        """Line starts are byte offsets even after multi-byte characters."""
-        assert sorted(_python_starts([re.compile("b", re.M)], "\u00e9\u00e9\nb\n", 0)) == [5]
+    def test_linear_offsets_in_bytes(self) -> None:
+        """Match starts are byte offsets even after multi-byte characters."""
+        buf = "\u00e9\u00e9\nb\n".encode()
+        assert list(compile_linear("b", multiline=True).starts(buf, 0, len(buf))) == [5]
 
     def test_finder_every_line(self) -> None:
-        """A rule without a safe prefilter makes every line a candidate."""
-        assert Finder(NEGATIVE.prefilters(), "auto", True, HYPERSCAN).every_line
+        """A prefilter neither hyperscan nor RE2 can take makes every line a candidate."""
+        assert Finder(UNADAPTABLE, "auto", HYPERSCAN).every_line
 
 
 # ---- identical results, on generated logs ----------------------------------------------
@@ -122,6 +114,7 @@ _TS = st.sampled_from(
         "2026-11-27T14:05:00.123456789Z ",
         "2026-11-27 14:05:00,123 ",
         "2026-11-27T15:05:00+01:00",
+        "2026-11-27T25:61:60.5+0130 ",
         "2026-11-27 x ",
     ]
 )
@@ -160,7 +153,17 @@ _JSON = st.builds(
     lambda ts, pairs, nested, close: (
         "{" + ",".join([*ts, *(f'"{k}":{v}' for k, v in pairs), *nested]) + close
     ),
-    st.sampled_from([[], ['"ts":"2026-11-27T14:05:01Z"'], ['"time":1795788301500'], ['"ts":"12:00"']]),
+    st.sampled_from(
+        [
+            [],
+            ['"ts":"2026-11-27T14:05:01Z"'],
+            ['"time":1795788301500'],
+            ['"ts":"12:00"'],
+            ['"ts":"2026-11-27t14:05:01.25-02:30"'],
+            ['"ts": "2026-11-27 14:05:01,5"'],
+            ['"time":"2026-11-27T14:05:09Z"', '"ts":"2026-11-27T14:05:01Z"'],
+        ]
+    ),
     st.lists(st.tuples(_KEY, _VALUE | st.sampled_from(["-3", "1000.5", '"-2.5"'])), max_size=3),
     st.sampled_from([[], ['"http":{"method":"POST"}'], ['"http":{"method":"x\\/y"}']]),
     st.sampled_from(["}", "", ",}"]),
@@ -220,10 +223,17 @@ def logs(draw: st.DrawFn) -> bytes:
     return data[:-1] if data and draw(st.booleans()) else data
 
 
-def run(data: bytes, rules: SourceRules, engine: str, **kw: object) -> tuple[ClassifyStats, list[ErrorEvent]]:
+def run(
+    data: bytes, rules: SourceRules, engine: str, **kw: object
+) -> tuple[ClassifyStats, list[ErrorEvent], list[float]]:
+    """Stats, error events and every line's own time (what replay collects), in order."""
     events: list[ErrorEvent] = []
-    stats = classify_stream(io.BytesIO(data), "f", rules, on_error=events.append, engine=engine, **kw)  # type: ignore[arg-type]
-    return stats, events
+    stamps: list[float] = []
+    opts: dict[str, Any] = {"engine": engine, **kw}
+    stats = classify_stream(
+        io.BytesIO(data), "f", rules, on_error=events.append, on_stamps=stamps.extend, **opts
+    )
+    return stats, events, stamps
 
 
 class TestSameResults:
@@ -234,7 +244,7 @@ class TestSameResults:
     )
     @given(
         data=logs(),
-        rules=st.sampled_from([DEFAULT, EXTRA, NEGATIVE]),
+        rules=st.sampled_from([DEFAULT, EXTRA]),
         fmt=st.sampled_from(["auto", "auto", "auto", "journal", "json", "logfmt", "text"]),
         chunk=st.integers(1, 300) | st.just(1 << 16),
         max_line=st.integers(8, 400),
@@ -242,7 +252,8 @@ class TestSameResults:
     def test_engines_agree(
         self, data: bytes, rules: SourceRules, fmt: str, chunk: int, max_line: int
     ) -> None:
-        """reference, python and hyperscan give the same stats and the same events, in order."""
+        """reference, python and hyperscan give the same stats, the same events (at the same
+        times, also for a record whose head has no stamp) and the same stamps, in order."""
         expected = run(data, rules, "reference", fmt=fmt, chunk_size=chunk, max_line_bytes=max_line)
         for engine in FAST:
             got = run(data, rules, engine, fmt=fmt, chunk_size=chunk, max_line_bytes=max_line)
@@ -286,7 +297,7 @@ _TRICKY = '\u0130\u0131\u017f\u212a\x1c\x1f\u00a0\u3000\u180e\u00e9\u00c5\u0560\
 
 _FOLDS = {"i": "\u0130\u0131", "s": "\u017f", "k": "\u212a"}
 _FINDERS = {
-    (id(rules), engine): Finder(rules.prefilters(), "auto", False, engine == "hyperscan")
+    (id(rules), engine): Finder(rules.prefilters(), "auto", engine == "hyperscan")
     for rules in (DEFAULT, EXTRA)
     for engine in FAST
 }
@@ -322,7 +333,7 @@ class TestPrefilterSuperset:
             return
         buf = b"x\n" + text.encode() + b"\n"
         for engine in FAST:
-            assert 2 in _FINDERS[id(rules), engine].find(buf, 0, len(buf), buf.decode()), (engine, text)
+            assert 2 in _FINDERS[id(rules), engine].find(buf, 0, len(buf)), (engine, text)
 
 
 class TestTimedLinesAgree:
@@ -331,10 +342,10 @@ class TestTimedLinesAgree:
         """A line the grouping rules could treat specially is always found by the context search."""
         formats: tuple[Format, ...] = ("auto", "journal")
         for fmt in formats:
-            finder = Finder((), fmt, True, False)
+            finder = Finder((), fmt, False)
             buf = b"2026-11-27T14:05:00Z x\n" + line.replace(b"\n", b" ") + b"\n"
             text = buf.decode("utf-8", "replace")
             parsed = LineParser(fmt).parse(text.split("\n")[1])
-            special = parsed.at is None or re.match(r"[ \t]|\s*$|goroutine |Caused by", parsed.message)
+            special = re.match(r"[ \t]|\s*$|goroutine |Caused by", parsed.message)
             if special and not bad_lines(buf, 0, len(buf)):
-                assert 23 in finder.find(buf, 0, len(buf), text), (fmt, line)
+                assert 23 in finder.find(buf, 0, len(buf)), (fmt, line)

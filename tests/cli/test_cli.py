@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.support import SHIPPED_CONFIG
+from tests.support import RULE, SHIPPED_CONFIG
 from watcher.cli import app
 
 CONFIG = SHIPPED_CONFIG
@@ -106,7 +108,20 @@ class TestReplay:
         ("args", "needle"),
         [
             (["--mitigated-at", "yesterday"], "RFC 3339"),
-            (["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "fifteen"], "duration"),
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "fifteen"],
+                "--window: expected a duration",
+            ),
+            # Issue case 1: a zero window, a bare number and a 400-digit one are refused, never guessed.
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "0s"],
+                "--window: must be between 1s and 24h",
+            ),
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "15"],
+                "--window: 15 has no unit: write 15s",
+            ),
+            (["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "9" * 400 + "s"], "--window: expected a"),
         ],
     )
     def test_bad_arguments_are_one_line(self, cloud: Path, args: list[str], needle: str) -> None:
@@ -114,6 +129,69 @@ class TestReplay:
         res = runner.invoke(app, ["replay", "--config", str(CONFIG), *args, str(cloud)])
         assert res.exit_code == 1
         assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+    def test_an_out_of_order_file_watermarks_at_its_newest_stamp(self, tmp_path: Path) -> None:
+        """An error at 00:10 in a file whose last line says 00:01 is part of the verdict."""
+        path = write(
+            tmp_path / "app.log",
+            '2026-11-27T00:00:30Z {"level":"info"}',
+            '2026-11-27T00:10:00Z {"level":"error","msg":"late in the file"}',
+            '2026-11-27T00:10:30Z {"level":"info"}',
+            '2026-11-27T00:01:30Z {"level":"info","msg":"a straggler, written last"}',
+        )
+        args = ["replay", "--config", str(CONFIG), "--mitigated-at", "2026-11-27T00:00:00Z", "--window", "1m"]
+        doc = json.loads(runner.invoke(app, [*args, "--json", str(path)]).stdout)
+        assert doc["verdict"] == "unresolved"
+        assert doc["streak_start"] == "2026-11-27T00:10:00.000Z" and doc["errors"] == 1
+        assert doc["sources"][str(path)]["watermark"] == "2026-11-27T00:10:30.000Z"
+
+    def test_a_window_without_any_record_cannot_resolve(self, tmp_path: Path) -> None:
+        """Silence proves nothing: unresolved, and the verdict says why and names the evidence."""
+        path = write(
+            tmp_path / "app.log",
+            '2026-11-27T14:00:00Z {"level":"info"}',
+            '2026-11-27T14:02:00Z {"level":"error","msg":"and then nothing more"}',
+        )
+        args = ["replay", "--config", str(CONFIG), "--mitigated-at", "2026-11-27T14:01:00Z"]
+        res = runner.invoke(app, [*args, "--until", "2026-11-27T15:00:00Z", f"api={path}"])
+        assert res.exit_code == 3
+        assert "cannot resolve: api: no record in the last 15m since 2026-11-27T14:02:00.000Z" in res.stdout
+        assert "evidence: api: 2 lines checked" in res.stdout
+
+    def test_a_quiet_ok_source_resolves_on_silence(self, tmp_path: Path) -> None:
+        """A file named like a configured quiet_ok source may stay silent."""
+        cfg = write(
+            tmp_path / "w.toml",
+            RULE,
+            f'[[sources]]\nname = "errors"\nkind = "file"\npath = "{tmp_path / "x"}"\nquiet_ok = true',
+        )
+        path = write(tmp_path / "errors.log", '2026-11-27T14:00:00Z {"level":"info"}')
+        args = ["replay", "--config", str(cfg), "--mitigated-at", "2026-11-27T14:01:00Z", "--json"]
+        doc = json.loads(
+            runner.invoke(app, [*args, "--until", "2026-11-27T15:00:00Z", f"errors={path}"]).stdout
+        )
+        assert doc["verdict"] == "resolved" and doc["resolved_at"] == "2026-11-27T14:16:00.000Z"
+
+    def test_untimestamped_errors_count_at_the_stamp_before_them(self, tmp_path: Path) -> None:
+        """Three `ERROR:` lines after a stamped one are three errors, not continuations of it."""
+        path = write(
+            tmp_path / "db.log",
+            "2026-11-27T14:10:00Z INFO pool ready",
+            *["ERROR: database connection refused"] * 3,
+            "2026-11-27T14:40:00Z INFO pool ready",
+        )
+        args = ["replay", "--config", str(CONFIG), "--mitigated-at", "2026-11-27T14:05:00Z", "--json"]
+        doc = json.loads(runner.invoke(app, [*args, str(path)]).stdout)
+        assert doc["errors"] == 3 and doc["streak_start"] == "2026-11-27T14:10:00.000Z"
+
+    def test_a_config_without_rules_is_refused(self, cloud: Path, tmp_path: Path) -> None:
+        """rules = [] would call every log clean: replay and check-config refuse it, naming the key."""
+        cfg = write(tmp_path / "w.toml", f'state_dir = "{tmp_path}"', "rules = []")
+        for args in (["replay", "--mitigated-at", "2026-11-27T14:05:00Z", str(cloud)], ["check-config"]):
+            res = runner.invoke(app, [*args, "--config", str(cfg)])
+            assert res.exit_code == 1
+            (line,) = res.stderr.strip().splitlines()
+            assert line.startswith("ConfigError: rules: no error rules")
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A file that does not exist is named in one line."""
@@ -158,7 +236,40 @@ class TestClassify:
         assert doc["lines"] == 2 and doc["bad_utf8"] == 2 and doc["errors"] == 1
 
 
+class TestClassifyLinear:
+    def test_the_issues_backtracking_rule_classifies_at_once(self, tmp_path: Path) -> None:
+        """Issue case 4: `classify` took 30 s on 29 characters with `(a+)+$`; the installed CLI, 30 s cap."""
+        cfg = write(tmp_path / "c.toml", "[[rules]]", "name = 'nested'", "regex = '(a+)+$'")
+        log = write(tmp_path / "a.log", "a" * 34 + "!", "a" * 100_000 + "!", "a" * 29)
+        exe = Path(sys.executable).with_name("watcher")
+        done = subprocess.run(
+            [str(exe), "classify", "--config", str(cfg), "--json", str(log)],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        assert json.loads(done.stdout)["errors_by_rule"] == {"nested": 1}
+
+
 class TestCheckConfig:
+    def test_config_problems_and_unreachable_sources_in_one_run(self, tmp_path: Path) -> None:
+        """Issue case 10: a bad key, a duplicate name and an unreadable source in one run, not three."""
+        cfg = tmp_path / "bad.toml"
+        cfg.write_text(
+            f'state_dir = "{tmp_path}"\n'
+            '[resolution]\nwindow = "15"\n'
+            '[[sources]]\nname = "edge"\nkind = "file"\npath = "/nonexistent/dir/edge.log"\n'
+            '[[rules]]\nname = "r"\nregex = "x"\n[[rules]]\nname = "r"\nregex = "y"\n'
+        )
+        res = runner.invoke(app, ["check-config", "--config", str(cfg)])
+        assert res.exit_code == 1, res.output
+        assert res.stderr.strip().splitlines() == [
+            "ConfigError: resolution.window: 15 has no unit: write 15s or 15m "
+            "(durations such as 90s, 15m or 2h)",
+            "ConfigError: rules[1].name: 'r' is used twice",
+            "ConfigError: sources[0].path: directory /nonexistent/dir does not exist",
+        ]
+
     def test_every_problem_one_line_naming_the_key(self, tmp_path: Path) -> None:
         """Several mistakes at once: each reported, with its key, exit 1."""
         cfg = tmp_path / "bad.toml"
@@ -183,8 +294,11 @@ regex = "("
         lines = res.stderr.strip().splitlines()
         assert any("resolution.window: " in line for line in lines)
         assert any("sources[0].known_hosts: required for journal sources" in line for line in lines)
-        assert any("sources[1]: kind must be one of docker, journal, file" in line for line in lines)
-        assert any("rules[0].regex: invalid regular expression" in line for line in lines)
+        # Issue case 10: the message names the value given.
+        assert (
+            "ConfigError: sources[1].kind: 'ftp' is not a source kind; use docker, journal or file" in lines
+        )
+        assert any("rules[0].regex: rule 'r': invalid regular expression" in line for line in lines)
         assert "Traceback" not in res.output
 
     def test_disabling_host_key_checking_is_refused(self, tmp_path: Path) -> None:
@@ -207,7 +321,7 @@ regex = "("
         cfg = tmp_path / "ok.toml"
         cfg.write_text(
             f'state_dir = "{tmp_path / "s"}"\n[[sources]]\nname = "edge"\nkind = "file"\n'
-            f'path = "{tmp_path / "later.log"}"\n'
+            f'path = "{tmp_path / "later.log"}"\n{RULE}'
         )
         res = runner.invoke(app, ["check-config", "--config", str(cfg)])
         assert res.exit_code == 0, res.output

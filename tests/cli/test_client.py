@@ -8,16 +8,16 @@ import pytest
 from aiohttp import web
 
 from tests.daemon.fake_api import TOKEN, FakeControl, running
-from watcher.cli.client import Client
-from watcher.config import HttpConfig, Settings
+from tests.daemon.harness import AsyncClient
+from watcher.config.endpoint import Endpoint
 from watcher.daemon.api import ApiServer
 from watcher.daemon.token import TOKEN_FILE
 from watcher.errors import DaemonError, InputError
 from watcher.names import default_user
 
 
-def settings_for(listen: str, state_dir: Path) -> Settings:
-    return Settings(state_dir=state_dir, http=HttpConfig(listen=listen))
+def settings_for(listen: str, state_dir: Path) -> Endpoint:
+    return Endpoint(Path("watcher.toml"), listen, state_dir, "from the config")
 
 
 @pytest.fixture
@@ -38,8 +38,8 @@ async def server(control: FakeControl) -> AsyncIterator[ApiServer]:
 
 
 @pytest.fixture
-def client(server: ApiServer, state_dir: Path) -> Client:
-    return Client(settings_for(f"127.0.0.1:{server.port}", state_dir), user="carol@laptop")
+def client(server: ApiServer, state_dir: Path) -> AsyncClient:
+    return AsyncClient(settings_for(f"127.0.0.1:{server.port}", state_dir), user="carol@laptop")
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def refusing_port() -> Iterator[int]:
 
 
 class TestRoundTrip:
-    async def test_incident_lifecycle(self, client: Client, control: FakeControl) -> None:
+    async def test_incident_lifecycle(self, client: AsyncClient, control: FakeControl) -> None:
         """open, mitigate, close, timeline and status reach the daemon with the caller's name."""
         opened = await client.open_incident("P1-gw", "gateways drop streams", ["gw/*"], "15m")
         assert (opened["id"], opened["title"], opened["scope"], opened["window"]) == (
@@ -73,24 +73,14 @@ class TestRoundTrip:
         ]
         assert [i["id"] for i in (await client.status())["incidents"]] == ["P1-gw"]
 
-    async def test_default_window(self, client: Client, control: FakeControl) -> None:
+    async def test_default_window(self, client: AsyncClient, control: FakeControl) -> None:
         """Without --window the daemon's default applies (None is sent as no field)."""
         await client.open_incident("P1-gw", "t", [], None)
         assert control.incidents["P1-gw"]["window"] is None
 
-    async def test_session_reused_inside_async_with(self, client: Client) -> None:
-        """Inside `async with` several calls share one session, and it is closed at the end."""
-        async with client:
-            session = client._session
-            assert session is not None
-            await client.status()
-            await client.status()
-            assert client._session is session
-        assert session.closed
-
     async def test_wildcard_listen_connects_to_loopback(self, server: ApiServer, state_dir: Path) -> None:
         """A daemon listening on 0.0.0.0 is reached on 127.0.0.1."""
-        client = Client(settings_for(f"0.0.0.0:{server.port}", state_dir))
+        client = AsyncClient(settings_for(f"0.0.0.0:{server.port}", state_dir))
         assert (await client.status())["incidents"] == []
 
     def test_default_user_is_user_at_host(self) -> None:
@@ -105,10 +95,12 @@ class TestErrors:
         """A refused connection says the daemon is not running and how to start it."""
         listen = f"127.0.0.1:{refusing_port}"
         with pytest.raises(DaemonError) as info:
-            await Client(settings_for(listen, state_dir)).status()
+            await AsyncClient(settings_for(listen, state_dir)).status()
         assert str(info.value) == (
-            f"the watcher daemon is not running on {listen} "
-            "(start it with `systemctl start novavms-watcher` or `make run`)"
+            f"no watcher daemon answers on {listen}: tried config watcher.toml, state_dir {state_dir}, "
+            f"address {listen} (from the config); start it (`make run`, or `systemctl start "
+            "novavms-watcher`) or point the CLI at it (--config FILE, WATCHER_CONFIG=FILE, or "
+            "WATCHER_HTTP__LISTEN=HOST:PORT and WATCHER_STATE_DIR=DIR)"
         )
 
     async def test_daemon_not_answering(self, state_dir: Path) -> None:
@@ -120,9 +112,9 @@ class TestErrors:
             with pytest.raises(
                 DaemonError, match=f"^the watcher daemon on {listen} did not answer within 0.2s"
             ):
-                await Client(settings_for(listen, state_dir), timeout=0.2).status()
+                await AsyncClient(settings_for(listen, state_dir), timeout=0.2).status()
 
-    async def test_server_sentence_is_the_error(self, client: Client) -> None:
+    async def test_server_sentence_is_the_error(self, client: AsyncClient) -> None:
         """The daemon's error sentence becomes the DaemonError message, for 409 and 404 alike."""
         await client.open_incident("P1-gw", "t", [], None)
         with pytest.raises(DaemonError, match=r"^incident P1-gw is already open$"):
@@ -130,7 +122,7 @@ class TestErrors:
         with pytest.raises(DaemonError, match=r"^no incident named P1-none$"):
             await client.timeline("P1-none")
 
-    async def test_bad_window_sentence(self, client: Client) -> None:
+    async def test_bad_window_sentence(self, client: AsyncClient) -> None:
         """The server's validation message reaches the user unchanged."""
         with pytest.raises(DaemonError, match=r"^window: expected a duration such as 90s"):
             await client.open_incident("P1-gw", "t", [], "soon")
@@ -138,18 +130,18 @@ class TestErrors:
     async def test_wrong_token(self, server: ApiServer, tmp_path: Path) -> None:
         """A token the daemon does not accept points at the state_dir the CLI used."""
         (tmp_path / TOKEN_FILE).write_text("not-the-token\n")
-        client = Client(settings_for(f"127.0.0.1:{server.port}", tmp_path))
+        client = AsyncClient(settings_for(f"127.0.0.1:{server.port}", tmp_path))
         with pytest.raises(DaemonError, match=r"refused the API token in .*api-token: is the CLI using"):
             await client.mitigate("P1-gw", "x")
 
     async def test_reads_need_no_token_file(self, server: ApiServer, tmp_path: Path) -> None:
         """status works without the token file; a POST then explains that it is missing."""
-        client = Client(settings_for(f"127.0.0.1:{server.port}", tmp_path))
+        client = AsyncClient(settings_for(f"127.0.0.1:{server.port}", tmp_path))
         assert (await client.status())["incidents"] == []
         with pytest.raises(DaemonError, match=r"^no API token in "):
             await client.close("P1-gw", "")
 
-    async def test_invalid_id_is_refused_locally(self, client: Client, control: FakeControl) -> None:
+    async def test_invalid_id_is_refused_locally(self, client: AsyncClient, control: FakeControl) -> None:
         """An id that would change the URL is refused before any request."""
         with pytest.raises(InputError, match=r"incident id must be"):
             await client.mitigate("../status", "x")
@@ -170,6 +162,6 @@ class TestErrors:
         try:
             listen = f"127.0.0.1:{site.port}"
             with pytest.raises(DaemonError, match=r"^unexpected answer from .*: HTTP 404 .*another program"):
-                await Client(settings_for(listen, state_dir)).status()
+                await AsyncClient(settings_for(listen, state_dir)).status()
         finally:
             await runner.cleanup()

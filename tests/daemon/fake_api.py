@@ -11,10 +11,11 @@ from prometheus_client import CollectorRegistry
 
 from watcher.daemon.alert_payload import Notification
 from watcher.daemon.api import ApiServer
+from watcher.daemon.requests import SnapshotTaken
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound
 from watcher.evidence import Request
 from watcher.metrics import Metrics
-from watcher.schema import AlertDoc, IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import AlertDoc, IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -107,6 +108,12 @@ class FakeControl:
         self.calls.append(("alertmanager", notification.group_key, str(len(notification.alerts))))
         return {"incident": None, "opened": False, "new": 0, "ignored": len(notification.alerts)}
 
+    def record_snapshot(self, taken: SnapshotTaken, by: str) -> RecordedDoc:
+        if taken.incident is not None:
+            self._get(taken.incident)
+        self.calls.append(("recorded", taken.incident or "", taken.path, by))
+        return {"incident": taken.incident, "trigger": str(taken.trigger)}
+
     def _get(self, incident: str) -> dict[str, Any]:
         if incident not in self.incidents:
             raise IncidentNotFound(f"no incident named {incident}")
@@ -119,12 +126,16 @@ async def running(
     *,
     metrics: Metrics | None = None,
     health: Callable[[], tuple[bool, str]] = lambda: (True, ""),
+    ready: Callable[[], tuple[bool, str]] | None = None,
     listen: str = "127.0.0.1:0",
+    secrets: tuple[str, ...] = (),
 ) -> AsyncIterator[ApiServer]:
     """A real ApiServer on a free loopback port, stopped on exit."""
     if metrics is None:
         metrics = Metrics(CollectorRegistry(), sources=["cloud"], rules=["panic"])
-    server = ApiServer(control, metrics, listen=listen, token=TOKEN, health=health)
+    server = ApiServer(
+        control, metrics, listen=listen, token=TOKEN, health=health, ready=ready, secrets=secrets
+    )
     await server.start()
     try:
         yield server

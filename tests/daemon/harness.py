@@ -15,7 +15,9 @@ import aiohttp
 from tests.support import free_port
 from watcher import config
 from watcher.cli.client import Client
+from watcher.config.endpoint import Endpoint
 from watcher.daemon.daemon import Daemon
+from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
 from watcher.times import format_time
 
 WINDOW = 3.0
@@ -40,18 +42,62 @@ window = "{window}s"
     return path
 
 
-def edge_source(log: Path) -> str:
-    """The config of one file source `edge` at `log`, and one rule: JSON `level` = error."""
+def edge_source(log: Path, *, quiet_ok: bool = False) -> str:
+    """The config of one file source `edge` at `log`, and one rule: JSON `level` = error.
+    `quiet_ok`: the log may stay silent through a window and still prove it (an error-only log)."""
     return f"""
 [[sources]]
 name = "edge"
 kind = "file"
 path = "{log}"
+quiet_ok = {str(quiet_ok).lower()}
 [[rules]]
 name = "level"
 field = "level"
 values = ["error"]
 """
+
+
+def endpoint_of(settings: config.Settings) -> Endpoint:
+    """Where the CLI would look for a daemon running with `settings`."""
+    return Endpoint(None, settings.http.listen, settings.state_dir, "from the test's settings")
+
+
+class AsyncClient:
+    """The CLI's client for a test whose daemon runs in the test's own event loop: each call in a
+    thread, so the loop keeps serving it."""
+
+    def __init__(
+        self, where: config.Settings | Endpoint, *, user: str | None = None, timeout: float = 5.0
+    ) -> None:
+        endpoint = where if isinstance(where, Endpoint) else endpoint_of(where)
+        self.sync = Client(endpoint, user=user, timeout=timeout)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def status(self) -> StatusDoc:
+        return await asyncio.to_thread(self.sync.status)
+
+    async def open_incident(
+        self, incident: str, title: str, scope: list[str], window: str | None
+    ) -> IncidentDoc:
+        return await asyncio.to_thread(self.sync.open_incident, incident, title, scope, window)
+
+    async def mitigate(self, incident: str, action: str) -> IncidentDoc:
+        return await asyncio.to_thread(self.sync.mitigate, incident, action)
+
+    async def close(self, incident: str, reason: str) -> IncidentDoc:
+        return await asyncio.to_thread(self.sync.close, incident, reason)
+
+    async def timeline(self, incident: str) -> TimelineDoc:
+        return await asyncio.to_thread(self.sync.timeline, incident)
+
+    async def snapshot(self, request: dict[str, object]) -> SnapshotDoc:
+        return await asyncio.to_thread(self.sync.snapshot, request)
 
 
 def write_config(tmp: Path, log: Path, port: int, window: float = WINDOW) -> Path:
@@ -67,7 +113,7 @@ def append(log: Path, *lines: str) -> None:
         fh.write("".join(line + "\n" for line in lines))
 
 
-async def incident(client: Client, incident_id: str = "P1-test") -> dict[str, Any]:
+async def incident(client: AsyncClient, incident_id: str = "P1-test") -> dict[str, Any]:
     doc = await client.status()
     incidents: list[dict[str, Any]] = doc["incidents"]  # type: ignore[assignment]
     return next(i for i in incidents if i["id"] == incident_id)

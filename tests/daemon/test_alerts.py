@@ -13,11 +13,10 @@ import aiohttp
 import pytest
 
 from tests.daemon.fake_api import Api, call
-from tests.daemon.harness import append, config_file, edge_source, incident, running, stamp
+from tests.daemon.harness import AsyncClient, append, config_file, edge_source, incident, running, stamp
 from tests.receiver import Receiver
 from tests.support import wait_until
 from watcher import config
-from watcher.cli.client import Client
 from watcher.config.alerts import Matcher
 from watcher.daemon.alert_payload import parse
 from watcher.daemon.alerts import fields, incident_id, scope, title
@@ -153,7 +152,7 @@ class TestNaming:
 
 
 @asynccontextmanager
-async def receiving(tmp: Path, extra: str = "") -> AsyncIterator[tuple[Api, Client, Receiver, Daemon]]:
+async def receiving(tmp: Path, extra: str = "") -> AsyncIterator[tuple[Api, AsyncClient, Receiver, Daemon]]:
     """The daemon with an `edge` file source and an incident webhook, and a session to post with."""
     log = tmp / "edge.log"
     append(log, f'{{"ts":"{stamp(time.time())}","level":"info"}}')
@@ -168,7 +167,11 @@ scope = ["edge*", "cloud/$service"]
 {extra}
 {edge_source(log)}"""
         settings = config.load(config_file(tmp, body, window=600, blind_after=None))
-        async with running(settings) as daemon, Client(settings) as client, aiohttp.ClientSession() as http:
+        async with (
+            running(settings) as daemon,
+            AsyncClient(settings) as client,
+            aiohttp.ClientSession() as http,
+        ):
             token = load_or_create_token(settings.state_dir)
             http.headers["Authorization"] = f"Bearer {token}"
             yield (http, f"http://127.0.0.1:{settings.http.port}"), client, rx, daemon

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import require_binary
 from tests.daemon.harness import (
     WINDOW,
+    AsyncClient,
     append,
     healthy,
     incident,
@@ -28,7 +29,6 @@ from tests.daemon.harness import (
 )
 from tests.support import free_port, wait_until
 from watcher import config
-from watcher.cli.client import Client
 from watcher.times import parse_time
 
 
@@ -38,10 +38,11 @@ class TestIncidentFlow:
         log = tmp_path / "edge.log"
         append(log, f'{{"ts":"{stamp(time.time())}","level":"info","msg":"up"}}')
         settings = config.load(write_config(tmp_path, log, free_port()))
-        async with running(settings), Client(settings) as client:
+        async with running(settings), AsyncClient(settings) as client:
             await client.open_incident("P1-test", "edge broken", ["edge*"], None)
             doc = await client.mitigate("P1-test", "rollback")
             mitigated = parse_time(str(doc["mitigated_at"]))
+            append(log, f'{{"ts":"{stamp(time.time())}","level":"info","msg":"serving"}}')  # alive
 
             async def state_is(want: str) -> bool:
                 return bool((await incident(client))["state"] == want)
@@ -81,7 +82,7 @@ class TestIncidentFlow:
     async def test_unreachable_source_is_down_and_daemon_keeps_running(self, tmp_path: Path) -> None:
         """A missing file shows down with the reason; the incident goes blind, never resolved."""
         settings = config.load(write_config(tmp_path, tmp_path / "missing.log", free_port()))
-        async with running(settings), Client(settings) as client:
+        async with running(settings), AsyncClient(settings) as client:
             await client.open_incident("P1-test", "t", [], None)
             await client.mitigate("P1-test", "x")
 
@@ -92,7 +93,7 @@ class TestIncidentFlow:
 
             await wait_until(blind, what="blind")
             src = (await client.status())["sources"][0]
-            assert src["reason"] == "file missing"
+            assert src["reason"] == f"{tmp_path / 'missing.log'}: no such file (waiting for it to appear)"
 
     async def test_the_cli_workflow_as_a_user_types_it(self, tmp_path: Path) -> None:
         """incident open/mitigate, status, timeline --format markdown|json, close: through the API."""
@@ -131,15 +132,19 @@ class TestIncidentFlow:
             assert "closed P1-cli" in await cli("incident", "close", "P1-cli", "--reason", "done")
 
     async def test_cli_says_when_daemon_is_not_running(self, tmp_path: Path) -> None:
-        """The CLI never shows a traceback: one line naming the address."""
-        cfg = write_config(tmp_path, tmp_path / "x.log", free_port())
+        """One line, no traceback, naming the config, state_dir and address tried and how to change them."""
+        port = free_port()
+        cfg = write_config(tmp_path, tmp_path / "x.log", port)
         exe = Path(sys.executable).with_name("watcher")
         proc = await asyncio.create_subprocess_exec(
             str(exe), "status", "--config", str(cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         _out, err = await proc.communicate()
-        assert proc.returncode == 1
-        assert b"not running" in err and b"Traceback" not in err
+        text = err.decode()
+        assert proc.returncode == 1 and "Traceback" not in text
+        assert text.startswith(f"DaemonNotRunning: no watcher daemon answers on 127.0.0.1:{port}")
+        for named in (f"config {cfg}", f"state_dir {tmp_path / 'state'}", "--config FILE", "WATCHER_CONFIG"):
+            assert named in " ".join(text.split()), named
 
 
 class TestRestartSafety:
@@ -151,7 +156,7 @@ class TestRestartSafety:
         settings = config.load(cfg)
         with process(cfg) as proc:
             await wait_until(lambda: healthy(port), what="daemon up")
-            async with Client(settings) as client:
+            async with AsyncClient(settings) as client:
                 await client.open_incident("P1-test", "t", [], None)
                 await client.mitigate("P1-test", "rollback")
                 first = time.time()
@@ -167,9 +172,10 @@ class TestRestartSafety:
         second = time.time()
         append(log, *(f'{{"ts":"{stamp(second)}","level":"info","n":{i}}}' for i in range(500)))
         append(log, f'{{"ts":"{stamp(second)}","level":"error","msg":"two"}}')
+        append(log, f'{{"ts":"{stamp(second + 1)}","level":"info","msg":"still serving"}}')
         with process(cfg):
             await wait_until(lambda: healthy(port), what="daemon up again")
-            async with Client(settings) as client:
+            async with AsyncClient(settings) as client:
 
                 async def resolved() -> bool:
                     return bool((await incident(client))["state"] == "resolved")
@@ -208,7 +214,7 @@ class TestPrometheus:
             "scrape_configs:\n"
             f"  - job_name: watcher\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
         )
-        async with running(settings), Client(settings) as client:
+        async with running(settings), AsyncClient(settings) as client:
             await client.open_incident("P1-prom", "t", [], None)
             await client.mitigate("P1-prom", "x")
             async with aiohttp.ClientSession() as http:

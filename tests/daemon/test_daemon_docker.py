@@ -15,13 +15,12 @@ import pytest
 from docker.errors import NotFound
 from docker.models.containers import Container
 
-from tests.daemon.harness import config_file, healthy, incident, process, running
+from tests.daemon.harness import AsyncClient, config_file, healthy, incident, process, running
 from tests.dockerd import IMAGE, Dockerd, Reach
 from tests.sshd import LinkCut, Sshd
 from tests.support import free_port, wait_until
 from watcher import config
 from watcher.cli import checks
-from watcher.cli.client import Client
 from watcher.details import RecreatedDetail, SnapshotDetail
 
 pytestmark = pytest.mark.docker
@@ -146,7 +145,7 @@ async def test_sigkill_and_restart_reads_each_line_once(docker_engine: Dockerd, 
     try:
         with process(cfg) as proc:
             await wait_until(lambda: healthy(port), what="daemon up")
-            async with Client(s) as client:
+            async with AsyncClient(s) as client:
                 await client.open_incident("P1-kill", "t", ["cloud/*"], None)
                 c = dc.containers.run(
                     IMAGE, ["sh", "-c", "trap 'exit 0' TERM; " + script], name=name, detach=True
@@ -162,7 +161,7 @@ async def test_sigkill_and_restart_reads_each_line_once(docker_engine: Dockerd, 
         await wait_until(lambda: _written(c, 1500), what="1,000 lines written while down")
         with process(cfg):
             await wait_until(lambda: healthy(port), what="daemon up again")
-            async with Client(s) as client:
+            async with AsyncClient(s) as client:
 
                 async def all_read() -> bool:
                     inc = await incident(client, "P1-kill")

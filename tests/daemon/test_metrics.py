@@ -38,13 +38,14 @@ def states(registry: CollectorRegistry, incident: str) -> dict[str, float | None
 
 class TestSeriesFromTheStart:
     def test_source_series_exist_at_zero(self, registry: CollectorRegistry, metrics: Metrics) -> None:
-        """Every per-source series of a configured source is exported at 0 before any event."""
+        """Every per-source series of a configured source is exported at 0 before any event, but the
+        watermark: unknown is no sample, never 0 (which `time() - watermark` would read as 56 years)."""
         for source in SOURCES:
             labels = {"source": source}
             assert registry.get_sample_value("watcher_source_lines_total", labels) == 0
             assert registry.get_sample_value("watcher_source_gaps_total", labels) == 0
             assert registry.get_sample_value("watcher_source_up", labels) == 0
-            assert registry.get_sample_value("watcher_source_watermark_timestamp_seconds", labels) == 0
+            assert registry.get_sample_value("watcher_source_watermark_timestamp_seconds", labels) is None
             for rule in RULES:
                 assert registry.get_sample_value("watcher_source_errors_total", {**labels, "rule": rule}) == 0
             for reason in BAD_LINE_REASONS:
@@ -74,6 +75,9 @@ class TestSeriesFromTheStart:
     def test_label_names_follow_the_contract(self, registry: CollectorRegistry, metrics: Metrics) -> None:
         """Each family carries exactly the label names the README documents."""
         metrics.add_incident("P1-a", 900)
+        metrics.watermark("cloud", 1.0)
+        metrics.running("cloud", True)
+        metrics.clock_skew("cloud", 0.1)
         expected = {
             "watcher_incident_state": {"incident", "state"},
             "watcher_incident_clean_streak_seconds": {"incident"},
@@ -81,6 +85,8 @@ class TestSeriesFromTheStart:
             "watcher_incident_resolved_timestamp_seconds": {"incident"},
             "watcher_source_up": {"source"},
             "watcher_source_watermark_timestamp_seconds": {"source"},
+            "watcher_source_running": {"source"},
+            "watcher_source_clock_skew_seconds": {"source"},
             "watcher_source_lines_total": {"source"},
             "watcher_source_errors_total": {"source", "rule"},
             "watcher_source_gaps_total": {"source"},

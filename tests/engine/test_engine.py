@@ -1,17 +1,22 @@
-"""The resolution rule, as synchronous functions over numbers."""
+"""The resolution rule, as synchronous functions over numbers.
+
+Sources here are `quiet_ok` (silence does not block them) unless a test is about
+evidence: tests/engine/test_evidence.py covers that part of the rule.
+"""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.details import SourcesDetail, Transition
+from watcher.details import BreakDetail, SourcesDetail, Transition
 from watcher.engine import Engine
 from watcher.engine import machine as engine_mod
-from watcher.events import ErrorEvent, Gap, Kind, State
+from watcher.events import MAX_MESSAGE, ErrorEvent, Expectation, Gap, Kind, State
 
 M = 1_000_000.0  # mitigation time
 W = 900.0  # window
@@ -21,8 +26,16 @@ def err(source: str, at: float, rule: str = "level") -> ErrorEvent:
     return ErrorEvent(source, at, rule, f"boom at {at}")
 
 
+QUIET = Expectation(quiet_ok=True)
+
+
+def quiet(*sources: str) -> Engine:
+    """An engine whose sources may stay silent: only errors, gaps and watermarks matter."""
+    return Engine(blind_after=30.0, sources=sources, expectations=dict.fromkeys(sources, QUIET))
+
+
 def mitigated(*sources: str, scope: tuple[str, ...] = ("*",)) -> Engine:
-    eng = Engine(blind_after=30.0, sources=sources)
+    eng = quiet(*sources)
     eng.open("P1-x", "t", scope, W, M - 600)
     eng.mitigate("P1-x", "rollback", M)
     return eng
@@ -50,7 +63,7 @@ class TestStreak:
 
     def test_investigating_never_resolves(self) -> None:
         """Without a mitigation there is no streak clock."""
-        eng = Engine(blind_after=30, sources=["a"])
+        eng = quiet("a")
         eng.open("P1-x", "t", ["*"], W, M)
         assert eng.advance("a", M + 10 * W) == []
         assert eng.status("P1-x").state is State.INVESTIGATING
@@ -72,7 +85,7 @@ class TestStreak:
 
     def test_error_already_seen_after_mitigation_time_sets_streak_start(self) -> None:
         """A mitigation recorded after an error it predates starts the streak at that error."""
-        eng = Engine(blind_after=30, sources=["a"])
+        eng = quiet("a")
         eng.open("P1-x", "t", ["*"], W, M - 100)
         eng.observe(err("a", M + 50))
         eng.advance("a", M + 60)
@@ -205,7 +218,9 @@ class TestPersistence:
         eng.advance("a", M + 200)
         eng.observe(err("b", M + 400))  # pending: b's watermark has not passed it
         snap = eng.snapshot()
-        again = Engine.restore(snap, blind_after=30.0, sources=["a", "b"])
+        again = Engine.restore(
+            snap, blind_after=30.0, sources=["a", "b"], expectations={"a": QUIET, "b": QUIET}
+        )
         for e in (eng, again):
             e.advance("a", M + 5000)
         assert [t.at for t in eng.advance("b", M + 5000)] == [t.at for t in again.advance("b", M + 5000)]
@@ -216,14 +231,43 @@ class TestPersistence:
         eng = mitigated("a")
         eng.open("P1-y", "other", ["*"], W, M)
         eng.close("P1-x", "done", M + 1)
-        again = Engine.restore(eng.snapshot(), blind_after=30.0, sources=["a"])
+        again = Engine.restore(eng.snapshot(), blind_after=30.0, sources=["a"], expectations={"a": QUIET})
         assert again.incident_ids() == ["P1-y"]
 
     def test_a_snapshot_of_another_version_is_refused(self) -> None:
         """A saved state whose version this engine does not know is refused, never misread."""
-        snap = {**mitigated("a").snapshot(), "version": 2}
-        with pytest.raises(ValueError, match="version 2; this watcher reads version 1"):
+        snap = {**mitigated("a").snapshot(), "version": 3}
+        with pytest.raises(ValueError, match="version 3; this watcher reads versions 1 to 2"):
             Engine.restore(snap, blind_after=30.0, sources=["a"])
+
+    def test_a_long_message_is_clipped_where_it_is_kept(self) -> None:
+        """Issue case 2: a 1 MB error line is kept (state, transition, status) as a few KiB, marked."""
+        eng = mitigated("a")
+        eng.observe(ErrorEvent("a", M + 1, "level", "x" * 1_000_000))
+        (reset,) = eng.advance("a", M + 2)
+        assert isinstance(reset.detail, BreakDetail)
+        last = eng.status("P1-x").last_error
+        assert last is not None and len(last.message) == MAX_MESSAGE == len(reset.detail.message)
+        assert last.message.endswith("[cut: 1,000,000 characters in all]")
+        assert len(json.dumps(eng.snapshot())) < 2 * MAX_MESSAGE
+
+    def test_a_saved_state_with_long_messages_is_clipped_on_restore(self) -> None:
+        """A store written before messages were bounded loads bounded."""
+        eng = mitigated("a", "b")
+        eng.observe(err("a", M + 1))
+        eng.observe(err("b", M + 2))  # pending: no watermark yet
+        snap = json.loads(json.dumps(eng.snapshot()).replace("boom at", "y" * 100_000))
+        again = Engine.restore(snap, blind_after=30.0, sources=["a", "b"])
+        assert len(json.dumps(again.snapshot())) < 4 * MAX_MESSAGE  # the last error and two pending
+
+    def test_newer_watermarks_from_the_resume_points_win(self) -> None:
+        """The daemon skips rewriting the snapshot when only watermarks moved; the resume points have them."""
+        eng = mitigated("a")
+        eng.advance("a", M + 100)
+        again = Engine.restore(eng.snapshot(), blind_after=30.0, sources=["a"], watermarks={"a": M + 200})
+        assert again.watermark("a") == M + 200
+        older = Engine.restore(eng.snapshot(), blind_after=30.0, sources=["a"], watermarks={"a": M + 50})
+        assert older.watermark("a") == M + 100
 
     def test_compaction_keeps_the_verdict(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Dropping redundant pending errors never changes the resolution time."""

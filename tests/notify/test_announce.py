@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from watcher.details import AlertDetail, BreakDetail, MitigatedDetail, ResolvedDetail, Transition
+from watcher.details import (
+    AlertDetail,
+    BreakDetail,
+    ClosedDetail,
+    MitigatedDetail,
+    ResolvedDetail,
+    Transition,
+)
 from watcher.engine import IncidentStatus
 from watcher.events import Kind, State
 from watcher.notify.announce import Announcement, Announcer, Lane
@@ -107,15 +114,18 @@ class TestResetRateLimit:
         a = Announcer(channels={"incident"}, clock=clock)
         first = a.transitions([reset(T0)], title)
         assert kinds(first) == [("incident", "streak_reset")] and transition(first[0]).also == 0
+        assert first[0].held_until is None
         for i in range(1, 5):
             clock.now = T0 + i * 10
-            assert a.transitions([reset(T0 + i, f"boom {i}")], title) == []
+            (held,) = a.transitions([reset(T0 + i, f"boom {i}")], title)
+            # Kept by the daemon (one per incident and channel) until it is due: the summary so far.
+            assert held.held_until == T0 + 60 and transition(held).also == i - 1
         clock.now = T0 + 59
         assert a.tick([]) == []
         clock.now = T0 + 60
         (summary,) = a.tick([])
-        held = transition(summary)
-        assert held.detail == BreakDetail("cloud", "level", "boom 4", T0 + 4) and held.also == 3
+        news = transition(summary)
+        assert news.detail == BreakDetail("cloud", "level", "boom 4", T0 + 4) and news.also == 3
         clock.now = T0 + 130
         assert a.tick([]) == []  # nothing more held
 
@@ -269,3 +279,40 @@ class TestLanes:
         assert kinds(a.tick([verifying(450)])) == [("slack-incident", "status")]
         clock.now = T0 + 180
         assert a.tick([status(State.CLOSED)]) == []
+
+
+class TestHeldResetsAreNeverDropped:
+    """Issue case 7: held resets were lost on a kill and silently discarded on a mitigation or close."""
+
+    def held(self, clock: Clock) -> Announcer:
+        a = Announcer(channels={"incident"}, clock=clock)
+        a.transitions([reset(T0)], title)
+        for i in (1, 2):
+            clock.now = T0 + i
+            a.transitions([reset(T0 + i, f"boom {i}")], title)
+        return a
+
+    def test_a_mitigation_or_close_sends_the_summary_first(self) -> None:
+        """What was held goes out, summed up, before the mitigation (or close) that starts afresh."""
+        for kind, detail in ((Kind.MITIGATED, MitigatedDetail("x")), (Kind.CLOSED, ClosedDetail("done"))):
+            clock = Clock()
+            a = self.held(clock)
+            clock.now = T0 + 5
+            out = a.transitions([Transition("P1-x", kind, T0 + 5, State.VERIFYING, detail)], title)
+            assert kinds(out) == [("incident", "streak_reset"), ("incident", str(kind))]
+            assert out[0].held_until is None and transition(out[0]).also == 1
+            assert transition(out[0]).detail == BreakDetail("cloud", "level", "boom 2", T0 + 2)
+            clock.now = T0 + 120
+            assert a.tick([]) == []
+
+    def test_what_was_held_is_handed_back_after_a_restart(self) -> None:
+        """A new announcer given the stored held summary announces it when due, as the old one would."""
+        clock = Clock()
+        stored = self.held(clock).transitions([reset(T0 + 3, "boom 3")], title)
+        again = Announcer(channels={"incident"}, held=stored, clock=clock)
+        clock.now = T0 + 59
+        assert again.tick([]) == []
+        clock.now = T0 + 60
+        (summary,) = again.tick([])
+        assert transition(summary).also == 2 and summary.held_until is None
+        assert transition(summary).detail == BreakDetail("cloud", "level", "boom 3", T0 + 3)

@@ -11,11 +11,10 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.chat_fakes import TEAMS_LIMIT, ChatFakes
-from tests.daemon.harness import append, config_file, edge_source, running, stamp
+from tests.daemon.harness import AsyncClient, append, config_file, edge_source, running, stamp
 from tests.support import wait_until
 from watcher import config
 from watcher.cli import app
-from watcher.cli.client import Client
 from watcher.details import BreakDetail
 from watcher.events import Kind, State
 from watcher.notify.messages import Renderer
@@ -39,7 +38,7 @@ class TestMattermost:
         """Mattermost drops the blocks and shows `text`: every announcement arrives readable."""
         async with ChatFakes() as fakes:
             settings = config.load(chat_config(tmp_path, fakes.url("mattermost"), "slack"))
-            async with running(settings), Client(settings) as client:
+            async with running(settings), AsyncClient(settings) as client:
                 await client.open_incident("P1-mm", "Live view black", [], None)
                 await client.mitigate("P1-mm", "rollback")
                 await wait_until(lambda: len(fakes.mattermost) == 3, what="three posts")
@@ -57,7 +56,7 @@ class TestTeams:
         """Each announcement is one card the Workflows trigger takes (202, empty body)."""
         async with ChatFakes() as fakes:
             settings = config.load(chat_config(tmp_path, fakes.url("teams"), "teams"))
-            async with running(settings), Client(settings) as client:
+            async with running(settings), AsyncClient(settings) as client:
                 await client.open_incident("P1-ms", "Live view black", [], None)
                 await client.mitigate("P1-ms", "rollback")
                 await wait_until(lambda: len(fakes.teams) == 3, what="three cards")

@@ -12,12 +12,11 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.daemon.harness import append, config_file, edge_source, incident, running, stamp
+from tests.daemon.harness import AsyncClient, append, config_file, edge_source, incident, running, stamp
 from tests.notify.test_announce import status
 from tests.pagerduty_fake import ESCALATION_KEY, KEY, PagerDutyFake
 from tests.support import wait_until
 from watcher import config
-from watcher.cli.client import Client
 from watcher.details import (
     BreakDetail,
     ClosedDetail,
@@ -193,7 +192,7 @@ class TestDaemonPages:
         window = 2.0
         async with PagerDutyFake() as pd:
             settings = config.load(pd_config(tmp_path, pd, log, window))
-            async with running(settings), Client(settings) as client:
+            async with running(settings), AsyncClient(settings) as client:
                 await client.open_incident("P1-pd", "Live view black", [], None)
                 await client.mitigate("P1-pd", "rollback")
 
@@ -226,7 +225,7 @@ class TestDaemonPages:
             (tmp_path / "esc-key").write_text(ESCALATION_KEY)
             extra = f'escalation_routing_key_file = "{tmp_path / "esc-key"}"'
             settings = config.load(pd_config(tmp_path, pd, log, 600, extra))
-            async with running(settings) as daemon, Client(settings) as client:
+            async with running(settings) as daemon, AsyncClient(settings) as client:
                 await client.open_incident("P1-esc", "t", [], None)
                 p = daemon.pipeline
                 p.announce(p.announcer.escalation("P1-esc", "t", time.time(), "no hypothesis after 20m"))
@@ -241,7 +240,7 @@ class TestDaemonPages:
         async with PagerDutyFake() as pd:
             settings = config.load(pd_config(tmp_path, pd, log, 600))
             pd.fail_next(429, 500, 400)
-            async with running(settings), Client(settings) as client:
+            async with running(settings), AsyncClient(settings) as client:
                 await client.open_incident("P1-r", "t", [], None)
                 await client.mitigate("P1-r", "x")
 

@@ -20,14 +20,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
-from tests.daemon.harness import config_file, edge_source, healthy, process, running
+from tests.daemon.harness import AsyncClient, config_file, edge_source, healthy, process, running
 from tests.pagerduty_fake import KEY as PD_KEY
 from tests.pagerduty_fake import PagerDutyFake
 from tests.slack_fake import TOKEN, SlackFake
 from tests.support import wait_until
 from watcher import config
 from watcher.cli import app
-from watcher.cli.client import Client
 from watcher.details import BreakDetail, Detail, MitigatedDetail, OpenedDetail, ResolvedDetail
 from watcher.events import ErrorEvent, Kind, State
 from watcher.metrics import Metrics
@@ -295,7 +294,7 @@ class TestDaemonSlack:
             settings = config.load(cfg)
             with process(cfg) as proc:
                 await wait_until(lambda: healthy(settings.http.port), what="daemon up")
-                async with Client(settings) as client:
+                async with AsyncClient(settings) as client:
                     await client.open_incident("P1-k", "Live view black", [], None)
                     await wait_until(
                         lambda: len(slack.answered("chat.update")) == 1, what="the status edited"
@@ -329,7 +328,7 @@ class TestDaemonSlack:
         async with SlackFake() as slack:
             cfg = slack_config(tmp_path, slack, window=600, heartbeat="1s")
             settings = config.load(cfg)
-            async with running(settings), Client(settings) as client:
+            async with running(settings), AsyncClient(settings) as client:
                 await client.open_incident("P1-h", "t", [], None)
 
                 def edited() -> bool:

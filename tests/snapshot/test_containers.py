@@ -14,6 +14,7 @@ import pytest
 
 from tests.dockerd import IMAGE, Dockerd, Reach
 from tests.snapshot.helpers import manifest, members
+from tests.support import RULES
 from watcher import config
 from watcher.events import Trigger
 from watcher.evidence import Request, take_configured
@@ -161,7 +162,7 @@ def test_configured_source_and_scope(
     evil = finished(client, labels={**labels, "com.docker.compose.service": "../../evil"})
     finished(client, labels={"com.docker.compose.project": "other", "com.docker.compose.service": "api"})
     source = {"name": "cloud", "kind": "docker", **reach.fields(docker_engine, compose_project=project)}
-    settings = config.load(None, {"state_dir": tmp_path, "sources": [source]})
+    settings = config.load(None, {"state_dir": tmp_path, "sources": [source], "rules": RULES})
     result = take_configured(settings, Request("before rollback", since=None, until=None), by="t@h")
     names = set(members(result.path))
     assert f"cloud/api/{api[:12]}/stdout.log" in names
@@ -176,7 +177,9 @@ def test_configured_source_and_scope(
 def test_unreachable_engine_is_missing(tmp_path: Path) -> None:
     """An engine that does not answer makes the docker source missing, not silently empty."""
     source = {"name": "cloud", "kind": "docker", "docker_host": f"unix://{tmp_path}/no.sock"}
-    settings = config.load(None, {"state_dir": tmp_path, "sources": [{**source, "compose_project": "x"}]})
+    settings = config.load(
+        None, {"state_dir": tmp_path, "sources": [{**source, "compose_project": "x"}], "rules": RULES}
+    )
     result = take_configured(settings, Request("r"), by="t@h")
     assert len(result.missing) == 1 and result.missing[0].startswith("cloud/*: containers: cannot")
     gc.collect()  # collect the leaked socket here, where its warning is expected, not in a later test

@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 
 from tests.snapshot.helpers import manifest, members
+from tests.support import RULES
 from watcher import config
 from watcher.evidence import Request, take_configured
 
 
 def settings(tmp_path: Path, log: Path) -> config.Settings:
     source = {"name": "edge", "kind": "file", "path": str(log)}
-    return config.load(None, {"state_dir": tmp_path / "state", "sources": [source]})
+    return config.load(None, {"state_dir": tmp_path / "state", "sources": [source], "rules": RULES})
 
 
 def test_current_and_rotated(tmp_path: Path) -> None:

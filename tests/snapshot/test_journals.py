@@ -11,6 +11,7 @@ import pytest
 
 from tests.snapshot.helpers import manifest, members
 from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident
+from tests.support import RULES
 from watcher import config
 from watcher.evidence import Request, take_configured
 from watcher.snapshot.manifest import verify
@@ -31,7 +32,7 @@ def settings(tmp_path: Path, server: Sshd, unit: str, known_hosts: Path | None =
         "client_keys": [str(server.client_key_path)],
         "connect_timeout": "10s",
     }
-    return config.load(None, {"state_dir": tmp_path, "sources": [source]})
+    return config.load(None, {"state_dir": tmp_path, "sources": [source], "rules": RULES})
 
 
 def test_journal_as_json_lines(tmp_path: Path, sshd: Sshd, journald: Journald) -> None:
@@ -79,7 +80,7 @@ def test_local_journal(tmp_path: Path, journald: Journald) -> None:
     ident = unique_ident()
     journald.write(ident, ["local one", "local two"])
     source = {"name": "local", "kind": "journal", "identifier": ident}
-    cfg = config.load(None, {"state_dir": tmp_path, "sources": [source]})
+    cfg = config.load(None, {"state_dir": tmp_path, "sources": [source], "rules": RULES})
     result = take_configured(cfg, Request("r", since=time.time() - 600), by="t@h")
     data = members(result.path)["local/journal.json"]
     assert [json.loads(line)["MESSAGE"] for line in data.splitlines()] == ["local one", "local two"]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import RULE
+
 MB = 1 << 20
 ALLOWED_GROWTH = 16 * MB
 """How much peak RSS may differ between a 1 MB and a 100 MB log: allocator noise, not data."""
@@ -47,6 +49,7 @@ def snapshot_peak_rss(tmp_path: Path, size: int) -> tuple[int, dict[str, object]
     cfg = tmp_path / "watcher.toml"
     cfg.write_text(
         f'state_dir = "{tmp_path / "state"}"\n[[sources]]\nname = "edge"\nkind = "file"\npath = "{log}"\n'
+        + RULE
     )
     hwm = tmp_path / "hwm"
     cmd = ["snapshot", "-c", str(cfg), "--reason", "rss", "--json"]

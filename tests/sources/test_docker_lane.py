@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from watcher.config import DockerSourceConfig
+from watcher.events import Expectation, Liveness
 from watcher.sources.docker.cursor import Cursor
 from watcher.sources.docker.lane import Container, Lane, time_ns
+from watcher.sources.docker.source import DockerSource
 
 S = 1_000_000_000
 
@@ -90,3 +93,46 @@ def test_time_ns() -> None:
     """Docker's nanosecond RFC 3339 times; year 1 means never."""
     assert time_ns("0001-01-01T00:00:00Z") == 0
     assert time_ns("1970-01-01T00:00:01.5Z") == 1_500_000_000
+
+
+class TestLiveness:
+    def test_reported_on_change_only(self) -> None:
+        """A lane runs while one of its containers runs and is not paused; each change is reported once."""
+        c = container("a", 1)
+        ln = lane(c)
+        assert ln.liveness(10.0) == [Liveness("cloud/api", 10.0, True)]
+        assert ln.liveness(11.0) == []
+        c.paused = True
+        assert ln.liveness(12.0) == [Liveness("cloud/api", 12.0, False, "no running container (paused)")]
+        c.paused, c.running = False, False
+        assert ln.liveness(13.0) == []  # still not running: nothing new
+        del ln.containers["a"]
+        ln.reported = None
+        assert ln.liveness(14.0) == [Liveness("cloud/api", 14.0, False, "no running container (removed)")]
+
+    def test_listed_reports_a_run_that_ended_unwatched_first(self) -> None:
+        """After listing: a container restarted while unwatched was down from its last finish to its start."""
+        c = container("a", 1)
+        c.started, c.finished = 50.0, 40.0
+        assert lane(c).listed(99.0) == [
+            Liveness("cloud/api", 40.0, False, "no running container (exited)"),
+            Liveness("cloud/api", 50.0, True),
+        ]
+
+    def test_listed_with_no_container_dates_the_stop_at_the_last_line_read(self) -> None:
+        """A sub-source whose containers are all gone was last known running at its cursor."""
+        ln = lane(cursor=Cursor("gone", 30 * S))
+        assert ln.listed(99.0) == [Liveness("cloud/api", 30.0, False, "no running container (removed)")]
+
+
+class TestExpectations:
+    def test_the_engine_connection_and_one_shot_services(self) -> None:
+        """The source itself may be silent and runs while a container matches; a one_shot service
+        neither reports liveness nor has to write."""
+        cfg = DockerSourceConfig.model_validate(
+            {"name": "cloud", "kind": "docker", "compose_project": "p", "one_shot": ["migrate"]}
+        )
+        src = DockerSource(cfg, max_line_bytes=1 << 20)
+        assert src.expectation("cloud") == Expectation(quiet_ok=True, liveness=True)
+        assert src.expectation("cloud/migrate") == Expectation(quiet_ok=True, liveness=False)
+        assert src.expectation("cloud/api") == Expectation(quiet_ok=False, liveness=True)

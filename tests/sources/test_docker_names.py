@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watcher.config import DockerSourceConfig
-from watcher.sources.docker.names import list_filters, selected, sub_source
+from watcher.sources.docker.names import list_filters, one_shot, selected, sub_source
 
 COMPOSE = {"com.docker.compose.project": "novavms", "com.docker.compose.service": "api"}
 
@@ -45,3 +45,12 @@ class TestSelection:
         assert selected(c, "/x", {"team": "media", "tier": "1"})
         assert not selected(c, "/x", {"team": "media"})
         assert list_filters(c) == {"label": ["team=media", "tier"]}
+
+
+class TestOneShot:
+    def test_services_and_containers_named_one_shot(self) -> None:
+        """one_shot names a compose service (any replica) or a container."""
+        c = cfg(compose_project="novavms", one_shot=["migrate", "init db"])
+        assert one_shot(c, "cloud/migrate") and one_shot(c, "cloud/migrate-2")
+        assert one_shot(c, "cloud/init_db")
+        assert not one_shot(c, "cloud/api") and not one_shot(c, "cloud/migrate-x")

@@ -20,7 +20,7 @@ from docker.models.containers import Container
 from tests.dockerd import IMAGE, Dockerd, Reach
 from tests.sources.test_docker import TRAP, Reader, client, exactly, reading, source, unique
 from tests.sshd import TEST_USER, LinkCut, Sshd
-from tests.support import wait_until
+from tests.support import RULES, wait_until
 from watcher import config
 from watcher.config import DockerSourceConfig
 from watcher.events import Chunk, SourceDown, Watermark
@@ -178,7 +178,7 @@ class TestTrust:
             docker_engine, compose_project="x", known_hosts=str(docker_sshd.wrong_known_hosts())
         )
         source = {"name": "cloud", "kind": "docker", **fields}
-        settings = config.load(None, {"state_dir": tmp_path, "sources": [source]})
+        settings = config.load(None, {"state_dir": tmp_path, "sources": [source], "rules": RULES})
         result = take_configured(settings, Request("before rollback"), by="t@h")
         (missing,) = result.missing
         assert missing.startswith("cloud/*: containers: cannot reach") and "HOST KEY MISMATCH" in missing

@@ -23,8 +23,8 @@ from watcher.sources.file.source import FileSource
 POLL = 0.002
 
 
-def make(path: Path, max_line_bytes: int = 1 << 20) -> FileSource:
-    cfg = FileSourceConfig(name="edge", kind="file", path=path)
+def make(path: Path, max_line_bytes: int = 1 << 20, rotate_wait: float = 5.0) -> FileSource:
+    cfg = FileSourceConfig(name="edge", kind="file", path=path, rotate_wait=rotate_wait)
     return FileSource(cfg, max_line_bytes=max_line_bytes, poll_interval=POLL)
 
 
@@ -153,11 +153,11 @@ class TestFollow:
         assert len(texts(r.events[:first_wm])) == 50_000
 
     async def test_missing_file_appears_later(self, tmp_path: Path) -> None:
-        """A missing file is SourceDown, without watermarks, then read from its start once it exists."""
+        """A missing file is SourceDown naming its path, without watermarks, then read from its start."""
         path = tmp_path / "later.log"
         async with Reader(make(path)) as r:
             await r.until(lambda: bool(r.events))
-            assert r.events == [SourceDown("edge", "file missing")]
+            assert r.events == [SourceDown("edge", f"{path}: no such file (waiting for it to appear)")]
             write(path, b"first\nsecond\n")
             await r.watermark_after_line("second")
         assert r.texts() == ["first", "second"]
@@ -170,8 +170,10 @@ class TestFollow:
         async with Reader(src) as r:
             await r.watermark_after_line("a2")
             path.unlink()
-            await r.until(lambda: SourceDown("edge", "file removed") in r.events)
-            down_at = r.events.index(SourceDown("edge", "file removed"))
+            await r.until(
+                lambda: SourceDown("edge", f"{path}: removed (waiting for it to appear)") in r.events
+            )
+            down_at = r.events.index(SourceDown("edge", f"{path}: removed (waiting for it to appear)"))
             path.mkdir()  # unreadable as a log: the source says why, and stays down
             await r.until(lambda: any("not a regular file" in e.reason for e in r.downs()[1:]))
             assert not any(isinstance(e, Watermark) for e in r.events[down_at:])
@@ -209,7 +211,9 @@ class TestRotation:
         async with Reader(src) as r:
             await r.watermark_after_line("old")
             path.rename(tmp_path / "app.log.1")
-            await r.until(lambda: SourceDown("edge", "file missing") in r.events)
+            await r.until(
+                lambda: SourceDown("edge", f"{path}: no such file (waiting for it to appear)") in r.events
+            )
             write(path, b"new\n")
             await r.watermark_after_line("new")
         assert r.texts() == ["old", "new"]
@@ -259,6 +263,96 @@ class TestRotation:
         assert got[200:] == ["after 0", "after 1"]
         assert src.counters().copytruncate == 1
         assert not any("\0" in t for t in r.texts())
+
+
+class TestRotateWait:
+    """After a rename rotation the old file is read on, beside the new one, until idle (rotate_wait)."""
+
+    async def test_writes_to_the_renamed_file_after_the_new_one_is_followed(self, tmp_path: Path) -> None:
+        """logrotate renames and creates; the writer reopens only later: nothing it wrote is lost."""
+        path = tmp_path / "app.log"
+        old = path.open("ab", buffering=0)
+        old.write(b"old 0\n")
+        async with Reader(make(path)) as r:
+            await r.lines(1)
+            path.rename(tmp_path / "app.log.1")
+            write(path, b"new 0\n")  # `create`: the new file, already written by someone
+            await r.lines(2)  # the new file is followed...
+            old.write(b"old 1\nold 2\n")  # ...and the writer has not reopened yet (SIGHUP comes later)
+            old.close()
+            write(path, b"new 1\n")
+            await r.lines(5)
+            await r.watermark_after_line("new 1")
+        got = r.texts()
+        assert sorted(got) == ["new 0", "new 1", "old 0", "old 1", "old 2"]
+        assert [t for t in got if t.startswith("old")] == ["old 0", "old 1", "old 2"]  # in order per file
+        rotated = [c for c in chunks(r.events) if c.stream == "rotated"]
+        assert b"old 1" in b"".join(c.data for c in rotated)
+
+    async def test_the_renamed_file_retires_once_idle(self, tmp_path: Path) -> None:
+        """Idle for rotate_wait, the rotated file is closed and drops out of the resume point."""
+        path = tmp_path / "app.log"
+        write(path, b"a\n")
+        async with Reader(make(path, rotate_wait=0.2)) as r:
+            await r.lines(1)
+            path.rename(tmp_path / "app.log.1")
+            write(path, b"b\n")
+            await r.lines(2)
+            await r.until(lambda: "|" not in (chunks(r.events)[-1].cursor or "|"))
+            write(tmp_path / "app.log.1", b"too late\n")
+            write(path, b"c\n")
+            await r.watermark_after_line("c")
+        assert r.texts() == ["a", "b", "c"]
+
+    async def test_restart_resumes_in_both_files(self, tmp_path: Path) -> None:
+        """A cursor taken while the rotated file is still read resumes in it and in the new file."""
+        path = tmp_path / "app.log"
+        old = path.open("ab", buffering=0)
+        old.write(b"o0\n")
+        async with Reader(make(path)) as r:
+            await r.lines(1)
+            path.rename(tmp_path / "app.log.1")
+            write(path, b"n0\n")
+            await r.lines(2)
+            cursor = chunks(r.events)[-1].cursor
+        assert cursor is not None and "|" in cursor
+        old.write(b"o1\n")
+        old.close()
+        write(path, b"n1\n")
+        async with Reader(make(path), cursor) as r2:
+            await r2.lines(2)
+            await r2.watermark_after_line("n1")
+        assert sorted(r2.texts()) == ["n1", "o1"]
+
+    async def test_copytruncate_unread_tail_is_a_gap(self, tmp_path: Path) -> None:
+        """Truncated before we read what was written last: a gap, not silence."""
+        path = tmp_path / "app.log"
+        write(path, numbered("l", 0, 10))
+        src = make(path)
+        async with Reader(src) as r:
+            await r.watermark_after_line("l9")
+            with path.open("r+b") as fh:  # written and truncated between two of our reads
+                fh.seek(0, os.SEEK_END)
+                fh.write(b"unread error\n")
+                fh.truncate(0)
+            await r.until(lambda: src.counters().copytruncate == 1)
+            await r.until(lambda: any(isinstance(e, Gap) for e in r.events))
+        (gap,) = [e for e in r.events if isinstance(e, Gap)]
+        assert "copytruncate" in gap.reason and gap.start <= gap.end
+
+    async def test_copytruncate_with_a_complete_copy_is_no_gap(self, tmp_path: Path) -> None:
+        """The copy holds exactly what we read: nothing was lost, no gap."""
+        path = tmp_path / "app.log"
+        write(path, numbered("l", 0, 10))
+        src = make(path)
+        async with Reader(src) as r:
+            await r.watermark_after_line("l9")
+            (tmp_path / "app.log.1").write_bytes(path.read_bytes())  # logrotate's copy...
+            os.truncate(path, 0)  # ...then the truncate
+            await r.until(lambda: src.counters().copytruncate == 1)
+            write(path, b"after\n")
+            await r.watermark_after_line("after")
+        assert not any(isinstance(e, Gap) for e in r.events)
 
 
 class TestPartialLine:

@@ -13,9 +13,9 @@ import pytest
 
 from tests.fake_gateway import FakeGateway, FakeJournal, loopback_addresses
 from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
-from tests.support import wait_until
+from tests.support import RULES, wait_until
 from watcher.config import JournalSourceConfig, Settings
-from watcher.events import Chunk, Gap, SourceDown, Watermark
+from watcher.events import Chunk, Gap, Liveness, SourceDown, Watermark
 from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.journal.source import JournalSource, cursor_time
 from watcher.sources.journal.stream import HEARTBEAT, Start, catch_up_script, follow_script
@@ -26,21 +26,23 @@ pytestmark = pytest.mark.journal
 
 def gateway(server: Sshd, ident: str, **over: object) -> JournalSourceConfig:
     """The server's journal source, following `ident`, with short timeouts for tests."""
-    fast: dict[str, object] = {"keepalive_interval": 3.0, "reconnect_min": 0.05, "reconnect_max": 0.2}
+    fast: dict[str, object] = {"keepalive_interval": "3s", "reconnect_min": "0.05s", "reconnect_max": "0.2s"}
     return server.journal_source(identifier=ident, **(fast | over))
 
 
 def fake_config(gw: FakeGateway) -> JournalSourceConfig:
-    return JournalSourceConfig(
-        name="gw",
-        kind="journal",
-        hosts=["127.0.0.1"],
-        user="watcher",
-        port=gw.port,
-        known_hosts=gw.known_hosts,
-        client_keys=[gw.client_key_path],
-        reconnect_min=0.05,
-        reconnect_max=0.2,
+    return JournalSourceConfig.model_validate(
+        {
+            "name": "gw",
+            "kind": "journal",
+            "hosts": ["127.0.0.1"],
+            "user": "watcher",
+            "port": gw.port,
+            "known_hosts": gw.known_hosts,
+            "client_keys": [gw.client_key_path],
+            "reconnect_min": "0.05s",
+            "reconnect_max": "0.2s",
+        }
     )
 
 
@@ -232,7 +234,7 @@ class TestNetworkCut:
         try:
             server.start()
             ident = unique_ident()
-            cfg = gateway(server, ident, keepalive_interval=2.0)
+            cfg = gateway(server, ident, keepalive_interval="2s")
             src = JournalSource(cfg, server.address, since=time.time() - 1)
             async with reading(src) as r:
                 journald.write(ident, numbered("c", 0, 2))
@@ -255,8 +257,9 @@ class TestLocal:
     async def test_local_journalctl_without_hosts(self, journald: Journald) -> None:
         """No hosts: the local journal, read by a local journalctl, same semantics."""
         ident = unique_ident()
-        cfg = JournalSourceConfig(
-            name="gw", kind="journal", identifier=ident, keepalive_interval=3.0, reconnect_min=0.05
+        cfg = JournalSourceConfig.model_validate(
+            {"name": "gw", "kind": "journal", "identifier": ident, "keepalive_interval": "3s"}
+            | {"reconnect_min": "0.05s"}
         )
         journald.write(ident, numbered("l", 0, 2))
         src = JournalSource(cfg, None, since=time.time() - 60)
@@ -302,7 +305,8 @@ class TestFakeGateway:
         settings = Settings(
             sources=[
                 fake_config(gw).model_copy(update={"hosts": addresses, "max_handshakes": 3}),
-            ]
+            ],
+            rules=RULES,  # type: ignore[arg-type]
         )
         built = build_sources(settings, BuildContext(settings.max_line_bytes, time.time))
         readers = [Reader(src) for src in built]
@@ -372,3 +376,38 @@ class TestCommands:
         assert cursor_time("s=a;i=1;b=b;m=2;t=6614863fc067c;x=9") == pytest.approx(1795813403.264636)
         assert cursor_time("no time here") is None
         assert cursor_time(None) is None
+
+
+class TestUnitLiveness:
+    """After each heartbeat the follow script asks whether the unit runs (tests/sshd.py's stand-in)."""
+
+    async def test_the_units_state_changes_are_reported_in_the_stream(
+        self, sshd: Sshd, journald: Journald
+    ) -> None:
+        """Running, then failed (dated at the last check that found it running), then running again."""
+        src = JournalSource(gateway(sshd, unique_ident()), sshd.address)
+        async with reading(src) as r:
+
+            def reports() -> list[Liveness]:
+                return [e for e in r.events if isinstance(e, Liveness)]
+
+            await wait_until(lambda: len(reports()) == 1, what="the first report")
+            assert reports()[0].alive
+            sshd.unit_state("failed")
+            await wait_until(lambda: len(reports()) == 2, what="the failure")
+            down = reports()[1]
+            assert not down.alive and down.reason == "unit novavms-gateway is failed"
+            assert down.at >= reports()[0].at
+            # While it ran, no watermark passed the last check that found it running.
+            before = r.events.index(down)
+            assert max(e.at for e in r.events[:before] if isinstance(e, Watermark)) <= down.at
+            sshd.unit_state("active")
+            await wait_until(lambda: len(reports()) == 3 and reports()[2].alive, what="running again")
+
+    def test_the_check_quotes_the_unit_and_can_be_turned_off(self) -> None:
+        """The unit reaches the liveness command as one word; liveness_command = "" asks nothing."""
+        cfg = JournalSourceConfig(name="gw", kind="journal", unit="gw; touch /tmp/pwned")
+        assert "systemctl is-active 'gw; touch /tmp/pwned'" in follow_script(cfg, Start())
+        off = cfg.model_copy(update={"liveness_command": ""})
+        assert "unit" not in follow_script(off, Start()).replace("--unit=", "")
+        assert not JournalSource(off, None).expectation("gw").liveness

@@ -1,22 +1,27 @@
 """Multi-line records: a head line and its continuation lines make one record, one event.
 
-A line continues the record before it when (`is_continuation`):
+A line continues the record before it only when it *looks like* a continuation
+(`is_continuation`); a line without a timestamp of its own that does not is a record
+of its own (DESIGN §2.1: `ERROR: ...` lines written without a stamp after a stamped
+one are each an error). A continuation line:
 
-1. the source is timed (its lines carry timestamps) and this line has none of its own;
-2. its message is empty or only whitespace, or starts with a space or tab (traceback
-   frames, Java's `\\tat ...`, Go's `\\t/app/main.go:10 +0x1d`);
-3. its message starts with `Caused by: `, `Suppressed: `, `... N more`, `goroutine N [`,
+1. has a message that is empty or only whitespace, or starts with a space or tab
+   (traceback frames, Java's `\\tat ...`, Go's `\\t/app/main.go:10 +0x1d`);
+2. has a message that starts with `Caused by: `, `Suppressed: `, `... N more`, `goroutine N [`,
    `[signal `, `created by `, `During handling of the above exception`,
    `The above exception was the direct cause`, or is `exit status N`;
-4. the message before starts with a space or tab and this one is the last line of a
+3. the message before starts with a space or tab and this one is the last line of a
    Python traceback (`ValueError: bad frame`), or the message before starts with
    `goroutine ` or a tab and this one is a Go function line (`main.(*Srv).handle(0xc0)`);
-5. the message before is blank and this one is `Traceback (most recent call last):`
+4. the message before is blank and this one is `Traceback (most recent call last):`
    (a chained exception).
 
 Everything else, and the first line of a source, starts a new record. The decision
 depends only on this line and the one before it, which is what lets the fast scanner
-(scan.py) skip the lines that cannot be continuations. A record is an error when
+(scan.py) skip the lines that cannot be continuations. A live source also needs the
+line to arrive with its head (`SourceClassifier.break_context`, called by
+stream.StreamScanner when lines come more than a moment apart): a frame-like line read
+long after the line before it is a record of its own. A record is an error when
 any of its lines matches an error rule that no ignore rule vetoes; it counts once,
 under the rule of its first matching line, with that line as the event's message and
 the head's time as its time.
@@ -25,7 +30,7 @@ the head's time as its time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from watcher.classify import framing
@@ -52,10 +57,10 @@ _GO_FUNC = re.compile(r"[\w./*()\[\]-]+\.[\w.*()\[\]-]*\(.*\)", re.S)
 _TRACEBACK = "Traceback (most recent call last):"
 
 # Regex source, to compile as bytes, for the start of every message that may continue a
-# record whatever came before (rules 2 and 3) or make the next line one (rules 4 and 5):
+# record whatever came before (rules 1 and 2) or make the next line one (rules 3 and 4):
 # whitespace, including the non-ASCII spaces str.isspace() knows (as UTF-8), the end of
-# the line, or a prefix. `goroutine ` is wider than rule 3's `goroutine N [` because
-# rule 4 looks for it.
+# the line, or a prefix. `goroutine ` is wider than rule 2's `goroutine N [` because
+# rule 3 looks for it.
 CONTINUATION_START = "|".join(
     [
         r"[ \t\n\x0b\x0c\r\x1c-\x1f]",
@@ -69,14 +74,11 @@ CONTINUATION_FIRST = r"[ \t\n\x0b\x0c\r\x1c-\x1f\xc2\xe1\xe2\xe3geCS.\[cDT]"
 """The first bytes of CONTINUATION_START's alternatives (tests check they agree)."""
 
 
-def is_continuation(
-    prev_message: str | None, message: str, has_own_timestamp: bool, source_is_timed: bool
-) -> bool:
-    """Whether `message` continues the record of `prev_message` (None: there is no line before)."""
+def is_continuation(prev_message: str | None, message: str) -> bool:
+    """Whether `message` continues the record of `prev_message` (None: no line before it, or
+    none it arrived with)."""
     if prev_message is None:
         return False
-    if source_is_timed and not has_own_timestamp:
-        return True
     if not message or message[0] in " \t" or message.isspace() or _CONTINUES.match(message):
         return True
     first = prev_message[:1]
@@ -88,13 +90,13 @@ def is_continuation(
 
 
 def opens_context(message: str) -> bool:
-    """Whether the line after this message can be a continuation by rule 4 or 5 alone."""
+    """Whether the line after this message can be a continuation by rule 3 or 4 alone."""
     return not message or message[0] in " \t" or message.isspace() or message.startswith("goroutine ")
 
 
 @dataclass(slots=True)
 class ClassifyStats:
-    """What a classifier counted; `format`, `timed` and `bytes` describe a whole file."""
+    """What a classifier counted; `format` and `bytes` describe a whole file."""
 
     lines: int = 0
     records: int = 0
@@ -109,31 +111,46 @@ class ClassifyStats:
     last_at: float | None = None
     """The last own timestamp seen (a file's watermark for replay)."""
     format: Format = "auto"
-    timed: bool = True
     bytes: int = 0
 
     @property
     def errors(self) -> int:
         return sum(self.errors_by_rule.values())
 
+    @property
+    def timed(self) -> bool:
+        """Whether any line carried a time of its own."""
+        return self.first_at is not None
+
 
 class SourceClassifier:
     """Streaming classifier for one source: feed it lines in order, get error events back."""
 
-    def __init__(self, source: str, rules: SourceRules, parser: LineParser, timed: bool = True) -> None:
+    def __init__(self, source: str, rules: SourceRules, parser: LineParser) -> None:
         self.source = source
         self.rules = rules
         self.parser = parser
-        self.timed = timed
         self.stats = ClassifyStats(
             errors_by_rule=dict.fromkeys(rules.rule_names, 0),
             ignored_by_rule=dict.fromkeys(rules.ignore_names, 0),
             format=parser.fmt,
-            timed=timed,
         )
         self.prev_message: str | None = None
+        self.line_at: float | None = None
+        """The own time of the last line fed (None when it had none)."""
+        self.stamp_before: Callable[[], float | None] = lambda: self.last_stamp
+        """The newest own time of a line before the one being fed: the time of a record whose
+        head has none, in a recorded file (the fast scanner replaces it, as it skips lines)."""
+        self.last_stamp: float | None = None
+        self.arrival: float | None = None
+        """When the lines being fed arrived (a live source): the time of a record whose head
+        has none. None for a recorded file."""
         self._head_at: float | None = None
         self._counted = False
+
+    def break_context(self) -> None:
+        """The next line did not arrive with the one before it: it starts a record."""
+        self.prev_message = None
 
     def feed(
         self,
@@ -144,7 +161,8 @@ class SourceClassifier:
     ) -> ErrorEvent | None:
         """One line. `at`/`fields` come from sources that know them (Docker's time, journald's
         fields, with `text` then being the message as is); otherwise they are parsed from
-        `text`. `now` (receive time) is the record's time only when its head has none.
+        `text`. A record whose head has no time of its own has time `now`, else `arrival`
+        (the receive time), else the newest own time before it (a recorded file), else None.
         """
         if fields:  # an empty mapping is a source with nothing to add: parse the text
             line = ParsedLine(at, text, fields)
@@ -154,14 +172,15 @@ class SourceClassifier:
                 line = ParsedLine(at, line.message, line.fields)
         stats = self.stats
         stats.lines += 1
+        self.line_at = line.at
+        if not is_continuation(self.prev_message, line.message):
+            stats.records += 1
+            self._head_at = line.at if line.at is not None else self._untimed(now)
+            self._counted = False
         if line.at is not None:
             if stats.first_at is None:
                 stats.first_at = line.at
-            stats.last_at = line.at
-        if not is_continuation(self.prev_message, line.message, line.at is not None, self.timed):
-            stats.records += 1
-            self._head_at = line.at if line.at is not None else now
-            self._counted = False
+            stats.last_at = self.last_stamp = line.at
         self.prev_message = line.message
         rule, ignored = self.rules.match(line)
         if ignored is not None:
@@ -171,6 +190,12 @@ class SourceClassifier:
         self._counted = True
         stats.errors_by_rule[rule] += 1
         return ErrorEvent(self.source, self._head_at, rule, line.message)
+
+    def _untimed(self, now: float | None) -> float | None:
+        """The time of a record whose head has none of its own."""
+        if now is not None:
+            return now
+        return self.arrival if self.arrival is not None else self.stamp_before()
 
     def feed_line(self, line: framing.Line, now: float | None = None) -> ErrorEvent | None:
         """A line from framing.LineSplitter: decoded with replacement, counted if not UTF-8 or cut."""
@@ -188,5 +213,8 @@ class SourceClassifier:
         self.stats.lines += lines
         self.stats.records += lines
         self.prev_message = last.message
-        self._head_at = last.at if last.at is not None else now
+        self._head_at = last.at if last.at is not None else self._untimed(now)
         self._counted = False
+        self.line_at = last.at
+        if last.at is not None:
+            self.last_stamp = last.at

@@ -35,11 +35,9 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 
 from watcher.config.base import Format
+from watcher.times import STAMP
 
-_TS = re.compile(
-    r"([12][0-9]{3})-([01][0-9])-([0-3][0-9])[Tt ]([0-2][0-9]):([0-5][0-9]):([0-6][0-9])"
-    r"(?:[.,]([0-9]+))?(?:[Zz]|([+-])([0-2][0-9]):?([0-5][0-9]))?"
-)
+_TS = re.compile(STAMP)
 # The same shape without groups, to build other regexes from; a line starts with a
 # timestamp exactly when it starts with DATE_TIME, since all that follows is optional.
 TIMESTAMP = re.sub(r"\((?!\?)", "(?:", _TS.pattern)
@@ -232,13 +230,32 @@ def _is_journal_json(line: bytes) -> bool:
 def _epoch(m: re.Match[str]) -> float:
     """Seconds of a TIMESTAMP match; out-of-range fields roll over like timegm's."""
     y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    return with_zone(seconds(y, mo, d, h, mi, s), frac, sign, oh, om)
+
+
+def seconds(
+    y: str | bytes, mo: str | bytes, d: str | bytes, h: str | bytes, mi: str | bytes, s: str | bytes
+) -> int:
+    """Whole seconds of a date and time read as UTC (str or bytes digits, as a TIMESTAMP has them)."""
     year, month0 = divmod(int(y) * 12 + int(mo) - 1, 12)
     days = date(year, month0 + 1, 1).toordinal() - _EPOCH_DAY + int(d) - 1
-    at = days * 86400 + int(h) * 3600 + int(mi) * 60 + int(s)
-    if sign is not None:
+    return days * 86400 + int(h) * 3600 + int(mi) * 60 + int(s)
+
+
+def with_zone(
+    at: int,
+    frac: str | bytes | None,
+    sign: str | bytes | None,
+    oh: str | bytes | None,
+    om: str | bytes | None,
+) -> float:
+    """`at` (UTC seconds of the local time) moved by the zone offset, plus the fraction."""
+    if sign is not None and oh is not None and om is not None:
         offset = int(oh) * 3600 + int(om) * 60
-        at += -offset if sign == "+" else offset
-    return at + float("0." + frac) if frac else float(at)
+        at += -offset if sign in ("+", b"+") else offset
+    if not frac:
+        return float(at)
+    return at + float("0." + frac if isinstance(frac, str) else b"0." + frac)
 
 
 def _epoch_number(text: str) -> float:

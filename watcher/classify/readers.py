@@ -4,6 +4,10 @@
 the semantics, spelled out. `Fast` gives the classifier the same lines' verdicts while
 parsing only the lines a scan.Finder points at (and the line after one that may make
 the next a continuation), counting the rest in bulk.
+
+Both can also collect the own time of every line, in file order (`stamps`): `replay`
+needs them for a file's watermark (its newest stamp) and for when the file wrote
+records at all (the evidence of engine/evidence.py).
 """
 
 from __future__ import annotations
@@ -15,19 +19,29 @@ from watcher.classify import framing
 from watcher.classify.grouping import SourceClassifier, opens_context
 from watcher.classify.lines import LineParser, ParsedLine, timed_pattern
 from watcher.classify.scan import Finder, line_start
+from watcher.classify.stampscan import StampScan
 from watcher.config.base import Format
 from watcher.events import ErrorEvent
 
 _WINDOW = 1 << 16
+_ONE_BY_ONE = 8
+"""Lines tried one by one from the end before searching backwards by windows."""
 
 
 class Reference:
     """Every line through framing.LineSplitter and SourceClassifier: the semantics, spelled out."""
 
-    def __init__(self, clf: SourceClassifier, max_line_bytes: int, emit: Callable[[ErrorEvent], None]):
+    def __init__(
+        self,
+        clf: SourceClassifier,
+        max_line_bytes: int,
+        emit: Callable[[ErrorEvent], None],
+        stamps: list[float] | None = None,
+    ):
         self.clf = clf
         self._splitter = framing.LineSplitter(max_line_bytes)
         self._emit = emit
+        self.stamps = stamps
 
     def feed(self, chunk: bytes) -> None:
         for line in self._splitter.feed(chunk):
@@ -42,6 +56,8 @@ class Reference:
         event = self.clf.feed_line(line)
         if event is not None:
             self._emit(event)
+        if self.stamps is not None and self.clf.line_at is not None:
+            self.stamps.append(self.clf.line_at)
 
 
 class Fast:
@@ -52,16 +68,28 @@ class Fast:
     """
 
     def __init__(
-        self, clf: SourceClassifier, finder: Finder, max_line_bytes: int, emit: Callable[[ErrorEvent], None]
+        self,
+        clf: SourceClassifier,
+        finder: Finder,
+        max_line_bytes: int,
+        emit: Callable[[ErrorEvent], None],
+        stamps: list[float] | None = None,
     ):
         self.clf = clf
         self._finder = finder
         self._max = max_line_bytes
         self._emit = emit
+        self.stamps = stamps
         self._timed = TimedLines(clf.parser.fmt)
         self._parser = clf.parser
         self._carry = bytearray()
         self._dropped = 0
+        self._stampscan: StampScan | None = None
+        # Where the line being fed sits, and from where back its block has lines whose own
+        # times the classifier has not seen (they were skipped): `_stamp_before` looks there.
+        self._blk: Block | None = None
+        self._pos = self._stamp_from = 0
+        clf.stamp_before = self._stamp_before
 
     def feed(self, chunk: bytes) -> None:
         start = 0
@@ -71,7 +99,7 @@ class Fast:
                 self._hold(chunk, 0, len(chunk))
                 return
             self._hold(chunk, 0, nl)
-            self._line(self._take_carry())
+            self._carried(self._take_carry())
             start = nl + 1
         last = chunk.rfind(b"\n", start)
         if last >= 0:
@@ -81,7 +109,29 @@ class Fast:
 
     def finish(self) -> None:
         if self._carry or self._dropped:
-            self._line(self._take_carry())
+            self._carried(self._take_carry())
+
+    def _carried(self, line: framing.Line) -> None:
+        """A line that spanned chunks: on the precise path, outside any block."""
+        self._blk = None
+        self._line(line)
+        if self.stamps is not None and self.clf.line_at is not None:
+            self.stamps.append(self.clf.line_at)
+
+    def _stamp_before(self) -> float | None:
+        """The own time of the last line before the one being fed that has one.
+
+        Looks back over the lines skipped since the classifier last saw a time, once: the
+        answer becomes the classifier's `last_stamp`, so a file is searched at most once."""
+        blk = self._blk
+        if blk is not None and self._stamp_from < self._pos:
+            for ls in self._timed.starts(blk.buf, self._stamp_from, self._pos, reverse=True):
+                at = blk.parsed(ls, self._parser).at
+                if at is not None:
+                    self.clf.last_stamp = at
+                    break
+            self._stamp_from = self._pos
+        return self.clf.last_stamp
 
     def _hold(self, chunk: bytes, a: int, b: int) -> None:
         take = min(b - a, max(0, self._max - len(self._carry)))
@@ -104,27 +154,37 @@ class Fast:
         blk = Block(buf, start, end, self._max)
         forced = {start, *blk.long}
         scanned: bytes | bytearray = buf
-        text = None
         if not buf.isascii():
             try:
-                text = str(memoryview(buf)[start:end], "utf-8")
+                str(memoryview(buf)[start:end], "utf-8")  # valid, the common case: one check in C
             except UnicodeDecodeError:
                 bad = bad_lines(buf, start, end)
                 forced.update(bad)
                 scanned = blank_lines(buf, bad, end)  # hyperscan wants valid UTF-8
-                text = str(memoryview(scanned)[start:end], "utf-8")
         stats = self.clf.stats
         if stats.first_at is None:
             stats.first_at = self._time(blk, reverse=False)
+        if self.stamps is not None:
+            self.stamps += self._every_time(blk)
+        self._blk, self._stamp_from = blk, start
         if self._finder.every_line:
             self._walk(blk, blk.starts())
         else:
-            if text is None and self._finder.needs_text:
-                text = buf[start:end].decode("ascii")
-            self._walk(blk, iter(sorted(forced | self._finder.find(scanned, start, end, text))))
+            self._walk(blk, iter(sorted(forced | self._finder.find(scanned, start, end))))
         last = self._time(blk, reverse=True)
         if last is not None:
-            stats.last_at = last
+            stats.last_at = self.clf.last_stamp = last
+        self._blk = None
+
+    def _every_time(self, blk: Block) -> list[float]:
+        """The own times of the block's lines, in order."""
+        if self._stampscan is None:
+            self._stampscan = StampScan(self._parser.fmt, self._max)
+
+        def text(ls: int) -> str:
+            return framing.decode(blk.line(ls, blk.line_end(ls)))[0]
+
+        return self._stampscan.times(blk.buf, blk.start, blk.end, text, long_lines=bool(blk.long))
 
     def _time(self, blk: Block, reverse: bool) -> float | None:
         """The own time of the block's first (or last) line that has one."""
@@ -149,7 +209,10 @@ class Fast:
                     self._skip(blk, pos, pending)
                     pos = pending
             end = blk.line_end(pos)
+            self._pos = pos
             self._line(blk.line(pos, end))
+            if self.clf.line_at is not None:
+                self._stamp_from = end + 1
             pos = end + 1
             force = opens_context(self.clf.prev_message or "")
         if pos < blk.end:
@@ -161,7 +224,10 @@ class Fast:
         last = line_start(blk.buf, a, b - 1)
         raw = blk.buf[last : b - 1]
         text = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8")
+        self._pos = last
         self.clf.skip(blk.buf.count(b"\n", a, b), self._parser.parse(text))
+        if self.clf.line_at is not None:
+            self._stamp_from = b
 
 
 class Block:
@@ -242,11 +308,22 @@ class TimedLines:
         self._after_newline = re.compile(b"\\n(?=" + pattern + b")", re.M)
 
     def starts(self, buf: bytes, start: int, end: int, reverse: bool) -> Iterator[int]:
-        """Candidate line starts in [start, end), from the first or, in windows, from the last."""
+        """Candidate line starts in [start, end), from the first or from the last.
+
+        Backwards, the last few lines are tried one by one (the last line usually has a
+        time: listing a whole window of candidates for it cost more than the scan), then
+        the rest in windows."""
         if not reverse:
             yield from self._window(buf, start, end)
             return
         hi = end
+        for _ in range(_ONE_BY_ONE):
+            if hi <= start:
+                return
+            ls = line_start(buf, start, hi - 1)
+            if self._at.match(buf, ls, end):
+                yield ls
+            hi = ls
         while hi > start:
             lo = line_start(buf, start, max(start, hi - _WINDOW))
             yield from reversed(list(self._window(buf, lo, hi)))

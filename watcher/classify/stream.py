@@ -1,11 +1,11 @@
 """Classify a whole file or stdin: count lines, records and error events per rule.
 
-The format is sniffed from the first 64 KiB (`journal`, `docker` or `auto`), and so is
-whether the file is *timed*: when most of those lines carry a time of their own, a line
-without one continues the record before it; in an untimed file only the continuation
-patterns group lines (grouping.py). Input is read in 16 MiB chunks; a line longer
-than max_line_bytes is cut, counted and marked, so memory does not grow with the input.
-`StreamScanner` does the same for a live source, chunk by chunk.
+The format is sniffed from the first 64 KiB (`journal`, `docker` or `auto`). Lines are
+grouped into records by what they look like (grouping.py), the same way for a file, for
+`replay` and for a live source. Input is read in 16 MiB chunks; a line longer than
+max_line_bytes is cut, counted and marked, so memory does not grow with the input.
+`StreamScanner` does the same for a live source, chunk by chunk; there a line must also
+arrive with the line before it (within CONTINUATION_GRACE) to continue its record.
 
 Engines, all with identical results (readers.py): `reference` feeds every line through
 framing.LineSplitter and grouping.SourceClassifier; `python` and `hyperscan` find the
@@ -16,22 +16,26 @@ lines that matter with scan.Finder and feed only those, counting the rest in bul
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal
 
-from watcher.classify import framing
 from watcher.classify.grouping import ClassifyStats, SourceClassifier
 from watcher.classify.lines import LineParser, sniff_format
 from watcher.classify.readers import Fast, Reference
 from watcher.classify.rules import SourceRules
 from watcher.classify.scan import HYPERSCAN, Finder
+from watcher.classify.stamps import ChunkTimes
 from watcher.config.base import Format
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
+from watcher.patterns import compile_linear
 
 Engine = Literal["auto", "hyperscan", "python", "reference"]
 CHUNK = 16 << 20
 SNIFF = 64 << 10
+CONTINUATION_GRACE = 1.0
+"""Seconds within which a live line must arrive after the line before it to continue its
+record: a frame-like line read later is a record of its own (DESIGN §2.1)."""
 
 
 def classify_stream(
@@ -45,11 +49,14 @@ def classify_stream(
     progress: Callable[[int], None] | None = None,
     engine: Engine = "auto",
     chunk_size: int = CHUNK,
+    on_stamps: Callable[[list[float]], None] | None = None,
 ) -> ClassifyStats:
     """Read `stream` to its end and count.
 
     `on_error` gets each error event in file order; `progress` the number of bytes read
-    so far, after each chunk. `chunk_size` is there for tests (chunk boundaries).
+    so far, after each chunk; `on_stamps`, after each chunk, its lines' own times in order.
+    An error record whose head has no time of its own has the newest own time before it.
+    `chunk_size` is there for tests (chunk boundaries).
     """
     if engine == "hyperscan" and not HYPERSCAN:
         raise InputError(
@@ -60,36 +67,54 @@ def classify_stream(
     head = (head_chunks[0] if len(head_chunks) == 1 else b"".join(head_chunks))[:SNIFF]
     if fmt == "auto":
         fmt = sniff_format(head)
-    parser = LineParser(fmt)
-    whole = len(head) < SNIFF
-    clf = SourceClassifier(source, rules, parser, timed=_is_timed(head, parser, whole))
+    clf = SourceClassifier(source, rules, LineParser(fmt))
     emit = on_error or (lambda _event: None)
     head_chunks.reverse()  # popped from the end, so that each is released once fed
 
     def read() -> bytes:
         return head_chunks.pop() if head_chunks else _read(stream, chunk_size)
 
-    _run(_reader(clf, engine, max_line_bytes, emit), read, progress)
+    reader = _reader(clf, engine, max_line_bytes, emit, [] if on_stamps is not None else None)
+    _run(reader, read, progress, on_stamps)
     return clf.stats
 
 
 def _reader(
-    clf: SourceClassifier, engine: Engine, max_line_bytes: int, emit: Callable[[ErrorEvent], None]
+    clf: SourceClassifier,
+    engine: Engine,
+    max_line_bytes: int,
+    emit: Callable[[ErrorEvent], None],
+    stamps: list[float] | None = None,
 ) -> Reference | Fast:
     if engine == "reference":
-        return Reference(clf, max_line_bytes, emit)
-    finder = Finder(clf.rules.prefilters(), clf.parser.fmt, clf.timed, HYPERSCAN and engine != "python")
-    return Fast(clf, finder, max_line_bytes, emit)
+        return Reference(clf, max_line_bytes, emit, stamps)
+    finder = Finder(clf.rules.prefilters(), clf.parser.fmt, HYPERSCAN and engine != "python")
+    return Fast(clf, finder, max_line_bytes, emit, stamps)
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """What one chunk of a live source held."""
+
+    errors: list[ErrorEvent]
+    """The error events it completed, in order; a record whose head has no time of its own
+    has the arrival time."""
+    times: list[float]
+    """Times at which it has records (meeting the source's expect_match, when set): the
+    evidence that the source writes (stamps.py)."""
+    newest: float | None
+    """The own stamp of its last stamped line: against the arrival, the source's clock skew."""
 
 
 class StreamScanner:
     """The same engines for a live byte source (the daemon's sources): feed whole lines as they come.
 
-    The format and whether the source is timed are decided from the first data fed, as
-    classify_stream decides them from a file's first 64 KiB. A source with its own
-    timestamp_field or timestamp_format goes through the reference engine, because the
-    fast scanner recognises a line's own time by the standard shapes only. `stream`
-    names a further byte stream of the source (a container's stderr) in its events.
+    The format is decided from the first data fed, as classify_stream decides it from a
+    file's first 64 KiB. A source with its own timestamp_field or timestamp_format goes
+    through the reference engine, because the fast scanner recognises a line's own time
+    by the standard shapes only. `stream` names a further byte stream of the source (a
+    container's stderr) in its events; `expect_match` picks the records that are its
+    evidence of life.
     """
 
     def __init__(
@@ -102,37 +127,54 @@ class StreamScanner:
         timestamp_format: str | None = None,
         max_line_bytes: int,
         stream: str = "",
+        expect_match: str | None = None,
     ) -> None:
         self._source, self._rules, self._fmt = source, rules, fmt
         self._time = (timestamp_field, timestamp_format)
         self._max = max_line_bytes
         self._stream = stream
+        self._expect = None if expect_match is None else compile_linear(expect_match)
         self._found: list[ErrorEvent] = []
         self._engine: Engine = "reference" if timestamp_field or timestamp_format else "auto"
         self._reader: Reference | Fast | None = None
+        self._times: ChunkTimes | None = None
+        self._last_feed: float | None = None
         self.stats = ClassifyStats(
             errors_by_rule=dict.fromkeys(rules.rule_names, 0),
             ignored_by_rule=dict.fromkeys(rules.ignore_names, 0),
         )
 
-    def feed(self, data: bytes) -> list[ErrorEvent]:
-        """Whole lines (`data` ends with a newline); the error events they completed, in order."""
+    def feed(self, data: bytes, now: float | None = None) -> Scanned:
+        """Whole lines (`data` ends with a newline) that arrived at `now`."""
         if self._reader is None:
-            head = data[:SNIFF]
-            parser = LineParser(sniff_format(head) if self._fmt == "auto" else self._fmt, *self._time)
-            clf = SourceClassifier(self._source, self._rules, parser, timed=_is_timed(head, parser, True))
+            parser = LineParser(sniff_format(data[:SNIFF]) if self._fmt == "auto" else self._fmt, *self._time)
+            clf = SourceClassifier(self._source, self._rules, parser)
             self._reader = _reader(clf, self._engine, self._max, self._found.append)
+            self._times = ChunkTimes(parser, self._expect, by_shape=self._engine != "reference")
             self.stats = clf.stats
+        assert self._times is not None
+        clf = self._reader.clf
+        clf.arrival = now
+        if now is not None:
+            if self._last_feed is not None and now - self._last_feed > CONTINUATION_GRACE:
+                clf.break_context()
+            self._last_feed = now
         self._reader.feed(data)
         self.stats.bytes += len(data)
         found = self._found.copy()  # the reader holds this list's append
         self._found.clear()
         if self._stream:
-            return [replace(e, stream=self._stream) for e in found]
-        return found
+            found = [replace(e, stream=self._stream) for e in found]
+        times = self._times.times(data, now)
+        return Scanned(found, times.times, times.newest)
 
 
-def _run(reader: Reference | Fast, read: Callable[[], bytes], progress: Callable[[int], None] | None) -> None:
+def _run(
+    reader: Reference | Fast,
+    read: Callable[[], bytes],
+    progress: Callable[[int], None] | None,
+    on_stamps: Callable[[list[float]], None] | None,
+) -> None:
     total = 0
     while chunk := read():
         reader.feed(chunk)
@@ -140,8 +182,16 @@ def _run(reader: Reference | Fast, read: Callable[[], bytes], progress: Callable
         del chunk  # not two chunks in memory while the next one is read
         if progress is not None:
             progress(total)
+        _drain(reader, on_stamps)
     reader.finish()
+    _drain(reader, on_stamps)
     reader.clf.stats.bytes = total
+
+
+def _drain(reader: Reference | Fast, on_stamps: Callable[[list[float]], None] | None) -> None:
+    if on_stamps is not None and reader.stamps:
+        on_stamps(reader.stamps.copy())
+        reader.stamps.clear()
 
 
 def _read_head(stream: BinaryIO, chunk_size: int) -> list[bytes]:
@@ -162,15 +212,3 @@ def _read(stream: BinaryIO, size: int) -> bytes:
             break
         data += more
     return data
-
-
-def _is_timed(head: bytes, parser: LineParser, whole: bool) -> bool:
-    """Whether most lines of the sample carry a time of their own."""
-    lines = head.split(b"\n")
-    if not whole or not lines[-1]:
-        lines.pop()  # cut off mid-line, or the empty rest after the final newline
-    if not lines:
-        return False
-    texts = (framing.decode(framing.Line(ln.removesuffix(b"\r")))[0] for ln in lines)
-    timed = sum(1 for text in texts if parser.parse(text).at is not None)
-    return timed * 2 > len(lines)

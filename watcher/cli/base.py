@@ -3,24 +3,145 @@
 Every failure a user can cause is a WatcherError and becomes one line on stderr
 and a non-zero exit; anything else is reported as an internal error without a
 traceback unless WATCHER_DEBUG is set.
+
+Everything a command shows goes through `out` and `err`, which never let a character
+steer the terminal: log lines and titles are written by whoever can write a log, and
+`\\e]0;...\\a\\e[2J` would retitle and clear the SRE's terminal. Control characters
+(but newline and tab), bidirectional overrides and line separators are shown as
+escapes (`\\x1b`), after every view has rendered, so a new view is safe without
+thinking about it. JSON output escapes them itself.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
+from rich.text import Span, Text
 
-from watcher import __version__, config
+# typer vendors click; its group class is where the command listing is formatted.
+from typer._click.core import Command as ClickCommand
+from typer._click.core import Context, Parameter
+from typer._click.formatting import HelpFormatter
+from typer.core import TyperCommand, TyperGroup
+
+from watcher import __version__
+from watcher.config.endpoint import DEFAULT_CONFIG, SYSTEM_CONFIG, Endpoint, resolve
 from watcher.errors import ConfigError, WatcherError
 
+if TYPE_CHECKING:
+    from watcher.config import Settings
+
+
+class Group(TyperGroup):
+    """A command group whose listing shows each summary whole, wrapped (click cuts it with '...')."""
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.short_help or summary(cmd.help or "")))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class Command(TyperCommand):
+    """Arguments shown by their metavar alone (`ID`, `FILE...`), as options are.
+
+    typer would write `{ID}` in the usage line and `ID <str>` in the list."""
+
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_argument(param))
+            else:
+                pieces += param.get_usage_pieces(ctx)
+        return pieces
+
+    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+        args: list[tuple[str, str]] = []
+        opts: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((_argument(param), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument(param: Parameter) -> str:
+    name = param.metavar or (param.name or "").upper()
+    if param.nargs != 1 and not name.endswith("..."):
+        name += "..."
+    return name if param.required else f"[{name}]"
+
+
+def summary(doc: str) -> str:
+    """A docstring's first paragraph on one line."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+COMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "incident": "incidents",
+    "status": "incidents",
+    "timeline": "incidents",
+    "snapshot": "snapshot",
+    "run": "commands",
+    "check-config": "commands",
+    "notify": "commands",
+    "classify": "logs",
+    "replay": "logs",
+}
+"""Each command, in the order `watcher --help` lists them, and the module `watcher.cli.X` that
+defines it on its own `cli` Typer. Only the module of the command being run is imported and
+turned into click objects: typer otherwise inspects every command's signature on each call."""
+
+
+class _Main(Group):
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> ClickCommand | None:
+        module = COMMANDS.get(cmd_name)
+        return None if module is None else _commands_of(module).commands.get(cmd_name)
+
+
+@functools.cache
+def _commands_of(module: str) -> TyperGroup:
+    cli: typer.Typer = importlib.import_module(f"watcher.cli.{module}").cli
+    return typer.main.get_group(cli)
+
+
+def new_app() -> typer.Typer:
+    """The Typer a command module defines its commands on (`cli = new_app()`)."""
+    return typer.Typer(cls=Group, rich_markup_mode=None)
+
+
+def subcommands(help: str) -> typer.Typer:
+    """A `watcher X` group of subcommands, listed like the top level."""
+    return typer.Typer(help=help, cls=Group, no_args_is_help=True, rich_markup_mode=None)
+
+
 app = typer.Typer(
+    cls=_Main,
     name="watcher",
     help="Proves 'zero errors in the watched logs for 15 minutes' in event time.",
     no_args_is_help=True,
@@ -28,17 +149,84 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+_STEERING = [
+    *(c for c in range(0x20) if c not in (0x09, 0x0A)),
+    *range(0x7F, 0xA0),  # DEL and the C1 controls (0x9b is a one-byte CSI on some terminals)
+    0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),  # bidirectional controls
+    0x2028, 0x2029,  # line and paragraph separators
+]  # fmt: skip
+_ESCAPED = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _STEERING}
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could steer a terminal written as an escape (`\\x1b`)."""
+    return text.translate(_ESCAPED)
+
+
+def _printable_text(text: Text) -> Text:
+    """`text` through `printable`, its styles kept on the same characters."""
+    plain = text.plain
+    safe = printable(plain)
+    if safe == plain:
+        return text
+    at = [0]
+    for c in plain:
+        at.append(at[-1] + len(_ESCAPED.get(ord(c), c)))
+    return Text(
+        safe,
+        text.style,
+        justify=text.justify,
+        overflow=text.overflow,
+        no_wrap=text.no_wrap,
+        end=text.end,
+        tab_size=text.tab_size,
+        spans=[Span(at[s.start], at[s.end], s.style) for s in text.spans],
+    )
+
+
+class SafeConsole(Console):
+    """A rich Console that shows every character it is given instead of letting it act.
+
+    Text is made printable before it is laid out (so it wraps with its escapes), and
+    every segment once more on the way out, whatever renderable produced it.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        """Every str becomes Text here (printed, or a table cell measured): made printable first."""
+        return super().render_str(printable(text), **kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        if isinstance(renderable, Text):
+            renderable = _printable_text(renderable)
+        for segment in super().render(renderable, options):
+            # Control segments are rich's own cursor moves (status --watch); styles are added later.
+            yield segment if segment.control else segment._replace(text=printable(segment.text))
+
+
+out = SafeConsole(highlight=False, soft_wrap=True, emoji=False)
+err = SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config (default: $WATCHER_CONFIG, ./config/watcher.toml)."),
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="TOML config (default: $WATCHER_CONFIG, ./config/watcher.toml, then "
+        "/etc/novavms-watcher/watcher.toml).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+RedactOpt = Annotated[
+    bool,
+    typer.Option(
+        "--redact/--no-redact",
+        help="Hide credentials in log text (default); --no-redact needs the API token, like a change.",
+    ),
+]
 
 
 def fail(kind: str, message: str, code: int = 1) -> typer.Exit:
@@ -89,14 +277,26 @@ def config_path(given: Path | None) -> Path | None:
     env = os.environ.get("WATCHER_CONFIG")
     if env:
         return Path(env)
-    for candidate in (config.DEFAULT_CONFIG, Path("/etc/novavms-watcher/watcher.toml")):
+    for candidate in (DEFAULT_CONFIG, SYSTEM_CONFIG):
         if candidate.exists():
             return candidate
     return None
 
 
-def load_settings(given: Path | None) -> config.Settings:
-    return config.load(config_path(given))
+def endpoint(given: Path | None) -> Endpoint:
+    """Where the daemon is, for commands that only talk to it (no full config validation)."""
+    return resolve(config_path(given))
+
+
+def load_settings(given: Path | None) -> Settings:
+    """The whole config; with the running daemon's state_dir and address when its run file has them."""
+    from watcher import config
+
+    where = endpoint(given)
+    overrides = (
+        {"state_dir": str(where.state_dir), "http": {"listen": where.listen}} if where.recorded else None
+    )
+    return config.load(where.config, overrides)
 
 
 @app.callback(invoke_without_command=True)

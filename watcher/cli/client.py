@@ -1,125 +1,133 @@
-"""The CLI's side of the daemon's HTTP API (watcher/api.py).
+"""The CLI's side of the daemon's HTTP API (watcher/daemon/api.py).
 
 Every failure becomes a DaemonError whose message the CLI prints as is: the
-daemon's own sentence when it answered, or what to do when it did not.
+daemon's own sentence when it answered, or, when it did not, what the CLI tried
+(config, state_dir, address and where they came from) and how to point it elsewhere.
+Calls block: the CLI does one thing at a time, and a test that runs the daemon in
+its own event loop calls them in a thread. The daemon answers with log text redacted;
+`redact=False` asks for it as it is, which needs the API token (readable by the
+daemon's user) even for a read.
 """
 
 from __future__ import annotations
 
-from types import TracebackType
+import json
 from typing import Any, TypeVar
 
-import aiohttp
-from pydantic import TypeAdapter, ValidationError
-from yarl import URL
-
-from watcher.config import Settings
-from watcher.daemon.token import TOKEN_FILE, read_token
+from watcher.cli.wire import WireError, request
+from watcher.config.endpoint import Endpoint
 from watcher.errors import DaemonError, DaemonNotRunning, InputError
 from watcher.names import check_incident_id, default_user
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
+
+POINT_ELSEWHERE = (
+    "start it (`make run`, or `systemctl start novavms-watcher`) or point the CLI at it "
+    "(--config FILE, WATCHER_CONFIG=FILE, or WATCHER_HTTP__LISTEN=HOST:PORT and WATCHER_STATE_DIR=DIR)"
+)
 
 
 class Client:
-    """One daemon's API. Use `async with` to reuse a connection across calls (`status --watch`)."""
+    """One daemon's API, at `endpoint`."""
 
-    def __init__(self, settings: Settings, *, user: str | None = None, timeout: float = 5.0) -> None:
-        self._listen = settings.http.listen
-        host = settings.http.host
+    def __init__(self, endpoint: Endpoint, *, user: str | None = None, timeout: float = 5.0) -> None:
+        self.endpoint = endpoint
+        host, _, port = endpoint.listen.rpartition(":")
+        host = host.strip("[]")
         # A wildcard listen address is not connectable; the same machine answers on loopback.
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-        self._base = URL.build(scheme="http", host=host, port=settings.http.port)
-        self._state_dir = settings.state_dir
+        self._host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        self._port = int(port)
         self._user = user or default_user()
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> Client:
-        self._session = self._new_session()
-        return self
+    def status(self, *, redact: bool = True) -> StatusDoc:
+        return _answer_as(StatusDoc, self._request("GET", "/api/v1/status", redact=redact))
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def status(self) -> StatusDoc:
-        return _answer_as(StatusDoc, await self._request("GET", "/api/v1/status"))
-
-    async def open_incident(
-        self, incident: str, title: str, scope: list[str], window: str | None
-    ) -> IncidentDoc:
+    def open_incident(self, incident: str, title: str, scope: list[str], window: str | None) -> IncidentDoc:
         body: dict[str, Any] = {"id": _checked(incident), "title": title, "scope": scope}
         if window is not None:
             body["window"] = window
-        return _answer_as(IncidentDoc, await self._request("POST", "/api/v1/incidents", body))
+        return _answer_as(IncidentDoc, self._request("POST", "/api/v1/incidents", body))
 
-    async def mitigate(self, incident: str, action: str) -> IncidentDoc:
+    def mitigate(self, incident: str, action: str) -> IncidentDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/mitigations"
-        return _answer_as(IncidentDoc, await self._request("POST", path, {"action": action}))
+        return _answer_as(IncidentDoc, self._request("POST", path, {"action": action}))
 
-    async def close(self, incident: str, reason: str) -> IncidentDoc:
+    def close(self, incident: str, reason: str) -> IncidentDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/close"
-        return _answer_as(IncidentDoc, await self._request("POST", path, {"reason": reason}))
+        return _answer_as(IncidentDoc, self._request("POST", path, {"reason": reason}))
 
-    async def timeline(self, incident: str) -> TimelineDoc:
+    def timeline(self, incident: str, *, redact: bool = True) -> TimelineDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/timeline"
-        return _answer_as(TimelineDoc, await self._request("GET", path))
+        return _answer_as(TimelineDoc, self._request("GET", path, redact=redact))
 
-    async def snapshot(self, request: dict[str, object]) -> SnapshotDoc:
+    def snapshot(self, request: dict[str, object]) -> SnapshotDoc:
         """The daemon collects and writes the snapshot (`watcher snapshot --via-daemon`)."""
-        return _answer_as(SnapshotDoc, await self._request("POST", "/api/v1/snapshots", request))
+        return _answer_as(SnapshotDoc, self._request("POST", "/api/v1/snapshots", request))
 
-    def _new_session(self) -> aiohttp.ClientSession:
-        # trust_env stays off: an HTTP_PROXY meant for the internet must not see loopback calls.
-        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+    def record_snapshot(self, taken: dict[str, object]) -> RecordedDoc:
+        """A snapshot written here: on its incident's timeline and in watcher_snapshots_total."""
+        return _answer_as(RecordedDoc, self._request("POST", "/api/v1/snapshots/recorded", taken))
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, object]:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, redact: bool = True
+    ) -> dict[str, object]:
         headers = {"X-Watcher-User": self._user, "Accept": "application/json"}
-        if method == "POST":
-            # Only now: reads work for users who cannot read the token file.
-            headers["Authorization"] = f"Bearer {read_token(self._state_dir)}"
-        session = self._session or self._new_session()
+        if not redact:
+            path += "?redact=false"
+        if method == "POST" or not redact:
+            from watcher.daemon.token import read_token
+
+            # Only now: redacted reads work for users who cannot read the token file.
+            try:
+                headers["Authorization"] = f"Bearer {read_token(self.endpoint.state_dir)}"
+            except DaemonError as exc:
+                raise DaemonError(f"{exc}; tried {self.endpoint.tried()}; {POINT_ELSEWHERE}") from None
+        data = None if body is None else json.dumps(body).encode()
+        where = self.endpoint.listen
         try:
-            async with session.request(
-                method, self._base.with_path(path), json=body, headers=headers
-            ) as resp:
-                return await self._answer(resp)
-        except aiohttp.ClientConnectorError:
+            answer = request(
+                self._host, self._port, method, path, headers=headers, body=data, timeout=self._timeout
+            )
+        except ConnectionRefusedError:
             raise DaemonNotRunning(
-                f"the watcher daemon is not running on {self._listen} "
-                "(start it with `systemctl start novavms-watcher` or `make run`)"
+                f"no watcher daemon answers on {where}: tried {self.endpoint.tried()}; {POINT_ELSEWHERE}"
             ) from None
         except TimeoutError:
             raise DaemonError(
-                f"the watcher daemon on {self._listen} did not answer within {self._timeout:g}s "
+                f"the watcher daemon on {where} did not answer within {self._timeout:g}s "
                 "(is it stuck? `systemctl status novavms-watcher` shows its state)"
             ) from None
-        except aiohttp.ClientError as exc:
-            raise DaemonError(f"lost the connection to the watcher daemon on {self._listen}: {exc}") from None
-        finally:
-            if session is not self._session:
-                await session.close()
+        except WireError as exc:
+            raise DaemonError(
+                f"unexpected answer from {where}: {exc} (is another program listening there?)"
+            ) from None
+        except OSError as exc:
+            raise DaemonNotRunning(
+                f"cannot reach the watcher daemon on {where}: {exc.strerror or exc}; "
+                f"tried {self.endpoint.tried()}; {POINT_ELSEWHERE}"
+            ) from None
+        return self._answer(answer.status, answer.body)
 
-    async def _answer(self, resp: aiohttp.ClientResponse) -> dict[str, object]:
+    def _answer(self, status: int, body: bytes) -> dict[str, object]:
         try:
-            data = await resp.json(content_type=None)
+            data = json.loads(body)
         except ValueError:  # also UnicodeDecodeError: not our daemon, or a truncated answer
             data = None
-        if resp.status == 401:
+        if status == 401:
+            from watcher.daemon.token import TOKEN_FILE
+
             raise DaemonError(
-                f"the daemon on {self._listen} refused the API token in {self._state_dir / TOKEN_FILE}: "
-                "is the CLI using the daemon's config (same state_dir)?"
+                f"the daemon on {self.endpoint.listen} refused the API token in "
+                f"{self.endpoint.state_dir / TOKEN_FILE}: is the CLI using the daemon's config "
+                f"(same state_dir)? tried {self.endpoint.tried()}"
             )
         if isinstance(data, dict):
-            if resp.status < 400:
+            if status < 400:
                 return data
             if isinstance(data.get("error"), str):
                 raise DaemonError(data["error"])
         raise DaemonError(
-            f"unexpected answer from {self._listen}: HTTP {resp.status} "
+            f"unexpected answer from {self.endpoint.listen}: HTTP {status} "
             "(is another program listening on that address?)"
         )
 
@@ -135,19 +143,16 @@ def _checked(incident: str) -> str:
 _D = TypeVar("_D")
 
 
-_ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+def _answer_as(doc: type[_D], data: dict[str, object]) -> _D:
+    """The daemon's answer, checked for the keys of the document it promises (watcher.schema).
 
-
-def _answer_as(doc: type[_D], data: object) -> _D:
-    """The daemon's answer checked against the document it promises (watcher.schema)."""
-    adapter = _ADAPTERS.get(doc) or _ADAPTERS.setdefault(doc, TypeAdapter(doc))
-    try:
-        checked: _D = adapter.validate_python(data)
-    except ValidationError as exc:
-        problem = exc.errors(include_url=False)[0]
-        where = ".".join(map(str, problem["loc"]))
+    A shallow check, not pydantic: importing pydantic would cost a CLI call more than the
+    call itself, and a missing key is what a daemon of another version gives."""
+    required: frozenset[str] = getattr(doc, "__required_keys__", frozenset())
+    missing = sorted(required - data.keys())
+    if missing:
         raise DaemonError(
-            f"the daemon's answer is not a {doc.__name__} ({where}: {problem['msg']}); "
+            f"the daemon's answer is not a {doc.__name__} (missing {', '.join(missing)}); "
             "is the CLI the same version as the daemon?"
-        ) from None
-    return checked
+        )
+    return data  # type: ignore[return-value]

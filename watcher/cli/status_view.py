@@ -1,13 +1,20 @@
-"""`watcher status` and an incident command's answer on a terminal: renderables, never printed here."""
+"""`watcher status` and an incident command's answer on a terminal: renderables, never printed here.
+
+Long text (a last error, a down source's reason) wraps at the terminal's width rather than
+being cut: during an incident the end of the line is often the part that matters. A
+message is shown without a timestamp of its own when it starts with one: the time beside
+it already says when.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
-from watcher.schema import ChannelDoc, IncidentDoc, StatusDoc
-from watcher.times import format_duration
+from watcher.schema import ChannelDoc, IncidentDoc, SourceDoc, StatusDoc
+from watcher.times import format_duration, format_time, short_time, without_leading_stamp
 
 _STATE_STYLE = {
     "investigating": "yellow",
@@ -24,55 +31,102 @@ def _bar(fraction: float, width: int = 30) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def incident_panel(doc: IncidentDoc) -> RenderableType:
-    """One incident: state, streak progress against its window, last error, blind sources."""
+def _lag(seconds: float | None) -> str:
+    return "-" if seconds is None else format_duration(round(seconds, 1))
+
+
+def incident_panel(
+    doc: IncidentDoc, sources: Mapping[str, SourceDoc] | None = None, today: str = ""
+) -> RenderableType:
+    """One incident: state, streak against its window, the last error, and per source in scope
+    the evidence (up or why not, verified to, lag, lines, errors) when `sources` is given.
+    Times on `today` (UTC, `2026-11-27`) are shown without their date."""
     state = doc["state"]
     streak, window = doc["clean_streak"], doc["window"]
     head = Text.assemble(
         (f"{doc['id']} ", "bold"), (state.upper(), _STATE_STYLE.get(state, "")), f"  {doc['title']}"
     )
-    rows = [head]
+    rows: list[RenderableType] = [head]
     if doc["mitigated_at"]:
         rows.append(
             Text(
                 f"  {_bar(streak / window if window else 0)} {format_duration(round(streak))} of "
-                f"{format_duration(window)} clean since {doc['streak_start']}"
+                f"{format_duration(window)} clean since {short_time(doc['streak_start'], today)} "
+                f"(verified to {short_time(doc['verified_to'], today)})"
             )
         )
     else:
         rows.append(Text("  no mitigation recorded yet: the streak clock has not started", style="yellow"))
     if doc["resolved_at"]:
-        rows.append(Text(f"  resolved at {doc['resolved_at']}", style="green"))
+        rows.append(Text(f"  resolved at {short_time(doc['resolved_at'], today)}", style="green"))
     last = doc["last_error"]
     if last is not None:
-        rows.append(Text(f"  last error {last['time']} {last['source']} [{last['rule']}] {last['message']}"))
+        message = without_leading_stamp(last["message"])
+        rows.append(
+            Text(
+                f"  last error {short_time(last['time'], today)} {last['source']} [{last['rule']}] {message}"
+            )
+        )
     if doc["blind_sources"]:
         rows.append(Text(f"  blind: cannot see {', '.join(doc['blind_sources'])}", style="magenta"))
+    for reason in doc.get("cannot_resolve", []):
+        rows.append(Text(f"  cannot resolve: {reason}", style="bold red"))
+    if doc["mitigated_at"]:
+        rows += [Text(f"  evidence: {e['text']}", style="dim") for e in doc.get("evidence", [])]
+    if sources is not None:
+        rows += [_evidence(name, sources.get(name), today) for name in doc["sources"]]
     return Group(*rows)
 
 
+def _evidence(name: str, s: SourceDoc | None, today: str) -> Text:
+    if s is None:
+        return Text(f"  {name}: not reported", style="yellow")
+    if not s["up"]:
+        return Text(
+            f"  {name}: DOWN: {s['reason']}; verified to {short_time(s['watermark'], today)}", style="red"
+        )
+    return Text(
+        f"  {name}: up, verified to {short_time(s['watermark'], today)} (lag {_lag(s['lag'])}), "
+        f"{s['lines']:,} lines, {s['errors']:,} errors"
+    )
+
+
 def status_view(doc: StatusDoc) -> RenderableType:
-    parts: list[RenderableType] = [incident_panel(i) for i in doc["incidents"]]
+    today = (format_time(doc["now"]) or "")[:10]
+    by_name = {s["name"]: s for s in doc["sources"]}
+    parts: list[RenderableType] = [incident_panel(i, by_name, today) for i in doc["incidents"]]
     if not parts:
         parts.append(Text("no incidents", style="dim"))
+    from rich.table import Table  # not for an incident command's answer: it costs an import
+
     table = Table(show_edge=False)
-    table.add_column("source")
-    table.add_column("up")
-    for col in ("watermark lag", "lines", "errors"):
-        table.add_column(col, justify="right")
+    table.add_column("source", no_wrap=True)
+    table.add_column("state", overflow="fold")
+    table.add_column("running", overflow="fold")
+    for col in ("verified to", "lag", "clock skew", "lines", "errors"):
+        table.add_column(col, justify="right", no_wrap=True)
     for s in doc["sources"]:
-        lag = s["lag"]
-        up = Text("up", style="green") if s["up"] else Text(f"down: {s['reason']}", style="red")
+        state = Text("up", style="green") if s["up"] else Text(f"DOWN: {s['reason']}", style="red")
+        skew = s.get("clock_skew")
         table.add_row(
             s["name"],
-            up,
-            "-" if lag is None else format_duration(round(lag, 1)),
+            state,
+            _running(s.get("running"), s.get("not_running")),
+            short_time(s["watermark"], today),
+            _lag(s["lag"]),
+            "-" if skew is None else f"{skew:+.1f}s",
             f"{s['lines']:,}",
             f"{s['errors']:,}",
         )
     parts += [Text(""), table]
     parts += [outbox_line(name, c) for name, c in doc["outbox"]["channels"].items()]
     return Group(*parts)
+
+
+def _running(running: bool | None, why: str | None) -> Text:
+    if running is None:
+        return Text("-", style="dim")
+    return Text("yes", style="green") if running else Text(f"no: {why}", style="red")
 
 
 def outbox_line(channel: str, c: ChannelDoc) -> Text:

@@ -120,12 +120,14 @@ def verdict_text(v: Verdict) -> RenderableType:
     )
     if v.last_error is not None:
         lines.append(Text("  last error " + event_line(v.last_error)))
+    lines += [Text(f"  evidence: {e.text()}", style="dim") for e in v.evidence]
     if not v.resolved:
-        for name, s in v.files.items():
-            if s.last_at is not None and s.last_at < v.streak_start + v.window:
+        lines += [Text(f"  cannot resolve: {b.text()}", style="red") for b in v.cannot_resolve]
+        for name, mark in v.watermarks.items():
+            if mark < v.streak_start + v.window:
                 lines.append(
                     Text(
-                        f"  {name} ends at {format_time(s.last_at)}: it proves nothing after its end "
+                        f"  {name} ends at {format_time(mark)}: it proves nothing after its end "
                         "(--until T if it is complete)",
                         style="yellow",
                     )

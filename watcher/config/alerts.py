@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from watcher.config.base import Model, PositiveDuration
+from watcher.config.base import Model, Window
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"\s]*))\s*$')
 Op = Literal["=", "!=", "=~", "!~"]
@@ -76,7 +76,7 @@ class AlertmanagerConfig(Model):
     title: Tmpl = "$alertname: $summary"
     scope: list[Tmpl] = ["*"]
     """Source-name globs; one whose fields are missing from the alerts is left out (none left: all)."""
-    window: PositiveDuration | None = None
+    window: Window | None = None
     """The clean window of incidents it opens; default `resolution.window`."""
     max_body: int = Field(default=1 << 20, ge=4096, le=64 << 20)
     """Bytes: a larger notification is refused (413; Alertmanager does not retry it)."""

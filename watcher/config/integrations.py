@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from watcher.config.base import Duration, Model, PositiveDuration
+from watcher.config.base import Model, within
 from watcher.config.secrets import secret_or_file
 from watcher.events import Kind
 
@@ -37,9 +37,9 @@ class SlackAppConfig(Model):
     oncall_channel: str | None = None
     heartbeat: Literal["edit", "line"] = "edit"
     """edit: the on-call update edits each incident's message there; line: it posts one message."""
-    refresh: Duration = 60.0
+    refresh: Annotated[float, within("0s", "1h")] = 60.0
     """How often a verifying incident's status message is edited so its bar moves; 0: only on events."""
-    send_interval: PositiveDuration = 1.0
+    send_interval: Annotated[float, within("10ms", "1m")] = 1.0
     """At least this long between two calls for one channel (Slack: about one message per second)."""
     api_url: str = "https://slack.com/api/"
 

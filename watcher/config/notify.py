@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from string import Template
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from watcher.config.base import Duration, Model, PositiveDuration
+from watcher.config.base import Model, within
 from watcher.config.integrations import PagerDutyConfig, SlackAppConfig
 from watcher.config.secrets import secret_or_file
 from watcher.events import ANNOUNCED
@@ -57,7 +57,7 @@ class NotifyConfig(Model):
     incident_webhook_file: Path | None = None
     oncall_webhook: SecretStr | None = None
     oncall_webhook_file: Path | None = None
-    heartbeat: Duration = 900.0
+    heartbeat: Annotated[float, within("1m", "24h")] = 900.0
     format: Literal["slack", "json", "teams"] = "slack"
     """slack: Block Kit with a text fallback (Mattermost reads the text); json: a generic document
     for other receivers; teams: an Adaptive Card for a Microsoft Teams Workflows webhook."""
@@ -65,12 +65,14 @@ class NotifyConfig(Model):
     """Kind -> channels, over the defaults (incident kinds to incident, heartbeat to oncall)."""
     templates: dict[str, str] = {}
     """Kind -> headline, `string.Template` fields such as $incident, $at, $source."""
-    send_interval: PositiveDuration = 1.0
-    retry_initial: PositiveDuration = 1.0
-    retry_max: PositiveDuration = 60.0
-    timeout: PositiveDuration = 10.0
-    reset_every: Duration = 60.0
-    shutdown_grace: Duration = 2.0
+    send_interval: Annotated[float, within("10ms", "1m")] = 1.0
+    retry_initial: Annotated[float, within("10ms", "1h")] = 1.0
+    retry_max: Annotated[float, within("10ms", "1h")] = 60.0
+    retry_after_max: Annotated[float, within("1s", "1h")] = 300.0
+    """The longest a receiver's 429 `Retry-After` is honoured; a longer one is cut to this."""
+    timeout: Annotated[float, within("100ms", "5m")] = 10.0
+    reset_every: Annotated[float, within("0s", "24h")] = 60.0
+    shutdown_grace: Annotated[float, within("0s", "5m")] = 2.0
     slack_app: SlackAppConfig | None = None
     pagerduty: PagerDutyConfig | None = None
 

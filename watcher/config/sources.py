@@ -10,13 +10,36 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from watcher.config.base import NAME, Format, Model, PositiveDuration
+from watcher import patterns
+from watcher.config.base import NAME, Format, Model, PositiveDuration, within
+from watcher.config.rules import MAX_REGEX
 
 
 class SourceBase(Model):
     name: str = Field(pattern=NAME)
     rules: list[str] | None = None
     """Names of the rules that apply to this source; None means every rule."""
+    quiet_ok: bool = False
+    """An error-only log: a window without any record of it may still resolve (DESIGN §2.1)."""
+    expect_every: PositiveDuration | None = None
+    """At least one record (matching expect_match, when set) this often; else a gap from the last."""
+    expect_match: str | None = Field(default=None, max_length=MAX_REGEX)
+    """The records that meet expect_every (a regex over the message), e.g. 'heartbeat ok'."""
+
+    @field_validator("expect_match")
+    @classmethod
+    def _expect_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            patterns.check(v)  # run on every record of a live source: linear time, as rules are
+        return v
+
+    @model_validator(mode="after")
+    def _expectation(self) -> SourceBase:
+        if self.expect_match is not None and self.expect_every is None:
+            raise ValueError("expect_match: needs expect_every (how often a match must come)")
+        if self.quiet_ok and self.expect_every is not None:
+            raise ValueError("quiet_ok: a source that may stay silent cannot also expect_every")
+        return self
 
 
 class SshSettings(Model):
@@ -27,10 +50,10 @@ class SshSettings(Model):
     known_hosts: Path | None = None
     client_keys: list[Path] = []
     proxy_jump: str | None = None
-    keepalive_interval: PositiveDuration = 10.0
+    keepalive_interval: Annotated[float, within("1s", "5m")] = 10.0
     """Also the longest silence before a connected link counts as lost (the journal's clock
     lines, or anything at all from a Docker engine's host)."""
-    connect_timeout: PositiveDuration = 15.0
+    connect_timeout: Annotated[float, within("100ms", "5m")] = 15.0
 
     @field_validator("known_hosts", mode="before")
     @classmethod
@@ -41,8 +64,8 @@ class SshSettings(Model):
 
 
 class Backoff(Model):
-    reconnect_min: PositiveDuration = 0.5
-    reconnect_max: PositiveDuration = 3.0
+    reconnect_min: Annotated[float, within("10ms", "1h")] = 0.5
+    reconnect_max: Annotated[float, within("10ms", "1h")] = 3.0
     """Backoff cap: a host back on the network is caught up within about this plus a few seconds."""
 
     @model_validator(mode="after")
@@ -75,6 +98,9 @@ class DockerSourceConfig(Backoff, SshSettings, SourceBase):
     compose_project: str | None = None
     containers: list[str] = []
     labels: dict[str, str] = {}
+    one_shot: list[str] = []
+    """Compose services or container names that run once and exit (migrations): not running is
+    no gap for them, and they may stay silent."""
 
     @field_validator("docker_host")
     @classmethod
@@ -126,8 +152,12 @@ class JournalSourceConfig(Backoff, SshSettings, SourceBase):
     host_users: dict[str, str] = {}
     identifier: str | None = None
     """Follow this SYSLOG_IDENTIFIER instead of `unit` (entries logged without a unit)."""
-    max_handshakes: int = Field(default=16, ge=1)
+    max_handshakes: int = Field(default=16, ge=1, le=1024)
     """SSH handshakes in flight at once for this source's hosts; starts are also spread out."""
+    liveness_command: str = "systemctl is-active {unit}"
+    """Run on the host (over the same connection) at least every keepalive_interval: exit 0 means
+    the unit runs, anything else that it does not (its first output line says how). `{unit}` is
+    replaced by the unit; "" turns the check off."""
 
     @model_validator(mode="after")
     def _remote_needs_trust(self) -> JournalSourceConfig:
@@ -135,7 +165,7 @@ class JournalSourceConfig(Backoff, SshSettings, SourceBase):
             raise ValueError("known_hosts: required for journal sources")
         unknown = set(self.host_users) - set(self.hosts)
         if unknown:
-            raise ValueError(f"host_users names hosts not in hosts: {', '.join(sorted(unknown))}")
+            raise ValueError(f"host_users names hosts not in hosts: {', '.join(map(repr, sorted(unknown)))}")
         return self
 
 
@@ -146,6 +176,8 @@ class FileSourceConfig(SourceBase):
     timestamp_field: str | None = None
     timestamp_format: str | None = None
     """strptime format of the timestamp field, when it is not RFC 3339 or epoch seconds."""
+    rotate_wait: PositiveDuration = 5.0
+    """After a rename rotation, the old file is still read until it has been idle this long."""
 
 
 SourceConfig = Annotated[

@@ -1,22 +1,26 @@
-"""The daemon's local HTTP server: /metrics, /healthz and the JSON API the CLI drives.
+"""The daemon's local HTTP server: /metrics, /healthz, /readyz and the JSON API the CLI drives.
 
 Security model: the server listens on loopback by default. Reads (metrics,
 status, timeline) are open to local users; every POST needs the bearer token
 from `<state_dir>/api-token` (Alertmanager sends it as its webhook's
-`http_config.authorization` credentials). A Host header that is not ours is refused on every
-route, so a web page the SRE has open cannot reach the API through DNS rebinding.
+`http_config.authorization` credentials). Log text reaches a reader redacted, as in the
+announcements (watcher.redact, with the webhook URLs): every document the API
+answers with has its strings redacted, unless the request asks `?redact=false`
+and holds the token. A Host header that is not ours is refused on every route, so
+a web page the SRE has open cannot reach the API through DNS rebinding.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import ipaddress
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -36,7 +40,8 @@ from watcher.errors import (
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
-from watcher.schema import AlertDoc, IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.redact import redact_doc
+from watcher.schema import AlertDoc, IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 MAX_BODY = 64 * 1024
 ALERTMANAGER = "/api/v1/alerts/alertmanager"
@@ -72,6 +77,8 @@ class Control(Protocol):
         """May raise StoreError: answered 503, which Alertmanager retries."""
         ...
 
+    def record_snapshot(self, taken: requests.SnapshotTaken, by: str) -> RecordedDoc: ...
+
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -91,7 +98,10 @@ class ApiServer:
         token: str,
         health: Callable[[], tuple[bool, str]],
         alerts: AlertmanagerConfig | None = None,
+        ready: Callable[[], tuple[bool, str]] | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
+        """`secrets`: literals redacted wherever they appear (the webhook URLs)."""
         self._control = control
         self._alerts = alerts or AlertmanagerConfig()
         self._metrics = metrics
@@ -101,12 +111,15 @@ class ApiServer:
         self._requested_port = int(port)
         self._token = token.encode()
         self._health = health
+        self._ready = ready or health
+        self._secrets = tuple(secrets)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
         app = web.Application(middlewares=[self._guard_middleware()], client_max_size=MAX_BODY)
         app.router.add_get("/metrics", self._get_metrics)
         app.router.add_get("/healthz", self._get_healthz)
+        app.router.add_get("/readyz", self._get_readyz)
         app.router.add_get("/api/v1/status", self._get_status)
         app.router.add_post("/api/v1/incidents", self._post_incident)
         app.router.add_post("/api/v1/incidents/{id}/mitigations", self._post_mitigation)
@@ -114,7 +127,14 @@ class ApiServer:
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
         app.router.add_post(ALERTMANAGER, self._post_alertmanager)
+        app.router.add_post("/api/v1/snapshots/recorded", self._post_recorded_snapshot)
         self._app = app
+
+    @property
+    def address(self) -> str:
+        """`host:port` it listens on, with the real port."""
+        host = self._host or "0.0.0.0"
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -180,22 +200,42 @@ class ApiServer:
         origin = request.headers.get("Origin")
         if origin is not None and not self._host_allowed(urlsplit(origin).netloc):
             raise _Refused(403, "refused: cross-origin requests cannot change incidents")
+        self._check_token(request)
+        limit = self._limit(request)
+        if request.content_length is not None and request.content_length > limit:
+            raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
+
+    def _check_token(self, request: web.Request, why: str = "") -> None:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode("utf-8", "replace"), self._token
         ):
             raise _Refused(
                 401,
-                "missing or wrong API token: send `Authorization: Bearer <token>` with the token "
+                f"missing or wrong API token{why}: send `Authorization: Bearer <token>` with the token "
                 "from the daemon's state_dir/api-token",
                 {"WWW-Authenticate": 'Bearer realm="watcher"'},
             )
-        limit = self._limit(request)
-        if request.content_length is not None and request.content_length > limit:
-            raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
 
     def _limit(self, request: web.Request) -> int:
         return self._alerts.max_body if request.path == ALERTMANAGER else MAX_BODY
+
+    async def _document(
+        self, request: web.Request, doc: Mapping[str, Any], status: int = 200
+    ) -> web.Response:
+        """`doc` as JSON with its log text redacted, or as it is for a token holder asking `?redact=false`.
+
+        Redacted in a worker thread: a long timeline is megabytes of text, and /healthz
+        and the pipeline must not wait for it.
+        """
+        asked = request.query.get("redact", "true")
+        if asked not in ("true", "false"):
+            raise _Refused(400, f"redact must be true or false, not {asked[:20]!r}")
+        if asked == "false":
+            self._check_token(request, " (unredacted log text needs it)")
+            return web.json_response(doc, status=status)
+        redacted = await asyncio.to_thread(redact_doc, doc, self._secrets)
+        return web.json_response(redacted, status=status)
 
     # Routes
 
@@ -207,8 +247,13 @@ class ApiServer:
         ok, reason = self._health()
         return web.Response(status=200 if ok else 503, text=("ok" if ok else reason) + "\n")
 
+    async def _get_readyz(self, request: web.Request) -> web.Response:
+        """Every source up: 200; otherwise 503 and one line per source that is not, with why."""
+        ok, text = self._ready()
+        return web.Response(status=200 if ok else 503, text=text + "\n")
+
     async def _get_status(self, request: web.Request) -> web.Response:
-        return web.json_response(self._control.status())
+        return await self._document(request, self._control.status())
 
     async def _post_incident(self, request: web.Request) -> web.Response:
         body = await _body(request, requests.OpenIncident)
@@ -216,33 +261,40 @@ class ApiServer:
             result = await self._control.open_incident(
                 body.id, body.title, list(body.scope), body.window, _by(request)
             )
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _post_mitigation(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         body = await _body(request, requests.Mitigation)
         with _control_errors():
             result = await self._control.mitigate(incident, body.action, _by(request))
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _post_close(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         body = await _body(request, requests.Close)
         with _control_errors():
             result = await self._control.close(incident, body.reason, _by(request))
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _get_timeline(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         with _control_errors():
             result = self._control.timeline(incident)
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _post_snapshot(self, request: web.Request) -> web.Response:
         b = await _body(request, requests.Snapshot)
         req = Request(b.reason, b.incident, b.scope, b.since, b.until, b.redact, b.trigger)
         with _control_errors():
             result = await self._control.snapshot(req, _by(request))
+        return await self._document(request, result, status=201)
+
+    async def _post_recorded_snapshot(self, request: web.Request) -> web.Response:
+        """A snapshot the CLI wrote itself: counted, and on its incident's timeline."""
+        taken = await _body(request, requests.SnapshotTaken)
+        with _control_errors():
+            result = self._control.record_snapshot(taken, _by(request))
         return web.json_response(result, status=201)
 
     async def _post_alertmanager(self, request: web.Request) -> web.Response:
@@ -289,6 +341,8 @@ async def _body(request: web.Request, model: type[_M]) -> _M:
         doc = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         raise _Refused(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise _Refused(400, "request body is nested too deeply") from None
     try:
         return requests.parse(model, doc)
     except ValueError as exc:

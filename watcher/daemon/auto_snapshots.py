@@ -83,7 +83,7 @@ class AutoSnapshots:
             log.error("%s: snapshot of %s failed: %s", event.source, event.subject[:12], exc)
             return
         self._metrics.snapshot(Trigger.CONTAINER_STOP)
-        detail = result.note(reason=reason, trigger=Trigger.CONTAINER_STOP, source=event.source)
+        detail = result.note(reason=reason, trigger=Trigger.CONTAINER_STOP, by=meta.by, source=event.source)
         self._note(event.source, event.at, Kind.SNAPSHOT, detail)
 
     async def drain(self, grace: float = GRACE) -> None:

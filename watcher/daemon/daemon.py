@@ -9,30 +9,38 @@ commands (commands.py); one sender per webhook drains the outbox beside it all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from watcher import __version__
 from watcher.classify.rules import RuleSet
 from watcher.config import Settings
+from watcher.config.endpoint import remove_run_file, write_run_file
 from watcher.daemon import sdnotify
 from watcher.daemon.api import ApiServer
 from watcher.daemon.auto_snapshots import AutoSnapshots
 from watcher.daemon.commands import Commands
+from watcher.daemon.lock import StateLock
 from watcher.daemon.pipeline import Pipeline
+from watcher.daemon.readiness import readiness, report
+from watcher.daemon.retention import PRUNE_EVERY, prune
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
 from watcher.errors import StoreError
-from watcher.events import HEARTBEAT
+from watcher.events import HEARTBEAT, Expectation
 from watcher.metrics import Metrics
-from watcher.notify.announce import Announcer
+from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.channels import build_senders, lane_names, lanes
-from watcher.notify.news import HeartbeatNews
+from watcher.notify.news import HeartbeatNews, news_from_json
 from watcher.notify.sender import Sender
 from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.registry import build_sources
@@ -40,6 +48,8 @@ from watcher.store import Store
 
 log = logging.getLogger(__name__)
 
+REPORT_AFTER = 10.0
+"""Seconds the start-up report waits for slow sources (an SSH handshake) before it is logged."""
 QUEUE_SIZE = 8192
 BATCH = 4096
 TICK = 1.0
@@ -52,8 +62,12 @@ class Daemon:
         *,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        config_file: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.config_file = config_file
+        """The config it was started with: its run file tells the CLI where this daemon really is."""
+        self._run_file: Path | None = None
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
         self.should_exit = asyncio.Event()
@@ -66,7 +80,10 @@ class Daemon:
 
     async def startup(self) -> None:
         s = self.settings
+        self._lock = StateLock.acquire(s.state_dir)  # before the store: one daemon per state_dir
         self.store = store = Store.open(s.state_dir)
+        prune(s.retention, store, s.state_dir, self.clock())
+        self._next_prune = time.monotonic() + PRUNE_EVERY
         opened = [inc.opened_at for inc in store.incidents()]
         ctx = BuildContext(s.max_line_bytes, self.clock, since=min(opened, default=None))
         built = build_sources(s, ctx)
@@ -75,14 +92,19 @@ class Daemon:
         self.metrics = metrics = Metrics(
             self.registry, sources=names, rules=ruleset.rule_names, channels=lane_names(s.notify)
         )
+        engine = self._engine({src.name: src.expectation(src.name) for src in built})
+        for name, mark in engine.sources().items():
+            if mark is not None:
+                metrics.watermark(name, mark)
         self.pipeline = pipeline = Pipeline(
             store=store,
-            engine=self._engine(names),
+            engine=engine,
             metrics=metrics,
             ruleset=ruleset,
             announcer=self._announcer(),
             max_line_bytes=s.max_line_bytes,
             clock=self.clock,
+            skew_tolerance=s.resolution.skew_tolerance,
         )
         cursors = {n: p.cursor for n, p in store.resume_points().items() if p.cursor is not None}
         self._reads = [(src, pipeline.add_reader(src, cursors)) for src in built]
@@ -101,6 +123,8 @@ class Daemon:
             token=token,
             health=self._health,
             alerts=s.alertmanager,
+            ready=self._ready,
+            secrets=s.notify.secrets(),
         )
         await self.api.start()
         # Only once nothing else in startup can fail: shutdown() is what closes the session.
@@ -114,17 +138,29 @@ class Daemon:
             clock=self.clock,
         )
         pipeline.senders = self.senders
-        log.info("listening on %s; %d sources", s.http.listen, len(pipeline.sources))
+        if self.config_file is not None:
+            self._run_file = write_run_file(
+                self.config_file, listen=self.api.address, state_dir=s.state_dir.resolve(), pid=os.getpid()
+            )
+        log.info(
+            "novavms-watcher %s: API and /metrics on http://%s, state in %s; %d sources, first states follow",
+            __version__,
+            self.api.address,
+            s.state_dir,
+            len(self._reads),
+        )
 
-    def _engine(self, names: list[str]) -> Engine:
-        blind_after = self.settings.resolution.blind_after
+    def _engine(self, expect: dict[str, Expectation]) -> Engine:
+        r = self.settings.resolution
+        args = {"blind_after": r.blind_after, "skew_tolerance": r.skew_tolerance}
         snap = self.store.engine_state()
         try:
             if snap:
-                return Engine.restore(snap, blind_after=blind_after, sources=names)
+                marks = {n: p.watermark for n, p in self.store.resume_points().items()}
+                return Engine.restore(snap, sources=expect, expectations=expect, watermarks=marks, **args)
         except ValueError as exc:
             raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
-        return Engine(blind_after=blind_after, sources=names)
+        return Engine(sources=expect, expectations=expect, **args)
 
     def _announcer(self) -> Announcer:
         notify = self.settings.notify
@@ -134,6 +170,10 @@ class Daemon:
             if channel not in hooks and not any(lane.channel == channel for lane in extra):
                 log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
         last = self.store.outbox.last_enqueued(HEARTBEAT)
+        held = [
+            Announcement(h.channel, news_from_json(h.kind, h.payload), held_until=h.due_at)
+            for h in self.store.outbox.held()
+        ]
         return Announcer(
             channels=hooks,
             lanes=extra,
@@ -142,6 +182,7 @@ class Daemon:
             heartbeat=notify.heartbeat,
             # Dated when it was queued: the announcer's memory of the last heartbeat.
             last_heartbeat=None if last is None else replace(HeartbeatNews.from_json(last[1]), at=last[0]),
+            held=held,
             clock=self.clock,
         )
 
@@ -154,6 +195,7 @@ class Daemon:
                 tasks.append(tg.create_task(self._consume(), name="consumer"))
                 tasks.append(tg.create_task(self._ticker(), name="ticker"))
                 tasks.append(tg.create_task(self._watchdog(), name="watchdog"))
+                tasks.append(tg.create_task(self._report_sources(), name="start-up report"))
                 # Senders run beside the pipeline: log reading never waits for a webhook.
                 sending = [tg.create_task(s.run(), name=f"sender {s.channel}") for s in self.senders]
                 sdnotify.notify("READY=1")
@@ -192,8 +234,11 @@ class Daemon:
         if self.pipeline.auto_snapshots is not None:
             await self.pipeline.auto_snapshots.drain()
         await self.api.stop()
+        if self._run_file is not None:
+            remove_run_file(self._run_file, os.getpid())
         await self.http.close()
         self.store.close()
+        self._lock.release()
 
     async def serve(self) -> None:
         """startup -> run -> shutdown, with SIGTERM/SIGINT turned into a graceful stop."""
@@ -231,6 +276,11 @@ class Daemon:
         p = self.pipeline
         while True:
             await asyncio.sleep(TICK)
+            self.commands.take_spooled()
+            p.retire_closed(self.clock() - self.settings.retention.closed_metrics)
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY
+                prune(self.settings.retention, self.store, self.settings.state_dir, self.clock())
             p.transitions(p.engine.tick(self.clock()))
             p.announce(p.announcer.tick(p.refresh_incident_metrics()))
             self.metrics.outbox_pending(self.store.outbox.pending_count())
@@ -243,6 +293,21 @@ class Daemon:
         while True:  # sent from the event loop itself: a stuck loop stops the pings
             sdnotify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
+
+    async def _report_sources(self) -> None:
+        """Once every source said whether it is up (or after REPORT_AFTER s): one line each."""
+        p = self.pipeline
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REPORT_AFTER):
+                await p.first_states.wait()
+        lines = report(p.readers, p.sources)
+        for line in lines[:-1]:
+            (log.info if line.endswith(": up") else log.warning)("%s", line)
+        log.info("%s", lines[-1])
+        p.startup_reported = True
+
+    def _ready(self) -> tuple[bool, str]:
+        return readiness(self.ready.is_set(), self.pipeline.sources)
 
     def _health(self) -> tuple[bool, str]:
         if not self.ready.is_set():

@@ -8,15 +8,20 @@ wrong value are reported the same way; `parse` turns pydantic's own complaints
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from watcher.events import Trigger
 from watcher.names import check_incident_id
-from watcher.times import positive_duration
+from watcher.times import WINDOW, parse_duration
 
 MAX_TEXT = 4096
+MAX_GLOBS = 100
+MAX_GLOB = 256
+MAX_EPOCH = 253402300799.0
+"""9999-12-31T23:59:59Z: the last second an RFC 3339 time can name."""
 _M = TypeVar("_M", bound="Body")
 
 
@@ -42,16 +47,16 @@ def _maybe_incident(value: object) -> str | None:
 def _scope(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
         raise ValueError('scope must be a list of source-name globs such as ["cloud/*", "gw/*"]')
+    if len(value) > MAX_GLOBS or any(len(g) > MAX_GLOB for g in value):
+        raise ValueError(f"scope takes at most {MAX_GLOBS} globs of at most {MAX_GLOB} characters each")
     return tuple(value)
 
 
 def _window(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"window: expected a duration such as 90s, 15m or 2h, got {value!r}")
     try:
-        return positive_duration(value)
+        return parse_duration(value, WINDOW)
     except ValueError as exc:
         raise ValueError(f"window: {exc}") from None
 
@@ -60,17 +65,43 @@ def _epoch(what: str) -> BeforeValidator:
     def check(value: object) -> float | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{what} must be Unix seconds or null")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 <= value <= MAX_EPOCH
+        ):
+            raise ValueError(f"{what} must be Unix seconds (0 to {MAX_EPOCH:.0f}) or null")
         return float(value)
 
     return BeforeValidator(check)
 
 
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("redact must be true or false")
+def _flag(what: str) -> BeforeValidator:
+    def check(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{what} must be true or false")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("size must be a number of bytes")
     return value
+
+
+def _sha256(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
+        raise ValueError("sha256 must be 64 lowercase hex digits")
+    return value
+
+
+def _lines(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(x, str) and len(x) <= MAX_TEXT for x in value):
+        raise ValueError("missing must be a list of sentences")
+    return tuple(value)
 
 
 def _requested(value: object) -> Trigger:
@@ -104,8 +135,26 @@ class Snapshot(Body):
     scope: Annotated[tuple[str, ...], BeforeValidator(_scope)] = ()
     since: Annotated[float | None, _epoch("since")] = None
     until: Annotated[float | None, _epoch("until")] = None
-    redact: Annotated[bool, BeforeValidator(_flag)] = False
+    redact: Annotated[bool, _flag("redact")] = False
     trigger: Annotated[Trigger, BeforeValidator(_requested)] = Trigger.MANUAL
+
+
+class SnapshotTaken(Body):
+    """A snapshot the CLI wrote and verified itself: for the incident's timeline and the counter.
+
+    The same document is queued in `<state_dir>/spool/` when no daemon answered
+    (watcher.snapshot.spool); there `by` says who took it, as the header does on the API."""
+
+    path: Annotated[str, _text("path")]
+    size: Annotated[int, BeforeValidator(_size)]
+    sha256: Annotated[str, BeforeValidator(_sha256)]
+    complete: Annotated[bool, _flag("complete")]
+    missing: Annotated[tuple[str, ...], BeforeValidator(_lines)] = ()
+    reason: Annotated[str, _text("reason")]
+    trigger: Annotated[Trigger, BeforeValidator(_requested)] = Trigger.MANUAL
+    incident: Annotated[str | None, BeforeValidator(_maybe_incident)] = None
+    at: Annotated[float, _epoch("at")]
+    by: Annotated[str, _text("by", empty_ok=True)] = ""
 
 
 def parse(model: type[_M], body: object) -> _M:

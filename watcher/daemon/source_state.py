@@ -9,6 +9,9 @@ from watcher.classify.grouping import ClassifyStats
 from watcher.classify.stream import StreamScanner
 from watcher.sources import Source
 
+STARTING = "starting"
+"""The reason of a source that has not yet said whether it is up."""
+
 
 @dataclass
 class SourceState:
@@ -21,8 +24,12 @@ class SourceState:
     mixes lines of two streams."""
     new_scanner: Callable[[str], StreamScanner] | None = None
     up: bool = False
-    reason: str | None = "starting"
+    reason: str | None = STARTING
     dirty: bool = False
+    skew: float | None = None
+    """The newest live line's own stamp minus its arrival (seconds; positive: ahead)."""
+    skewed: bool = False
+    """Whether that was beyond the skew tolerance (noted on the timeline once per episode)."""
     reported: dict[str, int] = field(
         default_factory=lambda: {"lines": 0, "bad_utf8": 0, "truncated": 0, "copytruncate": 0}
     )

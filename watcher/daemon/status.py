@@ -7,7 +7,19 @@ from collections.abc import Mapping, Sequence
 from watcher import details
 from watcher.classify.grouping import ClassifyStats
 from watcher.engine import IncidentStatus
-from watcher.schema import ChannelDoc, IncidentDoc, OutboxDoc, SourceDoc, TimelineDoc, error_doc
+from watcher.engine.evidence import Down, SourceEvidence
+from watcher.facts import Facts, Span, facts, in_event_order, who
+from watcher.schema import (
+    ChannelDoc,
+    EvidenceDoc,
+    IncidentDoc,
+    OutboxDoc,
+    SourceDoc,
+    SpanDoc,
+    SummaryDoc,
+    TimelineDoc,
+    error_doc,
+)
 from watcher.store.outbox import Backlog
 from watcher.store.rows import IncidentRow, TimelineRow
 from watcher.times import format_time
@@ -33,12 +45,40 @@ def incident_doc(s: IncidentStatus) -> IncidentDoc:
         "last_error": None if s.last_error is None else error_doc(s.last_error),
         "blind_sources": list(s.blind_sources),
         "sources": list(s.sources),
+        "cannot_resolve": [b.text() for b in s.blockers],
+        "evidence": [evidence_doc(e) for e in s.evidence],
+    }
+
+
+def evidence_doc(e: SourceEvidence) -> EvidenceDoc:
+    return {
+        "source": e.source,
+        "lines": e.lines,
+        "running": e.running,
+        "proven_from": format_time(e.proven_from),
+        "proven_to": format_time(e.proven_to),
+        "last_record": format_time(e.last_record),
+        "text": e.text(),
     }
 
 
 def source_doc(
-    name: str, up: bool, reason: str | None, watermark: float | None, now: float, stats: ClassifyStats
+    name: str,
+    up: bool,
+    reason: str | None,
+    watermark: float | None,
+    now: float,
+    stats: ClassifyStats,
+    *,
+    liveness: tuple[bool, Down | None] = (False, None),
+    skew: float | None = None,
 ) -> SourceDoc:
+    """`liveness`: whether the source reports it, and why it does not run (None: it runs)."""
+    reports, down = liveness
+    not_running = None
+    if down is not None:
+        since = format_time(down.since) if down.since > float("-inf") else None
+        not_running = down.reason + (f" since {since}" if since else "")
     return {
         "name": name,
         "up": up,
@@ -47,6 +87,9 @@ def source_doc(
         "lag": None if watermark is None else round(max(0.0, now - watermark), 3),
         "lines": stats.lines,
         "errors": stats.errors,
+        "running": (down is None) if reports else None,
+        "not_running": not_running,
+        "clock_skew": None if skew is None else round(skew, 3),
     }
 
 
@@ -68,7 +111,8 @@ def outbox_doc(backlog: Mapping[str, Backlog]) -> OutboxDoc:
     }
 
 
-def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow]) -> TimelineDoc:
+def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow], now: float) -> TimelineDoc:
+    ordered = in_event_order(rows)
     return {
         "id": incident.id,
         "title": incident.title,
@@ -86,7 +130,36 @@ def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow]) -> Timeline
                 "state": r.state,
                 "detail": details.to_json(r.detail),
                 "recorded_at": format_time(r.recorded_at),
+                "by": who(incident, r),
             }
-            for r in rows
+            for r in ordered
         ],
+        "summary": summary_doc(facts(incident, rows), ordered, now),
+    }
+
+
+def summary_doc(f: Facts, ordered: Sequence[TimelineRow], now: float) -> SummaryDoc:
+    def spans(found: Sequence[Span]) -> list[SpanDoc]:
+        return [
+            {"start": format_time(s.start), "end": format_time(s.end), "seconds": round(s.length(now), 3)}
+            for s in found
+        ]
+
+    states = [r.state for r in ordered if r.state is not None]
+    return {
+        "state": states[-1] if states else None,
+        "opened_at": format_time(f.opened_at),
+        "opened_by": f.opened_by,
+        "first_mitigated_at": format_time(f.first_mitigated_at),
+        "mitigations": f.mitigations,
+        "time_to_mitigate": f.time_to_mitigate,
+        "resolved_at": format_time(f.resolved_at),
+        "time_to_resolve": f.time_to_resolve,
+        "regressions": f.regressions,
+        "blind": spans(f.blind),
+        "blind_seconds": round(sum(s.length(now) for s in f.blind), 3),
+        "gaps": spans(f.gaps),
+        "closed_at": format_time(f.closed_at),
+        "closed_by": f.closed_by,
+        "close_reason": f.close_reason,
     }

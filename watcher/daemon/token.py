@@ -7,16 +7,24 @@ whole access control: whoever can read the watcher's state can drive it.
 
 from __future__ import annotations
 
-import logging
 import os
-import secrets
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watcher.errors import DaemonError
 
+if TYPE_CHECKING:
+    import logging
+
 TOKEN_FILE = "api-token"
-log = logging.getLogger(__name__)
+
+
+def _log() -> logging.Logger:
+    # Imported here: the CLI reads the token on every mutating call and logs nothing.
+    import logging
+
+    return logging.getLogger(__name__)
 
 
 def load_or_create_token(state_dir: Path) -> str:
@@ -47,6 +55,8 @@ def read_token(state_dir: Path) -> str:
 
 
 def _create(path: Path) -> str:
+    import secrets  # only the daemon creates one; the CLI need not import hashlib for it
+
     token = secrets.token_urlsafe(32)
     # Write a private temporary file, then link it into place: the link fails if the
     # name exists, so readers never see a half-written token and two racing daemons
@@ -61,7 +71,7 @@ def _create(path: Path) -> str:
         os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    log.info("created the API token in %s", path)
+    _log().info("created the API token in %s", path)
     return token
 
 
@@ -91,9 +101,9 @@ def _tighten(path: Path, fd: int, mode: int) -> None:
     try:
         os.fchmod(fd, 0o600)
     except OSError as exc:
-        log.warning("%s is readable by others (mode %o) and cannot be fixed: %s", path, mode, exc)
+        _log().warning("%s is readable by others (mode %o) and cannot be fixed: %s", path, mode, exc)
     else:
-        log.warning("%s was readable by others (mode %o); set it back to 0600", path, mode)
+        _log().warning("%s was readable by others (mode %o); set it back to 0600", path, mode)
 
 
 def _reason(exc: OSError | UnicodeDecodeError) -> str:

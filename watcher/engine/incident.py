@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import TypedDict
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, TypedDict
 
-from watcher.events import ErrorEvent, State
+from watcher.engine.evidence import Blocker, SourceEvidence
+from watcher.events import ErrorEvent, State, clip
 from watcher.names import in_scope
 
 
@@ -35,13 +36,24 @@ class IncidentState(TypedDict):
     errors: int
     gaps: int
     lines: int
+    lines_by_source: dict[str, int]
     last_error: dict[str, object] | None
     pending: list[list[object]]
+
+
+class TrackState(TypedDict):
+    """A source's evidence in the engine snapshot (engine/evidence.py, `Track`)."""
+
+    down: list[object] | None
+    alive_since: float | None
+    last_seen: float | None
+    activity: list[list[float]]
 
 
 class EngineState(TypedDict):
     version: int
     watermarks: dict[str, float | None]
+    tracks: dict[str, TrackState]
     incidents: list[IncidentState]
 
 
@@ -55,6 +67,8 @@ class Break:
     rule: str | None = field(compare=False)
     """The error rule; None for a gap."""
     message: str = field(compare=False)
+    stamped: float | None = field(default=None, compare=False)
+    """An error's own stamp when it was not trusted and the error counts at its arrival."""
 
 
 @dataclass(slots=True)
@@ -75,6 +89,8 @@ class Incident:
     errors: int = 0
     gaps: int = 0
     lines: int = 0
+    lines_by_source: dict[str, int] = field(default_factory=dict)
+    """Lines read since the mitigation, per source: the evidence a verdict names."""
     last_error: ErrorEvent | None = None
     pending: list[Break] = field(default_factory=list)
 
@@ -111,8 +127,9 @@ class Incident:
             "errors": self.errors,
             "gaps": self.gaps,
             "lines": self.lines,
+            "lines_by_source": dict(self.lines_by_source),
             "last_error": None if last is None else asdict(last),
-            "pending": [[b.start, b.end, b.source, b.rule, b.message] for b in self.pending],
+            "pending": [[b.start, b.end, b.source, b.rule, b.message, b.stamped] for b in self.pending],
         }
 
     @classmethod
@@ -120,6 +137,7 @@ class Incident:
         """An incident from `to_state()`'s JSON (the version was checked by the caller)."""
         get = d.get
         last = get("last_error")
+        by_source = get("lines_by_source")
         return cls(
             id=str(get("id")),
             title=str(get("title")),
@@ -137,7 +155,10 @@ class Incident:
             errors=int(_float(get("errors"))),
             gaps=int(_float(get("gaps"))),
             lines=int(_float(get("lines"))),
-            last_error=ErrorEvent(**last) if isinstance(last, dict) else None,
+            lines_by_source={
+                str(k): int(_float(v)) for k, v in (by_source.items() if isinstance(by_source, dict) else ())
+            },
+            last_error=_error(last) if isinstance(last, dict) else None,
             pending=[_break(p) for p in _list(get("pending"))],
         )
 
@@ -161,6 +182,10 @@ class IncidentStatus:
     last_error: ErrorEvent | None
     blind_sources: tuple[str, ...]
     sources: tuple[str, ...]
+    blockers: tuple[Blocker, ...] = ()
+    """Why it cannot resolve now, beyond a streak still short of its window (DESIGN §2.1)."""
+    evidence: tuple[SourceEvidence, ...] = ()
+    """Per source in scope: lines checked, running or not, the span proven."""
 
 
 def compact(inc: Incident) -> None:
@@ -200,5 +225,21 @@ def _or_past(value: object) -> float:
 
 
 def _break(value: object) -> Break:
-    start, end, source, rule, message = value if isinstance(value, list) else [None] * 5
-    return Break(_float(start), _float(end), str(source), None if rule is None else str(rule), str(message))
+    """A pending break: [start, end, source, rule, message] (version 1) and its own stamp (2)."""
+    items = value if isinstance(value, list) else [None] * 5
+    start, end, source, rule, message = items[:5]
+    stamped = _maybe(items[5]) if len(items) > 5 else None
+    return Break(
+        _float(start),
+        _float(end),
+        str(source),
+        None if rule is None else str(rule),
+        clip(str(message)),
+        stamped,
+    )
+
+
+def _error(saved: dict[str, Any]) -> ErrorEvent:
+    """The last error of a saved incident; clipped, as one saved before messages were bounded may be long."""
+    event = ErrorEvent(**saved)
+    return replace(event, message=clip(event.message))

@@ -9,8 +9,11 @@ outbox. Nothing here does I/O, so the rules below are tested with plain numbers:
   nothing, so the outbox never fills up with rows nobody will send.
 - Streak resets: the first after a mitigation is announced; after that at most
   one per incident per `reset_every`, and the next one says how many were held
-  back. Held resets are flushed by `tick()` once the interval has passed, so the
-  last ones are never silently swallowed.
+  back. Held resets are flushed by `tick()` once the interval has passed, and by a
+  new mitigation or the close (before it), so none is ever silently swallowed.
+  What is held is itself an announcement (`held_until`): the daemon keeps it, one
+  summary per channel and incident, in the same commit as the transitions, and
+  hands it back at startup, so a kill does not lose it either.
 - Heartbeat: one message per `heartbeat` with a line per open incident, marked
   unchanged when nothing moved since the previous heartbeat. The previous one is
   read back from the outbox at startup, so a restart neither repeats it early nor
@@ -76,6 +79,9 @@ class Lane:
 class Announcement:
     channel: str
     news: News
+    held_until: float | None = None
+    """Held back by the rate limit: kept (in place of what the incident had held on this
+    channel) and announced at this time, or sooner as part of the next one sent."""
 
     @property
     def kind(self) -> str:
@@ -107,9 +113,11 @@ class Announcer:
         reset_every: float = 60.0,
         heartbeat: float = 900.0,
         last_heartbeat: HeartbeatNews | None = None,
+        held: Sequence[Announcement] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`channels`: those with an incoming webhook (its lane has the channel's name)."""
+        """`channels`: those with an incoming webhook (its lane has the channel's name);
+        `last_heartbeat` and `held` are what the previous run left in the store."""
         merged = {**DEFAULT_ROUTES, **(routes or {})}
         self.lanes = {lane.name: lane for lane in [*(Lane(c, c) for c in channels), *lanes]}
         taken = set(merged).union(*(lane.kinds for lane in lanes))
@@ -126,6 +134,10 @@ class Announcer:
             self._beat = _Heartbeat(
                 last_heartbeat.at, {i.incident: i.fingerprint for i in last_heartbeat.incidents}
             )
+        for a in held:
+            if isinstance(a.news, TransitionNews) and a.held_until is not None:
+                latest = replace(a.news, also=0)
+                self._resets[a.news.incident] = _Resets(a.held_until - reset_every, a.news.also + 1, latest)
 
     def _targets(self, kind: str, channels: Sequence[str]) -> tuple[str, ...]:
         """The lanes of `kind`: its channels' lanes in the order the route names them, then those
@@ -140,10 +152,17 @@ class Announcer:
         for t in transitions:
             news = TransitionNews(t.incident, status(t.incident).title, t.kind, t.at, t.state, t.detail)
             if t.kind in (Kind.MITIGATED, Kind.CLOSED):
-                self._resets.pop(t.incident, None)  # a new streak clock: its first reset is news
+                # A new streak clock: its first reset is news. What was held goes out first.
+                r = self._resets.pop(t.incident, None)
+                if r is not None and r.held and r.latest is not None:
+                    out += self._route(replace(r.latest, also=r.held - 1))
             if t.kind is Kind.STREAK_RESET:
                 due = self._reset_due(t.incident, news)
                 if due is None:
+                    r = self._resets[t.incident]
+                    assert r.last_sent is not None  # held: a reset went out before
+                    summary = replace(news, also=r.held - 1)
+                    out += self._route(summary, held_until=r.last_sent + self.reset_every)
                     continue
                 news = due
             out += self._route(news)
@@ -273,8 +292,8 @@ class Announcer:
             del self._shown[(lane, s.id)]
         return Announcement(lane, StatusNews.of(s, now))
 
-    def _route(self, news: News) -> list[Announcement]:
-        return [Announcement(lane, news) for lane in self.routes.get(kind_of(news), ())]
+    def _route(self, news: News, held_until: float | None = None) -> list[Announcement]:
+        return [Announcement(lane, news, held_until) for lane in self.routes.get(kind_of(news), ())]
 
 
 def _look(s: IncidentStatus) -> tuple[object, ...]:

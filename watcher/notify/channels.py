@@ -70,7 +70,7 @@ def build_senders(
     metrics: Metrics,
     clock: Callable[[], float] = time.time,
 ) -> list[Sender]:
-    policy = RetryPolicy(cfg.send_interval, cfg.retry_initial, cfg.retry_max)
+    policy = RetryPolicy(cfg.send_interval, cfg.retry_initial, cfg.retry_max, cfg.retry_after_max)
     transports: dict[str, tuple[Transport, RetryPolicy]] = {
         channel: (
             WebhookTransport(Webhook(session, url, timeout=cfg.timeout, clock=clock), renderer(cfg)),
@@ -81,7 +81,7 @@ def build_senders(
     app = cfg.slack_app
     if app is not None:
         api = SlackApi(session, app.api_url, app.bot_token(), timeout=cfg.timeout, clock=clock)
-        paced = RetryPolicy(app.send_interval, cfg.retry_initial, cfg.retry_max)
+        paced = RetryPolicy(app.send_interval, cfg.retry_initial, cfg.retry_max, cfg.retry_after_max)
         for channel, target in app.channels().items():
             name = slack_lane(channel)
             slack = SlackApp(

@@ -40,7 +40,7 @@ from watcher.notify.news import (
     kind_of,
 )
 from watcher.notify.status_message import status_lines
-from watcher.redact import redact
+from watcher.redact import redact, redact_doc
 from watcher.times import format_duration, format_time
 
 Format = Literal["slack", "json", "teams"]
@@ -116,6 +116,7 @@ class Renderer:
                 f"evidence: {values['lines']} lines checked in {values['sources']}; "
                 f"clean from {values['since']} to {values['at']} ({values['window']})"
             )
+            details += [self._clean(e) for e in d.evidence]
         elif isinstance(d, GapDetail):
             details.append(f"unreadable from {utc(d.start)} to {utc(d.end)}")
         elif isinstance(d, BreakDetail):
@@ -158,7 +159,7 @@ class Renderer:
                 "state": str(transition.state) if transition else None,
                 "at": format_time(news.at),
                 "text": truncate(plain, TEXT_LIMIT),
-                "payload": _redacted(news.to_json(), self.secrets),
+                "payload": redact_doc(news.to_json(), self.secrets),
             }
         blocks: list[dict[str, object]] = [_section(truncate(headline, SECTION_LIMIT))]
         blocks += [_section(chunk) for chunk in _chunks(details, SECTION_LIMIT)]
@@ -186,16 +187,6 @@ def _chunks(lines: Sequence[str], limit: int) -> list[str]:
         else:
             out.append(line)
     return out
-
-
-def _redacted(value: object, secrets: Sequence[str]) -> object:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, Mapping):
-        return {str(k): _redacted(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redacted(v, secrets) for v in value]
-    return value
 
 
 def _template_fields(news: TransitionNews) -> dict[str, str]:

@@ -9,6 +9,8 @@ incoming webhook) and of any other secret the caller names (a token, a routing k
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +68,31 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def describe_http_error(exc: aiohttp.ClientError) -> str:
+    """One line for a failed HTTP exchange, without aiohttp's repr (`... ssl:default [...]`)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"cannot connect to {exc.host}:{exc.port}: its TLS certificate is not trusted"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port}: {_os_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the receiver closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return f"the connection failed: {_os_reason(exc)}"
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return "the receiver's answer was cut off or malformed"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "the URL is not one an HTTP client can use"
+    return "the HTTP exchange failed"
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):  # its errno is a resolver code, not an errno
+        return f"the name does not resolve ({str(exc.strerror).lower()})"
+    if exc.errno and exc.errno > 0:
+        return os.strerror(exc.errno).lower()
+    return str(exc.strerror or "no reason given").lower()
+
+
 class Webhook:
     def __init__(
         self,
@@ -105,7 +132,7 @@ class Webhook:
         except TimeoutError:
             return Delivery(None, f"no answer within {self._timeout.total:g}s"), ""
         except aiohttp.ClientError as exc:
-            return Delivery(None, self.clean(f"{type(exc).__name__}: {exc}")), ""
+            return Delivery(None, self.clean(describe_http_error(exc))), ""
 
     def clean(self, text: str) -> str:
         """`text` without the URL and the other secrets of this webhook."""

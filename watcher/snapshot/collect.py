@@ -127,7 +127,7 @@ class SnapshotResult:
             "missing": self.missing,
         }
 
-    def note(self, *, reason: str, trigger: Trigger, source: str | None = None) -> SnapshotDetail:
+    def note(self, *, reason: str, trigger: Trigger, by: str, source: str | None = None) -> SnapshotDetail:
         """The detail of the `snapshot` timeline entry that records this snapshot on an incident."""
         return SnapshotDetail(
             self.path.name,
@@ -139,6 +139,7 @@ class SnapshotResult:
             reason,
             str(trigger),
             source,
+            by,
         )
 
 

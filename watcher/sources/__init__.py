@@ -6,13 +6,21 @@ Two objects per kind, as Vector's SourceConfig builds a Source:
   yields, the `Source`s it builds, its `check-config` probe and its snapshot
   collector (registry.py picks the kind from the config's `kind`);
 - a `Source` is one running reader: an async stream of `Chunk`s, `Watermark`s,
-  `Gap`s, `SourceDown`s, notes and `Stopped` events, plus how its lines are scanned,
-  which sub-sources it names and what it counted itself.
+  `Gap`s, `SourceDown`s, `Liveness` reports, notes and `Stopped` events, plus how its
+  lines are scanned, which sub-sources it names, what each must show to count as
+  evidence, and what it counted itself.
 
 A source owns its reconnects and backoff; it raises only for configuration errors.
 Its health travels in its stream: a `Watermark` promises every line up to that time
 has been yielded (and means "up"), a `SourceDown` freezes it, so the daemon never
 guesses whether a quiet source is healthy.
+
+Evidence (DESIGN §2.1): being readable is not enough. A source whose `expectation`
+says `liveness` reports, in the same stream, whether what it reads runs (a container,
+a systemd unit): `Liveness` with the time it started, or the last time it was known
+running. It reports the change before any watermark that passes the change, so a
+stopped service never proves a clean span. A `Chunk` says whether it was read `live`
+(as it was written): only then is a record's own stamp checked against its arrival.
 
 This module stays light (no docker SDK, no asyncssh): `watcher.config` and the CLI
 import names from here.
@@ -26,8 +34,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from watcher.config.base import Format
+from watcher.config.sources import SourceBase
 from watcher.details import Note
-from watcher.events import Chunk, Gap, SourceDown, Watermark
+from watcher.events import Chunk, Expectation, Gap, Liveness, SourceDown, Watermark
 
 if TYPE_CHECKING:
     from watcher.snapshot.collect import Job
@@ -47,9 +56,9 @@ class Stopped:
     job: Job
 
 
-SourceEvent = Chunk | Watermark | Gap | SourceDown | Note | Stopped
-"""What a source yields, in order: its lines, watermark advances, gaps, disconnects, notes
-for the timeline, and things stopped that are worth a snapshot."""
+SourceEvent = Chunk | Watermark | Gap | SourceDown | Liveness | Note | Stopped
+"""What a source yields, in order: its lines, watermark advances, gaps, disconnects, whether
+what it reads runs, notes for the timeline, and things stopped that are worth a snapshot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,13 @@ class ScanOptions:
     timestamp_format: str | None = None
     rules: tuple[str, ...] | None = None
     """Names of the rules that apply; None means every rule."""
+    expect_match: str | None = None
+    """The records that meet the source's expect_every (a regex over the message)."""
+
+
+def expectation(cfg: SourceBase, *, liveness: bool, quiet: bool = False) -> Expectation:
+    """What a configured source must show to count as evidence; `quiet`: may stay silent anyway."""
+    return Expectation(cfg.quiet_ok or quiet, cfg.expect_every, cfg.expect_match, liveness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +105,18 @@ class Source(Protocol):
         """The `read()` start from the stored cursors of this source and of the sub-sources it owns."""
         ...
 
+    def expectation(self, name: str) -> Expectation:
+        """What `name` (this source or a sub-source it owns) must show to count as evidence."""
+        ...
+
     def counters(self) -> Counters: ...
+
+    def describe(self) -> str:
+        """What it reads, naming the path, socket or host: `file /var/log/edge/error.log`.
+
+        The daemon's start-up log and /readyz show it beside the source's state; a reason
+        the source gives for being down names the same place."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

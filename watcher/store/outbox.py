@@ -1,5 +1,9 @@
 """The announcement outbox: rows queued in the same commit as the transition behind them,
-drained in order per channel by the senders (watcher.notify.sender)."""
+drained in order per channel by the senders (watcher.notify.sender).
+
+Beside it, the held announcements: what a rate limit keeps back (a summary of the
+streak resets since the last one announced), one per channel and incident, committed
+with the transitions like the rows, and moved into the outbox when announced."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from dataclasses import dataclass
 
 from watcher.errors import StoreError
 from watcher.store.db import Database, dumps, loads
-from watcher.store.rows import OutboxRow
+from watcher.store.rows import HeldRow, OutboxRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,33 @@ class Outbox:
             )
         )
 
+    def hold(
+        self, channel: str, incident: str, kind: str, payload: Mapping[str, object], due_at: float
+    ) -> None:
+        """Keep `payload` back for `incident` on `channel` until `due_at`, replacing what was held."""
+        text = dumps(payload, f"the held {kind} payload for {channel}")
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT INTO held_announcements (channel, incident, kind, payload, due_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, incident) DO UPDATE SET"
+                " kind = excluded.kind, payload = excluded.payload, due_at = excluded.due_at",
+                (channel, incident, kind, text, due_at),
+            )
+
+    def release(self, channel: str, incident: str) -> None:
+        """Forget what was held for `incident` on `channel`: it has been announced (or summed up)."""
+        with self._db.transaction():
+            self._db.execute(
+                "DELETE FROM held_announcements WHERE channel = ? AND incident = ?", (channel, incident)
+            )
+
+    def held(self) -> list[HeldRow]:
+        """Everything held back, soonest due first (the announcer's memory after a restart)."""
+        rows = self._db.query(
+            "SELECT channel, incident, kind, payload, due_at FROM held_announcements ORDER BY due_at, channel"
+        )
+        return [HeldRow(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
+
     def _mark(self, id: int, assignments: str, args: Sequence[object]) -> None:
         with self._db.transaction():
             rows = self._db.query("SELECT status FROM outbox WHERE id = ?", (id,))
@@ -85,8 +116,21 @@ class Outbox:
             id, "attempts = ?, next_attempt_at = ?, last_error = ?", (attempts, next_attempt_at, error)
         )
 
+    def reschedule(self, id: int, next_attempt_at: float) -> None:
+        self._mark(id, "next_attempt_at = ?", (next_attempt_at,))
+
     def mark_dead(self, id: int, at: float, error: str) -> None:
         self._mark(id, "status = 'dead', done_at = ?, last_error = ?", (at, error))
+
+    def prune_sent(self, before: float) -> int:
+        """Forget announcements delivered before `before`; how many. The newest of each kind stays:
+        the heartbeat's memory is read back from it (`last_enqueued`)."""
+        with self._db.transaction():
+            return self._db.execute(
+                "DELETE FROM outbox WHERE status = 'sent' AND done_at < ?"
+                " AND id NOT IN (SELECT max(id) FROM outbox GROUP BY kind)",
+                (before,),
+            ).rowcount
 
     def pending_count(self, channel: str | None = None) -> int:
         rows = self._db.query(

@@ -37,6 +37,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DELETE FROM outbox WHERE status = 'pending'",
     ),
     (
+        # Streak resets held back by the rate limit, one summary per channel and incident:
+        # kept in memory only, they were lost on a kill and dropped on a new mitigation.
+        """CREATE TABLE IF NOT EXISTS held_announcements (channel TEXT NOT NULL, incident TEXT NOT NULL,
+            kind TEXT NOT NULL, payload TEXT NOT NULL, due_at REAL NOT NULL,
+            PRIMARY KEY (channel, incident))""",
+    ),
+    (
         # The Slack app's status message of each incident, per outbox lane: the message
         # every later event edits and threads under. No foreign key: pruning closed
         # incidents must not be blocked by it.

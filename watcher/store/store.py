@@ -114,6 +114,16 @@ class Store(Database):
             for h, m in found.values()
         ]
 
+    def prune_closed(self, before: float) -> int:
+        """Forget incidents closed before `before`, with their mitigations and timeline; how many."""
+        closed = "SELECT id FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?"
+        with self.transaction():
+            self.execute(f"DELETE FROM timeline WHERE incident IN ({closed})", (before,))
+            self.execute(f"DELETE FROM mitigations WHERE incident IN ({closed})", (before,))
+            return self.execute(
+                "DELETE FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?", (before,)
+            ).rowcount
+
     # Timeline
 
     def append_timeline(self, transitions: Sequence[Transition]) -> None:

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watcher.events import Gap
+from watcher.events import Gap, Liveness
 from watcher.sources.docker.cursor import Cursor
 
 CAUGHT_UP_IDLE = 0.1
@@ -49,6 +49,16 @@ class Container:
     read_starts: int = 0
     """`starts` when the lane last began reading it: a start event since then may be a run
     it has not read, even if the container has stopped again (the events lag the engine)."""
+    paused: bool = False
+    started: float = 0.0
+    """When its current (or last) run started, in the engine's clock; 0: never."""
+    finished: float = 0.0
+    """When its last run ended; 0: never."""
+
+    @property
+    def runs(self) -> bool:
+        """Running and not paused: able to write a line."""
+        return self.running and not self.paused
 
 
 @dataclass
@@ -64,6 +74,8 @@ class Lane:
     idle: bool = False
     last_data: float = 0.0
     last_image: str | None = None
+    reported: bool | None = None
+    """Whether a container of it ran, as last reported (None: not since the engine was listed)."""
 
     def caught_up(self, mono: float) -> bool:
         """Attached with the backlog read, or nothing left to read."""
@@ -72,6 +84,38 @@ class Lane:
                 self.behind = False
             return not self.behind
         return self.idle
+
+    def liveness(self, at: float) -> list[Liveness]:
+        """A report when whether one of its containers runs changed (`at`: when it changed).
+
+        Not running: since the stop at `at`, with why (exited, paused, removed)."""
+        alive = any(c.runs for c in self.containers.values())
+        if alive == self.reported:
+            return []
+        self.reported = alive
+        return [Liveness(self.sub, at, alive, "" if alive else self._why())]
+
+    def listed(self, now: float) -> list[Liveness]:
+        """The first report after listing the engine's containers: since when they run, or since
+        when none does (a run that ended while not watched comes first, for the engine to judge).
+        With no container left, it was last known running at the last line read (else `now`)."""
+        self.reported = None
+        running = [c for c in self.containers.values() if c.runs]
+        if running:
+            latest = max(running, key=lambda c: c.started)
+            before = [Liveness(self.sub, latest.finished, False, "no running container (exited)")]
+            return (before if latest.finished else []) + self.liveness(latest.started)
+        ended = max((c.finished for c in self.containers.values()), default=0.0)
+        if not ended:
+            ended = self.cursor.ns / 1e9 if self.cursor is not None and self.cursor.ns else now
+        return self.liveness(ended)
+
+    def _why(self) -> str:
+        if not self.containers:
+            return "no running container (removed)"
+        if any(c.paused for c in self.containers.values()):
+            return "no running container (paused)"
+        return "no running container (exited)"
 
     def choose(self, now: float) -> tuple[tuple[Container, Cursor] | None, Gap | None]:
         """The container to read now and from where (None: nothing to read), and a gap to record."""

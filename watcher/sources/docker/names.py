@@ -47,6 +47,17 @@ def selected(cfg: DockerSourceConfig, container_name: str, labels: Mapping[str, 
     return all(labels.get(k) == v or (v == "" and k in labels) for k, v in cfg.labels.items())
 
 
+def one_shot(cfg: DockerSourceConfig, sub: str) -> bool:
+    """Whether sub-source `sub` (`cloud/migrate`, `cloud/migrate-2`) is one the config names in
+    `one_shot`: a service or container that runs once and exits."""
+    leaf = sub.partition("/")[2]
+    for name in cfg.one_shot:
+        safe = _UNSAFE.sub("_", name.lstrip("/")) or "_"
+        if leaf == safe or re.fullmatch(re.escape(safe) + r"-[0-9]+", leaf):
+            return True
+    return False
+
+
 def list_filters(cfg: DockerSourceConfig) -> dict[str, list[str]]:
     """Server-side pre-filter for listing and events; `selected` has the final word."""
     labels = [f"{k}={v}" if v else k for k, v in cfg.labels.items()]

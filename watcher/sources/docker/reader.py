@@ -13,17 +13,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import docker
 from docker.errors import NotFound
 
-from watcher.events import Chunk, Gap
+from watcher.events import Chunk, Gap, Liveness
 from watcher.sources import SourceEvent
 from watcher.sources.docker.calls import LOST, EngineCalls
 from watcher.sources.docker.cursor import Boundary, Cursor, since_param
 from watcher.sources.docker.follow import LogStream
-from watcher.sources.docker.lane import Container, Lane
+from watcher.sources.docker.lane import Container, Lane, time_ns
 from watcher.sources.docker.stream import STREAMS, Lines
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 DEAD_STREAM_GRACE = 2.0
 """Seconds a follow stream may stay open after its container died before it is cut."""
 Out = asyncio.Queue[SourceEvent | BaseException]
+Report = Callable[[list[Liveness]], Awaitable[None]]
 
 
 class LaneReader:
@@ -43,9 +44,11 @@ class LaneReader:
         clock: Callable[[], float],
         retry: float,
         max_line_bytes: int,
+        report: Report,
     ) -> None:
         self._calls, self._client, self._out = calls, client, out
         self._clock, self._retry, self._max = clock, retry, max_line_bytes
+        self._report = report
 
     async def run(self, lane: Lane) -> None:
         while True:
@@ -64,13 +67,17 @@ class LaneReader:
             try:
                 # The engine's word before and after the read, not the events' (they may lag):
                 # following or not, and whether a run began meanwhile.
-                running, run = await self._state(c)
+                running, run, _ = await self._state(c)
                 with contextlib.suppress(NotFound):  # removed before attaching: settled below
                     complete = await self._follow(lane, c, cursor, follow=running)
-                running, run_after = await self._state(c)
+                running, run_after, finished = await self._state(c)
                 ended = not running and run_after == run
                 if c.starts == starts:  # else this answer may predate that start: the event's word stands
                     c.running = running
+                    if running:
+                        c.started = max(c.started, time_ns(run_after) / 1e9)
+                    else:
+                        c.finished = max(c.finished, finished)
                 c.read_starts = starts
             except NotFound:
                 c.removed_at = c.removed_at or self._clock()
@@ -79,6 +86,10 @@ class LaneReader:
                 log.warning("%s: reading %s: %s; retrying", lane.sub, c.id[:12], exc)
                 await asyncio.sleep(self._retry)
                 continue
+            # Before the lane can go idle (and its watermark advance): a stop the events
+            # have not told yet is in the stream first.
+            stopped = c.finished or c.removed_at or self._clock()
+            await self._report(lane.liveness(c.started if c.runs else stopped))
             # Finished only when removed, or stopped and read to the end; a stream cut short,
             # or one a run began during, is read again from the cursor.
             if c.removed_at is not None or (complete and ended):
@@ -87,11 +98,13 @@ class LaneReader:
                     await report_gap(self._out, gap)
                 assert lane.cursor is not None
                 await self._out.put(Chunk(lane.sub, b"", lane.cursor.dumps()))
+                await self._report(lane.liveness(stopped))
 
-    async def _state(self, c: Container) -> tuple[bool, str]:
-        """Whether `c` runs, and when its latest run started (a run's identity)."""
+    async def _state(self, c: Container) -> tuple[bool, str, float]:
+        """Whether `c` runs, when its latest run started (a run's identity) and when its last ended."""
         state = (await self._calls.api(self._client.api.inspect_container, c.id)).get("State") or {}
-        return bool(state.get("Running")), str(state.get("StartedAt", ""))
+        running = bool(state.get("Running")) and not state.get("Restarting")
+        return running, str(state.get("StartedAt", "")), time_ns(str(state.get("FinishedAt") or "")) / 1e9
 
     async def _follow(self, lane: Lane, c: Container, cursor: Cursor, *, follow: bool) -> bool:
         """Read `c` from `cursor` until its stream ends; True when Docker ended it (read to the end)."""
@@ -141,7 +154,8 @@ class LaneReader:
         assert lane.cursor is not None
         for run in boundary.filter(runs):
             lane.cursor = lane.cursor.after(run)
-            await self._out.put(Chunk(lane.sub, run.data, lane.cursor.dumps(), STREAMS[run.stream]))
+            live = not lane.behind  # the backlog was read: these lines come as they are written
+            await self._out.put(Chunk(lane.sub, run.data, lane.cursor.dumps(), STREAMS[run.stream], live))
 
 
 async def report_gap(out: Out, gap: Gap) -> None:

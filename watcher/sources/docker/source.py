@@ -26,6 +26,13 @@ watcher or host): a container can be created, run and removed before its `create
 handled. It cannot be read any more, so if it started it is a gap from its creation
 to when that was found out; if it never started it wrote nothing.
 
+Liveness (DESIGN §2.1): a sub-source runs while one of its containers runs (not
+paused); it reports each change as `Liveness`, dated by Docker's events (start, die,
+stop, pause, unpause), by the engine's own word when its log stream ends (so the stop
+is in the stream before the watermark that passes it), and after each listing. The
+source itself runs while at least one container matches the selection. Sub-sources
+named in `one_shot` (migrations) report nothing and may stay silent.
+
 The engine is reached through transport.py: an ssh:// host through one SSH connection
 per attempt, whose loss is reported with the SSH reason and whose last proof of life
 caps the watermarks. Blocking SDK calls run in this source's own thread pool
@@ -49,14 +56,14 @@ from docker.errors import NotFound
 from watcher.config import DockerSourceConfig
 from watcher.details import Note, RecreatedDetail
 from watcher.errors import SourceError
-from watcher.events import Gap, Kind, SourceDown, Watermark
+from watcher.events import Expectation, Gap, Kind, Liveness, SourceDown, Watermark
 from watcher.names import parent
-from watcher.sources import Counters, ScanOptions, SourceEvent, Stopped
+from watcher.sources import Counters, ScanOptions, SourceEvent, Stopped, expectation
 from watcher.sources.docker.calls import LOST, MAX_STREAMS, EngineCalls
 from watcher.sources.docker.cursor import Cursor
 from watcher.sources.docker.host import describe, open_client
 from watcher.sources.docker.lane import GAP_REASON, Container, Lane, time_ns
-from watcher.sources.docker.names import list_filters, selected, sub_source
+from watcher.sources.docker.names import list_filters, one_shot, selected, sub_source
 from watcher.sources.docker.reader import LaneReader, report_gap
 from watcher.sources.docker.snapshot import container_job
 from watcher.sources.docker.transport import Link, Transport
@@ -87,10 +94,14 @@ class DockerSource:
         self._max = max_line_bytes
         self._clock = clock
         self._retry, self._max_retry = retry, max_retry
-        self.scan = ScanOptions("docker", rules=None if cfg.rules is None else tuple(cfg.rules))
+        self.scan = ScanOptions(
+            "docker", rules=None if cfg.rules is None else tuple(cfg.rules), expect_match=cfg.expect_match
+        )
         self._calls = EngineCalls(cfg.name)
         self._transport = Transport(cfg, clock)
         self._connected_at: float | None = None
+        self._matches: bool | None = None
+        """Whether a container matched the selection, as last reported."""
 
     def owns(self, name: str) -> bool:
         return parent(name) == self.name and name != self.name
@@ -99,8 +110,21 @@ class DockerSource:
         owned = {name: cursor for name, cursor in cursors.items() if self.owns(name)}
         return json.dumps(owned) if owned else None
 
+    def expectation(self, name: str) -> Expectation:
+        if name == self.name:  # the engine connection: it writes nothing, and runs while a container matches
+            return Expectation(quiet_ok=True, liveness=True)
+        exempt = one_shot(self.cfg, name)
+        return expectation(self.cfg, liveness=not exempt, quiet=exempt)
+
     def counters(self) -> Counters:
         return Counters()
+
+    def describe(self) -> str:
+        cfg = self.cfg
+        chosen = [f"compose project {cfg.compose_project}"] if cfg.compose_project else []
+        chosen += [f"containers {', '.join(cfg.containers)}"] if cfg.containers else []
+        chosen += [f"labels {', '.join(f'{k}={v}' for k, v in cfg.labels.items())}"] if cfg.labels else []
+        return f"docker {cfg.docker_host}, {' and '.join(chosen)}"
 
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
         lanes: dict[str, Lane] = {}
@@ -148,7 +172,7 @@ class DockerSource:
                 self._calls.use(link)
                 try:
                     await self._connected(link, lanes, out)
-                    reason = "Docker events stream ended"
+                    reason = f"{self.cfg.docker_host}: Docker events stream ended"
                 except LOST as exc:
                     reason = f"{self.cfg.docker_host}: {describe(exc)}"
                 return link.lost() or reason  # a lost SSH link ends the streams: say so, not how
@@ -173,6 +197,10 @@ class DockerSource:
                 name = row["Names"][0] if row.get("Names") else row["Id"]
                 if selected(self.cfg, name, row.get("Labels") or {}):
                     await self._add(client, lanes, row["Id"], fresh=False)
+            self._matches = None
+            await self._report_matches(lanes, out)
+            for lane in lanes.values():
+                await self._report(lane.listed(self._clock()), out)
             self._connected_at = time.monotonic()
             for lane in lanes.values():
                 self._reading(client, lane, tasks, out)
@@ -214,8 +242,11 @@ class DockerSource:
             tty=bool(cfg.get("Tty")),
             created_ns=time_ns(attrs["Created"]),
             run_ns=time_ns(state.get("FinishedAt") or "") if state.get("Running") else 0,
-            running=bool(state.get("Running")),
+            running=bool(state.get("Running")) and not state.get("Restarting"),
             fresh=fresh,
+            paused=bool(state.get("Paused")),
+            started=time_ns(state.get("StartedAt") or "") / 1e9,
+            finished=time_ns(state.get("FinishedAt") or "") / 1e9,
         )
         lane = lanes.setdefault(sub, Lane(sub, None))
         lane.containers[c.id] = c
@@ -255,7 +286,7 @@ class DockerSource:
             return
         c = owner.containers[cid]
         if action == "start":
-            c.running = True
+            c.running, c.paused, c.started = True, False, at
             c.starts += 1
             c.died.clear()
             stopping.discard(cid)
@@ -263,12 +294,16 @@ class DockerSource:
             c.running = c.running and action == "kill"  # a kill may be a signal the container survives
             if not c.running:
                 c.died.set()
+                c.finished = at
             if cid not in stopping:
                 stopping.add(cid)
                 job = container_job(client, owner.sub, cid, None, None)
                 await out.put(Stopped(owner.sub, cid, action, at, job))
+        elif action in ("pause", "unpause"):
+            c.paused = action == "pause"
         elif action == "destroy":
             c.removed_at = at
+        await self._report(owner.liveness(at), out)
         owner.wake.set()
 
     async def _created(
@@ -298,6 +333,21 @@ class DockerSource:
             await out.put(Note(lane.sub, at, Kind.RECREATED, text, RecreatedDetail(lane.sub, text, old, new)))
         self._reading(client, lane, tasks, out)
 
+    async def _report(self, reports: list[Liveness], out: asyncio.Queue[SourceEvent | BaseException]) -> None:
+        for report in reports:
+            if not one_shot(self.cfg, report.source):
+                await out.put(report)
+
+    async def _report_matches(
+        self, lanes: dict[str, Lane], out: asyncio.Queue[SourceEvent | BaseException]
+    ) -> None:
+        """The source runs while at least one container matches its selection."""
+        matches = any(lane.containers for lane in lanes.values())
+        if matches != self._matches:
+            self._matches = matches
+            reason = "" if matches else "no container matches the selection"
+            await out.put(Liveness(self.name, self._clock(), matches, reason))
+
     def _reading(
         self,
         client: docker.DockerClient,
@@ -308,7 +358,13 @@ class DockerSource:
         """Start the lane's task unless it runs already."""
         if lane.sub not in tasks:
             reader = LaneReader(
-                self._calls, client, out, clock=self._clock, retry=self._retry, max_line_bytes=self._max
+                self._calls,
+                client,
+                out,
+                clock=self._clock,
+                retry=self._retry,
+                max_line_bytes=self._max,
+                report=lambda reports: self._report(reports, out),
             )
             tasks[lane.sub] = asyncio.create_task(reader.run(lane), name=lane.sub)
 
@@ -318,6 +374,7 @@ class DockerSource:
         while True:
             # An SSH link vouches only up to its last heartbeat: a dead one is not noticed at once.
             now, mono = min(self._clock(), link.alive_at()), time.monotonic()
+            await self._report_matches(lanes, out)
             await out.put(Watermark(self.name, now))
             for lane in list(lanes.values()):
                 if lane.caught_up(mono):

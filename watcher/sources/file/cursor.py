@@ -40,7 +40,7 @@ def digest(head: bytes) -> str:
 class OpenFile:
     """An open descriptor, its identity and fingerprint, and how far it has been read."""
 
-    __slots__ = ("dev", "fd", "fp", "fplen", "ino", "line_end", "pos", "prefix", "retiring")
+    __slots__ = ("dev", "fd", "fp", "fplen", "ino", "line_end", "pos")
 
     def __init__(self, path: str) -> None:
         # O_NONBLOCK: opening a FIFO someone left at the path must not hang the event loop.
@@ -51,7 +51,6 @@ class OpenFile:
                 raise OSError("not a regular file")
             self.fd, self.dev, self.ino = fd, st.st_dev, st.st_ino
             self.pos = self.line_end = 0  # bytes read; end of the last complete line
-            self.retiring: str | None = None  # "rotated"/"removed": drain to EOF, then leave
             self.set_fp(os.pread(fd, FP_SIZE, 0))
         except BaseException:
             os.close(fd)
@@ -59,7 +58,6 @@ class OpenFile:
 
     def set_fp(self, head: bytes) -> None:
         self.fplen, self.fp = len(head), digest(head)
-        self.prefix = f"{self.dev}:{self.ino}:{self.fplen}:{self.fp}:"
 
     def matches(self, cur: Cursor) -> bool:
         """Same file as the cursor's and still holding everything up to its offset."""

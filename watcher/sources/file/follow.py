@@ -1,19 +1,20 @@
 """One `FileSource.read()`: the file at the path followed by name, like `tail -F`.
 
-Rotation is noticed at EOF by comparing the path's inode with the open one: the old
-descriptor is drained to EOF before the new file is read from 0, so nothing written
-before the rename is lost. A shrinking file, or one whose first bytes changed, was
-copy-truncated: counted, then read again from 0 with NUL runs (the hole a
-non-O_APPEND writer leaves) skipped.
+Rotation is noticed at EOF by comparing the path's inode with the open one. The
+renamed (or deleted) file is not left at once: a writer keeps writing to it until it
+reopens its log (logrotate's postrotate/SIGHUP comes later), so it stays open and is
+read, beside the new file at the path, until it has been idle for `rotate_wait` (as
+Fluent Bit's Rotate_Wait). Each file is read in order; the rotated one's lines come in
+a stream of their own ("rotated"), so a multi-line record never mixes the two files.
 
-Each 64 KiB read becomes one `Chunk` of whole lines as raw bytes (no splitting,
-decoding or CR stripping: the consumer's scanner does that); only a line spanning
-reads goes through the LineSplitter, which bounds it to `max_line_bytes`.
+A shrinking file, or one whose first bytes changed, was copy-truncated: counted, then
+read again from 0. What was written to it between our last read and the truncation
+went to the copy unread: a gap, unless the copy (a sibling with the same first bytes)
+is exactly as long as what we had read.
 
-Watermarks: `caught_t` is the clock before the last read that found EOF on a file
-still at the path. A partial line held at EOF was written after the caught-up read
-that preceded it, so the watermark may go that far (`partial_t`) but no further;
-None means no such read yet (the partial may be old).
+The resume cursor names the file at the path, then (after `|`) each rotated file still
+being read, so a restart resumes in all of them. Watermarks: the file at the path and
+every rotated one must be caught up (tail.py) for the source to vouch for a time.
 """
 
 from __future__ import annotations
@@ -21,33 +22,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
-from watcher.classify.framing import Line, LineSplitter
 from watcher.events import Chunk, Gap, SourceDown, Watermark
 from watcher.sources import SourceEvent
-from watcher.sources.file.cursor import FP_SIZE, Cursor, OpenFile
+from watcher.sources.file.cursor import FP_SIZE, Cursor, OpenFile, digest
+from watcher.sources.file.tail import CHUNK, Tail, Tally
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
-"""Bytes per read, and so at most per Chunk (plus one finished partial line)."""
 IDLE_WATERMARK_EVERY = 0.25
 """Seconds between watermarks while nothing is written; new lines get one at once."""
-_NON_NUL = re.compile(rb"[^\0]+")
+ROTATED = "rotated"
 Step = tuple[list[SourceEvent], float | None]
 """What one step yields, and how long to sleep before the next (None: go on at once)."""
-
-
-@dataclass(slots=True)
-class Tally:
-    """Damaged lines the follower found itself: the source's `counters()`."""
-
-    truncated: int = 0
-    copytruncate: int = 0
+__all__ = ["CHUNK", "Follower", "Settings", "Tally"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,45 +48,74 @@ class Settings:
     max_line_bytes: int
     clock: Callable[[], float]
     poll: float
+    rotate_wait: float = 5.0
 
 
 class Follower:
-    """The open file, its splitter and its watermark bookkeeping, for one read()."""
+    """The file at the path, the rotated files still read, and the watermark bookkeeping."""
 
     def __init__(self, cfg: Settings, tally: Tally, after: str | None) -> None:
         self.cfg = cfg
         self.tally = tally
-        self.splitter = LineSplitter(cfg.max_line_bytes)
-        self.resume = Cursor.parse(after) if after else None
-        if after and self.resume is None:
+        parts = after.split("|") if after else []
+        cursors = [Cursor.parse(p) if p else None for p in parts]
+        if any(c is None for c, p in zip(cursors, parts, strict=True) if p):
             log.warning("%s: unreadable cursor %r; reading %s from the start", cfg.name, after, cfg.path)
-        self.file: OpenFile | None = None
+            cursors = []
+        self.resume = cursors[0] if cursors else None
+        self.resume_rotated = [c for c in cursors[1:] if c is not None]
+        self.file: Tail | None = None
+        self.rotated: list[Tail] = []
         self.down: str | None = None
-        self.missing = "file missing"
+        self.missing = self._absent("no such file")
         self.delay = cfg.poll
-        self.caught_t: float | None = None
-        self.partial_t: float | None = None
         self.last_wm = float("-inf")
         self.last_wm_mono = float("-inf")
         self.fresh = False
+        self.opened_t = cfg.clock()
 
     async def events(self) -> AsyncGenerator[SourceEvent, None]:
         try:
             while True:
-                if self.file is None:
-                    out, wait = self._open()
-                else:
-                    try:
-                        out, wait = self._step(self.file)
-                    except OSError as exc:
-                        out, wait = self._lost(self.file, exc)
+                out, wait = self._round()
                 for event in out:
                     yield event
                 if wait is not None:
                     await asyncio.sleep(wait)
         finally:
-            if self.file is not None:
-                os.close(self.file.fd)
+            for t in [*self.rotated, *([self.file] if self.file else [])]:
+                os.close(t.f.fd)
+
+    def _round(self) -> Step:
+        """A read of each rotated file, then of the file at the path (or an attempt to open it)."""
+        out: list[SourceEvent] = []
+        waits: list[float | None] = []
+        if self.resume_rotated:
+            out += self._resume_rotated()
+        for t in list(self.rotated):
+            o, w = self._step_rotated(t)
+            out += o
+            waits.append(w)
+        if self.file is None:
+            o, w = self._open()
+        else:
+            try:
+                o, w = self._step(self.file)
+            except OSError as exc:
+                o, w = self._lost(self.file, exc)
+        out += o
+        waits.append(w)
+        if None in waits:
+            return out, None
+        return out, min(w for w in waits if w is not None)
+
+    def _cursor(self) -> str:
+        """The resume point: the file at the path, then each rotated file still read."""
+        parts = [
+            self.file.f.resume_point() if self.file else None,
+            *(t.f.resume_point() for t in self.rotated),
+        ]
+        return "|".join("" if c is None else ":".join(map(str, c)) for c in parts)
 
     # ---- opening and losing the file ---------------------------------------------
 
@@ -107,17 +127,15 @@ class Follower:
             if reason != self.down:
                 log.warning("%s: %s", self.cfg.name, reason)
             return self._report_down(reason), self._backoff()
-        self.file = f
-        self.resume, self.missing = None, "file missing"
-        self.splitter.reset()
-        self.caught_t = self.partial_t = None
+        self.file = Tail(f, self.cfg.max_line_bytes, self.tally)
+        self.resume, self.missing = None, self._absent("no such file")
         return ([gap] if gap is not None else []), None
 
-    def _lost(self, f: OpenFile, exc: OSError) -> Step:
+    def _lost(self, t: Tail, exc: OSError) -> Step:
         reason = self._fail(exc)
         log.warning("%s: %s; reopening", self.cfg.name, reason)
-        self.resume = f.resume_point()
-        os.close(f.fd)
+        self.resume = t.f.resume_point()
+        os.close(t.f.fd)
         self.file = None
         return self._report_down(reason), self._backoff()
 
@@ -132,25 +150,19 @@ class Follower:
         return delay
 
     def _locate(self, resume: Cursor | None) -> tuple[OpenFile, Gap | None]:
-        """The file to read next, positioned; raises OSError when there is none yet."""
+        """The file at the path, positioned; raises OSError when there is none yet.
+
+        The cursor's file renamed meanwhile is read on as a rotated file."""
+        if resume is not None and (pred := self._predecessor(resume)) is not None:
+            self._keep_rotated(pred)
+            self.resume = resume = None
+        f = OpenFile(self.cfg.path)
         try:
-            f = OpenFile(self.cfg.path)
-        except FileNotFoundError:
-            pred = self._predecessor(resume) if resume else None
-            if pred is None:
-                raise
-            return pred, None
-        try:
-            if resume is None:
+            if resume is None or f.matches(resume):
+                if resume is not None:
+                    f.seek(resume.offset)
+                    f.set_fp(os.pread(f.fd, FP_SIZE, 0))
                 return f, None
-            if f.matches(resume):
-                f.seek(resume.offset)
-                f.set_fp(os.pread(f.fd, FP_SIZE, 0))
-                return f, None
-            pred = self._predecessor(resume)
-            if pred is not None:
-                os.close(f.fd)
-                return pred, None
             # The cursor's file is gone, and with it whatever it held past the offset. When
             # that was written is unknown; the new file's mtime bounds when the old one stopped.
             now = self.cfg.clock()
@@ -161,116 +173,121 @@ class Follower:
             os.close(f.fd)
             raise
 
+    def _resume_rotated(self) -> list[SourceEvent]:
+        """The rotated files a saved cursor names: found by identity in the directory, or a gap."""
+        out: list[SourceEvent] = []
+        for cur in self.resume_rotated:
+            pred = self._predecessor(cur)
+            if pred is not None:
+                self._keep_rotated(pred)
+                continue
+            now = self.cfg.clock()
+            reason = "rotated file gone while not watching; its unread tail is lost"
+            log.warning("%s: %s", self.cfg.name, reason)
+            out.append(Gap(self.cfg.name, now, now, reason))
+        self.resume_rotated = []
+        return out
+
+    def _keep_rotated(self, f: OpenFile) -> None:
+        t = Tail(f, self.cfg.max_line_bytes, self.tally, ROTATED)
+        t.active = time.monotonic()
+        self.rotated.append(t)
+
     def _predecessor(self, cur: Cursor) -> OpenFile | None:
         """The cursor's file renamed within the same directory (path.1, path-20240501, ...)."""
+        for entry in self._siblings():
+            st = entry.stat(follow_symlinks=False)
+            if (st.st_dev, st.st_ino) != (cur.dev, cur.ino):
+                continue
+            f = OpenFile(entry.path)
+            if not f.matches(cur):
+                os.close(f.fd)
+                return None
+            f.seek(cur.offset)
+            log.info("%s: resuming in rotated %s beside %s", self.cfg.name, entry.path, self.cfg.path)
+            return f
+        return None
+
+    def _siblings(self) -> list[os.DirEntry[str]]:
         parent, base = os.path.split(self.cfg.path)
         try:
             with os.scandir(parent or ".") as entries:
-                for entry in entries:
-                    if entry.name == base or not entry.is_file(follow_symlinks=False):
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                    if (st.st_dev, st.st_ino) != (cur.dev, cur.ino):
-                        continue
-                    f = OpenFile(entry.path)
-                    if not f.matches(cur):
-                        os.close(f.fd)
-                        return None
-                    f.seek(cur.offset)
-                    f.retiring = "rotated"
-                    log.info("%s: resuming in rotated %s before %s", self.cfg.name, entry.path, self.cfg.path)
-                    return f
+                return [e for e in entries if e.name != base and e.is_file(follow_symlinks=False)]
         except OSError as exc:
-            log.warning("%s: looking for the rotated file: %s", self.cfg.name, exc)
-        return None
+            log.warning("%s: looking for rotated files: %s", self.cfg.name, exc)
+            return []
+
+    def _absent(self, what: str) -> str:
+        return f"{self.cfg.path}: {what} (waiting for it to appear)"
 
     def _fail(self, exc: OSError) -> str:
         return f"{self.cfg.path}: {exc.strerror or exc}"
 
     # ---- reading -------------------------------------------------------------------
 
-    def _step(self, f: OpenFile) -> Step:
+    def _step(self, t: Tail) -> Step:
         t0 = self.cfg.clock()
-        chunk = os.read(f.fd, CHUNK)
+        base = t.f.pos
+        chunk = os.read(t.f.fd, CHUNK)
         if chunk:
-            return self._chunk(f, chunk), 0.0  # let the rest of the daemon run between chunks
-        if f.retiring is not None:
-            return self._retire(f), None
-        change = self._check(f)
+            t.f.pos += len(chunk)
+            # Checked before delivering: a copytruncate seen only at EOF would let
+            # post-truncation bytes past our old offset through twice.
+            if not t.f.head_ok():
+                return self._rewind(t), None
+            return self._chunks(t, chunk, base), 0.0  # let the rest of the daemon run between chunks
+        change = self._check(t.f)
         if change == "truncated":
-            self._rewind(f)
-            return [], None
+            return self._rewind(t), None
         if change is not None:
-            log.info("%s: %s was %s; draining the old file", self.cfg.name, self.cfg.path, change)
-            f.retiring = change
+            log.info(
+                "%s: %s was %s; still reading it beside the new one", self.cfg.name, self.cfg.path, change
+            )
+            if change == "removed":
+                self.missing = self._absent("removed")
+            t.stream, t.active = ROTATED, time.monotonic()
+            self.rotated.append(t)
+            self.file = None
             return [], None
-        return self._caught_up(t0), self.cfg.poll
+        t.caught_t = t0
+        return self._caught_up(), self.cfg.poll
 
-    def _chunk(self, f: OpenFile, chunk: bytes) -> list[SourceEvent]:
-        base = f.pos
-        f.pos += len(chunk)
-        # Checked before delivering: a copytruncate seen only at EOF would let
-        # post-truncation bytes past our old offset through twice.
-        if not f.head_ok():
-            self._rewind(f)
-            return []
-        # Copytruncate with a non-O_APPEND writer leaves a NUL-filled hole:
-        # feed only the runs between NULs, keeping their file offsets.
-        segs = [(m.start(), m.group()) for m in _NON_NUL.finditer(chunk)] if b"\0" in chunk else [(0, chunk)]
-        out: list[SourceEvent] = []
-        for start, seg in segs:
-            data = self._whole_lines(seg)
-            if data is not None:
-                f.line_end = base + start + seg.rfind(b"\n") + 1
-                out.append(Chunk(self.cfg.name, data, f"{f.prefix}{f.line_end}"))
-        return out
-
-    def _whole_lines(self, seg: bytes) -> bytes | None:
-        """The whole lines `seg` completes (a held partial line first); None when it ends none."""
-        held = self.splitter.pending
-        last_nl = seg.rfind(b"\n")
-        if last_nl < 0:
-            self.splitter.feed(seg)
-            if not held:
-                self.partial_t = self.caught_t
-            return None
-        if held:
-            # Finish the line begun in an earlier read (bounded by the splitter).
-            nl = seg.find(b"\n")
-            (line,) = self.splitter.feed(seg[: nl + 1])
-            self._count(line)
-            # Give back a CR the splitter dropped: bodies keep theirs too.
-            eol = b"\n" if len(line.data) + line.cut == held + nl else b"\r\n"
-            data = line.data + eol + seg[nl + 1 : last_nl + 1]
-        else:
-            data = seg[: last_nl + 1]  # no copy when the read ends with a newline
-        if last_nl + 1 < len(seg):
-            self.splitter.feed(seg[last_nl + 1 :])  # the new partial line, held back
-        self.partial_t = self.caught_t
+    def _step_rotated(self, t: Tail) -> Step:
+        """Read a rotated file on; once idle for rotate_wait it is complete and closed."""
+        t0 = self.cfg.clock()
+        chunk = os.read(t.f.fd, CHUNK)
+        if chunk:
+            base = t.f.pos
+            t.f.pos += len(chunk)
+            t.active = time.monotonic()
+            return self._chunks(t, chunk, base), 0.0
+        t.caught_t = t0
+        if time.monotonic() - t.active < self.cfg.rotate_wait:
+            return [], self.cfg.poll
+        self.rotated.remove(t)
+        os.close(t.f.fd)
+        last = t.last_line()  # its last line will never get a newline
         self.fresh = True
-        return data
+        return [Chunk(self.cfg.name, last or b"", self._cursor(), ROTATED, live=True)], None
 
-    def _retire(self, f: OpenFile) -> list[SourceEvent]:
-        """The old file is complete: its last line will never get a newline."""
+    def _chunks(self, t: Tail, chunk: bytes, base: int) -> list[SourceEvent]:
+        live = t.caught_t is not None  # read after a caught-up read of this file: as it is written
         out: list[SourceEvent] = []
-        last = self.splitter.flush()
-        if last is not None:
-            self._count(last)
+        for lines in t.whole_lines(chunk, base):
+            t.f.line_end = lines.end
+            out.append(Chunk(self.cfg.name, lines.data, self._cursor(), t.stream, live))
             self.fresh = True
-            out.append(Chunk(self.cfg.name, last.data + b"\n", f"{f.prefix}{f.pos}"))
-        if f.retiring == "removed":
-            self.missing = "file removed"
-        os.close(f.fd)
-        self.file = None
         return out
 
-    def _caught_up(self, t0: float) -> list[SourceEvent]:
-        """Caught up with the file at the path: healthy again."""
+    def _caught_up(self) -> list[SourceEvent]:
+        """Caught up with the file at the path (and the rotated ones): healthy again."""
         self.delay = self.cfg.poll
-        wm = t0 if not self.splitter.pending else self.partial_t
-        self.caught_t = t0
+        marks = [t.vouches() for t in [*self.rotated, *([self.file] if self.file else [])]]
         now = time.monotonic()
-        if wm is None or wm <= self.last_wm:
+        if any(m is None for m in marks):
+            return []
+        wm = min(m for m in marks if m is not None)
+        if wm <= self.last_wm:
             return []
         if not self.fresh and now - self.last_wm_mono < IDLE_WATERMARK_EVERY:
             return []
@@ -289,16 +306,33 @@ class Follower:
             return "truncated"
         return None
 
-    def _rewind(self, f: OpenFile) -> None:
+    def _rewind(self, t: Tail) -> list[SourceEvent]:
+        """The file was copy-truncated: what we had not read went to the copy, a gap unless the
+        copy holds no more than we read."""
         self.tally.copytruncate += 1
         log.warning(
             "%s: %s was truncated (copytruncate?); reading it from the start", self.cfg.name, self.cfg.path
         )
-        self.splitter.reset()  # the partial line's end went to the copy
-        f.seek(0)
-        f.set_fp(os.pread(f.fd, FP_SIZE, 0))
-        self.caught_t = self.partial_t = None
+        out: list[SourceEvent] = []
+        if not self._copy_complete(t.f):
+            now = self.cfg.clock()
+            since = min(t.caught_t if t.caught_t is not None else self.opened_t, now)
+            reason = "file truncated (copytruncate): what it held past our last read went to the copy, unread"
+            out.append(Gap(self.cfg.name, since, now, reason))
+        t.rewind()
+        t.f.set_fp(os.pread(t.f.fd, FP_SIZE, 0))
+        return out
 
-    def _count(self, line: Line) -> None:
-        if line.cut:
-            self.tally.truncated += 1
+    def _copy_complete(self, f: OpenFile) -> bool:
+        """Whether a sibling starts with the bytes we fingerprinted and is as long as what we read."""
+        for entry in self._siblings():
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if st.st_size != f.line_end or (st.st_dev, st.st_ino) == (f.dev, f.ino):
+                    continue
+                with open(entry.path, "rb") as fh:
+                    if digest(fh.read(f.fplen)) == f.fp:
+                        return True
+            except OSError:
+                continue
+        return False

@@ -12,8 +12,10 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 
 from watcher.config import FileSourceConfig
-from watcher.sources import Counters, ScanOptions, SourceEvent
-from watcher.sources.file.follow import Follower, Settings, Tally
+from watcher.events import Expectation
+from watcher.sources import Counters, ScanOptions, SourceEvent, expectation
+from watcher.sources.file.follow import Follower, Settings
+from watcher.sources.file.tail import Tally
 
 
 class FileSource:
@@ -33,8 +35,12 @@ class FileSource:
             cfg.timestamp_field,
             cfg.timestamp_format,
             None if cfg.rules is None else tuple(cfg.rules),
+            cfg.expect_match,
         )
-        self._settings = Settings(cfg.name, str(cfg.path), max_line_bytes, clock, poll_interval)
+        self._expect = expectation(cfg, liveness=False)
+        self._settings = Settings(
+            cfg.name, str(cfg.path), max_line_bytes, clock, poll_interval, cfg.rotate_wait
+        )
         self._tally = Tally()
 
     def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
@@ -47,5 +53,11 @@ class FileSource:
     def after(self, cursors: Mapping[str, str]) -> str | None:
         return cursors.get(self.name)
 
+    def expectation(self, name: str) -> Expectation:
+        return self._expect
+
     def counters(self) -> Counters:
         return Counters(truncated=self._tally.truncated, copytruncate=self._tally.copytruncate)
+
+    def describe(self) -> str:
+        return f"file {self._settings.path}"

@@ -26,6 +26,12 @@ no heartbeats, so the watermark freezes at once; no heartbeat for
 rest at 30 s). The remote clock comes from the heartbeats, so the gateway's own
 entries and its watermark are on the same clock.
 
+Liveness: after each heartbeat the follow script runs `liveness_command` (stream.py)
+and reports its exit status. A change is yielded as `Liveness` (a stop dated at the
+last check that found the unit running), and while the unit runs the watermark never
+passes that last check: a unit that stopped between two checks cannot prove the span
+after the earlier one.
+
 Each read yields raw JSON lines as `Chunk`s; only the first and last line of a
 chunk are looked at (for their cursor and time), the scanner parses the rest.
 """
@@ -44,10 +50,11 @@ import asyncssh
 
 from watcher.config import JournalSourceConfig
 from watcher.errors import HostKeyError, SourceError
-from watcher.events import Chunk, Gap, SourceDown, Watermark
+from watcher.events import Chunk, Expectation, Gap, Liveness, SourceDown, Watermark
 from watcher.names import subsource
-from watcher.sources import Counters, ScanOptions, SourceEvent, ssh
+from watcher.sources import Counters, ScanOptions, SourceEvent, expectation, ssh
 from watcher.sources.journal.stream import Run, Start, catch_up_script, follow_script, run_local, run_remote
+from watcher.times import format_time
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +138,17 @@ class JournalSource:
         rng: random.Random | None = None,
     ) -> None:
         self.name = subsource(cfg.name, host) if host else cfg.name
-        self.scan = ScanOptions("journal", rules=None if cfg.rules is None else tuple(cfg.rules))
+        self.scan = ScanOptions(
+            "journal", rules=None if cfg.rules is None else tuple(cfg.rules), expect_match=cfg.expect_match
+        )
+        self._expect = expectation(cfg, liveness=bool(cfg.liveness_command))
         self._cfg = cfg
         self._host = host
         self._since = since
         self._fleet = fleet if fleet is not None else Fleet(1, cfg.max_handshakes)
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
+        self._unit = _UnitState(self.name, cfg.unit, checked=bool(cfg.liveness_command))
 
     def owns(self, name: str) -> bool:
         return False
@@ -145,8 +156,24 @@ class JournalSource:
     def after(self, cursors: Mapping[str, str]) -> str | None:
         return cursors.get(self.name)
 
+    def expectation(self, name: str) -> Expectation:
+        return self._expect
+
     def counters(self) -> Counters:
         return Counters()
+
+    def describe(self) -> str:
+        cfg = self._cfg
+        what = f"identifier {cfg.identifier}" if cfg.identifier else f"unit {cfg.unit}"
+        return f"journal of {what} on {self._where}"
+
+    @property
+    def _where(self) -> str:
+        """`watcher@gw-berlin-01:22`, or the local journal: where every reason it gives points."""
+        if self._host is None:
+            return "this host (local journalctl)"
+        user = ssh.user_for(self._cfg, self._host)
+        return f"{user + '@' if user else ''}{self._host}:{self._cfg.port}"
 
     async def read(self, after: str | None) -> AsyncGenerator[SourceEvent, None]:
         """Yield forever from cursor `after` (None: from `since`, or now); reconnect with backoff."""
@@ -164,10 +191,10 @@ class JournalSource:
                     yield event
                 raise SourceError("journalctl stopped")  # _connected only returns on a clean exit
             except HostKeyError as exc:
-                reason = str(exc)
+                reason = self._located(str(exc))
                 delay = cfg.reconnect_max  # nothing will change until someone edits known_hosts
             except SourceError as exc:
-                reason = str(exc)
+                reason = self._located(str(exc))
                 if healthy:
                     delay = cfg.reconnect_min
             if reason != down:
@@ -176,6 +203,12 @@ class JournalSource:
                 yield SourceDown(self.name, reason)
             await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
             delay = min(delay * 2, cfg.reconnect_max)
+
+    def _located(self, reason: str) -> str:
+        """The reason, naming the host it is about (SSH errors already do)."""
+        where = self._where
+        host = self._host or ""
+        return reason if host and reason.startswith((where, host)) else f"{where}: {reason}"
 
     async def _connected(self, pos: _Position) -> AsyncGenerator[SourceEvent, None]:
         conn: asyncssh.SSHClientConnection | None = None
@@ -245,13 +278,50 @@ class JournalSource:
         end = _realtime(first) or self._clock()
         start = pos.at if pos.at is not None else end
         reason = "journal cursor no longer in the journal (vacuumed or rotated away while not read)"
-        log.warning("%s: %s; gap %.3f..%.3f", self.name, reason, start, end)
+        log.warning("%s: %s; gap %s..%s", self.name, reason, format_time(start), format_time(end))
         return lines, Gap(self.name, min(start, end), end, reason)
 
     def _forget_cursor(self, pos: _Position, complaint: str) -> None:
         """A cursor journalctl cannot parse: go on from its time (`--since`) rather than fail forever."""
         log.warning("%s: saved cursor rejected (%s); resuming from its time", self.name, complaint)
         self._since, pos.cursor = pos.at, None
+
+
+class _UnitState:
+    """What the liveness checks said: reported as `Liveness` when it changes."""
+
+    def __init__(self, source: str, unit: str, *, checked: bool) -> None:
+        self.source, self.unit, self.checked = source, unit, checked
+        self.running: bool | None = None
+        self.reason = ""
+        self.last_running: float | None = None
+        """When a check last found it running (gateway clock)."""
+
+    def cap(self, watermark: float) -> float:
+        """A watermark no further than the last check that found the unit running."""
+        if not self.checked or not self.running or self.last_running is None:
+            return watermark
+        return min(watermark, self.last_running)
+
+    def report(self, line: bytes) -> list[SourceEvent]:
+        """A `unit <exit status> <clock> <words>` line of the follow script."""
+        parts = line.decode("utf-8", "replace").split()
+        at = _clock_line(parts[2].encode()) if len(parts) > 2 else None
+        if at is None or not parts[1].lstrip("-").isdigit():
+            return []
+        if parts[1] == "0":
+            self.last_running = at
+            if self.running is True:
+                return []
+            self.running = True
+            return [Liveness(self.source, at, alive=True)]
+        state = " ".join(parts[3:]) or "unknown (no answer from systemd)"
+        reason = f"unit {self.unit} is {state}"
+        if self.running is False and reason == self.reason:
+            return []
+        self.running, self.reason = False, reason
+        since = self.last_running if self.last_running is not None else at
+        return [Liveness(self.source, since, alive=False, reason=reason)]
 
 
 class _Reading:
@@ -277,21 +347,24 @@ class _Reading:
             last = _last_line(lines)
             self.pos.cursor = _cursor(last) or self.pos.cursor
             self.pos.at = _realtime(last) or self.pos.at
-            events.append(Chunk(self.source.name, lines, self.pos.cursor))
+            events.append(Chunk(self.source.name, lines, self.pos.cursor, live=self.follow))
         return events
 
     def err(self, data: bytes) -> list[SourceEvent]:
         events: list[SourceEvent] = []
+        unit = self.source._unit
         for line in self.stderr.feed(data).splitlines():
             clock = _clock_line(line)
-            if clock is None:
+            if line.startswith(b"unit ") and self.follow:
+                events += unit.report(line)
+            elif clock is None:
                 self.complaint = line.decode("utf-8", "replace").strip()
                 log.info("%s: journalctl: %s", self.source.name, self.complaint)
             elif not self.follow:
                 self.started.append(clock)
-            elif clock - SLACK > self.pos.watermark:
-                self.pos.watermark = clock - SLACK
-                events.append(Watermark(self.source.name, self.pos.watermark))
+            elif (wm := unit.cap(clock - SLACK)) > self.pos.watermark:
+                self.pos.watermark = wm
+                events.append(Watermark(self.source.name, wm))
         return events
 
     def end(self, data: bytes, status: int | None) -> list[SourceEvent]:
@@ -299,9 +372,10 @@ class _Reading:
         pos = self.pos
         if not self.follow and status == 0 and self.started:
             self.finished = True
-            if self.started[0] - SLACK > pos.watermark:
-                pos.watermark = self.started[0] - SLACK
-                return [Watermark(self.source.name, pos.watermark)]
+            wm = self.source._unit.cap(self.started[0] - SLACK)
+            if wm > pos.watermark:
+                pos.watermark = wm
+                return [Watermark(self.source.name, wm)]
             return []
         if status != 0 and not self.follow and pos.cursor is not None and "cursor" in self.complaint:
             self.source._forget_cursor(pos, self.complaint)

@@ -6,6 +6,10 @@ wrapper's heartbeats (the remote clock, once a second) and journalctl's own
 complaints. Keeping them in arrival order is what lets a heartbeat prove that
 every entry written before it was already delivered (see journal.py).
 
+The follow script also runs the source's liveness command (`systemctl is-active
+<unit>` by default) after each clock line and reports its exit status on stderr, so
+the unit's state comes over the same channel, in order with the entries.
+
 The remote command is a small POSIX sh script. It dies with the channel: without
 a pty sshd sends no SIGHUP, so the heartbeat's write to the closed stderr pipe
 fails within a second and the script's EXIT trap kills journalctl (which also
@@ -73,13 +77,24 @@ def catch_up_script(cfg: JournalSourceConfig, start: Start) -> str:
     return f"date +%s.%N >&2; exec {shlex.join(journalctl_args(cfg, start, follow=False))}"
 
 
+def liveness_check(cfg: JournalSourceConfig) -> str:
+    """The configured liveness command with `{unit}` filled in ("" when it is turned off)."""
+    return cfg.liveness_command.replace("{unit}", shlex.quote(cfg.unit))
+
+
 def follow_script(cfg: JournalSourceConfig, start: Start) -> str:
-    """Follow from `start`, with a clock line on stderr every HEARTBEAT seconds."""
+    """Follow from `start`, with a clock line on stderr every HEARTBEAT seconds and, after each,
+    the unit's state: `unit <exit status> <clock> <first words of its output>`."""
+    check = liveness_check(cfg)
+    unit = ""
+    if check:
+        ask = f"s=$({{ {check}; }} 2>/dev/null </dev/null); c=$?"
+        unit = f't=$(date +%s.%N); {ask}; echo "unit $c $t" $s >&2 || exit 1; '
     return (
         f"{shlex.join(journalctl_args(cfg, start, follow=True))} & j=$!\n"
         "trap 'kill $j 2>/dev/null' EXIT\n"
         "trap 'exit 1' HUP INT TERM PIPE\n"
-        f"while kill -0 $j 2>/dev/null; do date +%s.%N >&2 || exit 1; sleep {HEARTBEAT:g}; done\n"
+        f"while kill -0 $j 2>/dev/null; do date +%s.%N >&2 || exit 1; {unit}sleep {HEARTBEAT:g}; done\n"
         "wait $j\n"
     )
 

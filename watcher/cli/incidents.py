@@ -1,0 +1,156 @@
+"""`watcher incident ...`, `watcher status` and `watcher timeline`: the commands that talk to the daemon.
+
+They read only where the daemon is (watcher.config.endpoint) and import nothing
+heavy, so each starts in about the time Python, typer and rich take to load
+(bench/cli_startup.py).
+"""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+
+from watcher.cli.base import (
+    Command,
+    ConfigOpt,
+    JsonOpt,
+    RedactOpt,
+    command,
+    endpoint,
+    new_app,
+    out,
+    subcommands,
+)
+from watcher.errors import InputError
+
+if TYPE_CHECKING:
+    from watcher.cli.client import Client
+    from watcher.schema import IncidentDoc
+
+cli = new_app()
+
+incident_app = subcommands("Open, mitigate and close incidents (through the running daemon).")
+cli.add_typer(incident_app, name="incident")
+
+IncidentArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Incident id, e.g. P1-20261127-liveview.", show_default=False)
+]
+
+_D = TypeVar("_D")
+
+
+def _call(config_file: Path | None, fn: "Callable[[Client], _D]") -> _D:
+    from watcher.cli.client import Client
+
+    return fn(Client(endpoint(config_file)))
+
+
+@incident_app.command("open", cls=Command)
+@command
+def incident_open(
+    incident: IncidentArg,
+    title: Annotated[str, typer.Option("--title", metavar="TEXT", help="What is broken, for whom.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", metavar="GLOB", help="Source names it covers (repeatable; default all)."),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option("--window", metavar="DURATION", help="Clean window, e.g. 15m (default from config)."),
+    ] = None,
+    config_file: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Start tracking an incident."""
+    doc = _call(config_file, lambda c: c.open_incident(incident, title, scope or [], window))
+    _print_incident(doc, json_out, f"opened {incident}")
+
+
+@incident_app.command("mitigate", cls=Command)
+@command
+def incident_mitigate(
+    incident: IncidentArg,
+    action: Annotated[
+        str,
+        typer.Option("--action", metavar="TEXT", help="What was done, e.g. 'rolled back to 2026.11.26'."),
+    ],
+    config_file: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record a mitigation: the clean-streak clock starts now."""
+    doc = _call(config_file, lambda c: c.mitigate(incident, action))
+    _print_incident(doc, json_out, f"mitigation recorded for {incident}; streak clock started")
+
+
+@incident_app.command("close", cls=Command)
+@command
+def incident_close(
+    incident: IncidentArg,
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why it is closed.")] = "",
+    config_file: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop tracking an incident."""
+    doc = _call(config_file, lambda c: c.close(incident, reason))
+    _print_incident(doc, json_out, f"closed {incident}")
+
+
+def _print_incident(doc: "IncidentDoc", json_out: bool, headline: str) -> None:
+    from watcher.cli import status_view
+
+    if json_out:
+        print(json.dumps(doc))
+    else:
+        out.print(headline)
+        out.print(status_view.incident_panel(doc))
+
+
+@cli.command(cls=Command)
+@command
+def status(
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Redraw every 2 s until Ctrl-C, through daemon restarts.")
+    ] = False,
+    redact: RedactOpt = True,
+    config_file: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Incidents with streak progress; sources with evidence and watermark lag."""
+    from watcher.cli.client import Client
+
+    if watch:
+        from watcher.cli.watch import watch_status
+
+        watch_status(lambda: Client(endpoint(config_file)), redact=redact)
+        return
+    client = Client(endpoint(config_file))
+    if json_out:
+        print(json.dumps(client.status(redact=redact)))
+    else:
+        from watcher.cli.status_view import status_view
+
+        out.print(status_view(client.status(redact=redact)))
+
+
+@cli.command(cls=Command)
+@command
+def timeline(
+    incident: IncidentArg,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="[markdown|json]", help="Markdown for the postmortem, or JSON.")
+    ] = "markdown",
+    redact: RedactOpt = True,
+    config_file: ConfigOpt = None,
+) -> None:
+    """Every event of an incident with its UTC time, ready to paste into the postmortem."""
+    from watcher.cli.timeline import timeline_markdown
+
+    if fmt not in ("markdown", "json"):
+        raise InputError(f"--format must be markdown or json, not {fmt!r}")
+    doc = _call(config_file, lambda c: c.timeline(incident, redact=redact))
+    if fmt == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        out.print(timeline_markdown(doc), markup=False, emoji=False, highlight=False)

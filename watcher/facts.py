@@ -1,0 +1,114 @@
+"""What an incident's record proves, for the head of its timeline and the postmortem.
+
+Pure: from the incident's row and its timeline rows (watcher.store), in event time.
+When it opened and who opened it, the first mitigation and how many followed, the
+resolution that stands (a RESOLVED that a later REGRESSED overturned does not), the
+times to mitigate and to resolve from the opening, the regressions, and the spans the
+watcher was blind or a source had a gap. Who did each mitigation is joined from the
+incident's mitigations (the transition and the row are stamped with the same instant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from watcher.details import GapDetail, MitigatedDetail, SnapshotDetail
+from watcher.events import Kind
+from watcher.store.rows import IncidentRow, TimelineRow
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: float
+    end: float | None
+    """None while it lasts."""
+
+    def length(self, now: float) -> float:
+        return max(0.0, (self.end if self.end is not None else now) - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    opened_at: float
+    opened_by: str
+    first_mitigated_at: float | None
+    mitigations: int
+    resolved_at: float | None
+    """The resolution that stands: None while unresolved or after a regression."""
+    first_resolved_at: float | None
+    regressions: int
+    blind: tuple[Span, ...]
+    gaps: tuple[Span, ...]
+    closed_at: float | None
+    closed_by: str | None
+    close_reason: str | None
+
+    @property
+    def time_to_mitigate(self) -> float | None:
+        return None if self.first_mitigated_at is None else self.first_mitigated_at - self.opened_at
+
+    @property
+    def time_to_resolve(self) -> float | None:
+        return None if self.resolved_at is None else self.resolved_at - self.opened_at
+
+
+def facts(incident: IncidentRow, rows: Sequence[TimelineRow]) -> Facts:
+    ordered = in_event_order(rows)
+    resolved: list[float] = []
+    standing: float | None = None
+    blind: list[Span] = []
+    blind_since: float | None = None
+    for r in ordered:
+        if r.kind is Kind.RESOLVED:
+            resolved.append(r.at)
+            standing = r.at
+        elif r.kind is Kind.REGRESSED:
+            standing = None
+        if r.kind is Kind.BLIND and blind_since is None:
+            blind_since = r.at
+        elif r.kind in (Kind.RECOVERED, Kind.RESOLVED, Kind.CLOSED) and blind_since is not None:
+            blind.append(Span(blind_since, r.at))
+            blind_since = None
+    if blind_since is not None:
+        blind.append(Span(blind_since, None))
+    return Facts(
+        opened_at=incident.opened_at,
+        opened_by=incident.opened_by,
+        first_mitigated_at=incident.mitigations[0].at if incident.mitigations else None,
+        mitigations=len(incident.mitigations),
+        resolved_at=standing,
+        first_resolved_at=resolved[0] if resolved else None,
+        regressions=sum(1 for r in ordered if r.kind is Kind.REGRESSED),
+        blind=tuple(blind),
+        gaps=tuple(_gap(r) for r in ordered if r.kind is Kind.GAP),
+        closed_at=incident.closed_at,
+        closed_by=incident.closed_by,
+        close_reason=incident.close_reason,
+    )
+
+
+def in_event_order(rows: Sequence[TimelineRow]) -> list[TimelineRow]:
+    """By event time; what happened at the same instant in the order it was recorded."""
+    return sorted(rows, key=lambda r: (r.at, r.seq))
+
+
+def who(incident: IncidentRow, row: TimelineRow) -> str | None:
+    """Who did what a timeline row records, where a person did it: opened, mitigated, closed."""
+    if row.kind is Kind.OPENED:
+        return incident.opened_by or None
+    if row.kind is Kind.CLOSED:
+        return incident.closed_by
+    if row.kind is Kind.MITIGATED and isinstance(row.detail, MitigatedDetail):
+        action = row.detail.action
+        return next((m.by for m in incident.mitigations if m.at == row.at and m.action == action), None)
+    if isinstance(row.detail, SnapshotDetail):
+        return row.detail.by or None
+    return None
+
+
+def _gap(row: TimelineRow) -> Span:
+    d = row.detail
+    if isinstance(d, GapDetail) and d.start is not None:
+        return Span(d.start, d.end)
+    return Span(row.at, row.at)
