@@ -15,9 +15,11 @@ from watcher.times import WINDOW, format_duration, format_time, parse_duration, 
 EXAMPLE = SHIPPED_CONFIG
 
 
-def problems(tmp_path: Path, text: str) -> list[str]:
+def problems(tmp_path: Path, text: str, *, rule: bool = True) -> list[str]:
+    """What loading `text` reports; with one error rule added unless it has its own or `rule` is False
+    (a config needs one: tests about something else would all report that too)."""
     path = tmp_path / "c.toml"
-    path.write_text(text)
+    path.write_text(text if "[[rules]]" in text or not rule else f"{text}\n{RULE}")
     with pytest.raises(ConfigError) as exc:
         config.load(path)
     return exc.value.problems
@@ -277,7 +279,7 @@ class TestEvidenceKeys:
     @pytest.mark.parametrize("text", ["", "rules = []\n"])
     def test_no_rules_is_refused(self, tmp_path: Path, text: str) -> None:
         """With no error rule every log looks clean: refused, naming the key."""
-        assert problems(tmp_path, text) == [
+        assert problems(tmp_path, text, rule=False) == [
             "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
         ]
 

@@ -59,7 +59,9 @@ def test_prune_what_is_past_its_retention(tmp_path: Path) -> None:
     assert store.timeline("P1-old") == []
     left = [r[0] for r in store.query("SELECT id FROM outbox ORDER BY id")]
     assert left == [heartbeat, dead, sent_new]
-    keep_all = RetentionConfig(snapshots=0, sent_announcements=0, closed_incidents=0)
+    keep_all = RetentionConfig.model_validate(
+        {"snapshots": "0s", "sent_announcements": "0s", "closed_incidents": "0s"}
+    )
     assert prune(keep_all, store, tmp_path, now + 1000 * DAY) == []
     store.close()
 
