@@ -119,7 +119,7 @@ class TestLoad:
         (tmp_path / "key").write_text("0123456789abcdef0123456789abcdef\n")
         path = tmp_path / "c.toml"
         path.write_text(
-            f'[notify.slack_app]\ntoken_file = "{tmp_path / "token"}"\nincident_channel = "C0123ABCD"\n'
+            f'{RULE}[notify.slack_app]\ntoken_file = "{tmp_path / "token"}"\nincident_channel = "C0123ABCD"\n'
             f'[notify.pagerduty]\nescalation_routing_key_file = "{tmp_path / "key"}"\n'
         )
         notify = config.load(path).notify

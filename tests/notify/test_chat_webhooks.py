@@ -41,6 +41,7 @@ class TestMattermost:
             async with running(settings), AsyncClient(settings) as client:
                 await client.open_incident("P1-mm", "Live view black", [], None)
                 await client.mitigate("P1-mm", "rollback")
+                append(tmp_path / "edge.log", f'{{"ts":"{stamp(time.time())}","level":"info"}}')  # evidence
                 await wait_until(lambda: len(fakes.mattermost) == 3, what="three posts")
         assert not fakes.refused
         assert [t.split("\n")[0].split(" ")[1] for t in fakes.mattermost] == [
@@ -59,6 +60,7 @@ class TestTeams:
             async with running(settings), AsyncClient(settings) as client:
                 await client.open_incident("P1-ms", "Live view black", [], None)
                 await client.mitigate("P1-ms", "rollback")
+                append(tmp_path / "edge.log", f'{{"ts":"{stamp(time.time())}","level":"info"}}')  # evidence
                 await wait_until(lambda: len(fakes.teams) == 3, what="three cards")
         assert not fakes.refused
         heads = [card["body"][0] for card in fakes.teams]

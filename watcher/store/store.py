@@ -115,11 +115,11 @@ class Store(Database):
         ]
 
     def prune_closed(self, before: float) -> int:
-        """Forget incidents closed before `before`, with their mitigations and timeline; how many."""
+        """Forget incidents closed before `before`, with everything kept about them; how many."""
         closed = "SELECT id FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?"
         with self.transaction():
-            self.execute(f"DELETE FROM timeline WHERE incident IN ({closed})", (before,))
-            self.execute(f"DELETE FROM mitigations WHERE incident IN ({closed})", (before,))
+            for table in ("timeline", "mitigations", "slack_messages", "alerts", "held_announcements"):
+                self.execute(f"DELETE FROM {table} WHERE incident IN ({closed})", (before,))
             return self.execute(
                 "DELETE FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?", (before,)
             ).rowcount
