@@ -23,7 +23,7 @@ from watcher import __version__
 from watcher.events import State, Trigger
 
 STATES: tuple[str, ...] = tuple(s.value for s in State)
-NOTIFY_RESULTS = ("sent", "retried", "dead")
+NOTIFY_RESULTS = ("sent", "retried", "dead", "coalesced")
 BAD_LINE_REASONS = ("bad_utf8", "truncated", "copytruncate")
 
 _K = TypeVar("_K", bound=Hashable)
@@ -131,7 +131,8 @@ class Metrics:
         )
         self._notifications = counter(
             "watcher_notifications_total",
-            "Webhook deliveries: sent, retried after a failure, or dead (given up).",
+            "Announcement deliveries: sent, retried after a failure, dead (given up), or coalesced"
+            " (a status superseded before it was sent).",
             ["channel", "result"],
         )
         self._pending = gauge("watcher_notification_outbox_pending", "Announcements waiting in the outbox.")

@@ -291,7 +291,20 @@ class TestConfig:
     def test_documented_examples_load(self, tmp_path: Path) -> None:
         """The commented [notify.routes] and [notify.templates] examples of config/watcher.toml are valid."""
         shipped = SHIPPED_CONFIG.read_text()
-        block = shipped[shipped.index("# [notify.routes]") : shipped.index("# ---- sources")]
+        block = shipped[shipped.index("# [notify.routes]") : shipped.index("# ---- integrations")]
         examples = [ln[2:] for ln in block.splitlines() if re.match(r"^# (\[notify\.|\w+ = )", ln)]
         assert len(examples) == 6
         assert self.problems(tmp_path, "\n".join(examples)) == []
+
+    def test_documented_integrations_load(self, tmp_path: Path) -> None:
+        """The commented [notify.slack_app] and [notify.pagerduty] examples are valid, with their
+        secret files in place."""
+        shipped = SHIPPED_CONFIG.read_text()
+        block = shipped[shipped.index("# ---- integrations") : shipped.index("# ---- sources")]
+        examples = [ln[2:] for ln in block.splitlines() if re.match(r"^# (\[notify\.|\w+ = )", ln)]
+        text = "\n".join(examples)
+        for path in set(re.findall(r'"(/etc/novavms-watcher/\w+)"', text)):
+            local = tmp_path / Path(path).name
+            local.write_text("xoxb-1-2-3\n" if "slack" in path else "a" * 32 + "\n")
+            text = text.replace(path, str(local))
+        assert len(examples) == 11 and self.problems(tmp_path, text) == []

@@ -321,7 +321,7 @@ class Pipeline:
         self.store.append_timeline(transitions)
         for t in transitions:
             log.info("%s %s at %s -> %s", t.incident, t.kind, format_time(t.at), t.state)
-        return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
+        return self.announcer.transitions(transitions, self.engine.status)
 
     def retire_closed(self, before: float) -> None:
         """Incidents closed before `before` leave the metrics and the engine (the store keeps them)."""
