@@ -147,6 +147,8 @@ class Kind(StrEnum):
     SOURCE_DOWN = "source_down"
     RECREATED = "recreated"
     SNAPSHOT = "snapshot"
+    ALERT_FIRING = "alert_firing"
+    ALERT_CLEARED = "alert_cleared"
     NOT_RUNNING = "not_running"
     CANNOT_RESOLVE = "cannot_resolve"
     CLOCK_SKEW = "clock_skew"
@@ -160,10 +162,12 @@ TRANSITIONS: tuple[Kind, ...] = tuple(Kind)[: list(Kind).index(Kind.CLOSED) + 1]
 """The kinds the engine decides (each with the state it left the incident in); the rest are notes."""
 HEARTBEAT = "heartbeat"
 """The on-call update: announced like a transition, but about every open incident at once."""
+ALERT_NOTES: tuple[Kind, ...] = (Kind.ALERT_FIRING, Kind.ALERT_CLEARED)
+"""Notes an Alertmanager notification puts on an incident's timeline; announced like transitions."""
 RUNBOOK_NOTES: tuple[Kind, ...] = (Kind.NOTE, Kind.HYPOTHESIS, Kind.MITIGATION_FAILED, Kind.ESCALATED)
 """Notes about the incident's handling (a person's note or hypothesis, the runbook's clock):
 announced like transitions."""
-ANNOUNCED: tuple[str, ...] = (*TRANSITIONS, *RUNBOOK_NOTES, HEARTBEAT)
+ANNOUNCED: tuple[str, ...] = (*TRANSITIONS, *ALERT_NOTES, *RUNBOOK_NOTES, HEARTBEAT)
 """What can be announced, routed and given a template."""
 
 

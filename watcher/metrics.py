@@ -27,7 +27,7 @@ STATES: tuple[str, ...] = tuple(s.value for s in State)
 CAUSES = ("no_hypothesis", "mitigations_failed")
 """Why the runbook escalates (watcher.runbook.escalation.Cause)."""
 RESOLVE_BUCKETS = tuple(60.0 * m for m in (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 720, 1440))
-NOTIFY_RESULTS = ("sent", "retried", "dead")
+NOTIFY_RESULTS = ("sent", "retried", "dead", "coalesced")
 BAD_LINE_REASONS = ("bad_utf8", "truncated", "copytruncate")
 
 _K = TypeVar("_K", bound=Hashable)
@@ -215,7 +215,8 @@ class Metrics:
         )
         self._notifications = counter(
             "watcher_notifications_total",
-            "Webhook deliveries: sent, retried after a failure, or dead (given up).",
+            "Announcement deliveries: sent, retried after a failure, dead (given up), or coalesced"
+            " (a status superseded before it was sent).",
             ["channel", "result"],
         )
         self._pending = gauge("watcher_notification_outbox_pending", "Announcements waiting in the outbox.")

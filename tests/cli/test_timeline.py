@@ -55,6 +55,10 @@ SAMPLES: dict[Kind, Detail] = {
         "restarted sfu", AT + 60, "not resolved within 30m (twice its window)", 2
     ),
     Kind.ESCALATED: details.EscalatedDetail("mitigations_failed", "2 mitigations failed"),
+    Kind.ALERT_FIRING: details.AlertDetail(
+        "RecorderDown", "recorder gw-3 down", "fp1", AT, None, ("severity=P1",)
+    ),
+    Kind.ALERT_CLEARED: details.AlertDetail("RecorderDown", "", "fp1", AT, AT + 300),
 }
 EXPECTED = {
     Kind.OPENED: ["Live view black", "edge*", "15m", "edge, edge-2"],
@@ -100,6 +104,8 @@ EXPECTED = {
         "2 failed",
     ],
     Kind.ESCALATED: ["ESCALATED", "engineering lead", "2 mitigations failed"],
+    Kind.ALERT_FIRING: ["Alert firing", "RecorderDown (recorder gw-3 down)", "[severity=P1]"],
+    Kind.ALERT_CLEARED: ["Alert cleared", "RecorderDown", "resolves only on the logs' evidence"],
 }
 
 

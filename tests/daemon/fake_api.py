@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from watcher.daemon.alert_payload import Notification
 from watcher.daemon.api import ApiServer
 from watcher.daemon.requests import SnapshotTaken
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotClosed, IncidentNotFound
@@ -16,6 +17,7 @@ from watcher.events import Kind
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.schema import (
+    AlertDoc,
     IncidentDoc,
     IncidentListDoc,
     PostmortemDoc,
@@ -191,6 +193,10 @@ class FakeControl:
         scope, redact = ",".join(req.scope), str(req.redact)
         self.calls.append(("snapshot", req.incident or "", req.reason, scope, req.trigger, redact, by))
         return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
+
+    async def alertmanager(self, notification: Notification) -> AlertDoc:
+        self.calls.append(("alertmanager", notification.group_key, str(len(notification.alerts))))
+        return {"incident": None, "opened": False, "new": 0, "ignored": len(notification.alerts)}
 
     def record_snapshot(self, taken: SnapshotTaken, by: str) -> RecordedDoc:
         if taken.incident is not None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.harness import AsyncClient, healthy, process
+from tests.daemon.harness import AsyncClient, config_file, edge_source, healthy, process
 from tests.daemon.harness import running as daemon_running
 from tests.daemon.runbook_support import INCIDENT, ONCALL, failing, metric, runbook_config, texts
+from tests.pagerduty_fake import ESCALATION_KEY, PagerDutyFake
 from tests.receiver import Receiver
 from tests.support import wait_until
 from watcher import config
@@ -128,3 +129,40 @@ async def test_no_hypothesis_by_open_plus_n_escalates(tmp_path: Path) -> None:
         assert len(texts(rx, INCIDENT, ESCALATE)) == 1
         hypothesis = texts(rx, INCIDENT, "hypothesis:")
         assert hypothesis == ["*P1-known* hypothesis: deploy 14:02 broke the SFU keyframe path"]
+
+
+async def test_an_escalation_pages_the_escalation_key_once_across_a_restart(tmp_path: Path) -> None:
+    """With PagerDuty's escalation routing key: the no-hypothesis escalation triggers one alert on
+    that key (dedup key the incident id), and a restarted daemon does not page again."""
+    log = tmp_path / "edge.log"
+    log.touch()
+    async with PagerDutyFake() as pd:
+        (tmp_path / "esc-key").write_text(ESCALATION_KEY)
+        body = f"""
+[notify]
+send_interval = "10ms"
+retry_initial = "0.1s"
+[notify.pagerduty]
+escalation_routing_key_file = "{tmp_path / "esc-key"}"
+events_url = "{pd.url}"
+[runbook]
+no_hypothesis_after = "1s"
+{edge_source(log)}"""
+        settings = config.load(config_file(tmp_path, body, window=600.0, blind_after=None))
+        async with daemon_running(settings), AsyncClient(settings) as client:
+            await client.open_incident("P1-page", "nobody has a clue", [], None)
+            await wait_until(lambda: len(pd.incidents) == 1, what="the escalation page")
+        async with daemon_running(settings), AsyncClient(settings) as client:
+            await client.note("P1-page", "a note after the restart: the record is judged again")
+            opened = 'watcher_incident_opened_timestamp_seconds{incident="P1-page"}'
+
+            async def judged_and_sent() -> bool:
+                pending = (await client.status())["outbox"]["pending"]
+                return await metric(settings.http.port, opened) is not None and pending == 0
+
+            await wait_until(judged_and_sent, what="the record judged again and the outbox drained")
+            events = await client.timeline("P1-page")
+    assert pd.incidents == [(ESCALATION_KEY, "P1-page")]
+    assert [e["kind"] for e in events["events"]].count("escalated") == 1
+    (page,) = [e for e in pd.events if e.action == "trigger"]
+    assert page.body["payload"]["custom_details"]["cause"] == "no_hypothesis"

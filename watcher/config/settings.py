@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from watcher.config.alerts import AlertmanagerConfig
 from watcher.config.base import Duration, Model, Window, within
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
 from watcher.config.notify import NotifyConfig
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     retention: RetentionConfig = RetentionConfig()
     runbook: RunbookConfig = RunbookConfig()
     sources: list[SourceConfig] = []

@@ -2,7 +2,8 @@
 
 Security model: the server listens on loopback by default. Reads (metrics,
 status, timeline) are open to local users; every POST needs the bearer token
-from `<state_dir>/api-token`. Log text reaches a reader redacted, as in the
+from `<state_dir>/api-token` (Alertmanager sends it as its webhook's
+`http_config.authorization` credentials). Log text reaches a reader redacted, as in the
 announcements (watcher.redact, with the webhook URLs): every document the API
 answers with has its strings redacted, unless the request asks `?redact=false`
 and holds the token. A Host header that is not ours is refused on every route, so
@@ -25,7 +26,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from watcher.daemon import requests
+from watcher.config.alerts import AlertmanagerConfig
+from watcher.daemon import alert_payload, requests
 from watcher.daemon.control import Control
 from watcher.errors import (
     DaemonError,
@@ -35,6 +37,7 @@ from watcher.errors import (
     IncidentNotFound,
     InputError,
     SnapshotError,
+    StoreError,
 )
 from watcher.events import Kind
 from watcher.evidence import Request
@@ -43,6 +46,7 @@ from watcher.names import check_incident_id
 from watcher.redact import redact_doc
 
 MAX_BODY = 64 * 1024
+ALERTMANAGER = "/api/v1/alerts/alertmanager"
 _M = TypeVar("_M", bound=requests.Body)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -66,11 +70,13 @@ class ApiServer:
         listen: str,
         token: str,
         health: Callable[[], tuple[bool, str]],
+        alerts: AlertmanagerConfig | None = None,
         ready: Callable[[], tuple[bool, str]] | None = None,
         secrets: Sequence[str] = (),
     ) -> None:
         """`secrets`: literals redacted wherever they appear (the webhook URLs)."""
         self._control = control
+        self._alerts = alerts or AlertmanagerConfig()
         self._metrics = metrics
         self._listen = listen
         host, _, port = listen.rpartition(":")
@@ -100,6 +106,7 @@ class ApiServer:
         app.router.add_get("/api/v1/incidents/{id}/statuspage", self._get_statuspage)
         app.router.add_get("/api/v1/incidents/{id}/postmortem", self._get_postmortem)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
+        app.router.add_post(ALERTMANAGER, self._post_alertmanager)
         app.router.add_post("/api/v1/snapshots/recorded", self._post_recorded_snapshot)
         self._app = app
 
@@ -174,8 +181,9 @@ class ApiServer:
         if origin is not None and not self._host_allowed(urlsplit(origin).netloc):
             raise _Refused(403, "refused: cross-origin requests cannot change incidents")
         self._check_token(request)
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise _Refused(413, f"request body is larger than {MAX_BODY // 1024} KiB")
+        limit = self._limit(request)
+        if request.content_length is not None and request.content_length > limit:
+            raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
 
     def _check_token(self, request: web.Request, why: str = "") -> None:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -188,6 +196,9 @@ class ApiServer:
                 "from the daemon's state_dir/api-token",
                 {"WWW-Authenticate": 'Bearer realm="watcher"'},
             )
+
+    def _limit(self, request: web.Request) -> int:
+        return self._alerts.max_body if request.path == ALERTMANAGER else MAX_BODY
 
     async def _document(
         self, request: web.Request, doc: Mapping[str, Any], status: int = 200
@@ -310,6 +321,30 @@ class ApiServer:
         with _control_errors():
             result = self._control.record_snapshot(taken, _by(request))
         return web.json_response(result, status=201)
+
+    async def _post_alertmanager(self, request: web.Request) -> web.Response:
+        """A webhook notification. Alertmanager retries only 5xx answers: a body it sent wrong
+        is refused with 4xx (never better on a retry), trouble on our side is a 503."""
+        limit = self._limit(request)
+        raw = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):  # no Content-Length: count
+            raw += chunk
+            if len(raw) > limit:
+                raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _Refused(400, "the notification is not valid JSON") from None
+        try:
+            notification = alert_payload.parse(doc, self._alerts.max_alerts)
+        except ValueError as exc:
+            raise _Refused(400, str(exc)) from None
+        try:
+            result = await self._control.alertmanager(notification)
+        except StoreError as exc:
+            log.error("Alertmanager notification for %s not recorded: %s", notification.group_key, exc)
+            raise _Refused(503, "the watcher could not record the notification; retry") from None
+        return web.json_response(result)
 
 
 @contextlib.contextmanager

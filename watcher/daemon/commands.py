@@ -1,6 +1,7 @@
 """The commands the daemon's HTTP API serves: the incident's life (open, mitigate, note,
-hypothesis, change, close, reopen), status and timeline, snapshots; the documents read from
-the record (list, statuspage, postmortem) are in records.py.
+hypothesis, change, close, reopen), status and timeline, snapshots, and Alertmanager's
+notifications (alerts.py); the documents read from the record (list, statuspage, postmortem)
+are in records.py.
 
 Each incident command records itself in the store and hands what the engine made
 of it to the pipeline, in one commit, before it answers. Whether an incident exists
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from watcher.config import Settings
 from watcher.daemon import records, requests
+from watcher.daemon.alert_payload import Notification
+from watcher.daemon.alerts import AlertIntake
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.status import incident_doc, outbox_doc, source_doc, timeline_doc
 from watcher.details import SnapshotDetail, TextDetail, Transition
@@ -26,6 +29,7 @@ from watcher.events import Kind
 from watcher.evidence import Request, take_configured
 from watcher.facts import facts
 from watcher.schema import (
+    AlertDoc,
     IncidentDoc,
     IncidentListDoc,
     PostmortemDoc,
@@ -46,6 +50,7 @@ class Commands:
     def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        self.alerts = AlertIntake(settings.alertmanager, self)
 
     def status(self) -> StatusDoc:
         p = self.pipeline
@@ -80,6 +85,18 @@ class Commands:
         by: str,
         orgs: Sequence[str] = (),
     ) -> IncidentDoc:
+        return self.open_now(incident, title, scope, window, by, orgs)
+
+    def open_now(
+        self,
+        incident: str,
+        title: str,
+        scope: list[str],
+        window: float | None,
+        by: str,
+        orgs: Sequence[str] = (),
+    ) -> IncidentDoc:
+        """`open_incident` for a caller that must not await (inside its own transaction)."""
         p = self.pipeline
         if p.store.incident(incident) is not None:
             raise IncidentExists(f"incident {incident} already exists")
@@ -196,6 +213,9 @@ class Commands:
 
     def postmortem(self, incident: str) -> PostmortemDoc:
         return records.postmortem(self.pipeline, incident)
+
+    async def alertmanager(self, notification: Notification) -> AlertDoc:
+        return self.alerts.receive(notification)
 
     def timeline(self, incident: str) -> TimelineDoc:
         store = self.pipeline.store

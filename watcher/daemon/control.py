@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from watcher.daemon import requests
+from watcher.daemon.alert_payload import Notification
 from watcher.events import Kind
 from watcher.evidence import Request
 from watcher.schema import (
+    AlertDoc,
     IncidentDoc,
     IncidentListDoc,
     PostmortemDoc,
@@ -24,7 +26,7 @@ class Control(Protocol):
     """What the API asks of the daemon (watcher.daemon.commands.Commands).
 
     Methods raise IncidentNotFound (404), IncidentExists (409), and IncidentClosed,
-    IncidentNotClosed, SnapshotError or InputError for a request the daemon refuses (400);
+    IncidentNotClosed, SnapshotError or InputError for a request the daemon refuses (400), StoreError (503);
     the exception's sentence is passed to the user as is.
     """
 
@@ -66,5 +68,9 @@ class Control(Protocol):
     def postmortem(self, incident: str) -> PostmortemDoc: ...
 
     async def snapshot(self, req: Request, by: str) -> SnapshotDoc: ...
+
+    async def alertmanager(self, notification: Notification) -> AlertDoc:
+        """May raise StoreError: answered 503, which Alertmanager retries."""
+        ...
 
     def record_snapshot(self, taken: requests.SnapshotTaken, by: str) -> RecordedDoc: ...

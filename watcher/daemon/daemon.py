@@ -41,7 +41,7 @@ from watcher.errors import StoreError
 from watcher.events import HEARTBEAT, Expectation
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcement, Announcer
-from watcher.notify.channels import build_senders
+from watcher.notify.channels import build_senders, lane_names, lanes
 from watcher.notify.news import HeartbeatNews, news_from_json
 from watcher.notify.sender import Sender
 from watcher.runbook.escalation import Policy
@@ -92,7 +92,9 @@ class Daemon:
         built = build_sources(s, ctx)
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)
-        self.metrics = metrics = Metrics(self.registry, sources=names, rules=ruleset.rule_names)
+        self.metrics = metrics = Metrics(
+            self.registry, sources=names, rules=ruleset.rule_names, channels=lane_names(s.notify)
+        )
         engine = self._engine({src.name: src.expectation(src.name) for src in built})
         for name, mark in engine.sources().items():
             if mark is not None:
@@ -120,21 +122,26 @@ class Daemon:
         )
         self.commands = Commands(s, pipeline)
         token = load_or_create_token(s.state_dir)
-        hooks = list(s.notify.webhooks().values())
         self.api = ApiServer(
             self.commands,
             metrics,
             listen=s.http.listen,
             token=token,
             health=self._health,
+            alerts=s.alertmanager,
             ready=self._ready,
-            secrets=hooks,
+            secrets=s.notify.secrets(),
         )
         await self.api.start()
         # Only once nothing else in startup can fail: shutdown() is what closes the session.
         self.http = aiohttp.ClientSession()
         self.senders = build_senders(
-            s.notify, self.http, outbox=store.outbox, metrics=metrics, clock=self.clock
+            s.notify,
+            self.http,
+            outbox=store.outbox,
+            slack_messages=store.slack_messages,
+            metrics=metrics,
+            clock=self.clock,
         )
         pipeline.senders = self.senders
         if self.config_file is not None:
@@ -170,8 +177,9 @@ class Daemon:
     def _announcer(self) -> Announcer:
         notify = self.settings.notify
         hooks = notify.webhooks()
+        extra = lanes(notify)
         for channel in ("incident", "oncall"):
-            if channel not in hooks:
+            if channel not in hooks and not any(lane.channel == channel for lane in extra):
                 log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
         last = self.store.outbox.last_enqueued(HEARTBEAT)
         held = [
@@ -180,6 +188,7 @@ class Daemon:
         ]
         return Announcer(
             channels=hooks,
+            lanes=extra,
             routes=notify.routes,
             reset_every=notify.reset_every,
             heartbeat=notify.heartbeat,

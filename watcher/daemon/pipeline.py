@@ -31,6 +31,7 @@ from watcher.details import (
     CannotResolveDetail,
     ClockSkewDetail,
     Detail,
+    EscalatedDetail,
     Note,
     NotRunningDetail,
     SourceDownDetail,
@@ -243,12 +244,19 @@ class Pipeline:
 
     def record_notes(self, incident: str, notes: Sequence[tuple[float, Kind, Detail]]) -> None:
         """Notes about an open incident on its timeline and in the outbox, in one commit now rather
-        than with the next batch: a person's note, the runbook's decisions. StoreError: none is."""
+        than with the next batch: a person's note, the runbook's decisions. StoreError: none is.
+
+        An escalation also pages, where a lane pages on it (PagerDuty's escalation key): in the
+        same commit as the note, so once per cause like the note itself."""
         created = self.clock()
         with self.store.transaction():
             for at, kind, detail in notes:
                 self.store.add_note(incident, at, kind, detail)
-                for a in self.announcer.note(incident, kind, at, detail, self.engine.status):
+                queued = self.announcer.note(incident, kind, at, detail, self.engine.status)
+                if isinstance(detail, EscalatedDetail):
+                    title = self.engine.status(incident).title
+                    queued += self.announcer.escalation(incident, title, at, detail.cause)
+                for a in queued:
                     self._queue(a, created)
         self.touched.add(incident)
         for sender in self.senders:
@@ -341,7 +349,7 @@ class Pipeline:
         for t in transitions:
             log.info("%s %s at %s -> %s", t.incident, t.kind, format_time(t.at), t.state)
             self.touched.add(t.incident)
-        return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
+        return self.announcer.transitions(transitions, self.engine.status)
 
     def retire_closed(self, before: float) -> None:
         """Incidents closed before `before` leave the metrics and the engine (the store keeps them)."""

@@ -1,4 +1,5 @@
-"""Announcements as webhook bodies: Slack Block Kit with a plain `text` fallback, or generic JSON.
+"""Announcements as bodies: Slack Block Kit with a plain `text` fallback (Mattermost reads the
+`text`), generic JSON, or a Teams Adaptive Card (teams.py).
 
 Pure: news (watcher.notify.news) in, a JSON-ready dict out. Everything that came from
 a log line or a user (titles, actions, reasons, source names) is redacted first and,
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from watcher.config.notify import DEFAULT_TEMPLATES
 from watcher.details import (
+    AlertDetail,
     BreakDetail,
     ChangedDetail,
     ClosedDetail,
@@ -31,11 +33,22 @@ from watcher.details import (
     TextDetail,
 )
 from watcher.events import State
-from watcher.notify.news import CheckNews, HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
+from watcher.notify import teams
+from watcher.notify.news import (
+    CheckNews,
+    EscalationNews,
+    HeartbeatLine,
+    HeartbeatNews,
+    News,
+    StatusNews,
+    TransitionNews,
+    kind_of,
+)
+from watcher.notify.status_message import status_lines
 from watcher.redact import redact, redact_doc
 from watcher.times import format_duration, format_time
 
-Format = Literal["slack", "json"]
+Format = Literal["slack", "json", "teams"]
 
 # Slack's limits: 3,000 characters per section text, 50 blocks per message; the
 # fallback `text` is cut at 40,000, but clients show far less, so it is kept short too.
@@ -80,6 +93,12 @@ class Renderer:
         if isinstance(news, CheckNews):
             text = f"watcher test message for the {news.channel} channel from {news.host}"
             return self._assemble(news, self._clean(text), [], code=None)
+        if isinstance(news, StatusNews):
+            headline, lines, code = status_lines(news, utc)
+            return self._assemble(news, self._clean(headline), [self._clean(x) for x in lines], code)
+        if isinstance(news, EscalationNews):
+            text = f"*{news.incident}* ESCALATED at {utc(news.at)}: {news.cause}"
+            return self._assemble(news, self._clean(text), [self._clean(news.title)], code=None)
         return self._transition(news)
 
     # ---- transitions ----------------------------------------------------------------
@@ -109,6 +128,8 @@ class Renderer:
         elif isinstance(d, BreakDetail):
             code = d.message
             details.append(f"streak restarts at {utc(d.streak_start)}")
+        elif isinstance(d, AlertDetail):
+            details.append(self._clean(" ".join(d.labels)))
         return self._assemble(news, headline, details, code)
 
     def _heartbeat_line(self, inc: HeartbeatLine) -> str:
@@ -137,6 +158,8 @@ class Renderer:
     def _assemble(self, news: News, headline: str, details: list[str], code: str | None) -> dict[str, object]:
         quoted = None if code is None else self._clean(code)
         plain = "\n".join([headline, *details] + ([quoted] if quoted is not None else []))
+        if self.fmt == "teams":
+            return teams.card(kind_of(news), headline, details, quoted)
         if self.fmt == "json":
             transition = news if isinstance(news, TransitionNews) else None
             return {
@@ -193,6 +216,7 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         "since": "?",
         "more": f" (+{news.also} more since the last message)" if news.also else "",
         "text": "",
+        "alert": "",
     }
     d = news.detail
     if isinstance(d, OpenedDetail):
@@ -214,6 +238,8 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         }
     elif isinstance(d, ClosedDetail):
         fields["reason"] = d.reason
+    elif isinstance(d, AlertDetail):
+        fields["alert"] = d.summary or d.alertname
     else:
         fields |= _runbook_fields(d)
     fields["reason"] = fields["reason"] or "no reason given"

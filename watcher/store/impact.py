@@ -44,10 +44,3 @@ class ImpactRows:
             (incident,),
         )
         return SavedImpact(Totals(*rows[0]), tuple((o[0], OrgSeen(o[1], o[2], o[3])) for o in orgs))
-
-    def forget(self, closed_before: float) -> None:
-        """Drop the impact of incidents closed before `closed_before` (with the incidents themselves)."""
-        closed = "SELECT id FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?"
-        with self._db.transaction():
-            self._db.execute(f"DELETE FROM impact_orgs WHERE incident IN ({closed})", (closed_before,))
-            self._db.execute(f"DELETE FROM impact WHERE incident IN ({closed})", (closed_before,))

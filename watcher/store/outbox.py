@@ -78,6 +78,16 @@ class Outbox:
             head.append(OutboxRow(r[0], r[1], r[2], loads(r[3]), r[4], r[5], r[6], r[7]))
         return head
 
+    def superseded(self, row: OutboxRow, incident: str) -> bool:
+        """Whether a pending row of the same lane and kind about `incident` was queued after `row`."""
+        return bool(
+            self._db.query(
+                "SELECT 1 FROM outbox WHERE channel = ? AND kind = ? AND status = 'pending' AND id > ?"
+                " AND json_extract(payload, '$.incident') = ? LIMIT 1",
+                (row.channel, row.kind, row.id, incident),
+            )
+        )
+
     def hold(
         self, channel: str, incident: str, kind: str, payload: Mapping[str, object], due_at: float
     ) -> None:

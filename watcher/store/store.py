@@ -1,7 +1,9 @@
 """What the watcher keeps across restarts, on top of the database (db.py).
 
 Incidents and their mitigations, the timeline, each source's resume point and the
-engine's snapshot; the announcement outbox is its own component (`store.outbox`).
+engine's snapshot; the announcement outbox (`store.outbox`), the Slack app's status
+messages (`store.threads`) and the alerts Alertmanager notified (`store.alerts`) are
+components of their own.
 Every public mutating method commits before it returns, or joins the enclosing
 `transaction()`. Times are float epoch seconds, UTC, as everywhere in `watcher`.
 """
@@ -17,10 +19,12 @@ from watcher import details
 from watcher.details import Detail, Transition
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotClosed, IncidentNotFound, StoreError
 from watcher.events import Kind
+from watcher.store.alerts import AlertLog
 from watcher.store.db import Database, dumps, loads
 from watcher.store.impact import ImpactRows
 from watcher.store.outbox import Outbox
 from watcher.store.rows import IncidentRow, MitigationRow, ResumePoint, TimelineRow
+from watcher.store.threads import SlackMessages
 
 _TimelineInsert = tuple[str, float, str, str | None, str, float]
 
@@ -30,11 +34,15 @@ class Store(Database):
 
     outbox: Outbox
     impact: ImpactRows
+    slack_messages: SlackMessages
+    alerts: AlertLog
 
     def _setup(self) -> None:
         super()._setup()
         self.outbox = Outbox(self)
         self.impact = ImpactRows(self)
+        self.slack_messages = SlackMessages(self)
+        self.alerts = AlertLog(self)
 
     # Incidents
 
@@ -149,13 +157,12 @@ class Store(Database):
         return [_incident_row(h, m) for h, m in found.values()]
 
     def prune_closed(self, before: float) -> int:
-        """Forget incidents closed before `before`, with their mitigations and timeline; how many."""
+        """Forget incidents closed before `before`, with everything kept about them; how many."""
         closed = "SELECT id FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?"
         with self.transaction():
-            self.impact.forget(before)
-            self.execute(f"DELETE FROM incident_orgs WHERE incident IN ({closed})", (before,))
-            self.execute(f"DELETE FROM timeline WHERE incident IN ({closed})", (before,))
-            self.execute(f"DELETE FROM mitigations WHERE incident IN ({closed})", (before,))
+            tables = ("timeline", "mitigations", "slack_messages", "alerts", "held_announcements")
+            for table in (*tables, "incident_orgs", "impact", "impact_orgs"):
+                self.execute(f"DELETE FROM {table} WHERE incident IN ({closed})", (before,))
             return self.execute(
                 "DELETE FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?", (before,)
             ).rowcount
