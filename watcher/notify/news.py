@@ -187,6 +187,8 @@ class StatusNews:
     last_error: LastError | None
     blind_sources: tuple[str, ...]
     sources: tuple[str, ...]
+    impact: tuple[str, ...] = ()
+    """Whom its errors hit: sentences (engine/impact.py, `ImpactSummary.lines`)."""
 
     @classmethod
     def of(cls, s: IncidentStatus, at: float) -> StatusNews:
@@ -195,7 +197,7 @@ class StatusNews:
         return cls(
             s.id, s.title, s.state, at, s.opened_at, s.mitigated_at, s.window, s.clean_streak,
             s.streak_start, s.verified_to, s.resolved_at, s.errors, s.gaps, s.lines, last,
-            s.blind_sources, s.sources,
+            s.blind_sources, s.sources, s.impact.lines(),
         )  # fmt: skip
 
     def to_json(self) -> dict[str, object]:
@@ -203,6 +205,7 @@ class StatusNews:
         doc["state"] = str(self.state)
         doc["blind_sources"] = list(self.blind_sources)
         doc["sources"] = list(self.sources)
+        doc["impact"] = list(self.impact)
         e = self.last_error
         doc["last_error"] = None if e is None else {
             "at": e.at, "source": e.source, "rule": e.rule, "message": e.message
@@ -234,6 +237,7 @@ class StatusNews:
             last_error=last,
             blind_sources=tuple(map(str, _list(doc.get("blind_sources")))),
             sources=tuple(map(str, _list(doc.get("sources")))),
+            impact=tuple(map(str, _list(doc.get("impact")))),
         )
 
 
