@@ -15,7 +15,7 @@ from tests.cli.markdown import HEADINGS, check_markdown
 from tests.runbook.record import Record
 from watcher.cli import postmortem as pm
 from watcher.daemon.status import delivery_doc, impact_doc, org_doc, timeline_doc
-from watcher.details import GapDetail, ImpactDetail, SnapshotDetail, SourcesDetail, TextDetail
+from watcher.details import BreakDetail, GapDetail, ImpactDetail, SnapshotDetail, SourcesDetail, TextDetail
 from watcher.engine.impact import Impact, ImpactPolicy
 from watcher.events import Kind
 from watcher.schema import PostmortemDoc
@@ -56,6 +56,8 @@ def liveview() -> Record:
     rec.hypothesis(T0 + 1300, "deploy 14:02 broke the SFU keyframe path")
     rec.add(T0 + 600, Kind.SNAPSHOT, snap)
     rec.mitigate(T0 + 610, "restarted sfu")
+    for i in range(5):  # an error every second: a run of resets
+        rec.add(T0 + 620 + i, Kind.STREAK_RESET, BreakDetail("cloud/sfu", "level", f"boom {i}", T0 + 620 + i))
     rec.add(T0 + 700, Kind.BLIND, SourcesDetail(("gw/gw-berlin-01",)), "blind")
     rec.add(T0 + 760, Kind.RECOVERED, SourcesDetail(("gw/gw-berlin-01",)), "verifying")
     rec.add(
@@ -124,11 +126,15 @@ class TestPostmortem:
         assert "_[to write: broken (e.g. live view black) or degraded" in s
 
     def test_timeline_is_every_entry_in_utc(self) -> None:
-        """One row per entry of the record, in event order."""
+        """One row per entry of the record, in event order; of a run of streak resets the first
+        and the last, saying how many are left out."""
         rec = liveview()
         s = section(pm.render(document(rec)), "3. Timeline")
         rows = [ln for ln in s.splitlines() if ln.startswith("| 20")]
-        assert len(rows) == len(rec.rows)
+        assert len(rows) == len(rec.rows) - 3
+        resets = [r for r in rows if "Streak reset" in r]
+        assert "boom 0" in resets[0] and "(3 more streak resets before this one)" in resets[1]
+        assert "boom 4" in resets[1]
         assert rows[0].startswith("| 2026-12-03 14:05:00Z | Incident opened: Live view black for Org A")
         assert "Mitigation failed: restarted sfu" in s and "Note: Org A confirms live view back" in s
 

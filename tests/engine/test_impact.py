@@ -43,6 +43,12 @@ class TestImpact:
         assert s.lines()[1].startswith("org-a: clear, 2 error record(s), last ")
         assert s.lines()[2] == "org-z: no error seen"
 
+    def test_a_named_org_before_any_error(self) -> None:
+        """Named on open, nothing seen yet: said so, without a count of zero orgs "affected"."""
+        lines = Impact(10, named=["org-a"]).summary(None, W).lines()
+        assert lines == ("no error record names an org yet", "org-a: no error seen")
+        assert Impact(10).summary(None, W).lines() == ()
+
     def test_out_of_scope_errors_do_not_count(self) -> None:
         """Only errors of sources in the incident's scope are its impact."""
         eng = engine(ImpactPolicy(), "a", "b")

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from watcher.cli.timeline import event_text, table_row, when
-from watcher.schema import DeliveryDoc, HandlingDoc, ImpactDoc, OrgDoc, PostmortemDoc, SummaryDoc
+from watcher.events import Kind
+from watcher.schema import DeliveryDoc, EventDoc, HandlingDoc, ImpactDoc, OrgDoc, PostmortemDoc, SummaryDoc
 from watcher.times import format_duration, parse_time, short_time
 
 BUSINESS_DAYS = 5
@@ -29,6 +30,7 @@ DELAYED = 60.0
 MAX_ORGS_LISTED = 100
 """Orgs listed by name in the Impact section; the rest are counted (all are in --json)."""
 BLANK = "_[to write: {}]_"
+RESET = str(Kind.STREAK_RESET)
 
 
 def filename(doc: PostmortemDoc) -> str:
@@ -166,14 +168,38 @@ def _impact(i: ImpactDoc, orgs: Sequence[OrgDoc], s: SummaryDoc | None) -> list[
 
 def _timeline(doc: PostmortemDoc, by: bool) -> list[str]:
     t = doc["timeline"]
-    lines = [f"Every entry of the record (`watcher timeline {t['id']}`), UTC.", ""]
-    if by:
-        lines += ["| time (UTC) | event | by |", "| --- | --- | --- |"]
-        lines += [table_row([when(e), event_text(e), e.get("by") or ""]) for e in t["events"]]
-    else:
-        lines += ["| time (UTC) | event |", "| --- | --- |"]
-        lines += [table_row([when(e), event_text(e)]) for e in t["events"]]
+    lines = [
+        f"Every entry of the record, UTC; a run of streak resets is shown by its first and last "
+        f"(`watcher timeline {t['id']}` has each).",
+        "",
+    ]
+    head = ["time (UTC)", "event", *(["by"] if by else [])]
+    lines += [table_row(head), table_row(["---"] * len(head))]
+    for e, skipped in _significant(t["events"]):
+        cells = [when(e), event_text(e), *([e.get("by") or ""] if by else [])]
+        if skipped:
+            cells[1] = f"({skipped:,} more streak resets before this one) {cells[1]}"
+        lines.append(table_row(cells))
     return lines
+
+
+def _significant(events: Sequence[EventDoc]) -> list[tuple[EventDoc, int]]:
+    """The events to list, each with how many streak resets were left out just before it: of a
+    run of consecutive resets (an error every second is thousands) the first and the last."""
+    out: list[tuple[EventDoc, int]] = []
+    run: list[EventDoc] = []
+    for e in [*events, None]:
+        if e is not None and e["kind"] == RESET:
+            run.append(e)
+            continue
+        if run:
+            out.append((run[0], 0))
+            if len(run) > 1:
+                out.append((run[-1], len(run) - 2))
+            run = []
+        if e is not None:
+            out.append((e, 0))
+    return out
 
 
 def _root_cause(h: HandlingDoc | None, by: bool) -> list[str]:

@@ -120,6 +120,8 @@ class ImpactSummary:
         if not self.orgs and not self.untracked and not self.named:
             return ()
         head = f"{self.orgs:,} org(s) had errors, {self.affected:,} still affected"
+        if not self.orgs and not self.untracked:
+            head = "no error record names an org yet"
         if self.untracked:
             head += f"; {self.untracked:,} error record(s) of orgs beyond the first {self.cap:,} not tracked"
         if self.last is not None:
