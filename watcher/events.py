@@ -171,6 +171,13 @@ ANNOUNCED: tuple[str, ...] = (*TRANSITIONS, *ALERT_NOTES, *RUNBOOK_NOTES, HEARTB
 """What can be announced, routed and given a template."""
 
 
+class Cause(StrEnum):
+    """Why the runbook escalates an incident to the engineering lead (watcher.runbook.escalation)."""
+
+    NO_HYPOTHESIS = "no_hypothesis"
+    MITIGATIONS_FAILED = "mitigations_failed"
+
+
 class Trigger(StrEnum):
     """What made an evidence snapshot: a person (`manual`), `--then`, or a watched container stopping."""
 

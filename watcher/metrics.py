@@ -10,7 +10,7 @@ at 0: `rate()` and `absent()` alerts then behave from the first scrape.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -21,11 +21,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from watcher import __version__
-from watcher.events import State, Trigger
+from watcher.events import Cause, State, Trigger
 
 STATES: tuple[str, ...] = tuple(s.value for s in State)
-CAUSES = ("no_hypothesis", "mitigations_failed")
-"""Why the runbook escalates (watcher.runbook.escalation.Cause)."""
 RESOLVE_BUCKETS = tuple(60.0 * m for m in (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 720, 1440))
 NOTIFY_RESULTS = ("sent", "retried", "dead", "coalesced")
 BAD_LINE_REASONS = ("bad_utf8", "truncated", "copytruncate")
@@ -71,8 +69,8 @@ class Handling:
 
     mitigations: int = 0
     failed: int = 0
-    escalations: dict[str, int] = field(default_factory=dict)
-    """Per cause (CAUSES)."""
+    escalations: Mapping[str, int] = field(default_factory=dict)
+    """Per cause (events.Cause)."""
 
 
 class _Handled(Collector):
@@ -90,8 +88,8 @@ class _Handled(Collector):
         for incident, h in list(self.current.items()):
             mitigations.add_metric([incident], h.mitigations)
             failed.add_metric([incident], h.failed)
-            for cause in CAUSES:
-                escalations.add_metric([incident, cause], h.escalations.get(cause, 0))
+            for cause in Cause:
+                escalations.add_metric([incident, str(cause)], h.escalations.get(cause, 0))
         return [mitigations, failed, escalations]
 
     @staticmethod
@@ -113,6 +111,61 @@ class _Handled(Collector):
         )
 
 
+class _RunbookSeries:
+    """The runbook's series of each incident (its handling, whom its errors hit) and the time to
+    resolve across incidents."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, ["incident"], registry=registry)
+
+        self._handled = _Handled()
+        registry.register(self._handled)
+        self._opened = gauge(
+            "watcher_incident_opened_timestamp_seconds", "When the incident opened (Unix time)."
+        )
+        self._first_mitigated = gauge(
+            "watcher_incident_first_mitigated_timestamp_seconds",
+            "When the incident's first mitigation was made (Unix time); absent until then.",
+        )
+        self._orgs = gauge(
+            "watcher_incident_orgs",
+            "Distinct orgs (a source's impact_field) whose errors the incident counted, up to "
+            "runbook.max_orgs.",
+        )
+        self._affected = gauge(
+            "watcher_incident_orgs_affected",
+            "Of those, the orgs still affected: an error within the window before the verified time.",
+        )
+        self._untracked = gauge(
+            "watcher_incident_untracked_org_records",
+            "Error records of orgs beyond runbook.max_orgs: counted, not named.",
+        )
+        self.time_to_resolve = Histogram(
+            "watcher_incident_time_to_resolve_seconds",
+            "From an incident's opening to the resolution that stands, observed when it is first closed.",
+            buckets=RESOLVE_BUCKETS,
+            registry=registry,
+        )
+
+    def handled(self, incident: str, opened: float, first_mitigated: float | None, h: Handling) -> None:
+        self._opened.labels(incident).set(opened)
+        if first_mitigated is not None:
+            self._first_mitigated.labels(incident).set(first_mitigated)
+        self._handled.current[incident] = h
+
+    def impact(self, incident: str, orgs: int, affected: int, untracked: int) -> None:
+        self._orgs.labels(incident).set(orgs)
+        self._affected.labels(incident).set(affected)
+        self._untracked.labels(incident).set(untracked)
+
+    def remove(self, incident: str) -> None:
+        self._handled.current.pop(incident, None)
+        for gauge in (self._opened, self._first_mitigated, self._orgs, self._affected, self._untracked):
+            with contextlib.suppress(KeyError):
+                gauge.remove(incident)
+
+
 class Metrics:
     """The watcher's metrics; the daemon calls one method per notable event."""
 
@@ -128,8 +181,7 @@ class Metrics:
         self._rules = list(rules)
         self._states = _IncidentStates()
         registry.register(self._states)
-        self._handled = _Handled()
-        registry.register(self._handled)
+        self._runbook = _RunbookSeries(registry)
 
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
             return Gauge(name, doc, labels, registry=registry)
@@ -151,36 +203,6 @@ class Metrics:
             "watcher_incident_resolved_timestamp_seconds",
             "When the incident was proven resolved (Unix time); 0 while it is not.",
             ["incident"],
-        )
-        self._opened = gauge(
-            "watcher_incident_opened_timestamp_seconds", "When the incident opened (Unix time).", ["incident"]
-        )
-        self._first_mitigated = gauge(
-            "watcher_incident_first_mitigated_timestamp_seconds",
-            "When the incident's first mitigation was made (Unix time); absent until then.",
-            ["incident"],
-        )
-        self._orgs = gauge(
-            "watcher_incident_orgs",
-            "Distinct orgs (a source's impact_field) whose errors the incident counted, up to "
-            "runbook.max_orgs.",
-            ["incident"],
-        )
-        self._orgs_affected = gauge(
-            "watcher_incident_orgs_affected",
-            "Of those, the orgs still affected: an error within the window before the verified time.",
-            ["incident"],
-        )
-        self._orgs_untracked = gauge(
-            "watcher_incident_untracked_org_records",
-            "Error records of orgs beyond runbook.max_orgs: counted, not named.",
-            ["incident"],
-        )
-        self._time_to_resolve = Histogram(
-            "watcher_incident_time_to_resolve_seconds",
-            "From an incident's opening to the resolution that stands, observed when it is first closed.",
-            buckets=RESOLVE_BUCKETS,
-            registry=registry,
         )
         self._up = gauge("watcher_source_up", "1 while the source is connected and readable.", ["source"])
         self._watermark = gauge(
@@ -318,11 +340,8 @@ class Metrics:
     def remove_incident(self, incident: str) -> None:
         """Stop exporting `incident` (closed, and its last state scraped)."""
         self._states.current.pop(incident, None)
-        self._handled.current.pop(incident, None)
-        for gauge in (
-            *(self._streak, self._window, self._resolved, self._opened, self._first_mitigated),
-            *(self._orgs, self._orgs_affected, self._orgs_untracked),
-        ):
+        self._runbook.remove(incident)
+        for gauge in (self._streak, self._window, self._resolved):
             with contextlib.suppress(KeyError):
                 gauge.remove(incident)
 
@@ -330,20 +349,15 @@ class Metrics:
         self, incident: str, opened_at: float, first_mitigated_at: float | None, handling: Handling
     ) -> None:
         """How an incident has been handled, from its record."""
-        self._opened.labels(incident).set(opened_at)
-        if first_mitigated_at is not None:
-            self._first_mitigated.labels(incident).set(first_mitigated_at)
-        self._handled.current[incident] = handling
+        self._runbook.handled(incident, opened_at, first_mitigated_at, handling)
 
     def impact(self, incident: str, orgs: int, affected: int, untracked: int) -> None:
         """Whom an incident's errors hit, in counts (org ids are never labels)."""
-        self._orgs.labels(incident).set(orgs)
-        self._orgs_affected.labels(incident).set(affected)
-        self._orgs_untracked.labels(incident).set(untracked)
+        self._runbook.impact(incident, orgs, affected, untracked)
 
     def resolved_in(self, seconds: float) -> None:
         """A closed incident's time from opening to the resolution that stands."""
-        self._time_to_resolve.observe(seconds)
+        self._runbook.time_to_resolve.observe(seconds)
 
     # Notifications and snapshots
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.runbook.record import T0, Record, W
-from watcher.runbook.escalation import Cause, Decisions, Policy, decide
+from watcher.events import Cause
+from watcher.runbook.escalation import Decisions, Policy, decide
 
 POLICY = Policy(no_hypothesis_after=1200.0, failed_mitigations=2)
 

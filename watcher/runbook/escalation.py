@@ -21,16 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
+from watcher.events import Cause
 from watcher.facts import Facts, Failure
 from watcher.store.rows import IncidentRow, MitigationRow
 from watcher.times import format_duration, human_time
-
-
-class Cause(StrEnum):
-    NO_HYPOTHESIS = "no_hypothesis"
-    MITIGATIONS_FAILED = "mitigations_failed"
 
 
 @dataclass(frozen=True, slots=True)
