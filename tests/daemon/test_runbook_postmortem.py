@@ -84,12 +84,14 @@ values = ["error"]
                 wrote = await ok(cfg, "postmortem", P1, "--out", str(out))
                 again = await refused(cfg, "postmortem", P1, "--out", str(out))
                 text = (out / f"{record['opened_at'][:10]}-p1-liveview.md").read_text()
-                await ok(cfg, "postmortem", P1, "--out", str(out), "--by", "--force")
-                with_by = (out / f"{record['opened_at'][:10]}-p1-liveview.md").read_text()
+                await ok(cfg, "postmortem", P1, "--out", str(tmp_path / "by"), "--by")
+                with_by = (tmp_path / "by" / f"{record['opened_at'][:10]}-p1-liveview.md").read_text()
+                forced = await ok(cfg, "postmortem", P1, "--out", str(out), "--force")
                 code = (await cli(cfg, "postmortem", "P1-nothing", "--out", str(out))).returncode
     day = record["opened_at"][:10]
     assert f"wrote {out / f'{day}-p1-liveview.md'} (due " in wrote
     assert "exists (someone may have edited it): --force overwrites it" in again
+    assert forced.startswith("wrote ")
     assert code == 1
     assert check_markdown(text) == ["Postmortem: Live view black for Org A", *HEADINGS]
     s, h, events = record["summary"], record["handling"], record["events"]
