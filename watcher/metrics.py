@@ -4,16 +4,30 @@ The registry is injected so tests get a fresh one each and nothing lives in
 module globals. Label values are only configured names (sources, rules,
 channels) and incident ids, never log content, so cardinality stays bounded.
 Every series of a known source, rule, channel and trigger exists from the start
-at 0: `rate()` and `absent()` alerts then behave from the first scrape.
+at 0: `rate()` and `absent()` alerts then behave from the first scrape. A value
+not known yet (a watermark, a streak's start) has no sample rather than a 0 that
+queries would read as 1970. The exposition leaves out the `*_created` series
+prometheus_client adds to every counter (nobody queries them, and they double the
+counters' share of a scrape); the process and platform collectors are on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -61,6 +75,26 @@ class _IncidentStates(Collector):
         )
 
 
+class _WithoutCreated(Collector):
+    """A read-only view of a registry without the `*_created` samples of its counters.
+
+    prometheus_client can only turn them off process-wide (an environment variable or a
+    module global read at collection); this view does it for our registry alone."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._registry.collect():
+            created = family.name + "_created"
+            if not any(s.name == created for s in family.samples):
+                yield family
+                continue
+            copy = Metric(family.name, family.documentation, family.type, family.unit)
+            copy.samples = [s for s in family.samples if s.name != created]
+            yield copy
+
+
 class Metrics:
     """The watcher's metrics; the daemon calls one method per notable event."""
 
@@ -71,11 +105,16 @@ class Metrics:
         sources: Sequence[str],
         rules: Sequence[str],
         channels: Sequence[str] = ("incident", "oncall"),
+        site: str = "",
     ) -> None:
         self._registry = registry
+        self._exported = _WithoutCreated(registry)
         self._rules = list(rules)
         self._states = _IncidentStates()
         registry.register(self._states)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
 
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
             return Gauge(name, doc, labels, registry=registry)
@@ -96,6 +135,18 @@ class Metrics:
         self._resolved = gauge(
             "watcher_incident_resolved_timestamp_seconds",
             "When the incident was proven resolved (Unix time); 0 while it is not.",
+            ["incident"],
+        )
+        self._streak_start = gauge(
+            "watcher_incident_streak_start_timestamp_seconds",
+            "Where the clean streak starts (Unix time): the latest of the mitigation, the last "
+            "error and the end of the last gap in scope; absent before the first mitigation.",
+            ["incident"],
+        )
+        self._verified_to = gauge(
+            "watcher_incident_verified_to_timestamp_seconds",
+            "Event time up to which every source in scope is read and proven (Unix time); "
+            "absent until known.",
             ["incident"],
         )
         self._up = gauge("watcher_source_up", "1 while the source is connected and readable.", ["source"])
@@ -138,9 +189,11 @@ class Metrics:
         self._snapshots = counter(
             "watcher_snapshots_total", "Evidence snapshots taken, by what triggered them.", ["trigger"]
         )
-        Info("watcher_build", "Version of the running watcher.", registry=registry).info(
-            {"version": __version__}
-        )
+        Info(
+            "watcher_build",
+            "Version of the running watcher, and its site (config `site`).",
+            registry=registry,
+        ).info({"version": __version__, "site": site})
 
         # Labelled children cached by label values: .labels() hashes and locks on every
         # call, which matters on the line-counting hot path.
@@ -220,7 +273,18 @@ class Metrics:
         self._streak.labels(incident)
         self._resolved.labels(incident)
 
-    def incident(self, incident: str, *, state: str, clean_streak: float, resolved_at: float | None) -> None:
+    def incident(
+        self,
+        incident: str,
+        *,
+        state: str,
+        clean_streak: float,
+        resolved_at: float | None,
+        streak_start: float | None = None,
+        verified_to: float | None = None,
+    ) -> None:
+        """The incident's current state; a streak start or verified_to of None (not known) has no
+        sample, so `verified_to - streak_start` across sites never meets a 0 that reads as 1970."""
         if state not in STATES:
             raise ValueError(f"incident state must be one of {', '.join(STATES)}, got {state!r}")
         self._states.current[incident] = str(state)
@@ -229,11 +293,17 @@ class Metrics:
         self._streak.labels(incident).set(clean_streak)
         # 0, not absent, while unresolved: a regression must visibly reset it.
         self._resolved.labels(incident).set(resolved_at if resolved_at is not None else 0.0)
+        for gauge, value in ((self._streak_start, streak_start), (self._verified_to, verified_to)):
+            if value is None or not math.isfinite(value):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(incident)
+            else:
+                gauge.labels(incident).set(value)
 
     def remove_incident(self, incident: str) -> None:
         """Stop exporting `incident` (closed, and its last state scraped)."""
         self._states.current.pop(incident, None)
-        for gauge in (self._streak, self._window, self._resolved):
+        for gauge in (self._streak, self._window, self._resolved, self._streak_start, self._verified_to):
             with contextlib.suppress(KeyError):
                 gauge.remove(incident)
 
@@ -256,4 +326,4 @@ class Metrics:
         """The /metrics body in the Prometheus text format, and its content type."""
         # 0.0.4 explicitly: every name here is a classic one, and Prometheus 2.x scrapers
         # and promtool all understand it.
-        return generate_latest(self._registry), CONTENT_TYPE_PLAIN_0_0_4
+        return generate_latest(self._exported), CONTENT_TYPE_PLAIN_0_0_4

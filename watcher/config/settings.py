@@ -18,8 +18,10 @@ from watcher.config.base import Duration, Model, PositiveDuration
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
+from watcher.config.sites import check_api_url, check_site_name
 from watcher.config.sources import SourceConfig
 from watcher.errors import ConfigError
+from watcher.names import duplicates
 
 __all__ = ["DEFAULT_CONFIG", "HttpConfig", "ResolutionConfig", "RetentionConfig", "Settings", "load"]
 
@@ -64,12 +66,32 @@ class RetentionConfig(Model):
     """A closed incident's metric series stay this long, so the last state is scraped."""
 
 
+class SiteConfig(Model):
+    """Another watcher of the fleet (`[[sites]]`), for `--all-sites` (watcher.config.sites)."""
+
+    name: str
+    api_url: str
+    token_file: Path
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_site_name(v)
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_api_url(v)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WATCHER_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
     state_dir: Path = DEFAULT_STATE_DIR
+    site: str = ""
+    """This watcher's site, in `watcher_build_info{site}`; empty for a single watcher."""
     max_line_bytes: int = Field(default=1 << 20, ge=1024)
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
@@ -78,6 +100,12 @@ class Settings(BaseSettings):
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
     ignore: list[RuleConfig] = []
+    sites: list[SiteConfig] = []
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, v: str) -> str:
+        return check_site_name(v) if v else v
 
     @classmethod
     def settings_customise_sources(
@@ -98,9 +126,10 @@ class Settings(BaseSettings):
             problems.append(
                 "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
             )
-        problems += _duplicates("sources", [s.name for s in self.sources])
-        problems += _duplicates("rules", [r.name for r in self.rules])
-        problems += _duplicates("ignore", [r.name for r in self.ignore])
+        problems += duplicates("sources", [s.name for s in self.sources])
+        problems += duplicates("rules", [r.name for r in self.rules])
+        problems += duplicates("ignore", [r.name for r in self.ignore])
+        problems += duplicates("sites", [s.name for s in self.sites])
         known = {r.name for r in self.rules}
         for i, src in enumerate(self.sources):
             for name in src.rules or []:
@@ -109,16 +138,6 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("\n".join(problems))
         return self
-
-
-def _duplicates(section: str, names: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for i, name in enumerate(names):
-        if name in seen:
-            out.append(f"{section}[{i}].name: {name!r} is used twice")
-        seen.add(name)
-    return out
 
 
 def load(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -89,7 +89,7 @@ class Daemon:
         built = build_sources(s, ctx)
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)
-        self.metrics = metrics = Metrics(self.registry, sources=names, rules=ruleset.rule_names)
+        self.metrics = metrics = Metrics(self.registry, sources=names, rules=ruleset.rule_names, site=s.site)
         engine = self._engine({src.name: src.expectation(src.name) for src in built})
         for name, mark in engine.sources().items():
             if mark is not None:
