@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from watcher.cli.wire import WireError, request
-from watcher.errors import DaemonError, DaemonNotRunning, InputError
+from watcher.errors import DaemonError, DaemonNotRunning, DaemonUnreachable, InputError
 from watcher.names import check_incident_id, default_user
 from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
@@ -107,7 +107,7 @@ class Client:
                 f"no watcher daemon answers on {where}: tried {self.endpoint.tried()}; {POINT_ELSEWHERE}"
             ) from None
         except TimeoutError:
-            raise DaemonError(
+            raise DaemonUnreachable(
                 f"the watcher daemon on {where} did not answer within {self._timeout:g}s "
                 "(is it stuck? `systemctl status novavms-watcher` shows its state)"
             ) from None
