@@ -267,6 +267,29 @@ class TestIncidents:
 
 
 class TestExposition:
+    def test_body_holds_what_the_registry_collects(
+        self, registry: CollectorRegistry, metrics: Metrics
+    ) -> None:
+        """The text written straight from the families has exactly the samples a registry
+        collects (process metrics aside, which move between two reads)."""
+        metrics.add_incident("P1-a", 900)
+        metrics.incident(
+            "P1-a", state="verifying", clean_streak=5, resolved_at=None, streak_start=10.0, verified_to=15.0
+        )
+        metrics.lines("cloud", 7)
+        metrics.error("gw/gw-berlin-01", "panic")
+
+        def samples(families: object) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+            return {
+                (s.name, tuple(sorted(s.labels.items())), s.value)
+                for fam in families  # type: ignore[attr-defined]
+                for s in fam.samples
+                if not s.name.startswith(("process_", "python_gc_"))
+            }
+
+        body = metrics.exposition()[0].decode()
+        assert samples(text_string_to_metric_families(body)) == samples(registry.collect())
+
     def test_no_created_series(self, metrics: Metrics) -> None:
         """The body has no `*_created` series (prometheus_client adds one per counter child), while
         the counters themselves are there; other registries keep theirs."""
