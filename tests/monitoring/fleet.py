@@ -28,6 +28,9 @@ from watcher.times import format_time
 
 RULES = ROOT / "monitoring" / "rules"
 WINDOW = 6
+FEDERATE_MATCH = '{job="watcher",__name__=~"up|watcher_build_info|watcher_incident_.+|watcher:incident.+"}'
+"""What the global Prometheus federates, as monitoring/examples/global.prometheus.yml does: what
+the fleet rules and the fleet dashboard read, not every site's per-source series."""
 
 
 @dataclass
@@ -152,7 +155,7 @@ scrape_configs:
     honor_labels: true
     honor_timestamps: false
     metrics_path: /federate
-    params: {{'match[]': ['{{job="watcher"}}']}}
+    params: {{'match[]': ['{FEDERATE_MATCH}']}}
     static_configs: [{{targets: [{targets}]}}]
 """
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_binary
+from tests.monitoring.fleet import FEDERATE_MATCH
 from tests.support import ROOT
 
 pytestmark = pytest.mark.prometheus
@@ -56,8 +57,10 @@ def test_every_rule_has_a_test() -> None:
 
 
 def test_example_configs() -> None:
-    """The topology's example configs (docs/monitoring.md) load, rule files included."""
+    """The topology's example configs (docs/monitoring.md) load, rule files included, and the
+    global one federates what the fleet test federates (tests/monitoring/fleet.py)."""
     examples = sorted((MONITORING / "examples").glob("*.yml"))
     assert len(examples) >= 2
     for config in examples:
         promtool("check", "config", config.name, cwd=config.parent)
+    assert f"- '{FEDERATE_MATCH}'" in (MONITORING / "examples" / "global.prometheus.yml").read_text()
