@@ -2,7 +2,7 @@
 
 prometheus_client builds a `Sample` tuple per series and formats each label set
 again on every scrape: about 15 µs a series, so a watcher with 1,000 sources (16,561
-series) took 276 ms to render `/metrics`. A `Family` formats each series' name and
+series) took 270 ms to render `/metrics`. A `Family` formats each series' name and
 labels once, when the series is created, and a scrape only appends the values: 11 ms
 (bench/metrics_bench.py). The text is prometheus_client's own, byte for byte (labels in
 name order, values spelled by its `floatToGoString`), so nothing a reader matched
