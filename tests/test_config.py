@@ -10,14 +10,16 @@ from tests.support import RULE, SHIPPED_CONFIG
 from watcher import config
 from watcher.errors import ConfigError
 from watcher.sources.registry import source_names
-from watcher.times import format_duration, format_time, parse_duration, parse_time
+from watcher.times import WINDOW, format_duration, format_time, parse_duration, parse_time
 
 EXAMPLE = SHIPPED_CONFIG
 
 
-def problems(tmp_path: Path, text: str) -> list[str]:
+def problems(tmp_path: Path, text: str, *, rule: bool = True) -> list[str]:
+    """What loading `text` reports; with one error rule added unless it has its own or `rule` is False
+    (a config needs one: tests about something else would all report that too)."""
     path = tmp_path / "c.toml"
-    path.write_text(text)
+    path.write_text(text if "[[rules]]" in text or not rule else f"{text}\n{RULE}")
     with pytest.raises(ConfigError) as exc:
         config.load(path)
     return exc.value.problems
@@ -26,24 +28,47 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 class TestDurations:
     @pytest.mark.parametrize(
         ("text", "seconds"),
-        [("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("250ms", 0.25), (42, 42)],
+        [("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("250ms", 0.25), (" 2d ", 172800)],
     )
-    def test_accepted_spellings(self, text: str | int, seconds: float) -> None:
+    def test_accepted_spellings(self, text: str, seconds: float) -> None:
         """The spellings an SRE types."""
         assert parse_duration(text) == seconds
 
-    @pytest.mark.parametrize("text", ["", "15", "15 minutes", "m15", "-5m", "1.5.2s"])
+    @pytest.mark.parametrize("text", ["", "15 minutes", "m15", "-5m", "1.5.2s", "inf", "nan", "infs", "1e3s"])
     def test_rejected_spellings_say_what_is_expected(self, text: str) -> None:
         """Anything else is refused with the expected shape in the message."""
-        if text == "15":
-            assert parse_duration(text) == 15  # a bare number is seconds
-            return
         with pytest.raises(ValueError, match="duration such as 90s"):
             parse_duration(text)
 
+    @pytest.mark.parametrize(("given", "shown"), [("15", "15"), (15, "15"), (0.5, "0.5"), ("-3", "-3")])
+    def test_a_number_without_a_unit_is_refused_with_the_spellings_it_may_mean(
+        self, given: object, shown: str
+    ) -> None:
+        """A bare `15` (text, or a TOML/JSON number) is not guessed to be seconds."""
+        with pytest.raises(ValueError, match=f"^{shown} has no unit: write {shown}s or {shown}m"):
+            parse_duration(given)
+
+    @pytest.mark.parametrize(
+        "given", ["1" + "0" * 400 + "s", float("inf"), float("nan"), 10**400, "9" * 30 + "d", True, None]
+    )
+    def test_infinite_huge_and_foreign_values_are_refused(self, given: object) -> None:
+        """Issue case 1: a 400-digit window, Infinity or NaN never becomes a duration."""
+        with pytest.raises(ValueError):
+            parse_duration(given)
+
+    def test_a_span_bounds_the_value_and_says_so(self) -> None:
+        """Each setting has its range; outside it the message gives the range."""
+        assert parse_duration("24h", WINDOW) == 86400
+        with pytest.raises(ValueError, match="must be between 1s and 24h, got 25h"):
+            parse_duration("25h", WINDOW)
+        with pytest.raises(ValueError, match="must be between 1s and 24h, got 0s"):
+            parse_duration("0s", WINDOW)
+
     def test_format_round_trips(self) -> None:
         """Durations print as they are typed."""
-        assert [format_duration(s) for s in (900, 5400, 1.5, 0)] == ["15m", "1h30m", "1.5s", "0s"]
+        spelled = [format_duration(s) for s in (900, 5400, 1.5, 0, 86400, 366 * 86400)]
+        assert spelled == ["15m", "1h30m", "1.5s", "0s", "24h", "366d"]
+        assert format_duration(float("inf")) == "infs"  # never raised: an old store may hold one
 
 
 class TestTimes:
@@ -87,6 +112,37 @@ class TestLoad:
         assert found == [
             "notify.oncall_webhook_file: cannot read /nonexistent/hook: No such file or directory"
         ]
+
+    def test_slack_app_and_pagerduty_secrets_from_files(self, tmp_path: Path) -> None:
+        """The bot token and the routing keys come from files and never show in a repr."""
+        (tmp_path / "token").write_text("xoxb-1111-2222-secret\n")
+        (tmp_path / "key").write_text("0123456789abcdef0123456789abcdef\n")
+        path = tmp_path / "c.toml"
+        path.write_text(
+            f'{RULE}[notify.slack_app]\ntoken_file = "{tmp_path / "token"}"\nincident_channel = "C0123ABCD"\n'
+            f'[notify.pagerduty]\nescalation_routing_key_file = "{tmp_path / "key"}"\n'
+        )
+        notify = config.load(path).notify
+        assert notify.slack_app is not None and notify.slack_app.bot_token() == "xoxb-1111-2222-secret"
+        assert notify.pagerduty is not None
+        assert notify.pagerduty.routing_keys() == (None, "0123456789abcdef" * 2)
+        assert "secret" not in repr(notify) and "0123456789abcdef" not in repr(notify)
+        assert notify.slack_app.api_url == "https://slack.com/api/"
+
+    def test_integration_problems_are_named(self, tmp_path: Path) -> None:
+        """A missing token, a bad channel, a key of the wrong length, a paging kind as a change."""
+        (tmp_path / "short").write_text("abc\n")
+        found = problems(
+            tmp_path,
+            '[notify.slack_app]\nincident_channel = "not a channel!"\n'
+            f'[notify.pagerduty]\nrouting_key_file = "{tmp_path / "short"}"\nchanges = ["resolved"]\n',
+        )
+        assert "notify.slack_app.incident_channel: expected a Slack channel ID such as C0123ABCD" in found[0]
+        assert "notify.pagerduty.changes: resolved already trigger or resolve" in found[1]
+        short = problems(tmp_path, f'[notify.pagerduty]\nrouting_key_file = "{tmp_path / "short"}"\n')
+        assert short == ["notify.pagerduty.routing_key: expected a 32-character integration key"]
+        none = problems(tmp_path, '[notify.slack_app]\nincident_channel = "C0123ABCD"\n')
+        assert none == ["notify.slack_app.token: set token_file to a file holding the bot token (xoxb-...)"]
 
     def test_journal_hosts_become_one_source_each(self, tmp_path: Path) -> None:
         """hosts = [a, b] gives sources gw/a and gw/b."""
@@ -209,6 +265,10 @@ class TestEvidenceKeys:
                 'expect_every = "1m"\nexpect_match = "("',
                 "sources[0].expect_match: invalid regular expression",
             ),
+            (
+                'expect_every = "1m"\nexpect_match = "(?=heartbeat)ok"',
+                "sources[0].expect_match: cannot be matched in linear time: lookahead",
+            ),
         ],
     )
     def test_contradictions_are_named(self, tmp_path: Path, keys: str, message: str) -> None:
@@ -219,6 +279,75 @@ class TestEvidenceKeys:
     @pytest.mark.parametrize("text", ["", "rules = []\n"])
     def test_no_rules_is_refused(self, tmp_path: Path, text: str) -> None:
         """With no error rule every log looks clean: refused, naming the key."""
-        assert problems(tmp_path, text) == [
+        assert problems(tmp_path, text, rule=False) == [
             "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
+        ]
+
+
+class TestBounds:
+    """Issue case 1: every duration, size and count has a range and is refused outside it."""
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ("[resolution]\nwindow = inf", "resolution.window: expected a duration such as 90s"),
+            ("[resolution]\nwindow = nan", "resolution.window: expected a duration such as 90s"),
+            ("[resolution]\nwindow = 900", "resolution.window: 900 has no unit: write 900s or 900m"),
+            ('[resolution]\nwindow = "15"', "resolution.window: 15 has no unit: write 15s or 15m"),
+            ('[resolution]\nwindow = "2d"', "resolution.window: must be between 1s and 24h, got 2d"),
+            ('[resolution]\nwindow = "' + "1" + "0" * 400 + 's"', "resolution.window: expected a duration"),
+            ('[notify]\nheartbeat = "0s"', "notify.heartbeat: must be between 1m and 24h, got 0s"),
+            ('[notify]\nheartbeat = "30s"', "notify.heartbeat: must be between 1m and 24h, got 30s"),
+            ('[notify]\nretry_after_max = "2h"', "notify.retry_after_max: must be between 1s and 1h"),
+            ("max_line_bytes = 1" + "0" * 40, "max_line_bytes: Input should be less than or equal to"),
+            (
+                '[[rules]]\nname = "r"\nfield = "s"\nmin = nan',
+                "rules[0].min: Input should be a finite number",
+            ),
+        ],
+    )
+    def test_out_of_range_values_are_one_line_each(self, tmp_path: Path, line: str, message: str) -> None:
+        """check-config refuses what would crash-loop or flood the daemon, naming the key."""
+        found = problems(tmp_path, line + "\n")
+        assert len(found) == 1 and found[0].startswith(message), found
+
+    @pytest.mark.parametrize(
+        ("variable", "value"),
+        [
+            ("WATCHER_SOURCES", "notjson"),
+            ("WATCHER_RULES", "[{"),
+            ("WATCHER_NOTIFY__ROUTES", "x"),
+        ],
+    )
+    def test_a_list_or_table_from_the_environment_that_is_not_json_is_named(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+    ) -> None:
+        """WATCHER_SOURCES=notjson is one clear line naming the variable, not an internal error."""
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ConfigError) as exc:
+            config.load(None)
+        assert exc.value.problems == [
+            f"{variable}: not valid JSON; a list or table set from the environment is written as JSON, "
+            """e.g. WATCHER_RULES='[{"name": "panic", "regex": "^panic:"}]'"""
+        ]
+
+
+class TestLinearRules:
+    """Issue case 4: a rule a backtracking engine would hang on is either linear or refused at load."""
+
+    def test_nested_quantifiers_are_accepted_they_run_in_linear_time(self, tmp_path: Path) -> None:
+        """`(a+)+$` loads: RE2 runs it in time linear in the line."""
+        path = tmp_path / "c.toml"
+        path.write_text("[[rules]]\nname = 'nested'\nregex = '(a+)+$'\n")
+        assert config.load(path).rules[0].regex == "(a+)+$"
+
+    def test_what_needs_backtracking_is_refused_naming_the_rule(self, tmp_path: Path) -> None:
+        """A backreference or lookaround is one line naming the rule and what to change."""
+        found = problems(
+            tmp_path,
+            "[[rules]]\nname = 'ok'\nregex = 'x'\n[[ignore]]\nname = 'quiet'\nregex = '(?<!no )error'\n",
+        )
+        assert found == [
+            "ignore[0].regex: rule 'quiet': cannot be matched in linear time: "
+            "lookbehind (?<=...) / (?<!...) needs backtracking"
         ]

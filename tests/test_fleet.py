@@ -72,7 +72,7 @@ def site(name: str, *incidents: IncidentDoc) -> SiteStatus:
 
 
 def down(name: str) -> SiteStatus:
-    return SiteStatus(name, None, "no watcher daemon answers on 127.0.0.1:9")
+    return SiteStatus(name, None, "no watcher daemon answers on 127.0.0.1:9", reachable=False)
 
 
 def only(doc: Any) -> IncidentDoc:

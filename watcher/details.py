@@ -134,6 +134,23 @@ class SnapshotDetail:
     """Who took it (`user@host`); the daemon itself for a stopped container."""
 
 
+@dataclass(frozen=True, slots=True)
+class AlertDetail:
+    """An alert of an Alertmanager (or Grafana) notification: firing, or cleared.
+
+    A cleared alert is news, never evidence: only the logs resolve an incident."""
+
+    alertname: str = ""
+    summary: str = ""
+    fingerprint: str = ""
+    starts_at: float | None = None
+    ends_at: float | None = None
+    """When it cleared; None while it fires."""
+    labels: tuple[str, ...] = ()
+    """`name=value`, sorted."""
+    generator_url: str = ""
+
+
 Detail = (
     OpenedDetail
     | MitigatedDetail
@@ -145,6 +162,7 @@ Detail = (
     | SourceDownDetail
     | RecreatedDetail
     | SnapshotDetail
+    | AlertDetail
     | NotRunningDetail
     | CannotResolveDetail
     | ClockSkewDetail
@@ -163,6 +181,8 @@ DETAILS: Mapping[Kind, type[Detail]] = {
     Kind.SOURCE_DOWN: SourceDownDetail,
     Kind.RECREATED: RecreatedDetail,
     Kind.SNAPSHOT: SnapshotDetail,
+    Kind.ALERT_FIRING: AlertDetail,
+    Kind.ALERT_CLEARED: AlertDetail,
     Kind.NOT_RUNNING: NotRunningDetail,
     Kind.CANNOT_RESOLVE: CannotResolveDetail,
     Kind.CLOCK_SKEW: ClockSkewDetail,

@@ -9,6 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+MAX_MESSAGE = 4096
+"""Characters of an error's message that are kept, stored and announced; the rest is cut, marked."""
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text`, or its start and a mark saying how much was cut; at most `limit` characters either way.
+
+    Idempotent: a clipped text is short enough to pass unchanged.
+    """
+    if len(text) <= limit:
+        return text
+    mark = f" … [cut: {len(text):,} characters in all]"
+    return text[: max(0, limit - len(mark))] + mark
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -128,6 +142,8 @@ class Kind(StrEnum):
     SOURCE_DOWN = "source_down"
     RECREATED = "recreated"
     SNAPSHOT = "snapshot"
+    ALERT_FIRING = "alert_firing"
+    ALERT_CLEARED = "alert_cleared"
     NOT_RUNNING = "not_running"
     CANNOT_RESOLVE = "cannot_resolve"
     CLOCK_SKEW = "clock_skew"
@@ -137,7 +153,9 @@ TRANSITIONS: tuple[Kind, ...] = tuple(Kind)[: list(Kind).index(Kind.CLOSED) + 1]
 """The kinds the engine decides (each with the state it left the incident in); the rest are notes."""
 HEARTBEAT = "heartbeat"
 """The on-call update: announced like a transition, but about every open incident at once."""
-ANNOUNCED: tuple[str, ...] = (*TRANSITIONS, HEARTBEAT)
+ALERT_NOTES: tuple[Kind, ...] = (Kind.ALERT_FIRING, Kind.ALERT_CLEARED)
+"""Notes an Alertmanager notification puts on an incident's timeline; announced like transitions."""
+ANNOUNCED: tuple[str, ...] = (*TRANSITIONS, *ALERT_NOTES, HEARTBEAT)
 """What can be announced, routed and given a template."""
 
 

@@ -27,7 +27,7 @@ from watcher.redact import redact
 from watcher.snapshot.collect import Job, Progress, SnapshotResult, take
 from watcher.snapshot.manifest import Meta
 from watcher.sources.registry import kinds, source_names
-from watcher.times import parse_duration
+from watcher.times import SINCE, parse_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Request:
             except ValueError as exc:
                 raise InputError(str(exc)) from None
         try:
-            back = parse_duration(since)
+            back = parse_duration(since, SINCE)
         except ValueError as exc:
             raise InputError(f"--since: {exc}") from None
         return cls(reason.strip(), incident, tuple(scope), now - back, now, redact, trigger)

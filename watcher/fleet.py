@@ -51,6 +51,9 @@ class SiteStatus:
     name: str
     status: StatusDoc | None
     error: str | None = None
+    reachable: bool = True
+    """False when nothing answered there; a site that answered with a refusal (a wrong token)
+    is reachable and has no status either."""
 
 
 def merge(sites: Sequence[SiteStatus], now: float) -> FleetStatusDoc:
@@ -67,7 +70,7 @@ def merge(sites: Sequence[SiteStatus], now: float) -> FleetStatusDoc:
         "sites": [
             {
                 "name": s.name,
-                "reachable": s.status is not None,
+                "reachable": s.reachable,
                 "error": s.error if s.status is None else None,
             }
             for s in sites
@@ -81,7 +84,11 @@ def _incident(incident: str, sites: Sequence[SiteStatus]) -> IncidentDoc:
     for site in sites:
         doc = _find(site, incident)
         if doc is None:
-            why = "does not track this incident" if site.status else f"cannot be reached: {site.error}"
+            why = (
+                "does not track this incident"
+                if site.status
+                else f"{'refused' if site.reachable else 'cannot be reached'}: {site.error}"
+            )
             missing.append(f"site {site.name} {why}")
         else:
             parts.append((site.name, doc))

@@ -36,7 +36,7 @@ from watcher.events import State, Trigger
 from watcher.series import Family
 
 STATES: tuple[str, ...] = tuple(s.value for s in State)
-NOTIFY_RESULTS = ("sent", "retried", "dead")
+NOTIFY_RESULTS = ("sent", "retried", "dead", "coalesced")
 BAD_LINE_REASONS = ("bad_utf8", "truncated", "copytruncate")
 
 
@@ -133,7 +133,8 @@ class Metrics:
         )
         self._notifications = family(
             "watcher_notifications_total",
-            "Webhook deliveries: sent, retried after a failure, or dead (given up).",
+            "Announcement deliveries: sent, retried after a failure, dead (given up), or coalesced"
+            " (a status superseded before it was sent).",
             ["channel", "result"],
             "counter",
         )

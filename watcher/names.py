@@ -28,11 +28,14 @@ def in_scope(name: str, globs: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, glob) for glob in globs)
 
 
-def duplicates(section: str, names: Sequence[str]) -> list[str]:
-    """One problem per name used again in a config list: `sources[3].name: 'edge' is used twice`."""
+def duplicates(section: str, names: Sequence[object]) -> list[str]:
+    """One problem per name used again in a config list: `sources[3].name: 'edge' is used twice`.
+    Names that are not strings (raw TOML that failed validation) are someone else's problem."""
     seen: set[str] = set()
     out = []
     for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
         if name in seen:
             out.append(f"{section}[{i}].name: {name!r} is used twice")
         seen.add(name)

@@ -192,3 +192,14 @@ def error_doc(event: "ErrorEvent") -> ErrorDoc:
     if event.stream:
         doc["stream"] = event.stream
     return doc
+
+
+class AlertDoc(TypedDict):
+    """What `POST /api/v1/alerts/alertmanager` answers: the group's incident (None when the
+    notification concerned none), whether it was opened now, how many alert states were new
+    (the rest had been seen: a retry or a reminder), and how many alerts no matcher took."""
+
+    incident: str | None
+    opened: bool
+    new: int
+    ignored: int

@@ -193,3 +193,20 @@ class TestStreamScanner:
         data = b"2026-11-27T14:05:00Z heartbeat ok\n2026-11-27T14:05:01Z other\nheartbeat ok\n"
         got = sc.feed(data, now=9.0)
         assert got.times == [AT, 9.0] and got.newest == AT + 1
+
+
+class TestBacktrackingRule:
+    """Issue case 4: `regex = '(a+)+$'` froze the daemon on a 34-character line."""
+
+    @pytest.mark.parametrize("engine", ENGINES)
+    def test_every_engine_classifies_the_issues_lines_at_once(self, engine: str) -> None:
+        """34 a's and a '!', then a megabyte of them: done within seconds (a thread, so a hang fails)."""
+        rules = RuleSet.compile([RuleConfig(name="nested", regex="(a+)+$")], []).for_source("edge")
+        data = b"a" * 34 + b"!\n" + b"a" * 1_000_000 + b"!\n" + b"a" * 34 + b"\n"
+        done: list[tuple[ClassifyStats, list[ErrorEvent]]] = []
+        worker = threading.Thread(target=lambda: done.append(classify(data, rules, engine)), daemon=True)
+        worker.start()
+        worker.join(timeout=20)
+        assert done, f"{engine}: still matching after 20 s"
+        stats, events = done[0]
+        assert stats.lines == 3 and [e.message for e in events] == ["a" * 34]

@@ -174,6 +174,21 @@ class TestStatus:
         assert res.exit_code == 0, res.output
         assert "P1-gw INVESTIGATING" in res.stdout
 
+    async def test_unredacted_status_asks_every_site_with_its_token(
+        self, sites: Fleet, tmp_path: Path
+    ) -> None:
+        """Redacted reads need no token; --no-redact sends each site's own token, so a site
+        whose token file holds the wrong one refuses: named as refused, not unreachable, and
+        failing the command even with --allow-partial."""
+        (tmp_path / "b.token").write_text("not-the-token\n")
+        res = await sites.run("status", "--all-sites")
+        assert res.exit_code == 0, res.output
+        res = await sites.run("status", "--all-sites", "--no-redact", "--allow-partial")
+        assert res.exit_code == 1
+        assert "site b refused: the daemon on 127.0.0.1:" in res.stdout
+        assert "refused the API token in" in res.stdout
+        assert "no status from 1 of 2 sites: b (refused)" in res.stderr
+
 
 class TestSitesRules:
     @pytest.mark.prometheus

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,7 +108,20 @@ class TestReplay:
         ("args", "needle"),
         [
             (["--mitigated-at", "yesterday"], "RFC 3339"),
-            (["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "fifteen"], "duration"),
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "fifteen"],
+                "--window: expected a duration",
+            ),
+            # Issue case 1: a zero window, a bare number and a 400-digit one are refused, never guessed.
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "0s"],
+                "--window: must be between 1s and 24h",
+            ),
+            (
+                ["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "15"],
+                "--window: 15 has no unit: write 15s",
+            ),
+            (["--mitigated-at", "2026-11-27T14:00:00Z", "--window", "9" * 400 + "s"], "--window: expected a"),
         ],
     )
     def test_bad_arguments_are_one_line(self, cloud: Path, args: list[str], needle: str) -> None:
@@ -221,7 +236,40 @@ class TestClassify:
         assert doc["lines"] == 2 and doc["bad_utf8"] == 2 and doc["errors"] == 1
 
 
+class TestClassifyLinear:
+    def test_the_issues_backtracking_rule_classifies_at_once(self, tmp_path: Path) -> None:
+        """Issue case 4: `classify` took 30 s on 29 characters with `(a+)+$`; the installed CLI, 30 s cap."""
+        cfg = write(tmp_path / "c.toml", "[[rules]]", "name = 'nested'", "regex = '(a+)+$'")
+        log = write(tmp_path / "a.log", "a" * 34 + "!", "a" * 100_000 + "!", "a" * 29)
+        exe = Path(sys.executable).with_name("watcher")
+        done = subprocess.run(
+            [str(exe), "classify", "--config", str(cfg), "--json", str(log)],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        assert json.loads(done.stdout)["errors_by_rule"] == {"nested": 1}
+
+
 class TestCheckConfig:
+    def test_config_problems_and_unreachable_sources_in_one_run(self, tmp_path: Path) -> None:
+        """Issue case 10: a bad key, a duplicate name and an unreadable source in one run, not three."""
+        cfg = tmp_path / "bad.toml"
+        cfg.write_text(
+            f'state_dir = "{tmp_path}"\n'
+            '[resolution]\nwindow = "15"\n'
+            '[[sources]]\nname = "edge"\nkind = "file"\npath = "/nonexistent/dir/edge.log"\n'
+            '[[rules]]\nname = "r"\nregex = "x"\n[[rules]]\nname = "r"\nregex = "y"\n'
+        )
+        res = runner.invoke(app, ["check-config", "--config", str(cfg)])
+        assert res.exit_code == 1, res.output
+        assert res.stderr.strip().splitlines() == [
+            "ConfigError: resolution.window: 15 has no unit: write 15s or 15m "
+            "(durations such as 90s, 15m or 2h)",
+            "ConfigError: rules[1].name: 'r' is used twice",
+            "ConfigError: sources[0].path: directory /nonexistent/dir does not exist",
+        ]
+
     def test_every_problem_one_line_naming_the_key(self, tmp_path: Path) -> None:
         """Several mistakes at once: each reported, with its key, exit 1."""
         cfg = tmp_path / "bad.toml"
@@ -246,8 +294,11 @@ regex = "("
         lines = res.stderr.strip().splitlines()
         assert any("resolution.window: " in line for line in lines)
         assert any("sources[0].known_hosts: required for journal sources" in line for line in lines)
-        assert any("sources[1]: kind must be one of docker, journal, file" in line for line in lines)
-        assert any("rules[0].regex: invalid regular expression" in line for line in lines)
+        # Issue case 10: the message names the value given.
+        assert (
+            "ConfigError: sources[1].kind: 'ftp' is not a source kind; use docker, journal or file" in lines
+        )
+        assert any("rules[0].regex: rule 'r': invalid regular expression" in line for line in lines)
         assert "Traceback" not in res.output
 
     def test_disabling_host_key_checking_is_refused(self, tmp_path: Path) -> None:

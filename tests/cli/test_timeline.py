@@ -44,6 +44,10 @@ SAMPLES: dict[Kind, Detail] = {
     Kind.NOT_RUNNING: details.NotRunningDetail("cloud/api", "no running container (exited)", AT + 120),
     Kind.CANNOT_RESOLVE: details.CannotResolveDetail(("cloud/api: no running container since 14:02:00Z",)),
     Kind.CLOCK_SKEW: details.ClockSkewDetail("edge", 3600.2, 60.0),
+    Kind.ALERT_FIRING: details.AlertDetail(
+        "RecorderDown", "recorder gw-3 down", "fp1", AT, None, ("severity=P1",)
+    ),
+    Kind.ALERT_CLEARED: details.AlertDetail("RecorderDown", "", "fp1", AT, AT + 300),
 }
 EXPECTED = {
     Kind.OPENED: ["Live view black", "edge*", "15m", "edge, edge-2"],
@@ -76,6 +80,8 @@ EXPECTED = {
     Kind.NOT_RUNNING: ["cloud/api", "no running container (exited)", "since 2026-11-27T14:02:00"],
     Kind.CANNOT_RESOLVE: ["Cannot resolve", "cloud/api: no running container since 14:02:00Z"],
     Kind.CLOCK_SKEW: ["Clock skew in edge", "+3600.2s", "beyond 1m"],
+    Kind.ALERT_FIRING: ["Alert firing", "RecorderDown (recorder gw-3 down)", "[severity=P1]"],
+    Kind.ALERT_CLEARED: ["Alert cleared", "RecorderDown", "resolves only on the logs' evidence"],
 }
 
 

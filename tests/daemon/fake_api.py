@@ -9,12 +9,13 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from watcher.daemon.alert_payload import Notification
 from watcher.daemon.api import ApiServer
 from watcher.daemon.requests import SnapshotTaken
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound
 from watcher.evidence import Request
 from watcher.metrics import Metrics
-from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import AlertDoc, IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -103,6 +104,10 @@ class FakeControl:
         self.calls.append(("snapshot", req.incident or "", req.reason, scope, req.trigger, redact, by))
         return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
 
+    async def alertmanager(self, notification: Notification) -> AlertDoc:
+        self.calls.append(("alertmanager", notification.group_key, str(len(notification.alerts))))
+        return {"incident": None, "opened": False, "new": 0, "ignored": len(notification.alerts)}
+
     def record_snapshot(self, taken: SnapshotTaken, by: str) -> RecordedDoc:
         if taken.incident is not None:
             self._get(taken.incident)
@@ -123,11 +128,14 @@ async def running(
     health: Callable[[], tuple[bool, str]] = lambda: (True, ""),
     ready: Callable[[], tuple[bool, str]] | None = None,
     listen: str = "127.0.0.1:0",
+    secrets: tuple[str, ...] = (),
 ) -> AsyncIterator[ApiServer]:
     """A real ApiServer on a free loopback port, stopped on exit."""
     if metrics is None:
         metrics = Metrics(CollectorRegistry(), sources=["cloud"], rules=["panic"])
-    server = ApiServer(control, metrics, listen=listen, token=TOKEN, health=health, ready=ready)
+    server = ApiServer(
+        control, metrics, listen=listen, token=TOKEN, health=health, ready=ready, secrets=secrets
+    )
     await server.start()
     try:
         yield server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -163,6 +164,9 @@ async def open_p1_with(api: Api, headers: dict[str, str]) -> tuple[int, Any]:
     return await call(api, "POST", "/api/v1/incidents", json={"id": "P1-gw", "title": "t"}, headers=headers)
 
 
+NO_UNIT = "window: expected a duration such as 90s, 15m or 2h, got a number"
+
+
 class TestIncidentRoutes:
     async def test_open_passes_parsed_fields(self, api: Api, control: FakeControl) -> None:
         """Opening passes id, title, scope, the window in seconds, and who asked."""
@@ -184,8 +188,8 @@ class TestIncidentRoutes:
         assert control.calls == [("open", "P1-gw", "alice@bastion")]
 
     async def test_window_in_seconds_and_default(self, api: Api, control: FakeControl) -> None:
-        """A numeric window is seconds; no window leaves the daemon's default (None); by defaults to api."""
-        await open_p1(api, window=600)
+        """A window arrives in seconds; no window leaves the daemon's default (None); by defaults to api."""
+        await open_p1(api, window="10m")
         assert control.incidents["P1-gw"]["window"] == 600.0
         await call(api, "POST", "/api/v1/incidents", json={"id": "P1-b", "title": "t"}, headers=AUTH)
         assert control.incidents["P1-b"]["window"] is None
@@ -243,8 +247,13 @@ class TestIncidentRoutes:
             ({"id": "P1-gw"}, "missing field 'title'"),
             ({"id": "P1-gw", "title": "t", "owner": "me"}, "unknown field 'owner'"),
             ({"id": "P1-gw", "title": "t", "window": "soon"}, "window: expected a duration"),
-            ({"id": "P1-gw", "title": "t", "window": 0}, "window: must be longer"),
+            ({"id": "P1-gw", "title": "t", "window": "0s"}, "window: must be between 1s and 24h, got 0s"),
+            ({"id": "P1-gw", "title": "t", "window": "25h"}, "window: must be between 1s and 24h"),
+            ({"id": "P1-gw", "title": "t", "window": 600}, "window: 600 has no unit: write 600s or 600m"),
+            ({"id": "P1-gw", "title": "t", "window": "1" + "0" * 400 + "s"}, "window: expected a duration"),
+            ({"id": "P1-gw", "title": "t", "window": 10**400}, "window: expected a duration"),
             ({"id": "P1-gw", "title": "t", "window": True}, "window: expected a duration"),
+            ({"id": "P1-gw", "title": "t", "scope": ["*"] * 101}, "scope takes at most 100 globs"),
             ({"id": "P1-gw", "title": "t", "scope": "gw/*"}, "scope must be a list"),
             ([1, 2], "must be a JSON object"),
         ],
@@ -260,6 +269,39 @@ class TestIncidentRoutes:
         """A body that is not JSON is 400."""
         status, body = await call(api, "POST", "/api/v1/incidents", data=b"id=P1", headers=AUTH)
         assert (status, body) == (400, {"error": "request body is not valid JSON"})
+
+    @pytest.mark.parametrize(
+        ("raw", "needle"),
+        [
+            (
+                b'{"id": "P1-gw", "title": "t", "window": Infinity}',
+                NO_UNIT,
+            ),
+            (
+                b'{"id": "P1-gw", "title": "t", "window": NaN}',
+                NO_UNIT,
+            ),
+            (
+                b'{"id": "P1-gw", "title": "t", "window": -Infinity}',
+                NO_UNIT,
+            ),
+            (b"[" * 30_000 + b"]" * 30_000, "nested too deeply"),
+        ],
+    )
+    async def test_infinity_nan_and_deep_nesting_are_400_not_500(
+        self, api: Api, control: FakeControl, raw: bytes, needle: str
+    ) -> None:
+        """Issue case 1: `"window": NaN` was HTTP 500, Infinity crash-looped the daemon."""
+        status, answer = await call(api, "POST", "/api/v1/incidents", data=raw, headers=AUTH)
+        assert status == 400 and needle in answer["error"], answer
+        assert control.calls == []
+
+    @pytest.mark.parametrize("since", ["Infinity", "NaN", "1e400", "-1", "253402300800"])
+    async def test_snapshot_times_must_be_finite_and_representable(self, api: Api, since: str) -> None:
+        """A snapshot's since/until are Unix seconds a timestamp can show, or the request is 400."""
+        raw = b'{"reason": "r", "since": ' + since.encode() + b"}"
+        status, answer = await call(api, "POST", "/api/v1/snapshots", data=raw, headers=AUTH)
+        assert status == 400 and "since must be Unix seconds" in answer["error"], answer
 
     async def test_bad_path_id_is_400(self, api: Api) -> None:
         """An invalid id in the path is refused before reaching the daemon."""
@@ -374,3 +416,35 @@ def _read_token_as_other_user(state_dir: Path) -> str:
         message = fh.read().decode()
     os.waitpid(pid, 0)
     return message
+
+
+class TestRedactedReads:
+    """Issue case 6: log text (and titles, actions) reached local readers raw through the read API."""
+
+    SECRET_TITLE = "login failed password=hunter22 for https://hooks.example.test/T/B/hooksecret"
+
+    async def test_reads_are_redacted_like_announcements(self, control: FakeControl) -> None:
+        """Status, timeline and command answers hide credentials and the configured webhook URLs."""
+        secrets = ("https://hooks.example.test/T/B/hooksecret",)
+        async with running(control, secrets=secrets) as server, aiohttp.ClientSession() as http:
+            api = (http, f"http://127.0.0.1:{server.port}")
+            opened = await open_p1(api, title=self.SECRET_TITLE)
+            status = await call(api, "GET", "/api/v1/status")
+            timeline = await call(api, "GET", "/api/v1/incidents/P1-gw/timeline")
+        for code, doc in (opened, status, timeline):
+            assert code in (200, 201)
+            assert "hunter22" not in json.dumps(doc) and "hooksecret" not in json.dumps(doc)
+        assert timeline[1]["title"] == "login failed password=[REDACTED] for [REDACTED]"
+
+    async def test_unredacted_needs_the_token(self, api: Api) -> None:
+        """`?redact=false` is 401 without the token and the text as it is with it."""
+        await open_p1(api, title=self.SECRET_TITLE)
+        status, body = await call(api, "GET", "/api/v1/status?redact=false")
+        assert status == 401 and "unredacted log text needs it" in body["error"]
+        status, body = await call(api, "GET", "/api/v1/status?redact=false", headers=AUTH)
+        assert status == 200 and body["incidents"][0]["title"] == self.SECRET_TITLE
+
+    async def test_redact_takes_true_or_false(self, api: Api) -> None:
+        """Anything else is a 400, not a silent default."""
+        status, body = await call(api, "GET", "/api/v1/status?redact=no")
+        assert (status, body) == (400, {"error": "redact must be true or false, not 'no'"})

@@ -6,16 +6,17 @@ evidence: tests/engine/test_evidence.py covers that part of the rule.
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.details import SourcesDetail, Transition
+from watcher.details import BreakDetail, SourcesDetail, Transition
 from watcher.engine import Engine
 from watcher.engine import machine as engine_mod
-from watcher.events import ErrorEvent, Expectation, Gap, Kind, State
+from watcher.events import MAX_MESSAGE, ErrorEvent, Expectation, Gap, Kind, State
 
 M = 1_000_000.0  # mitigation time
 W = 900.0  # window
@@ -238,6 +239,35 @@ class TestPersistence:
         snap = {**mitigated("a").snapshot(), "version": 3}
         with pytest.raises(ValueError, match="version 3; this watcher reads versions 1 to 2"):
             Engine.restore(snap, blind_after=30.0, sources=["a"])
+
+    def test_a_long_message_is_clipped_where_it_is_kept(self) -> None:
+        """Issue case 2: a 1 MB error line is kept (state, transition, status) as a few KiB, marked."""
+        eng = mitigated("a")
+        eng.observe(ErrorEvent("a", M + 1, "level", "x" * 1_000_000))
+        (reset,) = eng.advance("a", M + 2)
+        assert isinstance(reset.detail, BreakDetail)
+        last = eng.status("P1-x").last_error
+        assert last is not None and len(last.message) == MAX_MESSAGE == len(reset.detail.message)
+        assert last.message.endswith("[cut: 1,000,000 characters in all]")
+        assert len(json.dumps(eng.snapshot())) < 2 * MAX_MESSAGE
+
+    def test_a_saved_state_with_long_messages_is_clipped_on_restore(self) -> None:
+        """A store written before messages were bounded loads bounded."""
+        eng = mitigated("a", "b")
+        eng.observe(err("a", M + 1))
+        eng.observe(err("b", M + 2))  # pending: no watermark yet
+        snap = json.loads(json.dumps(eng.snapshot()).replace("boom at", "y" * 100_000))
+        again = Engine.restore(snap, blind_after=30.0, sources=["a", "b"])
+        assert len(json.dumps(again.snapshot())) < 4 * MAX_MESSAGE  # the last error and two pending
+
+    def test_newer_watermarks_from_the_resume_points_win(self) -> None:
+        """The daemon skips rewriting the snapshot when only watermarks moved; the resume points have them."""
+        eng = mitigated("a")
+        eng.advance("a", M + 100)
+        again = Engine.restore(eng.snapshot(), blind_after=30.0, sources=["a"], watermarks={"a": M + 200})
+        assert again.watermark("a") == M + 200
+        older = Engine.restore(eng.snapshot(), blind_after=30.0, sources=["a"], watermarks={"a": M + 50})
+        assert older.watermark("a") == M + 100
 
     def test_compaction_keeps_the_verdict(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Dropping redundant pending errors never changes the resolution time."""

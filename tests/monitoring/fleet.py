@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,8 @@ class Watcher:
 
     site: str
     root: Path
+    webhook: str
+    """Where its incident channel's announcements go (the dashboards show their deliveries)."""
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -65,6 +69,8 @@ listen = "127.0.0.1:{self.port}"
 [resolution]
 window = "{WINDOW}s"
 blind_after = "2s"
+[notify]
+incident_webhook = "{self.webhook}"
 [[sources]]
 name = "edge"
 kind = "file"
@@ -160,11 +166,37 @@ scrape_configs:
 """
 
 
+class _Accept(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test's output is for its own failures."""
+
+
+@contextmanager
+def webhook() -> Iterator[str]:
+    """A webhook on loopback that accepts every announcement; its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @contextmanager
 def fleet(tmp: Path, names: tuple[str, ...] = ("a", "b")) -> Iterator[Fleet]:
     """Watchers, site Prometheus servers and the global one, all up; everything stopped on exit."""
     with ExitStack() as stack:
-        watchers = {n: Watcher(n, tmp / n) for n in names}
+        hook = stack.enter_context(webhook())
+        watchers = {n: Watcher(n, tmp / n, hook) for n in names}
         for w in watchers.values():
             stack.callback(w.stop)
             w.start()

@@ -19,8 +19,9 @@ from watcher.details import OpenedDetail
 from watcher.events import Kind, State
 from watcher.metrics import Metrics
 from watcher.notify.messages import Renderer
-from watcher.notify.news import TransitionNews
+from watcher.notify.news import HeartbeatLine, HeartbeatNews, TransitionNews
 from watcher.notify.sender import RetryPolicy, Sender
+from watcher.notify.transport import WebhookTransport
 from watcher.notify.webhook import Webhook
 from watcher.store import Store
 
@@ -40,16 +41,20 @@ def registry() -> CollectorRegistry:
 
 @asynccontextmanager
 async def sending(
-    store: Store, registry: CollectorRegistry, url: str, policy: RetryPolicy = FAST, answer_within: float = 5
+    store: Store,
+    registry: CollectorRegistry,
+    url: str,
+    policy: RetryPolicy = FAST,
+    answer_within: float = 5,
+    channel: str = "incident",
 ) -> AsyncIterator[Sender]:
     metrics = Metrics(registry, sources=[], rules=[])
     async with aiohttp.ClientSession() as http:
         sender = Sender(
-            "incident",
-            Webhook(http, url, timeout=answer_within),
+            channel,
+            WebhookTransport(Webhook(http, url, timeout=answer_within), Renderer("json")),
             outbox=store.outbox,
             metrics=metrics,
-            renderer=Renderer("json"),
             policy=policy,
         )
         task = asyncio.create_task(sender.run())
@@ -165,6 +170,9 @@ class TestSender:
             await wait_until(lambda: count(registry, "retried") >= 1, what="a failed attempt")
         rows = store.outbox.due("incident", float("inf"), 1)
         assert rows and rows[0].last_error and url not in rows[0].last_error
+        # Issue case 10: one sentence, not aiohttp's `ClientConnectorError ... ssl:default [...]`.
+        host_port = url.split("/")[2]
+        assert rows[0].last_error == f"cannot connect to {host_port}: connection refused"
 
     async def test_wake_sends_a_new_row_at_once(self, store: Store, registry: CollectorRegistry) -> None:
         """An idle sender woken after a commit sends within the interval, not at some poll."""
@@ -173,3 +181,60 @@ class TestSender:
             queue(store, 1)
             sender.wake()
             await wait_until(lambda: len(rx.delivered()) == 1, within=2, what="delivered")
+
+
+class TestRetryAfterCap:
+    """Issue case 5: one 429 with `Retry-After: 86400` parked the channel for a day."""
+
+    async def test_a_day_long_retry_after_is_cut_to_the_cap(
+        self, store: Store, registry: CollectorRegistry
+    ) -> None:
+        """The receiver asks for a day; the sender retries after retry_after_max (here 1 s)."""
+        queue(store, 2)
+        policy = RetryPolicy(interval=0.05, initial=0.1, cap=0.4, retry_after_max=1.0)
+        async with Receiver() as rx, sending(store, registry, rx.url(), policy):
+            rx.answer(Answer(429, retry_after="86400"))
+            await wait_until(lambda: store.outbox.pending_count() == 0, what="all sent")
+        assert [r.status for r in rx.requests] == [429, 200, 200]
+        assert 0.95 <= rx.requests[1].monotonic - rx.requests[0].monotonic < 5
+
+    async def test_a_row_parked_for_a_day_by_an_older_watcher_is_due_within_the_cap(
+        self, store: Store, registry: CollectorRegistry
+    ) -> None:
+        """A retry time stored a day ahead (an older version, a clock set back) waits at most the cap."""
+        (row,) = queue(store, 1)
+        store.outbox.mark_retry(row, 1, time.time() + 86400, "HTTP 429")
+        policy = RetryPolicy(interval=0.05, initial=0.1, cap=0.4, retry_after_max=1.0)
+        async with Receiver() as rx, sending(store, registry, rx.url(), policy):
+            await wait_until(lambda: store.outbox.pending_count() == 0, within=10, what="sent")
+        assert incidents(rx) == ["P1-0"]
+
+    async def test_one_channels_backoff_never_delays_another(
+        self, store: Store, registry: CollectorRegistry
+    ) -> None:
+        """incident waits out its 429; oncall, queued after it, is delivered at once."""
+        queue(store, 1, "incident")
+        queue(store, 1, "oncall")
+        policy = RetryPolicy(interval=0.05, initial=0.1, cap=0.4, retry_after_max=60.0)
+        async with (
+            Receiver() as rx,
+            sending(store, registry, rx.url(), policy) as _incident,
+            sending(store, CollectorRegistry(), rx.url("/oncall"), policy, channel="oncall"),
+        ):
+            rx.answer(Answer(429, retry_after="86400"))
+            await wait_until(lambda: store.outbox.pending_count("oncall") == 0, within=3, what="oncall sent")
+            assert store.outbox.pending_count("incident") == 1
+        assert [r.path for r in rx.requests if r.status == 200] == ["/oncall"]
+
+    async def test_a_row_that_cannot_be_rendered_is_dead_lettered(
+        self, store: Store, registry: CollectorRegistry
+    ) -> None:
+        """A heartbeat saved with an infinite streak (an older store) is dead-lettered, not a crash loop."""
+        line = HeartbeatLine("P1-x", "t", State.VERIFYING, True, float("inf"), 900.0, 0.0, 0, (), ())
+        store.outbox.enqueue("incident", "heartbeat", HeartbeatNews(1.0, (line,)).to_json(), 0.0)
+        queue(store, 1)
+        async with Receiver() as rx, sending(store, registry, rx.url()):
+            await wait_until(lambda: store.outbox.pending_count() == 0, what="queue drained")
+        assert incidents(rx) == ["P1-0"]
+        error = store.outbox.backlog()["incident"].last_error
+        assert isinstance(error, str) and error.startswith("cannot render the queued announcement")

@@ -204,6 +204,53 @@ class TestVerify:
         assert "cloud/api/inspect.json: listed in the manifest but missing from the archive" in problems
         assert "cloud/api/extra.log: in the archive but not in the manifest" in problems
 
+    def test_a_forged_copy_placed_first_is_refused(self, snap: Path) -> None:
+        """Issue case 8: a duplicated member (the forged copy first, which `tar x` writes too) fails."""
+        with tarfile.open(snap) as tar:
+            real = [(info, tar.extractfile(info).read()) for info in tar]  # type: ignore[union-attr]
+        forged = next(info for info, _ in real if info.name.endswith("/stdout.log"))
+        with tarfile.open(snap, "w:gz") as tar:
+            fake = b"all fine here\n"
+            tar.addfile(replace_info(forged, size=len(fake)), io.BytesIO(fake))
+            for info, data in real:
+                tar.addfile(info, io.BytesIO(data))
+        problems = verify(snap).problems
+        twice = f"{forged.name}: in the archive twice: `tar x` would write both copies; a snapshot holds "
+        assert twice + "each file once" in problems
+
+    @pytest.mark.parametrize(
+        ("mode", "kind", "problem"),
+        [
+            (0o4755, tarfile.REGTYPE, "setuid/setgid mode 4755: a snapshot's files are never executable"),
+            (0o2600, tarfile.REGTYPE, "setuid/setgid mode 2600: a snapshot's files are never executable"),
+            (0o755, tarfile.REGTYPE, "mode 0755: a snapshot's files are 0600 (or 0644)"),
+            (0o666, tarfile.REGTYPE, "mode 0666: a snapshot's files are 0600 (or 0644)"),
+            (0o600, tarfile.CONTTYPE, "not a regular file (a snapshot holds only files)"),
+            (0o600, tarfile.SYMTYPE, "not a regular file (a snapshot holds only files)"),
+        ],
+    )
+    def test_modes_and_kinds_the_writer_never_makes_are_refused(
+        self, snap: Path, mode: int, kind: bytes, problem: str
+    ) -> None:
+        """Issue case 8: a member changed to setuid 4755 (uid 1001) verified; now its mode is refused."""
+        with tarfile.open(snap) as tar:
+            real = [(info, tar.extractfile(info).read()) for info in tar]  # type: ignore[union-attr]
+        with tarfile.open(snap, "w:gz") as tar:
+            for info, data in real:
+                if info.name.endswith("/stdout.log"):
+                    data = b"" if kind == tarfile.SYMTYPE else data
+                    info = replace_info(info, mode=mode, type=kind, uid=1001, size=len(data))
+                tar.addfile(info, io.BytesIO(data))
+        name = next(info.name for info, _ in real if info.name.endswith("/stdout.log"))
+        assert f"{name}: {problem}" in verify(snap).problems
+
+    def test_the_published_sha256_is_checked(self, snap: Path) -> None:
+        """With the hash printed when it was taken: the archive itself must be that file."""
+        result = verify(snap)
+        assert verify(snap, result.sha256).ok and verify(snap, result.sha256.upper()).ok
+        other = verify(snap, "0" * 64)
+        assert other.problems == [f"{snap}: sha256 {result.sha256} is not the published {'0' * 64}"]
+
     def test_not_a_snapshot(self, tmp_path: Path) -> None:
         """A file that is not a snapshot, or not there, fails with a reason."""
         (tmp_path / "x.tar.gz").write_bytes(b"hello")
@@ -222,3 +269,11 @@ class TestLeftovers:
         os.utime(old, (1e9, 1e9))
         take(tmp_path, [writes("edge", {"a": b""})], meta())
         assert not old.exists() and fresh.exists()
+
+
+def replace_info(info: tarfile.TarInfo, **changes: object) -> tarfile.TarInfo:
+    """A copy of a tar header with some fields changed."""
+    copy = tarfile.TarInfo(info.name)
+    for field in ("size", "mtime", "mode", "type", "uid", "gid", "uname", "gname"):
+        setattr(copy, field, changes.get(field, getattr(info, field)))
+    return copy

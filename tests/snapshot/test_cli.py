@@ -88,6 +88,9 @@ class TestTake:
         [
             ([], "--reason is required"),
             (["--reason", "r", "--since", "soon"], "--since: expected a duration"),
+            # Issue case 1: `--since 999999999999d` was an internal error (exit 70).
+            (["--reason", "r", "--since", "999999999999d"], "--since: must be between 1s and 366d"),
+            (["--reason", "r", "--since", "2"], "--since: 2 has no unit: write 2s or 2m"),
             (["--reason", "r", "--incident", "../x"], "incident id must be"),
             (["--reason", "r", "--scope", "nothing/*"], "no source matches the scope nothing/*"),
             (["--reason", "r", "rm", "x"], "to run a command afterwards use --then -- CMD"),
@@ -158,6 +161,18 @@ class TestVerify:
         assert bad.exit_code == 1
         doc = json.loads(bad.stdout)
         assert doc["ok"] is False and doc["problems"][0].startswith("edge/edge.log: sha256 ")
+
+    def test_against_the_published_sha256(self, tmp_path: Path) -> None:
+        """Issue case 8: `verify FILE --sha256 HEX` checks the archive against the hash posted earlier."""
+        res = runner.invoke(app, ["snapshot", "-c", str(write_config(tmp_path)), "--reason", "r", "--json"])
+        doc = json.loads(res.stdout)
+        path, published = doc["path"], doc["sha256"]
+        ok = runner.invoke(app, ["snapshot", "verify", path, "--sha256", f"sha256:{published}"])
+        assert ok.exit_code == 0 and "the archive's sha256 is the published one" in ok.stdout
+        bad = runner.invoke(app, ["snapshot", "verify", path, "--sha256", "ab" * 32])
+        assert bad.exit_code == 1 and f"sha256 {published} is not the published {'ab' * 32}" in bad.stderr
+        typo = runner.invoke(app, ["snapshot", "verify", path, "--sha256", "abc"])
+        assert typo.exit_code == 1 and "--sha256 takes the 64 hex digits" in typo.stderr
 
 
 class TestWithDaemon:

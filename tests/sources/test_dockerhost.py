@@ -8,8 +8,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-from docker.errors import DockerException
+from docker.errors import APIError, DockerException
 
+from tests.dockerd import Dockerd
 from tests.support import free_port
 from watcher.sources.docker.host import describe, open_client
 
@@ -40,6 +41,22 @@ class TestDescribe:
     def test_tcp_port_closed(self) -> None:
         """tcp:// to a closed port: connection refused too."""
         assert failure(f"tcp://127.0.0.1:{free_port()}").startswith("connection refused")
+
+    @pytest.mark.docker
+    def test_an_engine_refusal_is_its_answer_not_the_sdks_url(self, docker_engine: Dockerd) -> None:
+        """Issue case 10: `404 Client Error for http+docker://...` becomes what the engine said."""
+        dc = docker_engine.client()
+        try:
+            with pytest.raises(APIError) as info:
+                dc.api.inspect_image("no-such-image:for-the-watcher")  # type: ignore[no-untyped-call]
+        finally:
+            dc.close()
+        text = describe(info.value)
+        # What follows the colon is dockerd's own sentence, as it wrote it.
+        assert text.lower().startswith(
+            "the docker engine answered 404 not found: no such image: no-such-image"
+        )
+        assert "http+docker" not in text and "Client Error" not in text
 
     def test_other_errors_keep_their_first_line(self) -> None:
         """Anything else is its own message, one line."""

@@ -26,21 +26,23 @@ pytestmark = pytest.mark.journal
 
 def gateway(server: Sshd, ident: str, **over: object) -> JournalSourceConfig:
     """The server's journal source, following `ident`, with short timeouts for tests."""
-    fast: dict[str, object] = {"keepalive_interval": 3.0, "reconnect_min": 0.05, "reconnect_max": 0.2}
+    fast: dict[str, object] = {"keepalive_interval": "3s", "reconnect_min": "0.05s", "reconnect_max": "0.2s"}
     return server.journal_source(identifier=ident, **(fast | over))
 
 
 def fake_config(gw: FakeGateway) -> JournalSourceConfig:
-    return JournalSourceConfig(
-        name="gw",
-        kind="journal",
-        hosts=["127.0.0.1"],
-        user="watcher",
-        port=gw.port,
-        known_hosts=gw.known_hosts,
-        client_keys=[gw.client_key_path],
-        reconnect_min=0.05,
-        reconnect_max=0.2,
+    return JournalSourceConfig.model_validate(
+        {
+            "name": "gw",
+            "kind": "journal",
+            "hosts": ["127.0.0.1"],
+            "user": "watcher",
+            "port": gw.port,
+            "known_hosts": gw.known_hosts,
+            "client_keys": [gw.client_key_path],
+            "reconnect_min": "0.05s",
+            "reconnect_max": "0.2s",
+        }
     )
 
 
@@ -232,7 +234,7 @@ class TestNetworkCut:
         try:
             server.start()
             ident = unique_ident()
-            cfg = gateway(server, ident, keepalive_interval=2.0)
+            cfg = gateway(server, ident, keepalive_interval="2s")
             src = JournalSource(cfg, server.address, since=time.time() - 1)
             async with reading(src) as r:
                 journald.write(ident, numbered("c", 0, 2))
@@ -255,8 +257,9 @@ class TestLocal:
     async def test_local_journalctl_without_hosts(self, journald: Journald) -> None:
         """No hosts: the local journal, read by a local journalctl, same semantics."""
         ident = unique_ident()
-        cfg = JournalSourceConfig(
-            name="gw", kind="journal", identifier=ident, keepalive_interval=3.0, reconnect_min=0.05
+        cfg = JournalSourceConfig.model_validate(
+            {"name": "gw", "kind": "journal", "identifier": ident, "keepalive_interval": "3s"}
+            | {"reconnect_min": "0.05s"}
         )
         journald.write(ident, numbered("l", 0, 2))
         src = JournalSource(cfg, None, since=time.time() - 60)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.journal
 
 
 def config(server: Sshd, **over: object) -> JournalSourceConfig:
-    return server.journal_source(**({"connect_timeout": 5.0} | over))
+    return server.journal_source(**({"connect_timeout": "5s"} | over))
 
 
 async def reason(cfg: JournalSourceConfig, host: str = "127.0.0.1") -> str:
@@ -76,8 +78,54 @@ class TestConnect:
         server = await asyncio.start_server(mute, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
-            text = await reason(config(sshd, port=port, connect_timeout=0.3))
+            text = await reason(config(sshd, port=port, connect_timeout="0.3s"))
         assert "timeout" in text
+
+
+class TestDefaults:
+    """Issue case 10: no `user` crashed check-config and run; no `client_keys` turned key auth off."""
+
+    @pytest.fixture
+    def home(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """The local user the watcher runs as: the test's login, with a home of its own."""
+        account = pwd.struct_passwd(
+            (TEST_USER, "x", os.geteuid(), os.getegid(), "", str(tmp_path), "/bin/sh")
+        )
+        monkeypatch.setattr(ssh, "_local_user", lambda: account)
+        return tmp_path
+
+    async def test_no_user_and_no_keys_mean_the_local_user_and_its_default_identity(
+        self, sshd: Sshd, home: Path
+    ) -> None:
+        """As ssh(1) would: log in as the local user, offering ~/.ssh/id_ed25519 of that user."""
+        (home / ".ssh").mkdir()
+        (home / ".ssh" / "id_ed25519").write_bytes(sshd.client_key_path.read_bytes())
+        cfg = config(sshd, user=None, client_keys=[])
+        assert ssh.user_for(cfg, sshd.address) == TEST_USER
+        assert ssh.client_keys(cfg) == [home / ".ssh" / "id_ed25519"]
+        async with await ssh.connect(cfg, sshd.address, ssh.user_for(cfg, sshd.address)) as conn:
+            done = await conn.run("id -un", check=True)
+        assert done.stdout == f"{TEST_USER}\n"
+
+    async def test_no_default_identity_is_one_line_saying_where_it_looked(
+        self, sshd: Sshd, home: Path
+    ) -> None:
+        """Neither client_keys nor a default identity file: the reason names the directory and the fix."""
+        text = await reason(config(sshd, user=None, client_keys=[]))
+        assert f"{TEST_USER}@127.0.0.1:{sshd.port}: no client_keys configured" in text
+        assert f"in {home / '.ssh'}: set client_keys" in text
+
+    def test_check_config_without_user_is_not_an_internal_error(self, sshd: Sshd, tmp_path: Path) -> None:
+        """`hosts` without `user` was exit 70 (TypeError inside asyncssh); now it reaches the host."""
+        cfg = tmp_path / "watcher.toml"
+        cfg.write_text(
+            f'state_dir = "{tmp_path / "state"}"\n[[sources]]\nname = "gw"\nkind = "journal"\n'
+            f'hosts = ["{sshd.address}"]\nport = {sshd.port}\nknown_hosts = "{sshd.known_hosts}"\n'
+            f'client_keys = ["{sshd.client_key_path}"]\n'
+        )
+        res = CliRunner().invoke(app, ["check-config", "--config", str(cfg)])
+        assert res.exit_code == 1 and "internal error" not in res.stderr
+        assert f"sources[0].hosts[0]: root@127.0.0.1:{sshd.port}: authentication failed" in res.stderr
 
 
 class TestProxyJump:
@@ -131,7 +179,7 @@ class TestReconnect:
             server.start()
             link.cut()
             began = time.monotonic()
-            cfg = config(server, connect_timeout=20.0)
+            cfg = config(server, connect_timeout="20s")
             attempt = asyncio.create_task(ssh.connect(cfg, server.address, TEST_USER))
             await wait_until(lambda: time.monotonic() - began > 8.0, within=10, what="8 s of outage")
             link.restore()

@@ -316,6 +316,25 @@ class TestOutbox:
         with pytest.raises(StoreError, match="unknown"):
             store.outbox.mark_sent(i + 100, 11.0)
 
+    def test_held_announcements_one_per_channel_and_incident(self, store: Store) -> None:
+        """Holding again replaces what was held; release forgets it; none of it is due to a sender."""
+        store.outbox.hold("incident", "P1-a", "streak_reset", {"also": 0}, 70.0)
+        store.outbox.hold("incident", "P1-a", "streak_reset", {"also": 1}, 70.0)
+        store.outbox.hold("oncall", "P1-a", "streak_reset", {"also": 1}, 75.0)
+        store.outbox.hold("incident", "P1-b", "streak_reset", {"also": 0}, 60.0)
+        held = store.outbox.held()
+        assert [(h.channel, h.incident, h.payload, h.due_at) for h in held] == [
+            ("incident", "P1-b", {"also": 0}, 60.0),
+            ("incident", "P1-a", {"also": 1}, 70.0),
+            ("oncall", "P1-a", {"also": 1}, 75.0),
+        ]
+        assert store.outbox.pending_count() == 0 and store.outbox.due("incident", 100.0, 10) == []
+        store.outbox.release("incident", "P1-a")
+        assert [(h.channel, h.incident) for h in store.outbox.held()] == [
+            ("incident", "P1-b"),
+            ("oncall", "P1-a"),
+        ]
+
 
 class TestTransaction:
     def test_exception_rolls_back_everything(self, store: Store) -> None:

@@ -154,15 +154,13 @@ class Fast:
         blk = Block(buf, start, end, self._max)
         forced = {start, *blk.long}
         scanned: bytes | bytearray = buf
-        text = None
         if not buf.isascii():
             try:
-                text = str(memoryview(buf)[start:end], "utf-8")
+                str(memoryview(buf)[start:end], "utf-8")  # valid, the common case: one check in C
             except UnicodeDecodeError:
                 bad = bad_lines(buf, start, end)
                 forced.update(bad)
                 scanned = blank_lines(buf, bad, end)  # hyperscan wants valid UTF-8
-                text = str(memoryview(scanned)[start:end], "utf-8")
         stats = self.clf.stats
         if stats.first_at is None:
             stats.first_at = self._time(blk, reverse=False)
@@ -172,9 +170,7 @@ class Fast:
         if self._finder.every_line:
             self._walk(blk, blk.starts())
         else:
-            if text is None and self._finder.needs_text:
-                text = buf[start:end].decode("ascii")
-            self._walk(blk, iter(sorted(forced | self._finder.find(scanned, start, end, text))))
+            self._walk(blk, iter(sorted(forced | self._finder.find(scanned, start, end))))
         last = self._time(blk, reverse=True)
         if last is not None:
             stats.last_at = self.clf.last_stamp = last

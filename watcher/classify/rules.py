@@ -1,14 +1,14 @@
 """Does a line match an error rule, and does an ignore rule win over it (docs/architecture.md, "Rules").
 
 Rules are tried in config order and the first error rule that matches names the line;
-a line that any ignore rule matches is never an error. A regex rule is `re.search`
-over the message (so `^` anchors after a stripped leading timestamp; a JSON line's
-message is the whole JSON text). A field rule looks its field up in the parsed fields
-(a dotted name such as `http.status` walks nested JSON objects when no key has that
-exact name) and matches when the value is a string equal to one of `values`
-(case-insensitive unless `case_sensitive`, with `re.IGNORECASE`'s idea of case) or a
-number within `min`..`max` inclusive: a JSON number, or a string such as journald's
-`"3"`; a bool is not a number.
+a line that any ignore rule matches is never an error. A regex rule is a search over
+the message in linear time (watcher.patterns, RE2: `^` anchors after a stripped
+leading timestamp; a JSON line's message is the whole JSON text). A field rule looks
+its field up in the parsed fields (a dotted name such as `http.status` walks nested
+JSON objects when no key has that exact name) and matches when the value is a string
+equal to one of `values` (case-insensitive unless `case_sensitive`, with RE2's simple
+case folding) or a number within `min`..`max` inclusive: a JSON number, or a string
+such as journald's `"3"`; a bool is not a number.
 
 Each rule also has a `Prefilter`: regexes that match every raw line the rule can match
 (and more), so the fast scanner (scan.py) only parses the few lines they hit.
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from watcher.classify.lines import ParsedLine
 from watcher.config import RuleConfig
+from watcher.patterns import RegexSet, compile_linear
 
 _NUMERIC = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.@-]+")
@@ -47,33 +48,56 @@ class Prefilter:
 @dataclass(frozen=True, slots=True)
 class _Rule:
     name: str
-    matches: Callable[[ParsedLine], bool]
+    regex: str | None
+    """A regex rule's pattern: the source's rules search all of theirs in one pass."""
+    matches: Callable[[ParsedLine], bool] | None
+    """A field rule's test."""
     applies_to: Callable[[str], bool]
     prefilter: Prefilter
+
+
+class _Ordered:
+    """Rules in config order, their regexes searched in one RE2 pass per line (1-2 µs, however many)."""
+
+    def __init__(self, rules: Sequence[_Rule]) -> None:
+        self.rules = tuple(rules)
+        regexes = [r.regex for r in self.rules if r.regex is not None]
+        self._set = RegexSet(regexes) if regexes else None
+
+    def first(self, line: ParsedLine) -> str | None:
+        """The name of the first rule that matches `line`."""
+        found = self._set.matching(line.message) if self._set is not None else ()
+        k = 0
+        for rule in self.rules:
+            if rule.matches is None:
+                hit, k = k in found, k + 1
+            else:
+                hit = rule.matches(line)
+            if hit:
+                return rule.name
+        return None
 
 
 class SourceRules:
     """The rules of one source, in config order."""
 
     def __init__(self, errors: Sequence[_Rule], ignores: Sequence[_Rule]) -> None:
-        self._errors = tuple(errors)
-        self._ignores = tuple(ignores)
-        self.rule_names = tuple(r.name for r in self._errors)
-        self.ignore_names = tuple(r.name for r in self._ignores)
+        self._errors = _Ordered(errors)
+        self._ignores = _Ordered(ignores)
+        self.rule_names = tuple(r.name for r in self._errors.rules)
+        self.ignore_names = tuple(r.name for r in self._ignores.rules)
 
     def match(self, line: ParsedLine) -> tuple[str | None, str | None]:
         """(error rule, None), or (None, the ignore rule that suppressed an error), or (None, None)."""
-        for rule in self._errors:
-            if rule.matches(line):
-                for ignore in self._ignores:
-                    if ignore.matches(line):
-                        return None, ignore.name
-                return rule.name, None
-        return None, None
+        rule = self._errors.first(line)
+        if rule is None:
+            return None, None
+        ignore = self._ignores.first(line)
+        return (rule, None) if ignore is None else (None, ignore)
 
     def prefilters(self) -> tuple[Prefilter, ...]:
         """One per error rule; ignore rules need none, since they only ever veto a match."""
-        return tuple(r.prefilter for r in self._errors)
+        return tuple(r.prefilter for r in self._errors.rules)
 
 
 class RuleSet:
@@ -99,15 +123,10 @@ class RuleSet:
 
 def _compile(cfg: RuleConfig) -> _Rule:
     if cfg.regex is not None:
-        search = re.compile(cfg.regex).search
-        return _Rule(
-            cfg.name,
-            lambda line: search(line.message) is not None,
-            cfg.applies_to,
-            Prefilter(cfg.name, message=(cfg.regex,)),
-        )
+        return _Rule(cfg.name, cfg.regex, None, cfg.applies_to, Prefilter(cfg.name, message=(cfg.regex,)))
     assert cfg.field is not None  # RuleConfig allows exactly one of regex and field
-    return _Rule(cfg.name, _field_matcher(cfg, cfg.field), cfg.applies_to, _field_prefilter(cfg, cfg.field))
+    matches = _field_matcher(cfg, cfg.field)
+    return _Rule(cfg.name, None, matches, cfg.applies_to, _field_prefilter(cfg, cfg.field))
 
 
 def _field_matcher(cfg: RuleConfig, name: str) -> Callable[[ParsedLine], bool]:
@@ -132,9 +151,8 @@ def _value_matcher(values: Sequence[str], case_sensitive: bool) -> Callable[[str
         return lambda v: False
     if case_sensitive:
         return frozenset(values).__contains__
-    # The same IGNORECASE the prefilter uses, so the prefilter is a superset by construction.
-    fullmatch = re.compile(_values_regex(values, case_sensitive)).fullmatch
-    return lambda v: fullmatch(v) is not None
+    # The same regex and engine as the prefilter, so the prefilter is a superset by construction.
+    return compile_linear(_values_regex(values, case_sensitive)).fullmatch
 
 
 def _values_regex(values: Sequence[str], case_sensitive: bool) -> str:

@@ -18,17 +18,18 @@ lines are fed in order, a candidate's record head is the last line fed or the sk
 line just before it: grouping never has to walk back.
 
 Hyperscan (Linux x86_64 only; `hyperscan` is not installed elsewhere) runs the
-prefilters; Python's `re` runs them everywhere else, and also runs, on every platform,
-the continuation search and the prefilters hyperscan cannot take. A rule regex with a
-negative lookaround, a conditional or verbose mode has no cheap superset: its source is
-then classified line by line.
+prefilters; RE2 (watcher.patterns, linear time like hyperscan) runs them everywhere
+else, on the raw bytes, and also runs the prefilters hyperscan cannot take. Python's
+`re` runs only the continuation search, a fixed pattern of ours. A prefilter neither
+engine can take makes the source be classified line by line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -42,6 +43,7 @@ from watcher.classify.lines import (
 )
 from watcher.classify.rules import Prefilter
 from watcher.config.base import Format
+from watcher.patterns import Regex, class_end_at, compile_linear
 
 try:  # declared for Linux x86_64 only (pyproject); anywhere else the `re` engine runs
     import hyperscan
@@ -53,8 +55,8 @@ except ImportError:  # pragma: no cover - exercised on other platforms
 _NON_ASCII = r"[^\x00-\x7f]"
 # Dotted and dotless i, long s, Kelvin sign: Python's IGNORECASE folds them to i, s, k.
 _FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
-_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
-_SCOPED_FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-[imsx]+)?:")
+_GLOBAL_FLAGS = re.compile(r"\(\?([ims]+)\)")
+_SCOPED_FLAGS = re.compile(r"\(\?([ims]*)(?:-[ims]+)?:")
 _EMPTY_MIN = re.compile(r"\{,([0-9]+)\}")
 
 
@@ -64,19 +66,19 @@ class Adapted:
 
     python: str
     hyperscan: tuple[str, ...] | None
-    """PCRE patterns whose union is a superset of `python`; None: only `re` can run it."""
-    prefilter_mode: bool = False
-    """Hyperscan must approximate (HS_FLAG_PREFILTER: backreferences, lookarounds)."""
+    """PCRE patterns whose union is a superset of `python`; None: only RE2 can run it."""
 
 
 def adapt(pattern: str, anchored: bool = False) -> Adapted | None:
     """`pattern` as a superset over raw lines, or None when there is no safe one.
 
-    A rule regex is written for the message, which on the raw line may follow a
-    timestamp or sit inside JSON: unless `anchored`, `^ $ \\A \\Z` are dropped (which
-    only widens the match). Hyperscan gets `\\b` dropped, `\\s` widened to Python's
-    spaces, `{,n}` spelled `{0,n}`, and an extra pattern for the lines where its older
-    Unicode tables or case folding could disagree with Python's.
+    `pattern` is linear (watcher.patterns refused the rest at config load). A rule
+    regex is written for the message, which on the raw line may follow a timestamp or
+    sit inside JSON: unless `anchored`, `^ $ \\A \\Z` are dropped (which only widens the
+    match). Hyperscan gets `\\b` dropped, `\\s` widened to every space either engine
+    knows, `{,n}` spelled `{0,n}`, and an extra pattern for the lines where its Unicode
+    tables or case folding could disagree with RE2's (RE2's ASCII `\\w` and `\\W`, its
+    case folding).
     """
     return _Adapter(pattern, anchored).run()
 
@@ -89,16 +91,13 @@ class _Adapter:
         self.py: list[str] = []
         self.hs: list[str] = []
         self.hs_ok = True
-        self.prefilter_mode = self.tables = self.caseless = False
+        self.tables = self.caseless = False
 
     def run(self) -> Adapted | None:
         pattern, i = self.pattern, 0
         flags = _GLOBAL_FLAGS.match(pattern)
         if flags is not None:
-            if "x" in flags[1]:
-                return None  # verbose mode: whitespace and `#` change meaning; not worth a parser
             self.caseless = "i" in flags[1]
-            self.hs_ok = not set(flags[1]) & set("aLu")
             i = flags.end()
         while i < len(pattern):
             step = self._token(i)
@@ -115,7 +114,7 @@ class _Adapter:
         if not self.hs_ok or (self.caseless and not pattern.isascii()):
             return Adapted(body_py, None)
         extra = [_NON_ASCII] if self.tables else [f"[{_FOLDS_TO_ASCII}]"] if self.caseless else []
-        return Adapted(body_py, (body_hs, *extra), self.prefilter_mode)
+        return Adapted(body_py, (body_hs, *extra))
 
     def _token(self, i: int) -> int | None:
         """Adapt the token at `i`; the index after it, or None: no safe superset exists."""
@@ -125,18 +124,13 @@ class _Adapter:
         if c == "[":
             return self._class(i)
         if c == "(":
-            if pattern.startswith("(?#", i):
-                return pattern.index(")", i) + 1
-            if not self._group(i):
-                return None
+            self._group(i)
         elif c in "^$" and not self.anchored:
             return i + 1
         elif c == "{" and (m := _EMPTY_MIN.match(pattern, i)):
             self.py.append(m[0])
             self.hs.append(f"{{0,{m[1]}}}")
             return m.end()
-        elif c in "*+?}" and pattern.startswith("+", i + 1):
-            self.prefilter_mode = True  # possessive
         self.py.append(c)
         self.hs.append(c)
         return i + 1
@@ -152,13 +146,12 @@ class _Adapter:
             self.hs.append(r"[\s\x1c-\x1f]")
         else:
             self.hs_ok &= k not in ("u", "U", "N")
-            self.prefilter_mode |= k.isdigit()
             self.tables |= k in ("d", "D", "w", "W", "S")
             self.hs.append(esc)
         return i + 2
 
     def _class(self, i: int) -> int:
-        j = _class_end(self.pattern, i)
+        j = class_end_at(self.pattern, i)
         body = self.pattern[i:j]
         self.py.append(body)
         self.hs_ok &= "[:" not in body[1:] and not re.search(r"\\[uUN]", body)  # POSIX classes
@@ -169,79 +162,11 @@ class _Adapter:
         self.hs.append(body)
         return j
 
-    def _group(self, i: int) -> bool:
-        """Note what the group opening at `i` implies; False when no safe superset exists."""
-        pattern = self.pattern
-        if pattern.startswith(("(?!", "(?<!", "(?("), i):
-            return False  # a negative condition may hold on the message and not on the line
-        scoped = _SCOPED_FLAGS.match(pattern, i)
+    def _group(self, i: int) -> None:
+        """Note whether the group opening at `i` turns case folding on."""
+        scoped = _SCOPED_FLAGS.match(self.pattern, i)
         if scoped is not None:
-            if "x" in scoped[1]:
-                return False
             self.caseless |= "i" in scoped[1]
-            self.hs_ok &= not set(scoped[1]) & set("aLu")
-        self.prefilter_mode |= pattern.startswith(("(?=", "(?<=", "(?>", "(?P="), i)
-        return True
-
-
-def alternatives(pattern: str, limit: int = 32) -> list[str]:
-    """`A|B` -> [A, B], `(A|B)C` -> [(?:A)C, (?:B)C], recursively, at most `limit` patterns.
-
-    For `re`: a pattern that starts with a literal is found by a fast substring search,
-    one that starts with a choice is tried at every position, ten times slower.
-    """
-    if re.search(r"\\[1-9]|\(\?P=|\(\?\(", pattern):
-        return [pattern]  # group numbers matter
-    parts = _split_top(pattern)
-    if len(parts) == 1 and (pattern.startswith("(?:") or (pattern[:1] == "(" and pattern[1:2] != "?")):
-        end = _group_end(pattern)
-        rest = pattern[end + 1 :]
-        inner = pattern[3 if pattern.startswith("(?:") else 1 : end]
-        if rest[:1] not in ("*", "+", "?", "{") and len(choices := _split_top(inner)) > 1:
-            parts = [f"(?:{c}){rest}" for c in choices]
-    if len(parts) == 1:
-        return parts
-    out = [p for part in parts for p in alternatives(part, limit)]
-    return out if len(out) <= limit else [pattern]
-
-
-def _split_top(pattern: str) -> list[str]:
-    """`pattern` split at its top-level `|`."""
-    bars = [i for i, c, depth in _walk(pattern) if c == "|" and depth == 0]
-    return [pattern[a + 1 : b] for a, b in zip([-1, *bars], [*bars, len(pattern)], strict=True)]
-
-
-def _group_end(pattern: str) -> int:
-    """Index of the `)` closing the group that opens `pattern`."""
-    return next((i for i, c, depth in _walk(pattern) if c == ")" and depth == 0), len(pattern))
-
-
-def _walk(pattern: str) -> Iterator[tuple[int, str, int]]:
-    """(index, char, depth after it) for each character outside escapes and classes."""
-    depth, i = 0, 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "[":
-            i = _class_end(pattern, i)
-            continue
-        depth += (c == "(") - (c == ")")
-        yield i, c, depth
-        i += 1
-
-
-def _class_end(pattern: str, i: int) -> int:
-    """Index after the `]` that closes the class opening at `i`."""
-    j = i + 1
-    if pattern.startswith("^", j):
-        j += 1
-    if pattern.startswith("]", j):
-        j += 1
-    while j < len(pattern) and pattern[j] != "]":
-        j += 2 if pattern[j] == "\\" else 1
-    return j + 1
 
 
 class Finder:
@@ -251,44 +176,71 @@ class Finder:
         sources = [(p, False) for f in prefilters for p in f.message]
         sources += [(p, True) for f in prefilters for p in f.line]
         adapted = [adapt(p, anchored) for p, anchored in dict.fromkeys(sources)]
-        self.every_line = None in adapted
         hs: list[tuple[bytes, int]] = []
-        python: list[str] = []
+        linear: list[Regex | None] = []
         for a in adapted:
             if a is None:
-                continue
-            flags = _hyperscan_flags(a) if use_hyperscan else None
-            if flags is None:
-                python += alternatives(a.python)
-            else:
+                linear.append(None)
+            elif use_hyperscan and (flags := _hyperscan_flags(a)) is not None:
                 hs += [(p.encode(), flags) for p in a.hyperscan or ()]
-        self._python = [re.compile(p, re.M) for p in dict.fromkeys(python)]
+            else:
+                linear.append(_linear(a.python))
+        self.every_line = None in linear
+        self._linear = [rx for rx in linear if rx is not None]
         self._db = _database(hs) if hs else None
         self._context = re.compile(_context_pattern(fmt).encode(), re.M)  # `$`: a line's end
 
-    @property
-    def needs_text(self) -> bool:
-        """Whether find() wants the buffer decoded (for the prefilters only `re` can run)."""
-        return bool(self._python)
-
-    def find(self, buf: bytes | bytearray, start: int, end: int, text: str | None) -> set[int]:
-        """Starts of lines in [start, end) that need the precise path; `text` is buf[start:end] decoded."""
+    def find(self, buf: bytes | bytearray, start: int, end: int) -> set[int]:
+        """Starts of lines in [start, end) that need the precise path (buf is valid UTF-8 there)."""
         found = {s for m in self._context.finditer(buf, start, end) if (s := m.start() + 1) < end}
-        if self._python:
-            assert text is not None
-            found.update(_python_starts(self._python, text, start))
+        for rx in self._linear:
+            found.update(line_start(buf, start, at) for at in rx.starts(buf, start, end))
         if self._db is not None:
-            # Only end offsets: a match inside one line ends in it, so the line holding the
-            # last matched byte is found for every line with a match (a match spanning lines
-            # adds a harmless candidate). A Python callback per match is fine: prefilters
-            # match few lines. (Scanning in a thread does not pay: callbacks wait for the GIL.)
-            ends: list[int] = []
-            # The binding takes any buffer; its stub says bytes.
-            view = cast(bytes, memoryview(buf)[start:end])
-            db, scratch = self._db
-            db.scan(view, match_event_handler=lambda _i, _f, to, _fl, _c: ends.append(to), scratch=scratch)
-            found.update(line_start(buf, start, start + to - 1) for to in ends)
+            found.update(self._hyperscan_starts(buf, start, end))
         return found
+
+    def _hyperscan_starts(self, buf: bytes | bytearray, start: int, end: int) -> Iterator[int]:
+        """The lines hyperscan finds a match in, scanning on from the line after each.
+
+        Only end offsets: a match inside one line ends in it, and matches come in order of
+        their end, so the line holding the first match's last byte is the first line with
+        a match (a match spanning lines adds a harmless candidate). The scan stops at that
+        first match: `a+` on a megabyte of `a` ends a million times, and a Python callback
+        for each would cost seconds. Each byte is scanned once either way. (Scanning in a
+        thread does not pay: callbacks wait for the GIL.)
+        """
+        assert self._db is not None
+        db, scratch = self._db
+        view = memoryview(buf)
+        pos = start
+        while pos < end:
+            ends: list[int] = []
+            with contextlib.suppress(hyperscan.ScanTerminated):  # what _first asks for
+                # The binding takes any buffer; its stub says bytes.
+                db.scan(cast(bytes, view[pos:end]), match_event_handler=_first(ends), scratch=scratch)
+            if not ends:
+                return
+            last = pos + ends[0] - 1
+            yield line_start(buf, pos, last)
+            pos = buf.find(b"\n", last, end) + 1
+            if pos == 0:
+                return
+
+
+def _first(ends: list[int]) -> Callable[[int, int, int, int, object], bool]:
+    def stop(_id: int, _from: int, to: int, _flags: int, _context: object) -> bool:
+        ends.append(to)
+        return True  # terminate the scan: the caller goes on from the next line
+
+    return stop
+
+
+def _linear(pattern: str) -> Regex | None:
+    """A prefilter for RE2, `$` and `^` at line ends (the buffer holds many lines); None if it cannot."""
+    try:
+        return compile_linear(pattern, multiline=True)
+    except ValueError:
+        return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -297,8 +249,6 @@ def _hyperscan_flags(a: Adapted) -> int | None:
     if a.hyperscan is None:
         return None
     flags = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP | hyperscan.HS_FLAG_MULTILINE
-    if a.prefilter_mode:
-        flags |= hyperscan.HS_FLAG_PREFILTER
     try:
         _compile([(p.encode(), flags) for p in a.hyperscan])
     except hyperscan.error:
@@ -361,27 +311,3 @@ def _context_pattern(fmt: Format) -> str:
 def line_start(buf: bytes | bytearray, start: int, pos: int) -> int:
     nl = buf.rfind(b"\n", start, pos)
     return start if nl < 0 else nl + 1
-
-
-def _python_starts(patterns: list[re.Pattern[str]], text: str, start: int) -> list[int]:
-    """Line starts (byte offsets, `text` being decoded from `start` on) of the lines each pattern matches.
-
-    After a match the search goes on at the next line, so a match running into the
-    next lines cannot hide a match within one of them.
-    """
-    chars: set[int] = set()
-    for rx in patterns:
-        pos = 0
-        while (m := rx.search(text, pos)) is not None and m.start() < len(text):
-            chars.add(text.rfind("\n", 0, m.start()) + 1)
-            pos = text.find("\n", m.start()) + 1
-            if pos == 0:
-                break
-    if text.isascii():
-        return [start + c for c in chars]
-    out, c0, b = [], 0, start
-    for c in sorted(chars):  # char offsets to byte offsets, one pass
-        b += len(text[c0:c].encode())
-        c0 = c
-        out.append(b)
-    return out

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from watcher.classify.lines import LineParser
 from watcher.classify.readers import TimedLines
+from watcher.patterns import Regex
 
 EXACT_SPAN = 10.0
 """Seconds a chunk may span before every stamp in it is named, not just its first and last."""
@@ -39,7 +40,7 @@ class Times:
 class ChunkTimes:
     """The record times of chunks of whole lines of one source."""
 
-    def __init__(self, parser: LineParser, expect: re.Pattern[str] | None, *, by_shape: bool) -> None:
+    def __init__(self, parser: LineParser, expect: Regex | None, *, by_shape: bool) -> None:
         """`by_shape`: the parser uses the default time keys, so TimedLines finds its stamped
         lines by regex; otherwise every line is parsed."""
         self._parser = parser
@@ -69,14 +70,14 @@ class ChunkTimes:
             if at is not None:
                 yield at
 
-    def _matching(self, data: bytes, expect: re.Pattern[str], now: float | None) -> list[float]:
+    def _matching(self, data: bytes, expect: Regex, now: float | None) -> list[float]:
         out: list[float] = []
         for text in data.decode("utf-8", "replace").splitlines():
-            if expect.search(text) is None:  # the raw line: a superset of the messages that match
+            if not expect.search(text):  # the raw line: a superset of the messages that match
                 continue
             line = self._parser.parse(text)
             at = line.at if line.at is not None else now
-            if at is not None and expect.search(line.message) is not None:
+            if at is not None and expect.search(line.message):
                 out.append(at)
         return out
 

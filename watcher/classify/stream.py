@@ -15,7 +15,6 @@ lines that matter with scan.Finder and feed only those, counting the rest in bul
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal
@@ -29,6 +28,7 @@ from watcher.classify.stamps import ChunkTimes
 from watcher.config.base import Format
 from watcher.errors import InputError
 from watcher.events import ErrorEvent
+from watcher.patterns import compile_linear
 
 Engine = Literal["auto", "hyperscan", "python", "reference"]
 CHUNK = 16 << 20
@@ -133,7 +133,7 @@ class StreamScanner:
         self._time = (timestamp_field, timestamp_format)
         self._max = max_line_bytes
         self._stream = stream
-        self._expect = None if expect_match is None else re.compile(expect_match)
+        self._expect = None if expect_match is None else compile_linear(expect_match)
         self._found: list[ErrorEvent] = []
         self._engine: Engine = "reference" if timestamp_field or timestamp_format else "auto"
         self._reader: Reference | Fast | None = None

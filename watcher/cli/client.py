@@ -4,7 +4,9 @@ Every failure becomes a DaemonError whose message the CLI prints as is: the
 daemon's own sentence when it answered, or, when it did not, what the CLI tried
 (config, state_dir, address and where they came from) and how to point it elsewhere.
 Calls block: the CLI does one thing at a time, and a test that runs the daemon in
-its own event loop calls them in a thread.
+its own event loop calls them in a thread. The daemon answers with log text redacted;
+`redact=False` asks for it as it is, which needs the API token (readable by the
+daemon's user) even for a read.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ class Client:
         self._user = user or default_user()
         self._timeout = timeout
 
-    def status(self) -> StatusDoc:
-        return _answer_as(StatusDoc, self._request("GET", "/api/v1/status"))
+    def status(self, *, redact: bool = True) -> StatusDoc:
+        return _answer_as(StatusDoc, self._request("GET", "/api/v1/status", redact=redact))
 
     def open_incident(self, incident: str, title: str, scope: list[str], window: str | None) -> IncidentDoc:
         body: dict[str, Any] = {"id": _checked(incident), "title": title, "scope": scope}
@@ -70,9 +72,9 @@ class Client:
         path = f"/api/v1/incidents/{_checked(incident)}/close"
         return _answer_as(IncidentDoc, self._request("POST", path, {"reason": reason}))
 
-    def timeline(self, incident: str) -> TimelineDoc:
+    def timeline(self, incident: str, *, redact: bool = True) -> TimelineDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/timeline"
-        return _answer_as(TimelineDoc, self._request("GET", path))
+        return _answer_as(TimelineDoc, self._request("GET", path, redact=redact))
 
     def snapshot(self, request: dict[str, object]) -> SnapshotDoc:
         """The daemon collects and writes the snapshot (`watcher snapshot --via-daemon`)."""
@@ -82,12 +84,16 @@ class Client:
         """A snapshot written here: on its incident's timeline and in watcher_snapshots_total."""
         return _answer_as(RecordedDoc, self._request("POST", "/api/v1/snapshots/recorded", taken))
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, object]:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, redact: bool = True
+    ) -> dict[str, object]:
         headers = {"X-Watcher-User": self._user, "Accept": "application/json"}
-        if method == "POST":
+        if not redact:
+            path += "?redact=false"
+        if method == "POST" or not redact:
             from watcher.daemon.token import read_token_file
 
-            # Only now: reads work for users who cannot read the token file.
+            # Only now: redacted reads work for users who cannot read the token file.
             token_file = self.endpoint.token_path()
             missing = (
                 f"no API token in {token_file} (a daemon writes it to its state_dir when it first starts)"

@@ -34,15 +34,26 @@ def check_config(config_file: ConfigOpt = None) -> None:
     from watcher.sources.registry import source_names
 
     path = config_path(config_file)
-    # With the running daemon's state_dir when it was started with this config (`make run`).
-    settings = load_settings(config_file)
+    try:
+        # With the running daemon's state_dir when it was started with this config (`make run`).
+        settings = load_settings(config_file)
+    except ConfigError as exc:  # still reach what can be reached: every problem in one run
+        from watcher import config
+
+        report = checks.probe(config.valid_sources(path))
+        _warn(report.warnings)
+        raise ConfigError(exc.problems + report.problems) from None
     report = checks.run(settings)
-    for warning in report.warnings:
-        err.print(f"[yellow]warning[/yellow]: {escape(warning)}")
+    _warn(report.warnings)
     if report.problems:
         raise ConfigError(report.problems)
     names = ", ".join(source_names(settings)) or "none"
     out.print(f"{path or 'built-in defaults'}: ok ({len(settings.rules)} rules; sources: {names})")
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        err.print(f"[yellow]warning[/yellow]: {escape(warning)}")
 
 
 @cli.command(cls=Command)

@@ -75,15 +75,22 @@ def across(sites: "Sequence[Site]", call: "Callable[[Client], _D]") -> list[Outc
 
 
 def check(outcomes: Sequence[Outcome[_D]], allow_partial: bool, done: str) -> None:
-    """DaemonError naming the sites where it was not `done`, unless only unreachable ones
-    were left out and `allow_partial` accepts that."""
-    failed = [o for o in outcomes if o.doc is None]
-    refused = [o for o in failed if o.reachable]
+    """DaemonError naming the sites where it was not `done` (see `_fail`)."""
+    failed = [(o.site.name, o.reachable) for o in outcomes if o.doc is None]
+    _fail(failed, len(outcomes), allow_partial, f"not {done} at")
+
+
+def _fail(
+    failed: Sequence[tuple[str, bool]], total: int, allow_partial: bool, what: str, note: str = ""
+) -> None:
+    """DaemonError naming the `failed` sites (name, reachable), unless only unreachable ones
+    failed and `allow_partial` accepts that: a refusal is never a network's passing fault."""
+    refused = [name for name, reachable in failed if reachable]
     if not failed or (allow_partial and not refused):
         return
-    names = ", ".join(f"{o.site.name} ({'refused' if o.reachable else 'unreachable'})" for o in failed)
+    names = ", ".join(f"{name} ({'refused' if reachable else 'unreachable'})" for name, reachable in failed)
     hint = "" if refused else "; --allow-partial accepts that"
-    raise DaemonError(f"not {done} at {len(failed)} of {len(outcomes)} sites: {names}{hint}")
+    raise DaemonError(f"{what} {len(failed)} of {total} sites: {names}{note}{hint}")
 
 
 def incident_everywhere(
@@ -104,14 +111,14 @@ def incident_everywhere(
     check(outcomes, allow_partial, done)
 
 
-def fleet_status(config_file: Path | None) -> "FleetStatusDoc":
-    """Every site's status, merged (watcher.fleet)."""
+def fleet_status(config_file: Path | None, *, redact: bool = True) -> "FleetStatusDoc":
+    """Every site's status, merged (watcher.fleet); `redact=False` needs every site's token."""
     import time
 
     from watcher.fleet import SiteStatus, merge
 
-    outcomes = across(sites_of(config_file), lambda c: c.status())
-    return merge([SiteStatus(o.site.name, o.doc, o.error) for o in outcomes], time.time())
+    outcomes = across(sites_of(config_file), lambda c: c.status(redact=redact))
+    return merge([SiteStatus(o.site.name, o.doc, o.error, o.reachable) for o in outcomes], time.time())
 
 
 class Fleet:
@@ -120,8 +127,8 @@ class Fleet:
     def __init__(self, config_file: Path | None) -> None:
         self._config_file = config_file
 
-    def status(self) -> "FleetStatusDoc":
-        return fleet_status(self._config_file)
+    def status(self, *, redact: bool = True) -> "FleetStatusDoc":
+        return fleet_status(self._config_file, redact=redact)
 
 
 def fleet_view(doc: "FleetStatusDoc") -> "RenderableType":
@@ -134,20 +141,20 @@ def fleet_view(doc: "FleetStatusDoc") -> "RenderableType":
     names = ", ".join(s["name"] for s in doc["sites"])
     rows: list[RenderableType] = [Text(f"sites: {names}", style="dim")]
     rows += [
-        Text(f"site {s['name']} UNREACHABLE: {s['error']}", style="bold red")
+        Text(
+            f"site {s['name']} {'refused' if s['reachable'] else 'UNREACHABLE'}: {s['error']}",
+            style="bold red",
+        )
         for s in doc["sites"]
-        if not s["reachable"]
+        if s["error"] is not None
     ]
     return Group(*rows, status_view(doc))
 
 
 def check_status(doc: "FleetStatusDoc", allow_partial: bool) -> None:
-    missing = [s["name"] for s in doc["sites"] if not s["reachable"]]
-    if missing and not allow_partial:
-        raise DaemonError(
-            f"no status from {len(missing)} of {len(doc['sites'])} sites: {', '.join(missing)} "
-            "(their incidents are blind); --allow-partial accepts that"
-        )
+    """DaemonError naming the sites that gave no status (see `_fail`)."""
+    failed = [(s["name"], s["reachable"]) for s in doc["sites"] if s["error"] is not None]
+    _fail(failed, len(doc["sites"]), allow_partial, "no status from", " (their incidents are blind)")
 
 
 def _outcome_line(o: "Outcome[IncidentDoc]", done: str) -> str:

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from watcher.cli.base import Command, ConfigOpt, JsonOpt, command, endpoint, new_app, out, subcommands
+from watcher.cli.base import (
+    Command,
+    ConfigOpt,
+    JsonOpt,
+    RedactOpt,
+    command,
+    endpoint,
+    new_app,
+    out,
+    subcommands,
+)
 from watcher.errors import InputError
 
 if TYPE_CHECKING:
@@ -174,6 +184,7 @@ def status(
         ),
     ] = False,
     allow_partial: PartialOpt = False,
+    redact: RedactOpt = True,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -181,34 +192,36 @@ def status(
     if allow_partial and not all_sites:
         raise InputError("--allow-partial only goes with --all-sites")
     if all_sites:
-        _fleet_status(config_file, watch=watch, json_out=json_out, allow_partial=allow_partial)
+        _fleet_status(config_file, watch=watch, json_out=json_out, allow_partial=allow_partial, redact=redact)
         return
     from watcher.cli.client import Client
 
     if watch:
         from watcher.cli.watch import watch_status
 
-        watch_status(lambda: Client(endpoint(config_file)))
+        watch_status(lambda: Client(endpoint(config_file)), redact=redact)
         return
     client = Client(endpoint(config_file))
     if json_out:
-        print(json.dumps(client.status()))
+        print(json.dumps(client.status(redact=redact)))
     else:
         from watcher.cli.status_view import status_view
 
-        out.print(status_view(client.status()))
+        out.print(status_view(client.status(redact=redact)))
 
 
-def _fleet_status(config_file: Path | None, *, watch: bool, json_out: bool, allow_partial: bool) -> None:
+def _fleet_status(
+    config_file: Path | None, *, watch: bool, json_out: bool, allow_partial: bool, redact: bool
+) -> None:
     from watcher.cli import fleet
 
     if watch:
         from watcher.cli.watch import watch_status
 
         fleet.sites_of(config_file)  # no config, no sites: say so before drawing anything
-        watch_status(lambda: fleet.Fleet(config_file), view=fleet.fleet_view)
+        watch_status(lambda: fleet.Fleet(config_file), view=fleet.fleet_view, redact=redact)
         return
-    doc = fleet.fleet_status(config_file)
+    doc = fleet.fleet_status(config_file, redact=redact)
     if json_out:
         print(json.dumps(doc))
     else:
@@ -223,6 +236,7 @@ def timeline(
     fmt: Annotated[
         str, typer.Option("--format", metavar="[markdown|json]", help="Markdown for the postmortem, or JSON.")
     ] = "markdown",
+    redact: RedactOpt = True,
     config_file: ConfigOpt = None,
 ) -> None:
     """Every event of an incident with its UTC time, ready to paste into the postmortem."""
@@ -230,7 +244,7 @@ def timeline(
 
     if fmt not in ("markdown", "json"):
         raise InputError(f"--format must be markdown or json, not {fmt!r}")
-    doc = _call(config_file, lambda c: c.timeline(incident))
+    doc = _call(config_file, lambda c: c.timeline(incident, redact=redact))
     if fmt == "json":
         print(json.dumps(doc, indent=2))
     else:

@@ -5,7 +5,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -15,6 +15,8 @@ from watcher.errors import InputError
 if TYPE_CHECKING:
     from watcher.events import ErrorEvent
     from watcher.replay import Input
+
+_V = TypeVar("_V")
 
 
 def _inputs(files: list[str]) -> "list[Input]":
@@ -127,15 +129,14 @@ def replay_cmd(
     """Run recorded logs through the same rules and engine as the daemon; print the verdict."""
     from watcher.cli import views
     from watcher.replay import replay
-    from watcher.times import parse_duration, parse_time
+    from watcher.times import WINDOW, parse_duration, parse_time
 
     settings = load_settings(config_file)
-    try:
-        at = parse_time(mitigated_at)
-        span = parse_duration(window) if window is not None else settings.resolution.window
-        end = parse_time(until) if until is not None else None
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    at = _option("--mitigated-at", parse_time, mitigated_at)
+    span = (
+        settings.resolution.window if window is None else _option("--window", parse_duration, window, WINDOW)
+    )
+    end = None if until is None else _option("--until", parse_time, until)
     inputs = _inputs(files)
     with _progress(inputs, enabled=True) as progress:
         verdict = replay(inputs, settings, mitigated_at=at, window=span, until=end, progress=progress)
@@ -144,3 +145,11 @@ def replay_cmd(
     else:
         out.print(views.verdict_text(verdict))
     raise typer.Exit(0 if verdict.resolved else 3)
+
+
+def _option(name: str, parse: Callable[..., _V], text: str, *bounds: Any) -> _V:
+    """`parse(text, *bounds)`; InputError naming the option when it refuses."""
+    try:
+        return parse(text, *bounds)
+    except ValueError as exc:
+        raise InputError(f"{name}: {exc}") from None

@@ -1,6 +1,7 @@
 """`watcher snapshot`: collect, write and verify evidence, then run the mitigation; `snapshot verify`."""
 
 import json
+import re
 import shlex
 import threading
 import time
@@ -154,21 +155,40 @@ def snapshot_verify(
     file: Annotated[
         Path, typer.Argument(metavar="FILE", help="A snapshot archive (.tar.gz).", show_default=False)
     ],
+    sha256: Annotated[
+        str | None,
+        typer.Option("--sha256", metavar="HEX", help="The sha256 published when it was taken."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Re-check every sha256 in a snapshot's manifest; exit 1 with one line per problem."""
+    """Re-check every sha256 in a snapshot's manifest (and, with --sha256, the archive's own);
+    exit 1 with one line per problem."""
     from watcher.snapshot.manifest import verify
 
-    result = verify(file)
+    published = _published(sha256)
+    result = verify(file, published)
     if json_out:
         print(json.dumps(result.as_json()))
     elif result.ok:
         partial = f"; PARTIAL: {len(result.missing)} missing" if result.missing else ""
-        out.print(f"{file}: ok, {result.files} files, {result.bytes} bytes, every sha256 matches{partial}")
+        same = ", and the archive's sha256 is the published one" if published else ""
+        out.print(
+            f"{file}: ok, {result.files} files, {result.bytes} bytes, every sha256 matches{same}{partial}"
+        )
     else:
         for problem in result.problems:
             err.print(f"[red]verify failed[/red]: {escape(problem)}")
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _published(sha256: str | None) -> str | None:
+    """The hash as pasted (`sha256:` prefix and all, as `watcher snapshot` prints it), checked."""
+    if sha256 is None:
+        return None
+    hexdigest = sha256.strip().removeprefix("sha256:").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", hexdigest):
+        raise InputError("--sha256 takes the 64 hex digits `watcher snapshot` printed (sha256:...)")
+    return hexdigest
 
 
 def _snapshot_take(

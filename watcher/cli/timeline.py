@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from watcher import details
 from watcher.details import (
+    AlertDetail,
     BreakDetail,
     CannotResolveDetail,
     ClockSkewDetail,
@@ -78,6 +79,8 @@ def describe(kind: Kind, d: Detail) -> str:
         return f"Source {d.source} down: {d.reason}"
     if isinstance(d, RecreatedDetail):
         return f"{d.source} recreated: image {d.old_image or '?'} → {d.new_image or '?'}"
+    if isinstance(d, AlertDetail):
+        return _alert(d)
     return _snapshot(d)
 
 
@@ -90,6 +93,16 @@ def _break(kind: Kind, d: BreakDetail) -> str:
     if kind is Kind.REGRESSED:
         return f"REGRESSION after resolution, by {what}{quoted}; verification starts again"
     return f"Streak reset by {what}{quoted}"
+
+
+def _alert(d: AlertDetail) -> str:
+    what = d.alertname + (f" ({d.summary})" if d.summary else "")
+    labels = f" [{', '.join(d.labels)}]" if d.labels else ""
+    if d.ends_at is None:
+        return f"Alert firing: {what}{labels}"
+    # An alert's end is news, not evidence: the sentence must not read as a resolution.
+    cleared = f"Alert cleared at {format_time(d.ends_at)}: {what}{labels}"
+    return cleared + "; the incident resolves only on the logs' evidence"
 
 
 def _snapshot(d: SnapshotDetail) -> str:

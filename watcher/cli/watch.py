@@ -33,13 +33,14 @@ _S_co = TypeVar("_S_co", bound=StatusDoc, covariant=True)
 class Polled(Protocol[_S_co]):
     """What is watched: a daemon's client, or the fleet (watcher.cli.fleet.Fleet)."""
 
-    def status(self) -> _S_co: ...
+    def status(self, *, redact: bool = True) -> _S_co: ...
 
 
 def watch_status(
     connect: Callable[[], Polled[_S]],
     *,
     view: Callable[[_S], RenderableType] = status_view,
+    redact: bool = True,
     every: float = EVERY,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
@@ -51,7 +52,7 @@ def watch_status(
     with live_view() as live:
         while True:
             try:
-                last = client.status()
+                last = client.status(redact=redact)
                 down_since = None
                 shown: RenderableType = Group(_header(clock(), every), view(last))
             except DaemonError as exc:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         RetentionConfig,
         Settings,
         load,
+        valid_sources,
     )
     from watcher.config.sources import (
         DockerSourceConfig,
@@ -45,6 +46,7 @@ _HOME = {
     "RetentionConfig": "settings",
     "Settings": "settings",
     "load": "settings",
+    "valid_sources": "settings",
     "DockerSourceConfig": "sources",
     "FileSourceConfig": "sources",
     "JournalSourceConfig": "sources",
@@ -69,6 +71,7 @@ __all__ = [
     "SshLogin",
     "SshSettings",
     "load",
+    "valid_sources",
 ]
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from string import Template
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator, model_validator
 
-from watcher.config.base import Duration, Model, PositiveDuration
+from watcher.config.base import Model, within
+from watcher.config.integrations import PagerDutyConfig, SlackAppConfig
+from watcher.config.secrets import secret_or_file
 from watcher.events import ANNOUNCED
 
 DEFAULT_TEMPLATES: dict[str, str] = {
@@ -27,10 +29,12 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "resolved": "*$incident* RESOLVED at $at: no errors for $window in $sources",
     "regressed": "*$incident* REGRESSION at $at by $source [$rule]",
     "closed": "*$incident* closed: $reason",
+    "alert_firing": "*$incident* alert firing: $alert",
+    "alert_cleared": "*$incident* the alert cleared: $alert (only the logs' evidence resolves an incident)",
 }
 TEMPLATE_FIELDS = frozenset(
     {"incident", "title", "kind", "state", "at", "action", "reason", "source", "rule", "sources"}
-    | {"window", "lines", "since", "more"}
+    | {"window", "lines", "since", "more", "alert"}
 )
 
 
@@ -53,19 +57,24 @@ class NotifyConfig(Model):
     incident_webhook_file: Path | None = None
     oncall_webhook: SecretStr | None = None
     oncall_webhook_file: Path | None = None
-    heartbeat: Duration = 900.0
-    format: Literal["slack", "json"] = "slack"
-    """slack: Block Kit with a text fallback; json: a generic document for other receivers."""
+    heartbeat: Annotated[float, within("1m", "24h")] = 900.0
+    format: Literal["slack", "json", "teams"] = "slack"
+    """slack: Block Kit with a text fallback (Mattermost reads the text); json: a generic document
+    for other receivers; teams: an Adaptive Card for a Microsoft Teams Workflows webhook."""
     routes: dict[str, list[Literal["incident", "oncall"]]] = {}
     """Kind -> channels, over the defaults (incident kinds to incident, heartbeat to oncall)."""
     templates: dict[str, str] = {}
     """Kind -> headline, `string.Template` fields such as $incident, $at, $source."""
-    send_interval: PositiveDuration = 1.0
-    retry_initial: PositiveDuration = 1.0
-    retry_max: PositiveDuration = 60.0
-    timeout: PositiveDuration = 10.0
-    reset_every: Duration = 60.0
-    shutdown_grace: Duration = 2.0
+    send_interval: Annotated[float, within("10ms", "1m")] = 1.0
+    retry_initial: Annotated[float, within("10ms", "1h")] = 1.0
+    retry_max: Annotated[float, within("10ms", "1h")] = 60.0
+    retry_after_max: Annotated[float, within("1s", "1h")] = 300.0
+    """The longest a receiver's 429 `Retry-After` is honoured; a longer one is cut to this."""
+    timeout: Annotated[float, within("100ms", "5m")] = 10.0
+    reset_every: Annotated[float, within("0s", "24h")] = 60.0
+    shutdown_grace: Annotated[float, within("0s", "5m")] = 2.0
+    slack_app: SlackAppConfig | None = None
+    pagerduty: PagerDutyConfig | None = None
 
     @field_validator("routes")
     @classmethod
@@ -82,6 +91,15 @@ class NotifyConfig(Model):
             check_template(kind, text)
         return v
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential configured here: hidden wherever one would appear in a message."""
+        out = list(self.webhooks().values())
+        if self.slack_app is not None:
+            out.append(self.slack_app.bot_token())
+        if self.pagerduty is not None:
+            out += [k for k in self.pagerduty.routing_keys() if k is not None]
+        return tuple(out)
+
     def webhooks(self) -> dict[str, str]:
         """Channel -> URL, for the channels that have one."""
         urls = {"incident": self.incident_webhook, "oncall": self.oncall_webhook}
@@ -90,16 +108,9 @@ class NotifyConfig(Model):
     @model_validator(mode="after")
     def _read_secret_files(self) -> NotifyConfig:
         for channel in ("incident", "oncall"):
-            path: Path | None = getattr(self, f"{channel}_webhook_file")
-            if path is None:
-                continue
-            if getattr(self, f"{channel}_webhook") is not None:
-                raise ValueError(f"set {channel}_webhook or {channel}_webhook_file, not both")
-            try:
-                url = path.read_text().strip()
-            except OSError as exc:
-                raise ValueError(f"{channel}_webhook_file: cannot read {path}: {exc.strerror}") from None
-            object.__setattr__(self, f"{channel}_webhook", SecretStr(url))
+            key = f"{channel}_webhook"
+            secret = secret_or_file(key, getattr(self, key), getattr(self, f"{key}_file"))
+            object.__setattr__(self, key, secret)
         for channel, url in self.webhooks().items():
             if not re.match(r"^https?://[^/\s]+", url):
                 # Not quoted back: the value is a secret.

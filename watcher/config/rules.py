@@ -2,41 +2,43 @@
 
 from __future__ import annotations
 
-import re
+from pydantic import Field, model_validator
 
-from pydantic import Field, field_validator, model_validator
-
+from watcher import patterns
 from watcher.config.base import NAME, Model
 from watcher.names import in_scope
+
+MAX_REGEX = 4096
+"""Characters of a rule's regex: a longer one is not written by hand."""
 
 
 class RuleConfig(Model):
     """An error rule (or, under [[ignore]], a rule whose matches are never errors).
 
-    Either `regex` over the line's text, or `field` with exact `values`
+    Either `regex` over the line's text (matched in linear time: watcher.patterns
+    says which constructs are refused), or `field` with exact `values`
     (case-insensitive unless `case_sensitive`) and/or a numeric `min`/`max`
     range, inclusive.
     """
 
     name: str = Field(pattern=NAME)
-    regex: str | None = None
+    regex: str | None = Field(default=None, max_length=MAX_REGEX)
     field: str | None = None
     values: list[str] | None = None
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
     case_sensitive: bool = False
     sources: list[str] = ["*"]
     """Globs of source names the rule applies to."""
 
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, v: str | None) -> str | None:
-        if v is not None:
+    @model_validator(mode="after")
+    def _linear(self) -> RuleConfig:
+        if self.regex is not None:
             try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
-        return v
+                patterns.check(self.regex)
+            except ValueError as exc:
+                raise ValueError(f"regex: rule {self.name!r}: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleConfig:

@@ -6,15 +6,18 @@ each, naming the key as the user wrote it (`sources[2].known_hosts: ...`).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from watcher.config.base import Duration, Model, PositiveDuration
+from watcher.config.alerts import AlertmanagerConfig
+from watcher.config.base import Duration, Model, Window, within
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
@@ -44,9 +47,9 @@ class HttpConfig(Model):
 
 
 class ResolutionConfig(Model):
-    window: PositiveDuration = 900.0
-    blind_after: PositiveDuration = 30.0
-    skew_tolerance: PositiveDuration = 60.0
+    window: Window = 900.0
+    blind_after: Annotated[float, within("1s", "1h")] = 30.0
+    skew_tolerance: Annotated[float, within("1s", "1h")] = 60.0
     """A live record stamped further than this from its arrival counts at its arrival."""
 
 
@@ -62,7 +65,7 @@ class RetentionConfig(Model):
     """Outbox rows delivered this long ago (dead-lettered ones stay as a record)."""
     closed_incidents: Duration = 90 * DAY
     """Incidents closed this long ago, with their mitigations and timeline."""
-    closed_metrics: Duration = 300.0
+    closed_metrics: Annotated[float, within("0s", "1d")] = 300.0
     """A closed incident's metric series stay this long, so the last state is scraped."""
 
 
@@ -92,10 +95,11 @@ class Settings(BaseSettings):
     state_dir: Path = DEFAULT_STATE_DIR
     site: str = ""
     """This watcher's site, in `watcher_build_info{site}`; empty for a single watcher."""
-    max_line_bytes: int = Field(default=1 << 20, ge=1024)
+    max_line_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     retention: RetentionConfig = RetentionConfig()
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
@@ -121,33 +125,101 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
-        problems: list[str] = []
-        if not self.rules:
-            problems.append(
-                "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
-            )
-        problems += duplicates("sources", [s.name for s in self.sources])
-        problems += duplicates("rules", [r.name for r in self.rules])
-        problems += duplicates("ignore", [r.name for r in self.ignore])
-        problems += duplicates("sites", [s.name for s in self.sites])
-        known = {r.name for r in self.rules}
-        for i, src in enumerate(self.sources):
-            for name in src.rules or []:
-                if name not in known:
-                    problems.append(f"sources[{i}].rules: no rule named {name!r}")
+        problems = _cross_problems(
+            [s.name for s in self.sources],
+            [r.name for r in self.rules],
+            [r.name for r in self.ignore],
+            [s.rules or [] for s in self.sources],
+            [s.name for s in self.sites],
+        )
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
 
+def _cross_problems(
+    sources: Sequence[object],
+    rules: Sequence[object],
+    ignore: Sequence[object],
+    selected: Sequence[object],
+    sites: Sequence[object],
+) -> list[str]:
+    """Names used twice, and source rule selections naming no rule (of models, or of raw TOML)."""
+    problems: list[str] = []
+    if not rules:
+        problems.append(
+            "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
+        )
+    problems += duplicates("sources", sources)
+    problems += duplicates("rules", rules)
+    problems += duplicates("ignore", ignore)
+    problems += duplicates("sites", sites)
+    known = {name for name in rules if isinstance(name, str)}
+    for i, names in enumerate(selected):
+        for name in names if isinstance(names, list) else []:
+            if isinstance(name, str) and name not in known:
+                problems.append(f"sources[{i}].rules: no rule named {name!r}")
+    return problems
+
+
+def _raw_cross_problems(data: Mapping[str, Any]) -> list[str]:
+    """The cross-checks on the TOML as written, for when a field error kept pydantic from reaching them."""
+
+    def column(section: str, key: str) -> list[object]:
+        items = data.get(section)
+        rows = items if isinstance(items, list) else []
+        return [row.get(key) if isinstance(row, dict) else None for row in rows]
+
+    return _cross_problems(
+        column("sources", "name"),
+        column("rules", "name"),
+        column("ignore", "name"),
+        column("sources", "rules"),
+        column("sites", "name"),
+    )
+
+
 def load(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read `path` (TOML), apply the environment, validate; raise ConfigError listing every problem."""
-    data: dict[str, Any] = read_toml(path) if path is not None else {}
-    data.update(overrides or {})
+    data = {**(read_toml(path) if path is not None else {}), **(overrides or {})}
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc)) from None
+        problems = _problems(exc)
+        raise ConfigError(problems + [p for p in _raw_cross_problems(data) if p not in problems]) from None
+    except SettingsError as exc:
+        raise ConfigError([_environment_problem(exc)]) from None
+
+
+def valid_sources(path: Path | None) -> list[tuple[int, SourceConfig]]:
+    """The `[[sources]]` of `path` that are valid on their own (the environment aside), by position.
+
+    What `check-config` can still probe when some other part of the config is wrong.
+    """
+    try:
+        listed = (read_toml(path) if path is not None else {}).get("sources")
+    except ConfigError:
+        return []
+    adapter: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
+    out: list[tuple[int, SourceConfig]] = []
+    for i, raw in enumerate(listed if isinstance(listed, list) else []):
+        try:
+            out.append((i, adapter.validate_python(raw)))
+        except ValidationError:
+            continue
+    return out
+
+
+def _environment_problem(exc: SettingsError) -> str:
+    """Which WATCHER_ variable could not be read: pydantic-settings only names the top-level field."""
+    field = re.search(r'field "([^"]+)"', str(exc))
+    prefix = f"WATCHER_{field.group(1) if field else ''}".upper()
+    given = sorted(k for k in os.environ if k.upper() == prefix or k.upper().startswith(prefix + "__"))
+    # The value is not quoted back: it may hold a webhook URL.
+    return (
+        f"{', '.join(given) or prefix}: not valid JSON; a list or table set from the environment "
+        """is written as JSON, e.g. WATCHER_RULES='[{"name": "panic", "regex": "^panic:"}]'"""
+    )
 
 
 def _problems(exc: ValidationError) -> list[str]:
@@ -158,7 +230,9 @@ def _problems(exc: ValidationError) -> list[str]:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "union_tag_invalid":
-            msg = "kind must be one of docker, journal, file"
+            given = repr(err.get("ctx", {}).get("tag", ""))
+            given = given if len(given) <= 40 else given[:40] + "…"
+            msg = f"kind: {given} is not a source kind; use docker, journal or file"
         elif err["type"] == "union_tag_not_found":
             msg = "missing kind (docker, journal or file)"
         for line in msg.splitlines():
@@ -179,6 +253,8 @@ def _format_loc(loc: Sequence[int | str]) -> str:
             parts.append(f"[{item}]")
         elif i > 0 and loc[0] == "sources" and i == 2 and item in ("docker", "journal", "file"):
             continue  # the discriminator tag pydantic inserts into the path
-        else:
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", item):
             parts.append(("." if parts else "") + item)
+        else:  # a quoted TOML key may hold anything, a newline included: shown, not obeyed
+            parts.append(f"[{json.dumps(item)[:40]}]")
     return "".join(parts)

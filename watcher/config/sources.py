@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from watcher.config.base import NAME, Format, Model, PositiveDuration
+from watcher import patterns
+from watcher.config.base import NAME, Format, Model, PositiveDuration, within
+from watcher.config.rules import MAX_REGEX
 
 
 class SourceBase(Model):
@@ -21,17 +23,14 @@ class SourceBase(Model):
     """An error-only log: a window without any record of it may still resolve (DESIGN §2.1)."""
     expect_every: PositiveDuration | None = None
     """At least one record (matching expect_match, when set) this often; else a gap from the last."""
-    expect_match: str | None = None
+    expect_match: str | None = Field(default=None, max_length=MAX_REGEX)
     """The records that meet expect_every (a regex over the message), e.g. 'heartbeat ok'."""
 
     @field_validator("expect_match")
     @classmethod
     def _expect_compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
+            patterns.check(v)  # run on every record of a live source: linear time, as rules are
         return v
 
     @model_validator(mode="after")
@@ -51,10 +50,10 @@ class SshSettings(Model):
     known_hosts: Path | None = None
     client_keys: list[Path] = []
     proxy_jump: str | None = None
-    keepalive_interval: PositiveDuration = 10.0
+    keepalive_interval: Annotated[float, within("1s", "5m")] = 10.0
     """Also the longest silence before a connected link counts as lost (the journal's clock
     lines, or anything at all from a Docker engine's host)."""
-    connect_timeout: PositiveDuration = 15.0
+    connect_timeout: Annotated[float, within("100ms", "5m")] = 15.0
 
     @field_validator("known_hosts", mode="before")
     @classmethod
@@ -65,8 +64,8 @@ class SshSettings(Model):
 
 
 class Backoff(Model):
-    reconnect_min: PositiveDuration = 0.5
-    reconnect_max: PositiveDuration = 3.0
+    reconnect_min: Annotated[float, within("10ms", "1h")] = 0.5
+    reconnect_max: Annotated[float, within("10ms", "1h")] = 3.0
     """Backoff cap: a host back on the network is caught up within about this plus a few seconds."""
 
     @model_validator(mode="after")
@@ -153,7 +152,7 @@ class JournalSourceConfig(Backoff, SshSettings, SourceBase):
     host_users: dict[str, str] = {}
     identifier: str | None = None
     """Follow this SYSLOG_IDENTIFIER instead of `unit` (entries logged without a unit)."""
-    max_handshakes: int = Field(default=16, ge=1)
+    max_handshakes: int = Field(default=16, ge=1, le=1024)
     """SSH handshakes in flight at once for this source's hosts; starts are also spread out."""
     liveness_command: str = "systemctl is-active {unit}"
     """Run on the host (over the same connection) at least every keepalive_interval: exit 0 means
@@ -166,7 +165,7 @@ class JournalSourceConfig(Backoff, SshSettings, SourceBase):
             raise ValueError("known_hosts: required for journal sources")
         unknown = set(self.host_users) - set(self.hosts)
         if unknown:
-            raise ValueError(f"host_users names hosts not in hosts: {', '.join(sorted(unknown))}")
+            raise ValueError(f"host_users names hosts not in hosts: {', '.join(map(repr, sorted(unknown)))}")
         return self
 
 

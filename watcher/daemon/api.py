@@ -2,26 +2,32 @@
 
 Security model: the server listens on loopback by default. Reads (metrics,
 status, timeline) are open to local users; every POST needs the bearer token
-from `<state_dir>/api-token`. A Host header that is not ours is refused on every
-route, so a web page the SRE has open cannot reach the API through DNS rebinding.
+from `<state_dir>/api-token` (Alertmanager sends it as its webhook's
+`http_config.authorization` credentials). Log text reaches a reader redacted, as in the
+announcements (watcher.redact, with the webhook URLs): every document the API
+answers with has its strings redacted, unless the request asks `?redact=false`
+and holds the token. A Host header that is not ours is refused on every route, so
+a web page the SRE has open cannot reach the API through DNS rebinding.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import ipaddress
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from watcher.daemon import requests
+from watcher.config.alerts import AlertmanagerConfig
+from watcher.daemon import alert_payload, requests
 from watcher.errors import (
     DaemonError,
     IncidentClosed,
@@ -29,13 +35,16 @@ from watcher.errors import (
     IncidentNotFound,
     InputError,
     SnapshotError,
+    StoreError,
 )
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
-from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.redact import redact_doc
+from watcher.schema import AlertDoc, IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 MAX_BODY = 64 * 1024
+ALERTMANAGER = "/api/v1/alerts/alertmanager"
 _M = TypeVar("_M", bound=requests.Body)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
@@ -64,6 +73,10 @@ class Control(Protocol):
 
     async def snapshot(self, req: Request, by: str) -> SnapshotDoc: ...
 
+    async def alertmanager(self, notification: alert_payload.Notification) -> AlertDoc:
+        """May raise StoreError: answered 503, which Alertmanager retries."""
+        ...
+
     def record_snapshot(self, taken: requests.SnapshotTaken, by: str) -> RecordedDoc: ...
 
 
@@ -84,9 +97,13 @@ class ApiServer:
         listen: str,
         token: str,
         health: Callable[[], tuple[bool, str]],
+        alerts: AlertmanagerConfig | None = None,
         ready: Callable[[], tuple[bool, str]] | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
+        """`secrets`: literals redacted wherever they appear (the webhook URLs)."""
         self._control = control
+        self._alerts = alerts or AlertmanagerConfig()
         self._metrics = metrics
         self._listen = listen
         host, _, port = listen.rpartition(":")
@@ -95,6 +112,7 @@ class ApiServer:
         self._token = token.encode()
         self._health = health
         self._ready = ready or health
+        self._secrets = tuple(secrets)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -108,6 +126,7 @@ class ApiServer:
         app.router.add_post("/api/v1/incidents/{id}/close", self._post_close)
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
+        app.router.add_post(ALERTMANAGER, self._post_alertmanager)
         app.router.add_post("/api/v1/snapshots/recorded", self._post_recorded_snapshot)
         self._app = app
 
@@ -181,18 +200,42 @@ class ApiServer:
         origin = request.headers.get("Origin")
         if origin is not None and not self._host_allowed(urlsplit(origin).netloc):
             raise _Refused(403, "refused: cross-origin requests cannot change incidents")
+        self._check_token(request)
+        limit = self._limit(request)
+        if request.content_length is not None and request.content_length > limit:
+            raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
+
+    def _check_token(self, request: web.Request, why: str = "") -> None:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode("utf-8", "replace"), self._token
         ):
             raise _Refused(
                 401,
-                "missing or wrong API token: send `Authorization: Bearer <token>` with the token "
+                f"missing or wrong API token{why}: send `Authorization: Bearer <token>` with the token "
                 "from the daemon's state_dir/api-token",
                 {"WWW-Authenticate": 'Bearer realm="watcher"'},
             )
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise _Refused(413, f"request body is larger than {MAX_BODY // 1024} KiB")
+
+    def _limit(self, request: web.Request) -> int:
+        return self._alerts.max_body if request.path == ALERTMANAGER else MAX_BODY
+
+    async def _document(
+        self, request: web.Request, doc: Mapping[str, Any], status: int = 200
+    ) -> web.Response:
+        """`doc` as JSON with its log text redacted, or as it is for a token holder asking `?redact=false`.
+
+        Redacted in a worker thread: a long timeline is megabytes of text, and /healthz
+        and the pipeline must not wait for it.
+        """
+        asked = request.query.get("redact", "true")
+        if asked not in ("true", "false"):
+            raise _Refused(400, f"redact must be true or false, not {asked[:20]!r}")
+        if asked == "false":
+            self._check_token(request, " (unredacted log text needs it)")
+            return web.json_response(doc, status=status)
+        redacted = await asyncio.to_thread(redact_doc, doc, self._secrets)
+        return web.json_response(redacted, status=status)
 
     # Routes
 
@@ -210,7 +253,7 @@ class ApiServer:
         return web.Response(status=200 if ok else 503, text=text + "\n")
 
     async def _get_status(self, request: web.Request) -> web.Response:
-        return web.json_response(self._control.status())
+        return await self._document(request, self._control.status())
 
     async def _post_incident(self, request: web.Request) -> web.Response:
         body = await _body(request, requests.OpenIncident)
@@ -218,34 +261,34 @@ class ApiServer:
             result = await self._control.open_incident(
                 body.id, body.title, list(body.scope), body.window, _by(request)
             )
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _post_mitigation(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         body = await _body(request, requests.Mitigation)
         with _control_errors():
             result = await self._control.mitigate(incident, body.action, _by(request))
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _post_close(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         body = await _body(request, requests.Close)
         with _control_errors():
             result = await self._control.close(incident, body.reason, _by(request))
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _get_timeline(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         with _control_errors():
             result = self._control.timeline(incident)
-        return web.json_response(result)
+        return await self._document(request, result)
 
     async def _post_snapshot(self, request: web.Request) -> web.Response:
         b = await _body(request, requests.Snapshot)
         req = Request(b.reason, b.incident, b.scope, b.since, b.until, b.redact, b.trigger)
         with _control_errors():
             result = await self._control.snapshot(req, _by(request))
-        return web.json_response(result, status=201)
+        return await self._document(request, result, status=201)
 
     async def _post_recorded_snapshot(self, request: web.Request) -> web.Response:
         """A snapshot the CLI wrote itself: counted, and on its incident's timeline."""
@@ -253,6 +296,30 @@ class ApiServer:
         with _control_errors():
             result = self._control.record_snapshot(taken, _by(request))
         return web.json_response(result, status=201)
+
+    async def _post_alertmanager(self, request: web.Request) -> web.Response:
+        """A webhook notification. Alertmanager retries only 5xx answers: a body it sent wrong
+        is refused with 4xx (never better on a retry), trouble on our side is a 503."""
+        limit = self._limit(request)
+        raw = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):  # no Content-Length: count
+            raw += chunk
+            if len(raw) > limit:
+                raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _Refused(400, "the notification is not valid JSON") from None
+        try:
+            notification = alert_payload.parse(doc, self._alerts.max_alerts)
+        except ValueError as exc:
+            raise _Refused(400, str(exc)) from None
+        try:
+            result = await self._control.alertmanager(notification)
+        except StoreError as exc:
+            log.error("Alertmanager notification for %s not recorded: %s", notification.group_key, exc)
+            raise _Refused(503, "the watcher could not record the notification; retry") from None
+        return web.json_response(result)
 
 
 @contextlib.contextmanager
@@ -274,6 +341,8 @@ async def _body(request: web.Request, model: type[_M]) -> _M:
         doc = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         raise _Refused(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise _Refused(400, "request body is nested too deeply") from None
     try:
         return requests.parse(model, doc)
     except ValueError as exc:

@@ -1,4 +1,5 @@
-"""The commands the daemon's HTTP API serves: open, mitigate, close, status, timeline, snapshot.
+"""The commands the daemon's HTTP API serves: open, mitigate, close, status, timeline, snapshot,
+and Alertmanager's notifications (alerts.py).
 
 Each incident command records itself in the store and hands what the engine made
 of it to the pipeline, in one commit, before it answers. Whether an incident exists
@@ -16,13 +17,15 @@ from pathlib import Path
 
 from watcher.config import Settings
 from watcher.daemon import requests
+from watcher.daemon.alert_payload import Notification
+from watcher.daemon.alerts import AlertIntake
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.status import incident_doc, outbox_doc, source_doc, timeline_doc
 from watcher.details import SnapshotDetail, Transition
 from watcher.errors import IncidentExists, IncidentNotFound
 from watcher.events import Kind
 from watcher.evidence import Request, take_configured
-from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import AlertDoc, IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 from watcher.snapshot.manifest import verify
 from watcher.snapshot.spool import queued, reject
 
@@ -33,6 +36,7 @@ class Commands:
     def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        self.alerts = AlertIntake(settings.alertmanager, self)
 
     def status(self) -> StatusDoc:
         p = self.pipeline
@@ -61,6 +65,12 @@ class Commands:
     async def open_incident(
         self, incident: str, title: str, scope: list[str], window: float | None, by: str
     ) -> IncidentDoc:
+        return self.open_now(incident, title, scope, window, by)
+
+    def open_now(
+        self, incident: str, title: str, scope: list[str], window: float | None, by: str
+    ) -> IncidentDoc:
+        """`open_incident` for a caller that must not await (inside its own transaction)."""
         p = self.pipeline
         if p.store.incident(incident) is not None:
             raise IncidentExists(f"incident {incident} already exists")
@@ -104,6 +114,9 @@ class Commands:
             p.transitions(apply(now))
             p.persist(force=True)
         return incident_doc(p.engine.status(incident))
+
+    async def alertmanager(self, notification: Notification) -> AlertDoc:
+        return self.alerts.receive(notification)
 
     def timeline(self, incident: str) -> TimelineDoc:
         store = self.pipeline.store

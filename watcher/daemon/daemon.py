@@ -38,9 +38,9 @@ from watcher.engine import Engine
 from watcher.errors import StoreError
 from watcher.events import HEARTBEAT, Expectation
 from watcher.metrics import Metrics
-from watcher.notify.announce import Announcer
-from watcher.notify.channels import build_senders
-from watcher.notify.news import HeartbeatNews
+from watcher.notify.announce import Announcement, Announcer
+from watcher.notify.channels import build_senders, lane_names, lanes
+from watcher.notify.news import HeartbeatNews, news_from_json
 from watcher.notify.sender import Sender
 from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.registry import build_sources
@@ -89,7 +89,9 @@ class Daemon:
         built = build_sources(s, ctx)
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)
-        self.metrics = metrics = Metrics(self.registry, sources=names, rules=ruleset.rule_names, site=s.site)
+        self.metrics = metrics = Metrics(
+            self.registry, sources=names, rules=ruleset.rule_names, channels=lane_names(s.notify), site=s.site
+        )
         engine = self._engine({src.name: src.expectation(src.name) for src in built})
         for name, mark in engine.sources().items():
             if mark is not None:
@@ -115,13 +117,25 @@ class Daemon:
         self.commands = Commands(s, pipeline)
         token = load_or_create_token(s.state_dir)
         self.api = ApiServer(
-            self.commands, metrics, listen=s.http.listen, token=token, health=self._health, ready=self._ready
+            self.commands,
+            metrics,
+            listen=s.http.listen,
+            token=token,
+            health=self._health,
+            alerts=s.alertmanager,
+            ready=self._ready,
+            secrets=s.notify.secrets(),
         )
         await self.api.start()
         # Only once nothing else in startup can fail: shutdown() is what closes the session.
         self.http = aiohttp.ClientSession()
         self.senders = build_senders(
-            s.notify, self.http, outbox=store.outbox, metrics=metrics, clock=self.clock
+            s.notify,
+            self.http,
+            outbox=store.outbox,
+            slack_messages=store.slack_messages,
+            metrics=metrics,
+            clock=self.clock,
         )
         pipeline.senders = self.senders
         if self.config_file is not None:
@@ -142,7 +156,8 @@ class Daemon:
         snap = self.store.engine_state()
         try:
             if snap:
-                return Engine.restore(snap, sources=expect, expectations=expect, **args)
+                marks = {n: p.watermark for n, p in self.store.resume_points().items()}
+                return Engine.restore(snap, sources=expect, expectations=expect, watermarks=marks, **args)
         except ValueError as exc:
             raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
         return Engine(sources=expect, expectations=expect, **args)
@@ -150,17 +165,24 @@ class Daemon:
     def _announcer(self) -> Announcer:
         notify = self.settings.notify
         hooks = notify.webhooks()
+        extra = lanes(notify)
         for channel in ("incident", "oncall"):
-            if channel not in hooks:
+            if channel not in hooks and not any(lane.channel == channel for lane in extra):
                 log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
         last = self.store.outbox.last_enqueued(HEARTBEAT)
+        held = [
+            Announcement(h.channel, news_from_json(h.kind, h.payload), held_until=h.due_at)
+            for h in self.store.outbox.held()
+        ]
         return Announcer(
             channels=hooks,
+            lanes=extra,
             routes=notify.routes,
             reset_every=notify.reset_every,
             heartbeat=notify.heartbeat,
             # Dated when it was queued: the announcer's memory of the last heartbeat.
             last_heartbeat=None if last is None else replace(HeartbeatNews.from_json(last[1]), at=last[0]),
+            held=held,
             clock=self.clock,
         )
 

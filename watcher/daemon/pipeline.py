@@ -5,6 +5,12 @@ The daemon's one consumer calls `handle` for every event the sources queued, the
 committed together with the resume points of the lines that led to it, so a kill
 at any instant restarts from a consistent place and re-reads, exactly once, what
 the engine had not yet made durable.
+
+The engine's snapshot is written only when an incident or a source's evidence in it
+changed: watermarks
+move every second, but they are also in the resume points written beside it, which
+is where a restart takes them from (Engine.restore). Its messages are clipped
+(events.clip), so a commit stays a few KiB per incident whatever the log lines hold.
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ from watcher.errors import StoreError
 from watcher.events import Chunk, ErrorEvent, Gap, Kind, Liveness, SourceDown, State, Watermark
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcement, Announcer
+from watcher.notify.news import TransitionNews
 from watcher.notify.sender import Sender
 from watcher.sources import Source, SourceEvent, Stopped
 from watcher.store import Store
+from watcher.store.db import dumps
 from watcher.times import format_time
 
 log = logging.getLogger(__name__)
@@ -82,6 +90,8 @@ class Pipeline:
         """Set once the daemon has logged every source's first state (watcher.daemon.readiness)."""
         self._blocked: dict[str, tuple[str, ...]] = {}
         """Per incident, the reasons it could not resolve when last put on its timeline."""
+        self._saved_incidents: str | None = None
+        """The incidents of the engine snapshot last committed, as JSON: unchanged ones are not rewritten."""
 
     # ---- sources --------------------------------------------------------------------
 
@@ -261,13 +271,13 @@ class Pipeline:
                 announce = outgoing + self._record(pending)
                 created = self.clock()
                 for a in announce:
-                    self.store.outbox.enqueue(a.channel, a.kind, a.news.to_json(), created)
+                    self._queue(a, created)
                 for incident, at, kind, detail in notes:
                     self.store.add_note(incident, at, kind, detail)
                 for name, st in self.sources.items():
                     if st.dirty:
                         self.store.save_resume(name, st.cursor, self.engine.watermark(name))
-                self.store.save_engine_state(self.engine.snapshot())
+                saved = self._save_engine_state()
         except StoreError as exc:
             # Keep the transitions for the next attempt: the engine has already moved on.
             self._pending = pending + self._pending
@@ -275,6 +285,7 @@ class Pipeline:
             self._outgoing = outgoing + self._outgoing
             log.error("cannot commit state, will retry: %s", exc)
             return
+        self._saved_incidents = saved
         for st in self.sources.values():
             st.dirty = False
         if announce:
@@ -283,6 +294,26 @@ class Pipeline:
         if pending:
             self.refresh_incident_metrics()
 
+    def _queue(self, a: Announcement, created: float) -> None:
+        """Into the outbox, or kept back; a streak reset sent sums up, and so replaces, what was held."""
+        outbox, payload = self.store.outbox, a.news.to_json()
+        incident = a.news.incident if isinstance(a.news, TransitionNews) else None
+        if a.held_until is not None and incident is not None:
+            outbox.hold(a.channel, incident, a.kind, payload, a.held_until)
+            return
+        if incident is not None and a.kind == Kind.STREAK_RESET:
+            outbox.release(a.channel, incident)
+        outbox.enqueue(a.channel, a.kind, payload, created)
+
+    def _save_engine_state(self) -> str:
+        """Write the engine snapshot if an incident or a track in it changed; what was compared."""
+        state = self.engine.snapshot()
+        # Tracks hold evidence (when a source ran, had records) that the resume points do not.
+        incidents = dumps({"incidents": state["incidents"], "tracks": state["tracks"]}, "the engine state")
+        if incidents != self._saved_incidents:
+            self.store.save_engine_state(state)
+        return incidents
+
     def _record(self, transitions: Sequence[Transition]) -> list[Announcement]:
         """Write transitions to the timeline; return what to announce about them."""
         if not transitions:
@@ -290,7 +321,7 @@ class Pipeline:
         self.store.append_timeline(transitions)
         for t in transitions:
             log.info("%s %s at %s -> %s", t.incident, t.kind, format_time(t.at), t.state)
-        return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
+        return self.announcer.transitions(transitions, self.engine.status)
 
     def retire_closed(self, before: float) -> None:
         """Incidents closed before `before` leave the metrics and the engine (the store keeps them)."""

@@ -8,15 +8,20 @@ wrong value are reported the same way; `parse` turns pydantic's own complaints
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from watcher.events import Trigger
 from watcher.names import check_incident_id
-from watcher.times import positive_duration
+from watcher.times import WINDOW, parse_duration
 
 MAX_TEXT = 4096
+MAX_GLOBS = 100
+MAX_GLOB = 256
+MAX_EPOCH = 253402300799.0
+"""9999-12-31T23:59:59Z: the last second an RFC 3339 time can name."""
 _M = TypeVar("_M", bound="Body")
 
 
@@ -42,16 +47,16 @@ def _maybe_incident(value: object) -> str | None:
 def _scope(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
         raise ValueError('scope must be a list of source-name globs such as ["cloud/*", "gw/*"]')
+    if len(value) > MAX_GLOBS or any(len(g) > MAX_GLOB for g in value):
+        raise ValueError(f"scope takes at most {MAX_GLOBS} globs of at most {MAX_GLOB} characters each")
     return tuple(value)
 
 
 def _window(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"window: expected a duration such as 90s, 15m or 2h, got {value!r}")
     try:
-        return positive_duration(value)
+        return parse_duration(value, WINDOW)
     except ValueError as exc:
         raise ValueError(f"window: {exc}") from None
 
@@ -60,8 +65,13 @@ def _epoch(what: str) -> BeforeValidator:
     def check(value: object) -> float | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{what} must be Unix seconds or null")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 <= value <= MAX_EPOCH
+        ):
+            raise ValueError(f"{what} must be Unix seconds (0 to {MAX_EPOCH:.0f}) or null")
         return float(value)
 
     return BeforeValidator(check)

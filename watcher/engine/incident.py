@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import TypedDict
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, TypedDict
 
 from watcher.engine.evidence import Blocker, SourceEvidence
-from watcher.events import ErrorEvent, State
+from watcher.events import ErrorEvent, State, clip
 from watcher.names import in_scope
 
 
@@ -158,7 +158,7 @@ class Incident:
             lines_by_source={
                 str(k): int(_float(v)) for k, v in (by_source.items() if isinstance(by_source, dict) else ())
             },
-            last_error=ErrorEvent(**last) if isinstance(last, dict) else None,
+            last_error=_error(last) if isinstance(last, dict) else None,
             pending=[_break(p) for p in _list(get("pending"))],
         )
 
@@ -230,5 +230,16 @@ def _break(value: object) -> Break:
     start, end, source, rule, message = items[:5]
     stamped = _maybe(items[5]) if len(items) > 5 else None
     return Break(
-        _float(start), _float(end), str(source), None if rule is None else str(rule), str(message), stamped
+        _float(start),
+        _float(end),
+        str(source),
+        None if rule is None else str(rule),
+        clip(str(message)),
+        stamped,
     )
+
+
+def _error(saved: dict[str, Any]) -> ErrorEvent:
+    """The last error of a saved incident; clipped, as one saved before messages were bounded may be long."""
+    event = ErrorEvent(**saved)
+    return replace(event, message=clip(event.message))

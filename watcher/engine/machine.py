@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from watcher.details import (
     BreakDetail,
@@ -37,7 +38,7 @@ from watcher.engine import report
 from watcher.engine.evidence import Down, Track, counted_at
 from watcher.engine.incident import Break, EngineState, Incident, IncidentStatus, compact
 from watcher.engine.persist import STATE_VERSION, restore_tracks, save_tracks
-from watcher.events import ErrorEvent, Expectation, Gap, Kind, Liveness
+from watcher.events import ErrorEvent, Expectation, Gap, Kind, Liveness, clip
 from watcher.times import format_duration
 
 # Pending breaks are compacted past this many per incident (see incident.compact),
@@ -196,7 +197,13 @@ class Engine:
     # ---- observations --------------------------------------------------------------
 
     def observe(self, event: ErrorEvent) -> list[Transition]:
-        """An error event; it takes effect once the watermarks of the scope pass the time it counts at."""
+        """An error event; it takes effect once the watermarks of the scope pass the time it counts at.
+
+        Its message is clipped (events.clip): the state, the timeline and the announcements
+        keep a few KiB of a line, however long the line was.
+        """
+        if len(message := clip(event.message)) != len(event.message):
+            event = replace(event, message=message)
         out: list[Transition] = []
         for inc in self._open():
             if not inc.covers(event.source):
@@ -278,8 +285,14 @@ class Engine:
         sources: Iterable[str] = (),
         expectations: Mapping[str, Expectation] | None = None,
         skew_tolerance: float = math.inf,
+        watermarks: Mapping[str, float | None] | None = None,
     ) -> Engine:
-        """The engine `snapshot()` saved (this version or the one before); ValueError otherwise."""
+        """The engine `snapshot()` saved (this version or the one before); ValueError otherwise.
+
+        `watermarks` (the resume points) may be newer than the snapshot's: the daemon does
+        not rewrite the snapshot when only watermarks moved, so the newer of the two is the
+        engine's.
+        """
         version = snap.get("version")
         if version not in (1, STATE_VERSION):
             raise ValueError(
@@ -290,6 +303,13 @@ class Engine:
             blind_after=blind_after, sources=sources, expectations=expectations, skew_tolerance=skew_tolerance
         )
         restore_tracks(snap, eng._tracks, eng.add_source)
+        for name, mark in (watermarks or {}).items():
+            if mark is None:
+                continue
+            eng.add_source(name)
+            track = eng._tracks[name]
+            if track.watermark is None or mark > track.watermark:
+                track.watermark = mark
         listed = snap.get("incidents")
         for item in listed if isinstance(listed, list) else []:
             inc = Incident.from_state(item)

@@ -1,4 +1,5 @@
-"""Announcements as webhook bodies: Slack Block Kit with a plain `text` fallback, or generic JSON.
+"""Announcements as bodies: Slack Block Kit with a plain `text` fallback (Mattermost reads the
+`text`), generic JSON, or a Teams Adaptive Card (teams.py).
 
 Pure: news (watcher.notify.news) in, a JSON-ready dict out. Everything that came from
 a log line or a user (titles, actions, reasons, source names) is redacted first and,
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from watcher.config.notify import DEFAULT_TEMPLATES
 from watcher.details import (
+    AlertDetail,
     BreakDetail,
     ClosedDetail,
     GapDetail,
@@ -26,11 +28,22 @@ from watcher.details import (
     SourcesDetail,
 )
 from watcher.events import State
-from watcher.notify.news import CheckNews, HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
-from watcher.redact import redact
+from watcher.notify import teams
+from watcher.notify.news import (
+    CheckNews,
+    EscalationNews,
+    HeartbeatLine,
+    HeartbeatNews,
+    News,
+    StatusNews,
+    TransitionNews,
+    kind_of,
+)
+from watcher.notify.status_message import status_lines
+from watcher.redact import redact, redact_doc
 from watcher.times import format_duration, format_time
 
-Format = Literal["slack", "json"]
+Format = Literal["slack", "json", "teams"]
 
 # Slack's limits: 3,000 characters per section text, 50 blocks per message; the
 # fallback `text` is cut at 40,000, but clients show far less, so it is kept short too.
@@ -75,6 +88,12 @@ class Renderer:
         if isinstance(news, CheckNews):
             text = f"watcher test message for the {news.channel} channel from {news.host}"
             return self._assemble(news, self._clean(text), [], code=None)
+        if isinstance(news, StatusNews):
+            headline, lines, code = status_lines(news, utc)
+            return self._assemble(news, self._clean(headline), [self._clean(x) for x in lines], code)
+        if isinstance(news, EscalationNews):
+            text = f"*{news.incident}* ESCALATED at {utc(news.at)}: {news.cause}"
+            return self._assemble(news, self._clean(text), [self._clean(news.title)], code=None)
         return self._transition(news)
 
     # ---- transitions ----------------------------------------------------------------
@@ -103,6 +122,8 @@ class Renderer:
         elif isinstance(d, BreakDetail):
             code = d.message
             details.append(f"streak restarts at {utc(d.streak_start)}")
+        elif isinstance(d, AlertDetail):
+            details.append(self._clean(" ".join(d.labels)))
         return self._assemble(news, headline, details, code)
 
     def _heartbeat_line(self, inc: HeartbeatLine) -> str:
@@ -128,6 +149,8 @@ class Renderer:
     def _assemble(self, news: News, headline: str, details: list[str], code: str | None) -> dict[str, object]:
         quoted = None if code is None else self._clean(code)
         plain = "\n".join([headline, *details] + ([quoted] if quoted is not None else []))
+        if self.fmt == "teams":
+            return teams.card(kind_of(news), headline, details, quoted)
         if self.fmt == "json":
             transition = news if isinstance(news, TransitionNews) else None
             return {
@@ -136,7 +159,7 @@ class Renderer:
                 "state": str(transition.state) if transition else None,
                 "at": format_time(news.at),
                 "text": truncate(plain, TEXT_LIMIT),
-                "payload": _redacted(news.to_json(), self.secrets),
+                "payload": redact_doc(news.to_json(), self.secrets),
             }
         blocks: list[dict[str, object]] = [_section(truncate(headline, SECTION_LIMIT))]
         blocks += [_section(chunk) for chunk in _chunks(details, SECTION_LIMIT)]
@@ -166,16 +189,6 @@ def _chunks(lines: Sequence[str], limit: int) -> list[str]:
     return out
 
 
-def _redacted(value: object, secrets: Sequence[str]) -> object:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, Mapping):
-        return {str(k): _redacted(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redacted(v, secrets) for v in value]
-    return value
-
-
 def _template_fields(news: TransitionNews) -> dict[str, str]:
     """Every `$field` a template may use, as text (not yet redacted or escaped)."""
     fields = {
@@ -193,6 +206,7 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         "lines": "?",
         "since": "?",
         "more": f" (+{news.also} more since the last message)" if news.also else "",
+        "alert": "",
     }
     d = news.detail
     if isinstance(d, OpenedDetail):
@@ -214,6 +228,8 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         }
     elif isinstance(d, ClosedDetail):
         fields["reason"] = d.reason
+    elif isinstance(d, AlertDetail):
+        fields["alert"] = d.summary or d.alertname
     fields["reason"] = fields["reason"] or "no reason given"
     fields["sources"] = fields["sources"] or "none"
     return fields

@@ -1,14 +1,24 @@
-"""The durable sender: one task per configured webhook, draining its outbox channel in order.
+"""The durable sender: one task per outbox lane (a webhook, a Slack app channel, PagerDuty),
+draining it in order through the lane's transport (transport.py).
 
 - In order: only the head of the channel is ever sent; a message waiting for its
   retry holds back every later one (the store's `due()` enforces it).
 - At most one POST per `interval` (Slack allows about one message per second per
   webhook), measured on the monotonic clock.
 - 2xx: marked sent at once. 429: retried after `Retry-After` (seconds or an HTTP
-  date), or the backoff when it has none. 5xx, 408, timeouts and connection errors:
+  date) but never later than `retry_after_max`, or the backoff when it has none: a
+  receiver cannot park a channel for a day. 5xx, 408, timeouts and connection errors:
   retried with capped exponential backoff and jitter. Any other answer is
   dead-lettered: logged, counted, shown in `status`; the next message goes on.
-- Retry times are wall-clock times in the store, so a restart keeps honouring them.
+- Retry times are wall-clock times in the store, so a restart keeps honouring them;
+  one further away than the longest wait the policy allows (a row from an older
+  watcher, a clock that jumped back) is taken as due at that longest wait.
+- Each channel has its own task and its own head of line: one channel's backoff
+  never delays another.
+- A status (the Slack app's living message) superseded by a newer one for the same
+  incident queued behind it is coalesced: marked done without a call, since the
+  newer one will say more.
+- A row that cannot be read or rendered is dead-lettered, never retried forever.
 
 At least once: a crash (or the shutdown grace running out) after the receiver
 accepted a message but before `mark_sent` committed sends that one message again
@@ -27,9 +37,9 @@ from dataclasses import dataclass
 
 from watcher.errors import StoreError
 from watcher.metrics import Metrics
-from watcher.notify.messages import Renderer
-from watcher.notify.news import News, TransitionNews, news_from_json
-from watcher.notify.webhook import Delivery, Webhook
+from watcher.notify.news import News, StatusNews, TransitionNews, news_from_json
+from watcher.notify.transport import Transport
+from watcher.notify.webhook import Delivery
 from watcher.store.outbox import Outbox
 from watcher.store.rows import OutboxRow
 
@@ -42,6 +52,16 @@ class RetryPolicy:
     """Minimum seconds between two POSTs to the same webhook."""
     initial: float = 1.0
     cap: float = 60.0
+    retry_after_max: float = 300.0
+    """The longest a 429's Retry-After is honoured."""
+
+    @property
+    def longest(self) -> float:
+        """No retry is ever scheduled further away than this."""
+        return max(self.cap, self.retry_after_max)
+
+    def retry_after(self, asked: float) -> float:
+        return min(max(asked, 0.0), self.retry_after_max)
 
     def backoff(self, attempts: int, rand: float) -> float:
         """Delay before attempt `attempts + 1`: doubling from `initial` up to `cap`, jittered to 50-100 %.
@@ -56,20 +76,18 @@ class Sender:
     def __init__(
         self,
         channel: str,
-        webhook: Webhook,
+        transport: Transport,
         *,
         outbox: Outbox,
         metrics: Metrics,
-        renderer: Renderer,
         policy: RetryPolicy,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.channel = channel
-        self._webhook = webhook
+        self._transport = transport
         self._outbox = outbox
         self._metrics = metrics
-        self._renderer = renderer
         self._policy = policy
         self._clock = clock
         self._rand = rand
@@ -95,40 +113,72 @@ class Sender:
                 log.error("%s sender cannot read the outbox, will retry: %s", self.channel, exc)
                 await self._sleep(self._policy.interval)
                 continue
-            delay = head[0].next_attempt_at - self._clock() if head else None
+            delay = self._delay(head[0]) if head else None
             if delay is None or delay > 0:
                 if self._finishing:
                     return
                 await self._sleep(delay)
                 continue
-            await self._pace()
             row = head[0]
+            news = self._read(row)
+            if news is None or self._coalesced(row, news):
+                continue
+            await self._pace()
             # Paced from the start of each POST, as the receiver counts them: the time a POST
             # and its commit take does not slow the drain below the limit.
             self._last_post = time.monotonic()
-            news = self._read(row)
-            if news is None:
+            try:
+                result = await self._transport.deliver(news)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                # Transports render before any I/O: a row this version cannot render
+                # would fail the same way on every retry.
+                self._dead(row, f"cannot render the queued announcement: {type(exc).__name__}: {exc}")
                 continue
-            result = await self._webhook.post(self._renderer.body(news))
             try:
                 self._settle(row, news, result)
             except StoreError as exc:
                 # The row stays pending and is sent again: at least once, never lost.
                 log.error("%s sender cannot record announcement %d: %s", self.channel, row.id, exc)
 
+    def _delay(self, row: OutboxRow) -> float:
+        """Seconds until `row` is due; a retry time further away than the policy allows is brought in."""
+        now = self._clock()
+        delay = row.next_attempt_at - now
+        if delay > self._policy.longest:
+            try:
+                self._outbox.reschedule(row.id, now + self._policy.longest)
+            except StoreError as exc:
+                log.error("%s sender cannot reschedule announcement %d: %s", self.channel, row.id, exc)
+            delay = self._policy.longest
+        return delay
+
     def _read(self, row: OutboxRow) -> News | None:
-        """The row's news; a row this version cannot read is dead-lettered instead of stopping the channel."""
+        """The row's news; one this version cannot read is dead-lettered instead of stopping the channel."""
         try:
             return news_from_json(row.kind, row.payload)
         except ValueError as exc:
-            reason = f"cannot read the queued announcement: {exc}"
+            self._dead(row, f"cannot read the queued announcement: {exc}")
+            return None
+
+    def _dead(self, row: OutboxRow, reason: str) -> None:
         log.error("%s: announcement %d dead-lettered: %s", self.channel, row.id, reason)
         try:
             self._outbox.mark_dead(row.id, self._clock(), reason)
         except StoreError as exc:
             log.error("%s sender cannot record announcement %d: %s", self.channel, row.id, exc)
         self._metrics.notification(self.channel, "dead")
-        return None
+
+    def _coalesced(self, row: OutboxRow, news: News) -> bool:
+        """Whether `row` is a status a newer one behind it supersedes; if so it is marked done."""
+        try:
+            if not isinstance(news, StatusNews) or not self._outbox.superseded(row, news.incident):
+                return False
+            self._outbox.mark_sent(row.id, self._clock())
+        except StoreError as exc:
+            log.error("%s sender cannot coalesce announcement %d: %s", self.channel, row.id, exc)
+            return False
+        self._metrics.notification(self.channel, "coalesced")
+        return True
 
     async def _sleep(self, seconds: float | None) -> None:
         """Until woken, or `seconds` pass (forever when None)."""
@@ -161,9 +211,11 @@ class Sender:
             )
         else:
             attempts = row.attempts + 1
-            wait = result.retry_after
-            if wait is None:
+            asked = result.retry_after
+            if asked is None:
                 wait = self._policy.backoff(attempts, self._rand())
+            else:
+                wait = self._policy.retry_after(asked)
             self._outbox.mark_retry(row.id, attempts, now + wait, result.describe())
             log.warning(
                 "%s: announcement %d attempt %d failed (%s); retrying in %.1fs",

@@ -10,6 +10,10 @@ unknown key, on purpose.
 Keepalives: asyncssh sends one after `keepalive_interval` without a packet received and
 drops the link when `keepalive_count_max` of them in a row go unanswered, so a dead,
 silent link is dropped interval x (count_max + 1) after the last packet it delivered.
+
+Without `user`, the login is the local user the watcher runs as; without
+`client_keys`, OpenSSH's default identity files in that user's ~/.ssh (as ssh(1)
+would try them, the home taken from the password database, not $HOME).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import pwd
 import socket
+from pathlib import Path
 
 import asyncssh
 
@@ -64,9 +71,37 @@ def login_name(user: str | None, host: str, port: int) -> str:
     return f"{user + '@' if user else ''}{host}:{port}"
 
 
-def user_for(cfg: JournalSourceConfig, host: str) -> str | None:
-    """The login for `host`: its host_users entry, else `user` (None: the local user's name)."""
-    return cfg.host_users.get(host, cfg.user)
+DEFAULT_IDENTITIES = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
+"""OpenSSH's default IdentityFile list (ssh_config(5)), in its order."""
+
+
+def user_for(cfg: JournalSourceConfig, host: str) -> str:
+    """The login for `host`: its host_users entry, else `user`, else the local user's name."""
+    return cfg.host_users.get(host) or cfg.user or _local_user().pw_name
+
+
+def client_keys(cfg: SshSettings) -> list[Path]:
+    """The keys offered: `client_keys`, else those of OpenSSH's default identity files that exist."""
+    if cfg.client_keys:
+        return list(cfg.client_keys)
+    ssh_dir = Path(_local_user().pw_dir) / ".ssh"
+    return [ssh_dir / name for name in DEFAULT_IDENTITIES if (ssh_dir / name).is_file()]
+
+
+def no_keys(cfg: SshSettings) -> str:
+    """Why there is no key to offer (client_keys empty and no default identity file)."""
+    ssh_dir = Path(_local_user().pw_dir) / ".ssh"
+    return (
+        f"no client_keys configured and no default identity file ({', '.join(DEFAULT_IDENTITIES)}) "
+        f"in {ssh_dir}: set client_keys, or give the watcher's user a key there"
+    )
+
+
+def _local_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwuid(os.geteuid())
+    except KeyError:  # a uid without a passwd entry (a bare container): no name, no home
+        return pwd.struct_passwd((f"uid{os.geteuid()}", "", os.geteuid(), os.getegid(), "", "/", ""))
 
 
 async def connect(
@@ -106,6 +141,9 @@ async def _open(
     watch: Watch | None,
 ) -> asyncssh.SSHClientConnection:
     where = login_name(user, host, port) + (" (via proxy_jump)" if tunnel else "")
+    keys = client_keys(cfg)
+    if not keys:
+        raise SourceError(f"{where}: {no_keys(cfg)}")
     try:
         async with asyncio.timeout(cfg.connect_timeout):
             sock = None if tunnel else await _dial(host, port)
@@ -115,7 +153,9 @@ async def _open(
                 sock=sock,
                 username=user,
                 known_hosts=str(cfg.known_hosts),
-                client_keys=[str(k) for k in cfg.client_keys] or None,
+                client_keys=[str(k) for k in keys],
+                # A passphrase-protected default key is skipped, as ssh would without an agent.
+                ignore_encrypted=not cfg.client_keys,
                 # Keys only: a watcher never types passwords, and agents differ per machine.
                 agent_path=None,
                 password=None,
@@ -130,9 +170,9 @@ async def _open(
     except asyncssh.HostKeyNotVerifiable:
         raise HostKeyError(_host_key_reason(cfg, host, port, where)) from None
     except asyncssh.PermissionDenied:
-        keys = ", ".join(str(k) for k in cfg.client_keys) or "the default keys"
+        tried = ", ".join(str(k) for k in keys)
         raise SourceError(
-            f"{where}: authentication failed with {keys} (is the public key in authorized_keys?)"
+            f"{where}: authentication failed with {tried} (is the public key in authorized_keys?)"
         ) from None
     except TimeoutError:
         raise SourceError(f"{where}: no SSH answer within {cfg.connect_timeout:g}s (timeout)") from None
@@ -181,7 +221,8 @@ async def _dial(host: str, port: int) -> socket.socket:
 
 
 def trust_problems(cfg: SshSettings, key: str) -> list[str]:
-    """`check-config`: the known_hosts file and client keys load (`key` prefixes each problem)."""
+    """`check-config`: the known_hosts file and client keys load and there is a key to offer
+    (`key` prefixes each problem)."""
     problems = []
     if cfg.known_hosts is not None:
         try:
@@ -193,6 +234,8 @@ def trust_problems(cfg: SshSettings, key: str) -> list[str]:
             asyncssh.read_private_key(str(path))
         except (OSError, asyncssh.KeyImportError, ValueError) as exc:
             problems.append(f"{key}.client_keys[{j}]: cannot use {path}: {_file_reason(exc)}")
+    if not client_keys(cfg):
+        problems.append(f"{key}.client_keys: {no_keys(cfg)}")
     return problems
 
 

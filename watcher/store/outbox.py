@@ -1,5 +1,9 @@
 """The announcement outbox: rows queued in the same commit as the transition behind them,
-drained in order per channel by the senders (watcher.notify.sender)."""
+drained in order per channel by the senders (watcher.notify.sender).
+
+Beside it, the held announcements: what a rate limit keeps back (a summary of the
+streak resets since the last one announced), one per channel and incident, committed
+with the transitions like the rows, and moved into the outbox when announced."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from dataclasses import dataclass
 
 from watcher.errors import StoreError
 from watcher.store.db import Database, dumps, loads
-from watcher.store.rows import OutboxRow
+from watcher.store.rows import HeldRow, OutboxRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,43 @@ class Outbox:
             head.append(OutboxRow(r[0], r[1], r[2], loads(r[3]), r[4], r[5], r[6], r[7]))
         return head
 
+    def superseded(self, row: OutboxRow, incident: str) -> bool:
+        """Whether a pending row of the same lane and kind about `incident` was queued after `row`."""
+        return bool(
+            self._db.query(
+                "SELECT 1 FROM outbox WHERE channel = ? AND kind = ? AND status = 'pending' AND id > ?"
+                " AND json_extract(payload, '$.incident') = ? LIMIT 1",
+                (row.channel, row.kind, row.id, incident),
+            )
+        )
+
+    def hold(
+        self, channel: str, incident: str, kind: str, payload: Mapping[str, object], due_at: float
+    ) -> None:
+        """Keep `payload` back for `incident` on `channel` until `due_at`, replacing what was held."""
+        text = dumps(payload, f"the held {kind} payload for {channel}")
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT INTO held_announcements (channel, incident, kind, payload, due_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, incident) DO UPDATE SET"
+                " kind = excluded.kind, payload = excluded.payload, due_at = excluded.due_at",
+                (channel, incident, kind, text, due_at),
+            )
+
+    def release(self, channel: str, incident: str) -> None:
+        """Forget what was held for `incident` on `channel`: it has been announced (or summed up)."""
+        with self._db.transaction():
+            self._db.execute(
+                "DELETE FROM held_announcements WHERE channel = ? AND incident = ?", (channel, incident)
+            )
+
+    def held(self) -> list[HeldRow]:
+        """Everything held back, soonest due first (the announcer's memory after a restart)."""
+        rows = self._db.query(
+            "SELECT channel, incident, kind, payload, due_at FROM held_announcements ORDER BY due_at, channel"
+        )
+        return [HeldRow(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows]
+
     def _mark(self, id: int, assignments: str, args: Sequence[object]) -> None:
         with self._db.transaction():
             rows = self._db.query("SELECT status FROM outbox WHERE id = ?", (id,))
@@ -74,6 +115,9 @@ class Outbox:
         self._mark(
             id, "attempts = ?, next_attempt_at = ?, last_error = ?", (attempts, next_attempt_at, error)
         )
+
+    def reschedule(self, id: int, next_attempt_at: float) -> None:
+        self._mark(id, "next_attempt_at = ?", (next_attempt_at,))
 
     def mark_dead(self, id: int, at: float, error: str) -> None:
         self._mark(id, "status = 'dead', done_at = ?, last_error = ?", (at, error))

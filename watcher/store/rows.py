@@ -66,3 +66,14 @@ class OutboxRow:
     attempts: int
     next_attempt_at: float
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRow:
+    """An announcement held back by a rate limit (a streak reset summary): due at `due_at`."""
+
+    channel: str
+    incident: str
+    kind: str
+    payload: Mapping[str, object]
+    due_at: float

@@ -36,5 +36,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # configured those would all be posted, hours late. They are history, not news.
         "DELETE FROM outbox WHERE status = 'pending'",
     ),
+    (
+        # Streak resets held back by the rate limit, one summary per channel and incident:
+        # kept in memory only, they were lost on a kill and dropped on a new mitigation.
+        """CREATE TABLE IF NOT EXISTS held_announcements (channel TEXT NOT NULL, incident TEXT NOT NULL,
+            kind TEXT NOT NULL, payload TEXT NOT NULL, due_at REAL NOT NULL,
+            PRIMARY KEY (channel, incident))""",
+    ),
+    (
+        # The Slack app's status message of each incident, per outbox lane: the message
+        # every later event edits and threads under. No foreign key: pruning closed
+        # incidents must not be blocked by it.
+        """CREATE TABLE IF NOT EXISTS slack_messages (lane TEXT NOT NULL, incident TEXT NOT NULL,
+            channel TEXT NOT NULL, ts TEXT NOT NULL, posted_at REAL NOT NULL,
+            PRIMARY KEY (lane, incident))""",
+        # Every Alertmanager alert state seen, so a retried or repeated notification neither
+        # opens a second incident nor repeats a timeline entry.
+        """CREATE TABLE IF NOT EXISTS alerts (group_key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            starts_at REAL NOT NULL, status TEXT NOT NULL, incident TEXT NOT NULL,
+            received_at REAL NOT NULL, PRIMARY KEY (group_key, fingerprint, starts_at, status))""",
+        "CREATE INDEX IF NOT EXISTS alerts_by_group ON alerts(group_key, received_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,7 +1,9 @@
 """What the watcher keeps across restarts, on top of the database (db.py).
 
 Incidents and their mitigations, the timeline, each source's resume point and the
-engine's snapshot; the announcement outbox is its own component (`store.outbox`).
+engine's snapshot; the announcement outbox (`store.outbox`), the Slack app's status
+messages (`store.threads`) and the alerts Alertmanager notified (`store.alerts`) are
+components of their own.
 Every public mutating method commits before it returns, or joins the enclosing
 `transaction()`. Times are float epoch seconds, UTC, as everywhere in `watcher`.
 """
@@ -17,9 +19,11 @@ from watcher import details
 from watcher.details import Detail, Transition
 from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound, StoreError
 from watcher.events import Kind
+from watcher.store.alerts import AlertLog
 from watcher.store.db import Database, dumps, loads
 from watcher.store.outbox import Outbox
 from watcher.store.rows import IncidentRow, MitigationRow, ResumePoint, TimelineRow
+from watcher.store.threads import SlackMessages
 
 _TimelineInsert = tuple[str, float, str, str | None, str, float]
 
@@ -28,10 +32,14 @@ class Store(Database):
     """The watcher's state: use `Store.open`, then `close()` or `with`."""
 
     outbox: Outbox
+    slack_messages: SlackMessages
+    alerts: AlertLog
 
     def _setup(self) -> None:
         super()._setup()
         self.outbox = Outbox(self)
+        self.slack_messages = SlackMessages(self)
+        self.alerts = AlertLog(self)
 
     # Incidents
 
@@ -107,11 +115,11 @@ class Store(Database):
         ]
 
     def prune_closed(self, before: float) -> int:
-        """Forget incidents closed before `before`, with their mitigations and timeline; how many."""
+        """Forget incidents closed before `before`, with everything kept about them; how many."""
         closed = "SELECT id FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?"
         with self.transaction():
-            self.execute(f"DELETE FROM timeline WHERE incident IN ({closed})", (before,))
-            self.execute(f"DELETE FROM mitigations WHERE incident IN ({closed})", (before,))
+            for table in ("timeline", "mitigations", "slack_messages", "alerts", "held_announcements"):
+                self.execute(f"DELETE FROM {table} WHERE incident IN ({closed})", (before,))
             return self.execute(
                 "DELETE FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?", (before,)
             ).rowcount

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import docker
 import requests
-from docker.errors import DockerException
+from docker.errors import APIError, DockerException
 
 _HINTS: tuple[tuple[type[OSError], str], ...] = (
     (FileNotFoundError, "no Docker socket there (is dockerd running?)"),
@@ -37,6 +37,19 @@ def describe(exc: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__ or (nested[-1] if nested else None)
     if isinstance(exc, requests.Timeout):
         return "timed out"
+    if isinstance(exc, APIError):  # not its str: `409 Client Error for http+docker://localhost/v1.47/...`
+        return _refusal(exc)
     if isinstance(exc, DockerException | requests.RequestException):
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return str(exc) or type(exc).__name__
+
+
+def _refusal(exc: APIError) -> str:
+    """`the Docker engine answered 409 Conflict: container 3f2a is not running`."""
+    status = exc.status_code
+    reason = exc.response.reason if exc.response is not None and exc.response.reason else ""
+    explanation = exc.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    said = f": {str(explanation).strip()}" if explanation else ""
+    return f"the Docker engine answered {status or '?'}{' ' + reason if reason else ''}{said}"

@@ -24,6 +24,7 @@ from watcher.snapshot.archive import Spool
 from watcher.snapshot.collect import Collection, Job
 from watcher.sources.docker.cursor import since_param
 from watcher.sources.docker.follow import LogStream
+from watcher.sources.docker.host import describe
 from watcher.sources.docker.stream import STDERR, STDOUT
 from watcher.times import parse_time
 
@@ -48,7 +49,7 @@ def _collect(
         col.lack("container", f"container {short} no longer exists")
         return
     except DockerException as exc:
-        col.lack("container", f"cannot inspect container {short}: {exc}")
+        col.lack("container", f"cannot inspect container {short}: {describe(exc)}")
         return
     col.describe(**summary(info))
     with col.member(f"{short}/inspect.json") as spool:
@@ -58,7 +59,7 @@ def _collect(
         with col.member(f"{short}/stdout.log") as out, col.member(f"{short}/stderr.log") as err:
             _logs(client, cid, tty, since, until, {STDOUT: out, STDERR: err})
     except DockerException as exc:
-        col.lack(f"{short} logs", f"cannot read the logs of container {short}: {exc}")
+        col.lack(f"{short} logs", f"cannot read the logs of container {short}: {describe(exc)}")
 
 
 def _logs(
