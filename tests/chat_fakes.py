@@ -10,19 +10,19 @@ show fails later, in the flow's run history, so the fake checks the shape itself
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.loopback import LoopbackServer
 
 TEAMS_LIMIT = 28 * 1024
 
 
 @dataclass
-class ChatFakes:
+class ChatFakes(LoopbackServer):
     mattermost: list[str] = field(default_factory=list)
     """The text of each post Mattermost would show."""
     teams: list[dict[str, Any]] = field(default_factory=list)
@@ -30,7 +30,7 @@ class ChatFakes:
     refused: list[tuple[str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.port = 0
+        super().__init__()
 
     def url(self, which: str) -> str:
         path = (
@@ -38,23 +38,9 @@ class ChatFakes:
         )
         return f"http://127.0.0.1:{self.port}{path}"
 
-    async def __aenter__(self) -> ChatFakes:
-        app = web.Application()
-        app.router.add_post("/hooks/{key}", self._mattermost)
-        app.router.add_post("/workflows/{flow}/triggers/manual", self._teams)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/hooks/{key}", self._mattermost)
+        router.add_post("/workflows/{flow}/triggers/manual", self._teams)
 
     async def _mattermost(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())

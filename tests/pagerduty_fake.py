@@ -11,15 +11,15 @@ open is dropped with 202, as PagerDuty does. A test can answer the next calls wi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.loopback import LoopbackServer
 
 KEY = "0123456789abcdef0123456789abcdef"
 ESCALATION_KEY = "fedcba9876543210fedcba9876543210"
@@ -48,7 +48,7 @@ class Event:
 
 
 @dataclass
-class PagerDutyFake:
+class PagerDutyFake(LoopbackServer):
     events: list[Event] = field(default_factory=list)
     open: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """(routing_key, dedup_key) -> the trigger's payload, while the alert is open."""
@@ -57,7 +57,7 @@ class PagerDutyFake:
     failing: deque[int] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
-        self.port = 0
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -73,23 +73,9 @@ class PagerDutyFake:
         """(action, routing key, dedup key, effect) of every accepted event, in order."""
         return [(e.action, e.key, e.dedup, e.effect) for e in self.accepted()]
 
-    async def __aenter__(self) -> PagerDutyFake:
-        app = web.Application()
-        app.router.add_post("/v2/enqueue", self._handle)
-        app.router.add_post("/v2/change/enqueue", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v2/enqueue", self._handle)
+        router.add_post("/v2/change/enqueue", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())

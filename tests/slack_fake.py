@@ -12,15 +12,15 @@ with every version of their text and their threads.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.loopback import LoopbackServer
 
 TOKEN = "xoxb-1234-5678-fake-token"
 
@@ -46,7 +46,7 @@ class Call:
 
 
 @dataclass
-class SlackFake:
+class SlackFake(LoopbackServer):
     channels: dict[str, str] = field(
         default_factory=lambda: {"C0INCIDENT": "incidents", "C0ONCALL": "oncall"}
     )
@@ -59,7 +59,7 @@ class SlackFake:
     """Retry-After seconds for the next calls, one per call."""
 
     def __post_init__(self) -> None:
-        self.port = 0
+        super().__init__()
         self._seq = 0
         self._last_post: dict[str, float] = {}
 
@@ -93,22 +93,8 @@ class SlackFake:
                 out.append(f"  └ [{r.ts}]{flag} {r.versions[-1]}")
         return "\n".join(out)
 
-    async def __aenter__(self) -> SlackFake:
-        app = web.Application()
-        app.router.add_post("/api/{method}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/api/{method}", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
