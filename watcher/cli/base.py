@@ -103,6 +103,7 @@ COMMANDS: dict[str, str] = {
     "incident": "incidents",
     "status": "incidents",
     "timeline": "incidents",
+    "sites": "fleet",
     "snapshot": "snapshot",
     "run": "commands",
     "check-config": "commands",
