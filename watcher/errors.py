@@ -8,7 +8,8 @@ WatcherError
  ├── StoreError     the state store cannot be opened or is from a newer version
  │    └── StateDirBusy   another daemon runs on the same state directory
  ├── DaemonError    the daemon is not running or refused a request
- │    └── DaemonNotRunning  nothing answers on the daemon's address
+ │    └── DaemonUnreachable  the daemon did not answer (nothing listens, or not in time)
+ │         └── DaemonNotRunning  nothing answers on the daemon's address
  ├── IncidentError  a command names an incident that cannot take it
  │    ├── IncidentNotFound  no incident has that id
  │    ├── IncidentExists    opening an id that is taken
@@ -55,7 +56,11 @@ class DaemonError(WatcherError):
     pass
 
 
-class DaemonNotRunning(DaemonError):
+class DaemonUnreachable(DaemonError):
+    pass
+
+
+class DaemonNotRunning(DaemonUnreachable):
     pass
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.alertmanager import Exporter, alerting, notifications
 from tests.daemon.test_alerts import receiving
 from tests.support import wait_until
-from watcher.daemon.token import TOKEN_FILE
+from watcher.config.endpoint import TOKEN_FILE
 from watcher.errors import StoreError
 
 

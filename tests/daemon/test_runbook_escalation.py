@@ -26,6 +26,10 @@ async def kinds(client: AsyncClient, incident: str) -> Counter[str]:
     return Counter(e["kind"] for e in (await client.timeline(incident))["events"])
 
 
+async def drained(client: AsyncClient) -> bool:
+    return bool((await client.status())["outbox"]["pending"] == 0)
+
+
 def escalations(rx: Receiver) -> Counter[tuple[str, str]]:
     """Per channel and cause, the escalation messages delivered."""
     found: Counter[tuple[str, str]] = Counter()
@@ -57,6 +61,9 @@ async def test_two_failed_mitigations_escalate_once_per_cause_across_sigkill(tmp
                     return k["mitigation_failed"] == 1 and escalations(rx)[ONCALL, "no_hypothesis"] == 1
 
                 await wait_until(first_round, what="the first failure and the no-hypothesis escalation")
+                # Delivery is at least once: a message sent but not yet marked is sent again after a
+                # kill. What this test counts is the decision, so kill once the outbox is drained.
+                await wait_until(lambda: drained(client), what="the outbox drained")
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
             down_at = time.time()
@@ -71,6 +78,7 @@ async def test_two_failed_mitigations_escalate_once_per_cause_across_sigkill(tmp
 
                 await wait_until(second_round, what="the mitigations_failed escalation")
                 assert await metric(port, failed) == 1
+                await wait_until(lambda: drained(client), what="the outbox drained")
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
             with process(cfg):

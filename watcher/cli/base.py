@@ -105,6 +105,7 @@ COMMANDS: dict[str, str] = {
     "timeline": "incidents",
     "statuspage": "runbook",
     "postmortem": "runbook",
+    "sites": "fleet",
     "snapshot": "snapshot",
     "run": "commands",
     "check-config": "commands",

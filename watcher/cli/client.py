@@ -12,11 +12,11 @@ daemon's user) even for a read.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from watcher.cli.wire import WireError, request
-from watcher.config.endpoint import Endpoint
-from watcher.errors import DaemonError, DaemonNotRunning, InputError
+from watcher.errors import DaemonError, DaemonNotRunning, DaemonUnreachable, InputError
 from watcher.names import check_incident_id, default_user
 from watcher.schema import (
     IncidentDoc,
@@ -35,10 +35,26 @@ POINT_ELSEWHERE = (
 )
 
 
+class Target(Protocol):
+    """Where a daemon's API is: this machine's (config.endpoint.Endpoint) or another site's
+    (config.sites.Site)."""
+
+    @property
+    def listen(self) -> str:
+        """`HOST:PORT`."""
+        ...
+
+    def token_path(self) -> Path: ...
+
+    def tried(self) -> str:
+        """What was tried, for the sentence when nothing answers there."""
+        ...
+
+
 class Client:
     """One daemon's API, at `endpoint`."""
 
-    def __init__(self, endpoint: Endpoint, *, user: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(self, endpoint: Target, *, user: str | None = None, timeout: float = 5.0) -> None:
         self.endpoint = endpoint
         host, _, port = endpoint.listen.rpartition(":")
         host = host.strip("[]")
@@ -126,11 +142,15 @@ class Client:
         if not redact:
             path += "?redact=false"
         if method != "GET" or not redact:
-            from watcher.daemon.token import read_token
+            from watcher.daemon.token import read_token_file
 
             # Only now: redacted reads work for users who cannot read the token file.
+            token_file = self.endpoint.token_path()
+            missing = (
+                f"no API token in {token_file} (a daemon writes it to its state_dir when it first starts)"
+            )
             try:
-                headers["Authorization"] = f"Bearer {read_token(self.endpoint.state_dir)}"
+                headers["Authorization"] = f"Bearer {read_token_file(token_file, missing=missing)}"
             except DaemonError as exc:
                 raise DaemonError(f"{exc}; tried {self.endpoint.tried()}; {POINT_ELSEWHERE}") from None
         data = None if body is None else json.dumps(body).encode()
@@ -144,7 +164,7 @@ class Client:
                 f"no watcher daemon answers on {where}: tried {self.endpoint.tried()}; {POINT_ELSEWHERE}"
             ) from None
         except TimeoutError:
-            raise DaemonError(
+            raise DaemonUnreachable(
                 f"the watcher daemon on {where} did not answer within {self._timeout:g}s "
                 "(is it stuck? `systemctl status novavms-watcher` shows its state)"
             ) from None
@@ -165,12 +185,10 @@ class Client:
         except ValueError:  # also UnicodeDecodeError: not our daemon, or a truncated answer
             data = None
         if status == 401:
-            from watcher.daemon.token import TOKEN_FILE
-
             raise DaemonError(
                 f"the daemon on {self.endpoint.listen} refused the API token in "
-                f"{self.endpoint.state_dir / TOKEN_FILE}: is the CLI using the daemon's config "
-                f"(same state_dir)? tried {self.endpoint.tried()}"
+                f"{self.endpoint.token_path()}: is it that daemon's own (its state_dir/api-token)? "
+                f"tried {self.endpoint.tried()}"
             )
         if isinstance(data, dict):
             if status < 400:

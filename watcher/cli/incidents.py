@@ -50,6 +50,19 @@ OrgOpt = Annotated[
     ),
 ]
 TextArg = Annotated[str, typer.Argument(metavar="TEXT", show_default=False)]
+AllSitesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-sites", help="At every watcher of the fleet ([[sites]] in the config) at once, not this one."
+    ),
+]
+PartialOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="With --all-sites: succeed although a site cannot be reached (it is still reported).",
+    ),
+]
 
 _D = TypeVar("_D")
 
@@ -58,6 +71,27 @@ def _call(config_file: Path | None, fn: "Callable[[Client], _D]") -> _D:
     from watcher.cli.client import Client
 
     return fn(Client(endpoint(config_file)))
+
+
+def _incident_command(
+    config_file: Path | None,
+    fn: "Callable[[Client], IncidentDoc]",
+    *,
+    all_sites: bool,
+    allow_partial: bool,
+    json_out: bool,
+    done: str,
+    headline: str,
+) -> None:
+    """`fn` against this daemon, or with --all-sites against every site of the fleet."""
+    if all_sites:
+        from watcher.cli.fleet import incident_everywhere
+
+        incident_everywhere(config_file, fn, done=done, json_out=json_out, allow_partial=allow_partial)
+        return
+    if allow_partial:
+        raise InputError("--allow-partial only goes with --all-sites")
+    _print_incident(_call(config_file, fn), json_out, headline)
 
 
 @incident_app.command("open", cls=Command)
@@ -74,12 +108,22 @@ def incident_open(
         typer.Option("--window", metavar="DURATION", help="Clean window, e.g. 15m (default from config)."),
     ] = None,
     org: OrgOpt = None,
+    all_sites: AllSitesOpt = False,
+    allow_partial: PartialOpt = False,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Start tracking an incident."""
-    doc = _call(config_file, lambda c: c.open_incident(incident, title, scope or [], window, org))
-    _print_incident(doc, json_out, f"opened {incident}")
+    """Start tracking an incident."""
+    _incident_command(
+        config_file,
+        lambda c: c.open_incident(incident, title, scope or [], window, org),
+        all_sites=all_sites,
+        allow_partial=allow_partial,
+        json_out=json_out,
+        done="opened",
+        headline=f"opened {incident}",
+    )
 
 
 @incident_app.command("hypothesis", cls=Command)
@@ -108,14 +152,23 @@ def incident_mitigate(
             help="When it was made (RFC 3339, in the past, after the incident opened); default now.",
         ),
     ] = None,
+    all_sites: AllSitesOpt = False,
+    allow_partial: PartialOpt = False,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Record a mitigation: the clean-streak clock starts then."""
     when = None if at is None else _past(at)
-    doc = _call(config_file, lambda c: c.mitigate(incident, action, when))
     started = "now" if at is None else f"at {when}"
-    _print_incident(doc, json_out, f"mitigation recorded for {incident}; streak clock started {started}")
+    _incident_command(
+        config_file,
+        lambda c: c.mitigate(incident, action, when),
+        all_sites=all_sites,
+        allow_partial=allow_partial,
+        json_out=json_out,
+        done="mitigation recorded for",
+        headline=f"mitigation recorded for {incident}; streak clock started {started}",
+    )
 
 
 @incident_app.command("note", cls=Command)
@@ -158,12 +211,21 @@ def incident_change(
 def incident_close(
     incident: IncidentArg,
     reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why it is closed.")] = "",
+    all_sites: AllSitesOpt = False,
+    allow_partial: PartialOpt = False,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Stop tracking an incident."""
-    doc = _call(config_file, lambda c: c.close(incident, reason))
-    _print_incident(doc, json_out, f"closed {incident}")
+    _incident_command(
+        config_file,
+        lambda c: c.close(incident, reason),
+        all_sites=all_sites,
+        allow_partial=allow_partial,
+        json_out=json_out,
+        done="closed",
+        headline=f"closed {incident}",
+    )
 
 
 @incident_app.command("reopen", cls=Command)
@@ -219,11 +281,25 @@ def status(
     watch: Annotated[
         bool, typer.Option("--watch", help="Redraw every 2 s until Ctrl-C, through daemon restarts.")
     ] = False,
+    all_sites: Annotated[
+        bool,
+        typer.Option(
+            "--all-sites",
+            help="Every site of the fleet merged by the resolution rule (streak start by max, "
+            "verified to by min; blind if any site is or cannot be reached).",
+        ),
+    ] = False,
+    allow_partial: PartialOpt = False,
     redact: RedactOpt = True,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Incidents with streak progress; sources with evidence and watermark lag."""
+    if allow_partial and not all_sites:
+        raise InputError("--allow-partial only goes with --all-sites")
+    if all_sites:
+        _fleet_status(config_file, watch=watch, json_out=json_out, allow_partial=allow_partial, redact=redact)
+        return
     from watcher.cli.client import Client
 
     if watch:
@@ -238,6 +314,25 @@ def status(
         from watcher.cli.status_view import status_view
 
         out.print(status_view(client.status(redact=redact)))
+
+
+def _fleet_status(
+    config_file: Path | None, *, watch: bool, json_out: bool, allow_partial: bool, redact: bool
+) -> None:
+    from watcher.cli import fleet
+
+    if watch:
+        from watcher.cli.watch import watch_status
+
+        fleet.sites_of(config_file)  # no config, no sites: say so before drawing anything
+        watch_status(lambda: fleet.Fleet(config_file), view=fleet.fleet_view, redact=redact)
+        return
+    doc = fleet.fleet_status(config_file, redact=redact)
+    if json_out:
+        print(json.dumps(doc))
+    else:
+        out.print(fleet.fleet_view(doc))
+    fleet.check_status(doc, allow_partial)
 
 
 @cli.command(cls=Command)

@@ -93,7 +93,7 @@ class Daemon:
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)
         self.metrics = metrics = Metrics(
-            self.registry, sources=names, rules=ruleset.rule_names, channels=lane_names(s.notify)
+            self.registry, sources=names, rules=ruleset.rule_names, channels=lane_names(s.notify), site=s.site
         )
         engine = self._engine({src.name: src.expectation(src.name) for src in built})
         for name, mark in engine.sources().items():

@@ -363,7 +363,12 @@ class Pipeline:
         statuses = [self.engine.status(i) for i in self.engine.incident_ids()]
         for s in statuses:
             self.metrics.incident(
-                s.id, state=str(s.state), clean_streak=s.clean_streak, resolved_at=s.resolved_at
+                s.id,
+                state=str(s.state),
+                clean_streak=s.clean_streak,
+                resolved_at=s.resolved_at,
+                streak_start=s.streak_start,
+                verified_to=s.verified_to,
             )
             self.metrics.impact(s.id, s.impact.orgs, s.impact.affected, s.impact.untracked)
             self._cannot_resolve(s)
