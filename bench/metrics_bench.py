@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.daemon.fake_api import FakeControl, running
 from watcher.events import State
-from watcher.metrics import Metrics
+from watcher.metrics import Handling, Metrics
 
 OUT = Path(__file__).parent / "out"
 RULES = ("level", "http-5xx", "priority", "panic", "java-exception", "text-level", "oom")
@@ -74,6 +74,11 @@ def build(n_sources: int, n_incidents: int) -> tuple[CollectorRegistry, Metrics]
             streak_start=now - 300,
             verified_to=now - 1.5,
         )
+        # The runbook's series, as the daemon exports them for a mitigated incident.
+        metrics.handled(incident, now - 900, now - 600, Handling(2, 1, {"no_hypothesis": 1}))
+        metrics.impact(incident, orgs=120, affected=3, untracked=0)
+    for i in range(n_incidents):
+        metrics.resolved_in(600.0 + 60 * i)
     metrics.outbox_pending(3)
     return registry, metrics
 

@@ -284,6 +284,54 @@ class TestEvidenceKeys:
         ]
 
 
+class TestRunbookKeys:
+    def test_defaults_are_the_runbooks(self, tmp_path: Path) -> None:
+        """Escalate at open + 20 minutes without a hypothesis, or on the second failed mitigation."""
+        path = tmp_path / "c.toml"
+        path.write_text(
+            RULE + '[[sources]]\nname = "edge"\nkind = "file"\npath = "/x"\nimpact_field = "org_id"\n'
+        )
+        s = config.load(path)
+        r = s.runbook
+        assert (r.no_hypothesis_after, r.failed_mitigations, r.max_orgs) == (1200.0, 2, 10_000)
+        assert (r.confirm_records, r.confirm_over, r.impact_lookback) == (10, 300.0, 1800.0)
+        assert (s.sources[0].impact_field, s.sources[0].impact_regex) == ("org_id", None)
+
+    @pytest.mark.parametrize(
+        ("keys", "message"),
+        [
+            ('impact_regex = "org=\\\\S+"', "sources[0].impact_regex: needs exactly one group, the org id"),
+            ('impact_regex = "(a)(b)"', "sources[0].impact_regex: needs exactly one group"),
+            ('impact_regex = "(?=org)(x)"', "sources[0].impact_regex: cannot be matched in linear time"),
+            (
+                'impact_field = "org_id"\nimpact_regex = "org=(x)"',
+                "sources[0].impact_regex: set impact_field",
+            ),
+        ],
+    )
+    def test_impact_keys_are_checked(self, tmp_path: Path, keys: str, message: str) -> None:
+        """An impact_regex has exactly one group, runs in linear time, and is not set beside impact_field."""
+        (found,) = problems(tmp_path, f'{RULE}[[sources]]\nname = "e"\nkind = "file"\npath = "/x"\n{keys}\n')
+        assert found.startswith(message)
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ('no_hypothesis_after = "0s"', "runbook.no_hypothesis_after: must be between 1s and 24h"),
+            (
+                "failed_mitigations = 0",
+                "runbook.failed_mitigations: Input should be greater than or equal to 1",
+            ),
+            ("max_orgs = 0", "runbook.max_orgs: Input should be greater than or equal to 1"),
+            ('confirm_over = "2d"', "runbook.confirm_over: must be between 0s and 24h"),
+        ],
+    )
+    def test_runbook_bounds(self, tmp_path: Path, line: str, message: str) -> None:
+        """The [runbook] section's values are bounded like every other, one line each."""
+        (found,) = problems(tmp_path, f"{RULE}[runbook]\n{line}\n")
+        assert found.startswith(message)
+
+
 class TestBounds:
     """Issue case 1: every duration, size and count has a range and is refused outside it."""
 

@@ -98,3 +98,31 @@ class TestFamily:
         f = Family("g", "d", ["a", "b"], "gauge")
         with pytest.raises(ValueError, match="has labels a, b"):
             f.set("only-one", 1.0)
+
+
+class TestHistogram:
+    def test_text_is_prometheus_clients_without_created(self) -> None:
+        """Buckets cumulative with `le` as prometheus_client spells them, then _count and _sum;
+        the same text as its own Histogram's, less the `_created` series."""
+        from prometheus_client import Histogram as ClientHistogram
+
+        from watcher.series import Histogram
+
+        ours = Histogram("t_seconds", "Doc.", [300.0, 1800.0, 86400.0])
+        theirs_registry = CollectorRegistry()
+        theirs = ClientHistogram(
+            "t_seconds", "Doc.", buckets=[300.0, 1800.0, 86400.0], registry=theirs_registry
+        )
+        for value in (240.0, 1500.0, 1500.0, 90_000.0, 300.0):
+            ours.observe(value)
+            theirs.observe(value)
+        out: list[str] = []
+        ours.render(out)
+        expected = [
+            ln for ln in generate_latest(theirs_registry).decode().splitlines() if "_created" not in ln
+        ]
+        assert "".join(out).splitlines() == expected
+        registry = CollectorRegistry()
+        registry.register(ours)
+        assert registry.get_sample_value("t_seconds_bucket", {"le": "1800.0"}) == 4
+        assert registry.get_sample_value("t_seconds_count") == 5

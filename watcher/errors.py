@@ -13,7 +13,8 @@ WatcherError
  ├── IncidentError  a command names an incident that cannot take it
  │    ├── IncidentNotFound  no incident has that id
  │    ├── IncidentExists    opening an id that is taken
- │    └── IncidentClosed    changing an incident that is closed
+ │    ├── IncidentClosed    changing an incident that is closed
+ │    └── IncidentNotClosed reopening an incident that is open
  ├── NotifyError    a webhook could not be reached
  └── SnapshotError  an evidence snapshot cannot be written, or does not verify
 
@@ -76,6 +77,10 @@ class IncidentExists(IncidentError):
 
 
 class IncidentClosed(IncidentError):
+    pass
+
+
+class IncidentNotClosed(IncidentError):
     pass
 
 

@@ -19,7 +19,8 @@ counters have none, and prometheus_client's collectors export counter families w
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,12 +33,23 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from watcher import __version__
-from watcher.events import State, Trigger
-from watcher.series import Family
+from watcher.events import Cause, State, Trigger
+from watcher.series import Family, Histogram
 
 STATES: tuple[str, ...] = tuple(s.value for s in State)
+RESOLVE_BUCKETS = tuple(60.0 * m for m in (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 720, 1440))
 NOTIFY_RESULTS = ("sent", "retried", "dead", "coalesced")
 BAD_LINE_REASONS = ("bad_utf8", "truncated", "copytruncate")
+
+
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """How an incident has been handled, as its record says (watcher.facts): counts only."""
+
+    mitigations: int = 0
+    failed: int = 0
+    escalations: Mapping[str, int] = field(default_factory=dict)
+    """Per cause (events.Cause)."""
 
 
 class Metrics:
@@ -53,7 +65,7 @@ class Metrics:
         site: str = "",
     ) -> None:
         self._rules = list(rules)
-        self._families: list[Family] = []
+        self._families: list[Family | Histogram] = []
 
         def family(name: str, doc: str, labels: Sequence[str], kind: str = "gauge") -> Family:
             f = Family(name, doc, labels, "counter" if kind == "counter" else "gauge")
@@ -148,6 +160,14 @@ class Metrics:
             "counter",
         )
         self._pending.set((), 0.0)
+        self._runbook_families(family)
+        self._time_to_resolve = Histogram(
+            "watcher_incident_time_to_resolve_seconds",
+            "From an incident's opening to the resolution that stands, observed when it is first closed.",
+            RESOLVE_BUCKETS,
+        )
+        registry.register(self._time_to_resolve)
+        self._families.append(self._time_to_resolve)
 
         # prometheus_client's collectors on a registry of their own, which the injected one
         # collects too: the exposition renders it after our families.
@@ -169,6 +189,52 @@ class Metrics:
                 self._notifications.ensure((channel, result))
         for trigger in Trigger:
             self._snapshots.ensure(str(trigger))
+
+    def _runbook_families(self, family: Callable[..., Family]) -> None:
+        """The runbook's series of each incident: its handling (counted on its record, so they
+        survive restarts) and whom its errors hit (counts only: an org id is never a label)."""
+        self._opened = family(
+            "watcher_incident_opened_timestamp_seconds", "When the incident opened (Unix time).", ["incident"]
+        )
+        self._first_mitigated = family(
+            "watcher_incident_first_mitigated_timestamp_seconds",
+            "When the incident's first mitigation was made (Unix time); absent until then.",
+            ["incident"],
+        )
+        self._mitigations = family(
+            "watcher_incident_mitigations_total",
+            "Mitigations recorded for the incident.",
+            ["incident"],
+            "counter",
+        )
+        self._failed = family(
+            "watcher_incident_failed_mitigations_total",
+            "Mitigations that failed: regressed after, or not resolved within twice the window.",
+            ["incident"],
+            "counter",
+        )
+        self._escalations = family(
+            "watcher_incident_escalations_total",
+            "Escalations to the engineering lead, by cause (once per cause).",
+            ["incident", "cause"],
+            "counter",
+        )
+        self._orgs = family(
+            "watcher_incident_orgs",
+            "Distinct orgs (a source's impact_field) whose errors the incident counted, up to "
+            "runbook.max_orgs.",
+            ["incident"],
+        )
+        self._affected = family(
+            "watcher_incident_orgs_affected",
+            "Of those, the orgs still affected: an error within the window before the verified time.",
+            ["incident"],
+        )
+        self._untracked = family(
+            "watcher_incident_untracked_org_records",
+            "Error records of orgs beyond runbook.max_orgs: counted, not named.",
+            ["incident"],
+        )
 
     # Sources
 
@@ -255,6 +321,34 @@ class Metrics:
             self._state.remove((incident, state))
         for family in (self._streak, self._window, self._resolved, self._streak_start, self._verified_to):
             family.remove(incident)
+        for family in (self._opened, self._first_mitigated, self._mitigations, self._failed):
+            family.remove(incident)
+        for family in (self._orgs, self._affected, self._untracked):
+            family.remove(incident)
+        for cause in Cause:
+            self._escalations.remove((incident, str(cause)))
+
+    def handled(
+        self, incident: str, opened_at: float, first_mitigated_at: float | None, handling: Handling
+    ) -> None:
+        """How an incident has been handled, from its record."""
+        self._opened.set(incident, opened_at)
+        if first_mitigated_at is not None:
+            self._first_mitigated.set(incident, first_mitigated_at)
+        self._mitigations.set(incident, handling.mitigations)
+        self._failed.set(incident, handling.failed)
+        for cause in Cause:
+            self._escalations.set((incident, str(cause)), handling.escalations.get(cause, 0))
+
+    def impact(self, incident: str, orgs: int, affected: int, untracked: int) -> None:
+        """Whom an incident's errors hit, in counts (org ids are never labels)."""
+        self._orgs.set(incident, orgs)
+        self._affected.set(incident, affected)
+        self._untracked.set(incident, untracked)
+
+    def resolved_in(self, seconds: float) -> None:
+        """A closed incident's time from opening to the resolution that stands."""
+        self._time_to_resolve.observe(seconds)
 
     # Notifications and snapshots
 

@@ -20,7 +20,12 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -107,6 +112,46 @@ class Family(Collector):
             return f"{self.name} "
         pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(zip(self.labels, values, strict=True)))
         return f"{self.name}{{{pairs}}} "
+
+
+class Histogram(Collector):
+    """A histogram without labels (its `le` buckets, `_sum` and `_count`), written like a
+    `Family`. prometheus_client's would also export a `_created` series."""
+
+    def __init__(self, name: str, doc: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.doc = doc
+        self.bounds = (*sorted(buckets), math.inf)
+        self.counts = [0] * len(self.bounds)
+        """Per bucket, the observations up to its bound and above the one before."""
+        self.sum = 0.0
+        help_text = doc.replace("\\", "\\\\").replace("\n", "\\n")
+        self._head = f"# HELP {name} {help_text}\n# TYPE {name} histogram\n"
+
+    def observe(self, value: float) -> None:
+        self.counts[next(i for i, bound in enumerate(self.bounds) if value <= bound)] += 1
+        self.sum += value
+
+    def render(self, out: list[str]) -> None:
+        out.append(self._head)
+        out.extend(f'{self.name}_bucket{{le="{le}"}} {float(n)!r}\n' for le, n in self._cumulative())
+        out.append(f"{self.name}_count {float(sum(self.counts))!r}\n")
+        out.append(f"{self.name}_sum {_spelled(self.sum)}\n")
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.doc)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.doc)
+        family.add_metric([], [(le, float(n)) for le, n in self._cumulative()], self.sum)
+        return [family]
+
+    def _cumulative(self) -> list[tuple[str, int]]:
+        total, out = 0, []
+        for bound, n in zip(self.bounds, self.counts, strict=True):
+            total += n
+            out.append((_spelled(bound), total))
+        return out
 
 
 def _tuple(key: Key) -> tuple[str, ...]:

@@ -75,7 +75,7 @@ class TestRoundTrip:
     async def test_default_window(self, client: AsyncClient, control: FakeControl) -> None:
         """Without --window the daemon's default applies (None is sent as no field)."""
         await client.open_incident("P1-gw", "t", [], None)
-        assert control.incidents["P1-gw"]["window"] is None
+        assert control.records["P1-gw"]["window"] is None
 
     async def test_wildcard_listen_connects_to_loopback(self, server: ApiServer, state_dir: Path) -> None:
         """A daemon listening on 0.0.0.0 is reached on 127.0.0.1."""

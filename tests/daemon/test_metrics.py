@@ -13,7 +13,7 @@ from tests.conftest import require_binary
 from tests.daemon.fake_api import FakeControl, running
 from watcher import __version__
 from watcher.events import State, Trigger
-from watcher.metrics import BAD_LINE_REASONS, NOTIFY_RESULTS, STATES, Metrics
+from watcher.metrics import BAD_LINE_REASONS, NOTIFY_RESULTS, STATES, Handling, Metrics
 
 SOURCES = ("cloud", "gw/gw-berlin-01")
 RULES = ("json-level", "panic")
@@ -266,6 +266,47 @@ class TestIncidents:
         assert "P1-b" not in left and "P1-a" in left
 
 
+class TestRunbookMetrics:
+    def test_handling_per_incident(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Opened and first-mitigated times, mitigations, failed ones, escalations by cause."""
+        metrics.add_incident("P1-a", 900)
+        metrics.handled("P1-a", 1_795_000_000, None, Handling())
+        inc = {"incident": "P1-a"}
+        assert registry.get_sample_value("watcher_incident_opened_timestamp_seconds", inc) == 1_795_000_000
+        assert registry.get_sample_value("watcher_incident_first_mitigated_timestamp_seconds", inc) is None
+        metrics.handled("P1-a", 1_795_000_000, 1_795_000_100, Handling(2, 2, {"mitigations_failed": 1}))
+        assert (
+            registry.get_sample_value("watcher_incident_first_mitigated_timestamp_seconds", inc)
+            == 1_795_000_100
+        )
+        assert registry.get_sample_value("watcher_incident_mitigations_total", inc) == 2
+        assert registry.get_sample_value("watcher_incident_failed_mitigations_total", inc) == 2
+        for cause, n in (("mitigations_failed", 1), ("no_hypothesis", 0)):
+            labels = {**inc, "cause": cause}
+            assert registry.get_sample_value("watcher_incident_escalations_total", labels) == n
+        metrics.remove_incident("P1-a")
+        assert registry.get_sample_value("watcher_incident_mitigations_total", inc) is None
+        assert registry.get_sample_value("watcher_incident_opened_timestamp_seconds", inc) is None
+
+    def test_time_to_resolve_histogram(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Across incidents, in seconds, with buckets from 5 minutes to a day."""
+        for seconds in (240, 1500, 1500, 90_000):
+            metrics.resolved_in(seconds)
+        get = registry.get_sample_value
+        assert get("watcher_incident_time_to_resolve_seconds_count") == 4
+        assert get("watcher_incident_time_to_resolve_seconds_bucket", {"le": "300.0"}) == 1
+        assert get("watcher_incident_time_to_resolve_seconds_bucket", {"le": "1800.0"}) == 3
+        assert get("watcher_incident_time_to_resolve_seconds_bucket", {"le": "+Inf"}) == 4
+
+    def test_impact_is_counts_only(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Orgs with errors, still affected, untracked records: no org id in any label."""
+        metrics.impact("P1-a", orgs=3, affected=1, untracked=7)
+        assert registry.get_sample_value("watcher_incident_orgs_affected", {"incident": "P1-a"}) == 1
+        assert registry.get_sample_value("watcher_incident_untracked_org_records", {"incident": "P1-a"}) == 7
+        labels = {k for fam in registry.collect() for s in fam.samples for k in s.labels}
+        assert "org" not in labels and "org_id" not in labels
+
+
 class TestExposition:
     def test_body_holds_what_the_registry_collects(
         self, registry: CollectorRegistry, metrics: Metrics
@@ -318,6 +359,9 @@ class TestExposition:
         metrics.incident("P1-a", state="resolved", clean_streak=900, resolved_at=1_795_000_900)
         metrics.lines("cloud", 10)
         metrics.error("cloud", "panic")
+        metrics.handled("P1-a", 1_795_000_000, 1_795_000_100, Handling(2, 1, {"no_hypothesis": 1}))
+        metrics.impact("P1-a", orgs=3, affected=1, untracked=0)
+        metrics.resolved_in(900)
         served = running(FakeControl(), metrics=metrics)
         async with (
             served as server,

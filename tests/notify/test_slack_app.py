@@ -142,6 +142,14 @@ class TestStatusMessage:
         investigating = status_lines(status(State.INVESTIGATING), str)[1][0]
         assert "no mitigation yet" in investigating
 
+    def test_the_status_says_whom_the_errors_hit(self) -> None:
+        """The living message carries the impact sentences, and they survive the outbox's JSON."""
+        impact = ("3 org(s) had errors, 1 still affected", "org-a: clear, 12 error record(s), last ...")
+        s = status(State.VERIFYING, clean=60, impact=impact)
+        assert StatusNews.from_json(s.to_json()) == s
+        lines = status_lines(s, str)[1]
+        assert [x for x in lines if x.startswith("impact: ")] == [f"impact: {i}" for i in impact]
+
     def test_log_text_is_redacted_and_escaped(self) -> None:
         """The quoted last error cannot ping the channel or leak a secret."""
         s = status(State.VERIFYING, last_error=LastError(T0, "edge", "level", "<!channel> password=hunter2"))

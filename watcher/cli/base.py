@@ -103,6 +103,8 @@ COMMANDS: dict[str, str] = {
     "incident": "incidents",
     "status": "incidents",
     "timeline": "incidents",
+    "statuspage": "runbook",
+    "postmortem": "runbook",
     "sites": "fleet",
     "snapshot": "snapshot",
     "run": "commands",

@@ -18,7 +18,16 @@ from typing import Any, Protocol, TypeVar
 from watcher.cli.wire import WireError, request
 from watcher.errors import DaemonError, DaemonNotRunning, DaemonUnreachable, InputError
 from watcher.names import check_incident_id, default_user
-from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import (
+    IncidentDoc,
+    IncidentListDoc,
+    PostmortemDoc,
+    RecordedDoc,
+    SnapshotDoc,
+    StatusDoc,
+    StatuspageDoc,
+    TimelineDoc,
+)
 
 POINT_ELSEWHERE = (
     "start it (`make run`, or `systemctl start novavms-watcher`) or point the CLI at it "
@@ -58,19 +67,61 @@ class Client:
     def status(self, *, redact: bool = True) -> StatusDoc:
         return _answer_as(StatusDoc, self._request("GET", "/api/v1/status", redact=redact))
 
-    def open_incident(self, incident: str, title: str, scope: list[str], window: str | None) -> IncidentDoc:
+    def incidents(self, include_closed: bool = False) -> IncidentListDoc:
+        path = "/api/v1/incidents" + ("?all=true" if include_closed else "")
+        return _answer_as(IncidentListDoc, self._request("GET", path))
+
+    def open_incident(
+        self, incident: str, title: str, scope: list[str], window: str | None, orgs: list[str] | None = None
+    ) -> IncidentDoc:
         body: dict[str, Any] = {"id": _checked(incident), "title": title, "scope": scope}
         if window is not None:
             body["window"] = window
+        if orgs:
+            body["orgs"] = orgs
         return _answer_as(IncidentDoc, self._request("POST", "/api/v1/incidents", body))
 
-    def mitigate(self, incident: str, action: str) -> IncidentDoc:
+    def mitigate(self, incident: str, action: str, at: str | None = None) -> IncidentDoc:
+        """`at`: when it was made (RFC 3339), for a mitigation recorded after the fact."""
         path = f"/api/v1/incidents/{_checked(incident)}/mitigations"
-        return _answer_as(IncidentDoc, self._request("POST", path, {"action": action}))
+        body: dict[str, Any] = {"action": action}
+        if at is not None:
+            body["at"] = at
+        return _answer_as(IncidentDoc, self._request("POST", path, body))
+
+    def note(self, incident: str, text: str, *, hypothesis: bool = False) -> IncidentDoc:
+        what = "hypotheses" if hypothesis else "notes"
+        path = f"/api/v1/incidents/{_checked(incident)}/{what}"
+        return _answer_as(IncidentDoc, self._request("POST", path, {"text": text}))
+
+    def change(
+        self,
+        incident: str,
+        *,
+        scope: list[str] | None = None,
+        window: str | None = None,
+        orgs: list[str] | None = None,
+    ) -> IncidentDoc:
+        body = {k: v for k, v in (("scope", scope), ("window", window), ("orgs", orgs)) if v is not None}
+        return _answer_as(
+            IncidentDoc, self._request("PATCH", f"/api/v1/incidents/{_checked(incident)}", body)
+        )
 
     def close(self, incident: str, reason: str) -> IncidentDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/close"
         return _answer_as(IncidentDoc, self._request("POST", path, {"reason": reason}))
+
+    def reopen(self, incident: str) -> IncidentDoc:
+        path = f"/api/v1/incidents/{_checked(incident)}/reopen"
+        return _answer_as(IncidentDoc, self._request("POST", path, {}))
+
+    def statuspage(self, incident: str) -> StatuspageDoc:
+        path = f"/api/v1/incidents/{_checked(incident)}/statuspage"
+        return _answer_as(StatuspageDoc, self._request("GET", path))
+
+    def postmortem(self, incident: str, *, redact: bool = True) -> PostmortemDoc:
+        path = f"/api/v1/incidents/{_checked(incident)}/postmortem"
+        return _answer_as(PostmortemDoc, self._request("GET", path, redact=redact))
 
     def timeline(self, incident: str, *, redact: bool = True) -> TimelineDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/timeline"
@@ -90,7 +141,7 @@ class Client:
         headers = {"X-Watcher-User": self._user, "Accept": "application/json"}
         if not redact:
             path += "?redact=false"
-        if method == "POST" or not redact:
+        if method != "GET" or not redact:
             from watcher.daemon.token import read_token_file
 
             # Only now: redacted reads work for users who cannot read the token file.

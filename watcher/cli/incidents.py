@@ -31,13 +31,25 @@ if TYPE_CHECKING:
 
 cli = new_app()
 
-incident_app = subcommands("Open, mitigate and close incidents (through the running daemon).")
+incident_app = subcommands(
+    "An incident's life: open, hypothesis, mitigate, note, change, close, reopen, list (through the daemon)."
+)
 cli.add_typer(incident_app, name="incident")
 
 IncidentArg = Annotated[
     str, typer.Argument(metavar="ID", help="Incident id, e.g. P1-20261127-liveview.", show_default=False)
 ]
 
+OrgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--org",
+        metavar="ORG",
+        help="An org id (impact_field) to follow: is it still affected? (repeatable).",
+        show_default=False,
+    ),
+]
+TextArg = Annotated[str, typer.Argument(metavar="TEXT", show_default=False)]
 AllSitesOpt = Annotated[
     bool,
     typer.Option(
@@ -95,21 +107,33 @@ def incident_open(
         str | None,
         typer.Option("--window", metavar="DURATION", help="Clean window, e.g. 15m (default from config)."),
     ] = None,
+    org: OrgOpt = None,
     all_sites: AllSitesOpt = False,
     allow_partial: PartialOpt = False,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Start tracking an incident."""
+    """Start tracking an incident."""
     _incident_command(
         config_file,
-        lambda c: c.open_incident(incident, title, scope or [], window),
+        lambda c: c.open_incident(incident, title, scope or [], window, org),
         all_sites=all_sites,
         allow_partial=allow_partial,
         json_out=json_out,
         done="opened",
         headline=f"opened {incident}",
     )
+
+
+@incident_app.command("hypothesis", cls=Command)
+@command
+def incident_hypothesis(
+    incident: IncidentArg, text: TextArg, config_file: ConfigOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Record a hypothesis of the cause: on the timeline, announced, and for the postmortem to confirm."""
+    doc = _call(config_file, lambda c: c.note(incident, text, hypothesis=True))
+    _print_incident(doc, json_out, f"hypothesis recorded for {incident}")
 
 
 @incident_app.command("mitigate", cls=Command)
@@ -120,21 +144,66 @@ def incident_mitigate(
         str,
         typer.Option("--action", metavar="TEXT", help="What was done, e.g. 'rolled back to 2026.11.26'."),
     ],
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="When it was made (RFC 3339, in the past, after the incident opened); default now.",
+        ),
+    ] = None,
     all_sites: AllSitesOpt = False,
     allow_partial: PartialOpt = False,
     config_file: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Record a mitigation: the clean-streak clock starts now."""
+    """Record a mitigation: the clean-streak clock starts then."""
+    when = None if at is None else _past(at)
+    started = "now" if at is None else f"at {when}"
     _incident_command(
         config_file,
-        lambda c: c.mitigate(incident, action),
+        lambda c: c.mitigate(incident, action, when),
         all_sites=all_sites,
         allow_partial=allow_partial,
         json_out=json_out,
         done="mitigation recorded for",
-        headline=f"mitigation recorded for {incident}; streak clock started",
+        headline=f"mitigation recorded for {incident}; streak clock started {started}",
     )
+
+
+@incident_app.command("note", cls=Command)
+@command
+def incident_note(
+    incident: IncidentArg, text: TextArg, config_file: ConfigOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Put a note on the timeline (announced to the incident channel)."""
+    doc = _call(config_file, lambda c: c.note(incident, text))
+    _print_incident(doc, json_out, f"note recorded for {incident}")
+
+
+@incident_app.command("change", cls=Command)
+@command
+def incident_change(
+    incident: IncidentArg,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", metavar="GLOB", help="The new scope (repeatable): replaces the old one."),
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option("--window", metavar="DURATION", help="The new clean window, e.g. 20m.")
+    ] = None,
+    org: OrgOpt = None,
+    config_file: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change an open incident's scope, window or named orgs; the change goes on the timeline.
+
+    A scope that now covers more sources restarts the streak: their errors before the change
+    were not watched for this incident."""
+    if scope is None and window is None and org is None:
+        raise InputError("nothing to change: give --scope, --window or --org")
+    doc = _call(config_file, lambda c: c.change(incident, scope=scope, window=window, orgs=org))
+    _print_incident(doc, json_out, f"changed {incident}")
 
 
 @incident_app.command("close", cls=Command)
@@ -157,6 +226,43 @@ def incident_close(
         done="closed",
         headline=f"closed {incident}",
     )
+
+
+@incident_app.command("reopen", cls=Command)
+@command
+def incident_reopen(incident: IncidentArg, config_file: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """Track a closed incident again; it needs a mitigation after this to resolve."""
+    doc = _call(config_file, lambda c: c.reopen(incident))
+    _print_incident(doc, json_out, f"reopened {incident}")
+
+
+@incident_app.command("list", cls=Command)
+@command
+def incident_list(
+    all_: Annotated[bool, typer.Option("--all", help="Closed incidents too (those still kept).")] = False,
+    config_file: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The open incidents (with --all, the closed ones too), oldest first."""
+    doc = _call(config_file, lambda c: c.incidents(all_))
+    if json_out:
+        print(json.dumps(doc))
+        return
+    import time
+
+    from watcher.cli.status_view import incident_lines
+
+    out.print(incident_lines(doc, time.strftime("%Y-%m-%d", time.gmtime())))
+
+
+def _past(at: str) -> str:
+    """`--at` as RFC 3339 UTC, checked here for a quick answer (the daemon checks the bounds)."""
+    from watcher.times import format_time, parse_time
+
+    try:
+        return format_time(parse_time(at)) or at
+    except ValueError as exc:
+        raise InputError(f"--at: {exc}") from None
 
 
 def _print_incident(doc: "IncidentDoc", json_out: bool, headline: str) -> None:

@@ -28,13 +28,20 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "recovered": "*$incident* sources back at $at: $sources",
     "resolved": "*$incident* RESOLVED at $at: no errors for $window in $sources",
     "regressed": "*$incident* REGRESSION at $at by $source [$rule]",
+    "reopened": "*$incident* reopened: $title",
+    "changed": "*$incident* changed at $at: $text",
+    "impact_confirmed": "*$incident* impact confirmed: $text",
     "closed": "*$incident* closed: $reason",
     "alert_firing": "*$incident* alert firing: $alert",
     "alert_cleared": "*$incident* the alert cleared: $alert (only the logs' evidence resolves an incident)",
+    "note": "*$incident* note: $text",
+    "hypothesis": "*$incident* hypothesis: $text",
+    "mitigation_failed": "*$incident* mitigation failed: $action: $reason",
+    "escalated": "*$incident* ESCALATE to the engineering lead: $reason",
 }
 TEMPLATE_FIELDS = frozenset(
     {"incident", "title", "kind", "state", "at", "action", "reason", "source", "rule", "sources"}
-    | {"window", "lines", "since", "more", "alert"}
+    | {"window", "lines", "since", "more", "alert", "text"}
 )
 
 

@@ -21,6 +21,7 @@ from watcher.config.base import Duration, Model, Window, within
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
+from watcher.config.runbook import RunbookConfig
 from watcher.config.sites import check_api_url, check_site_name
 from watcher.config.sources import SourceConfig
 from watcher.errors import ConfigError
@@ -101,6 +102,7 @@ class Settings(BaseSettings):
     notify: NotifyConfig = NotifyConfig()
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     retention: RetentionConfig = RetentionConfig()
+    runbook: RunbookConfig = RunbookConfig()
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
     ignore: list[RuleConfig] = []

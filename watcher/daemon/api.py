@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -28,20 +28,22 @@ from aiohttp.typedefs import Handler, Middleware
 
 from watcher.config.alerts import AlertmanagerConfig
 from watcher.daemon import alert_payload, requests
+from watcher.daemon.control import Control
 from watcher.errors import (
     DaemonError,
     IncidentClosed,
     IncidentExists,
+    IncidentNotClosed,
     IncidentNotFound,
     InputError,
     SnapshotError,
     StoreError,
 )
+from watcher.events import Kind
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
 from watcher.redact import redact_doc
-from watcher.schema import AlertDoc, IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 MAX_BODY = 64 * 1024
 ALERTMANAGER = "/api/v1/alerts/alertmanager"
@@ -49,35 +51,6 @@ _M = TypeVar("_M", bound=requests.Body)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 log = logging.getLogger(__name__)
-
-
-class Control(Protocol):
-    """What the API asks of the daemon (watcher.daemon.commands.Commands).
-
-    Methods raise IncidentNotFound (404), IncidentExists (409), and IncidentClosed,
-    SnapshotError or InputError for a request the daemon refuses (400); the
-    exception's sentence is passed to the user as is.
-    """
-
-    def status(self) -> StatusDoc: ...
-
-    async def open_incident(
-        self, incident: str, title: str, scope: list[str], window: float | None, by: str
-    ) -> IncidentDoc: ...
-
-    async def mitigate(self, incident: str, action: str, by: str) -> IncidentDoc: ...
-
-    async def close(self, incident: str, reason: str, by: str) -> IncidentDoc: ...
-
-    def timeline(self, incident: str) -> TimelineDoc: ...
-
-    async def snapshot(self, req: Request, by: str) -> SnapshotDoc: ...
-
-    async def alertmanager(self, notification: alert_payload.Notification) -> AlertDoc:
-        """May raise StoreError: answered 503, which Alertmanager retries."""
-        ...
-
-    def record_snapshot(self, taken: requests.SnapshotTaken, by: str) -> RecordedDoc: ...
 
 
 class _Refused(Exception):
@@ -121,10 +94,17 @@ class ApiServer:
         app.router.add_get("/healthz", self._get_healthz)
         app.router.add_get("/readyz", self._get_readyz)
         app.router.add_get("/api/v1/status", self._get_status)
+        app.router.add_get("/api/v1/incidents", self._get_incidents)
         app.router.add_post("/api/v1/incidents", self._post_incident)
+        app.router.add_patch("/api/v1/incidents/{id}", self._patch_incident)
         app.router.add_post("/api/v1/incidents/{id}/mitigations", self._post_mitigation)
+        app.router.add_post("/api/v1/incidents/{id}/notes", self._post_note)
+        app.router.add_post("/api/v1/incidents/{id}/hypotheses", self._post_hypothesis)
         app.router.add_post("/api/v1/incidents/{id}/close", self._post_close)
+        app.router.add_post("/api/v1/incidents/{id}/reopen", self._post_reopen)
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
+        app.router.add_get("/api/v1/incidents/{id}/statuspage", self._get_statuspage)
+        app.router.add_get("/api/v1/incidents/{id}/postmortem", self._get_postmortem)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
         app.router.add_post(ALERTMANAGER, self._post_alertmanager)
         app.router.add_post("/api/v1/snapshots/recorded", self._post_recorded_snapshot)
@@ -255,19 +235,45 @@ class ApiServer:
     async def _get_status(self, request: web.Request) -> web.Response:
         return await self._document(request, self._control.status())
 
+    async def _get_incidents(self, request: web.Request) -> web.Response:
+        listed = request.query.get("all", "false")
+        if listed not in ("true", "false"):
+            raise _Refused(400, f"all must be true or false, not {listed[:20]!r}")
+        return await self._document(request, self._control.incidents(listed == "true"))
+
     async def _post_incident(self, request: web.Request) -> web.Response:
         body = await _body(request, requests.OpenIncident)
         with _control_errors():
             result = await self._control.open_incident(
-                body.id, body.title, list(body.scope), body.window, _by(request)
+                body.id, body.title, list(body.scope), body.window, _by(request), body.orgs
             )
         return await self._document(request, result, status=201)
+
+    async def _patch_incident(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        b = await _body(request, requests.Change)
+        with _control_errors():
+            result = await self._control.change(incident, _by(request), b.scope, b.window, b.orgs)
+        return await self._document(request, result)
 
     async def _post_mitigation(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         body = await _body(request, requests.Mitigation)
         with _control_errors():
-            result = await self._control.mitigate(incident, body.action, _by(request))
+            result = await self._control.mitigate(incident, body.action, _by(request), body.at)
+        return await self._document(request, result, status=201)
+
+    async def _post_note(self, request: web.Request) -> web.Response:
+        return await self._text(request, Kind.NOTE)
+
+    async def _post_hypothesis(self, request: web.Request) -> web.Response:
+        return await self._text(request, Kind.HYPOTHESIS)
+
+    async def _text(self, request: web.Request, kind: Kind) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        body = await _body(request, requests.Text)
+        with _control_errors():
+            result = await self._control.note(incident, kind, body.text, _by(request))
         return await self._document(request, result, status=201)
 
     async def _post_close(self, request: web.Request) -> web.Response:
@@ -277,10 +283,29 @@ class ApiServer:
             result = await self._control.close(incident, body.reason, _by(request))
         return await self._document(request, result)
 
+    async def _post_reopen(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        await _body(request, requests.Reopen)
+        with _control_errors():
+            result = await self._control.reopen(incident, _by(request))
+        return await self._document(request, result)
+
     async def _get_timeline(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         with _control_errors():
             result = self._control.timeline(incident)
+        return await self._document(request, result)
+
+    async def _get_statuspage(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        with _control_errors():
+            result = self._control.statuspage(incident)
+        return await self._document(request, result)
+
+    async def _get_postmortem(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        with _control_errors():
+            result = self._control.postmortem(incident)
         return await self._document(request, result)
 
     async def _post_snapshot(self, request: web.Request) -> web.Response:
@@ -331,7 +356,7 @@ def _control_errors() -> Iterator[None]:
         raise _Refused(404, str(exc)) from None
     except IncidentExists as exc:
         raise _Refused(409, str(exc)) from None
-    except (IncidentClosed, SnapshotError, InputError) as exc:
+    except (IncidentClosed, IncidentNotClosed, SnapshotError, InputError) as exc:
         raise _Refused(400, str(exc)) from None
 
 

@@ -33,8 +33,10 @@ from watcher.daemon.lock import StateLock
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.readiness import readiness, report
 from watcher.daemon.retention import PRUNE_EVERY, prune
+from watcher.daemon.runbook import RunbookClock
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
+from watcher.engine.impact import ImpactPolicy
 from watcher.errors import StoreError
 from watcher.events import HEARTBEAT, Expectation
 from watcher.metrics import Metrics
@@ -42,6 +44,7 @@ from watcher.notify.announce import Announcement, Announcer
 from watcher.notify.channels import build_senders, lane_names, lanes
 from watcher.notify.news import HeartbeatNews, news_from_json
 from watcher.notify.sender import Sender
+from watcher.runbook.escalation import Policy
 from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.registry import build_sources
 from watcher.store import Store
@@ -114,6 +117,9 @@ class Daemon:
         for inc in store.incidents():
             metrics.add_incident(inc.id, inc.window)
         pipeline.refresh_incident_metrics()
+        self.runbook = RunbookClock(
+            pipeline, Policy(s.runbook.no_hypothesis_after, s.runbook.failed_mitigations)
+        )
         self.commands = Commands(s, pipeline)
         token = load_or_create_token(s.state_dir)
         self.api = ApiServer(
@@ -151,16 +157,22 @@ class Daemon:
         )
 
     def _engine(self, expect: dict[str, Expectation]) -> Engine:
-        r = self.settings.resolution
+        r, book = self.settings.resolution, self.settings.runbook
+        impact = ImpactPolicy(book.max_orgs, book.confirm_records, book.confirm_over, book.impact_lookback)
         args = {"blind_after": r.blind_after, "skew_tolerance": r.skew_tolerance}
         snap = self.store.engine_state()
         try:
-            if snap:
-                marks = {n: p.watermark for n, p in self.store.resume_points().items()}
-                return Engine.restore(snap, sources=expect, expectations=expect, watermarks=marks, **args)
+            if not snap:
+                return Engine(sources=expect, expectations=expect, impact=impact, **args)
+            marks = {n: p.watermark for n, p in self.store.resume_points().items()}
+            engine = Engine.restore(
+                snap, sources=expect, expectations=expect, watermarks=marks, impact=impact, **args
+            )
         except ValueError as exc:
             raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
-        return Engine(sources=expect, expectations=expect, **args)
+        for incident in engine.incident_ids():
+            engine.load_impact(incident, self.store.impact.load(incident))
+        return engine
 
     def _announcer(self) -> Announcer:
         notify = self.settings.notify
@@ -285,6 +297,7 @@ class Daemon:
             p.announce(p.announcer.tick(p.refresh_incident_metrics()))
             self.metrics.outbox_pending(self.store.outbox.pending_count())
             p.persist()
+            self.runbook.tick(self.clock())  # after the commit: it judges what the store holds
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()

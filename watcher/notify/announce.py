@@ -27,6 +27,9 @@ outbox. Nothing here does I/O, so the rules below are tested with plain numbers:
   open incident's status instead of a message of its own.
 - Escalation (`escalation()`): the runbook's escalation of an incident, for the
   lanes that page on it (PagerDuty's escalation routing key).
+- Notes (`note()`): what people write on the timeline (a note, a hypothesis) and what the
+  runbook's clock decides (a failed mitigation, an escalation) go out like transitions;
+  an escalation also to the on-call channel.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field, replace
 
 from watcher.details import Detail, Transition
 from watcher.engine import IncidentStatus
-from watcher.events import ALERT_NOTES, HEARTBEAT, TRANSITIONS, Kind, State
+from watcher.events import ALERT_NOTES, HEARTBEAT, RUNBOOK_NOTES, TRANSITIONS, Kind, State
 from watcher.notify.news import (
     EscalationNews,
     HeartbeatLine,
@@ -51,7 +54,8 @@ from watcher.notify.news import (
 from watcher.notify.status_message import progress_bar
 
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
-    **{str(k): ("incident",) for k in (*TRANSITIONS, *ALERT_NOTES)},
+    **{str(k): ("incident",) for k in (*TRANSITIONS, *ALERT_NOTES, *RUNBOOK_NOTES)},
+    str(Kind.ESCALATED): ("incident", "oncall"),
     HEARTBEAT: ("oncall",),
 }
 StatusOf = Callable[[str], IncidentStatus]
@@ -171,7 +175,8 @@ class Announcer:
     def note(
         self, incident: str, kind: Kind, at: float, detail: Detail, status: StatusOf
     ) -> list[Announcement]:
-        """What to enqueue for a note just put on the timeline (an alert that cleared)."""
+        """What to enqueue for a note just put on the timeline (an alert that cleared, a hypothesis,
+        an escalation)."""
         now = status(incident)
         out = self._route(TransitionNews(incident, now.title, kind, at, now.state, detail))
         return out + self._statuses(out, status)
@@ -233,6 +238,8 @@ class Announcer:
                 s.errors,
                 s.gaps,
                 list(s.blind_sources),
+                s.impact.orgs,
+                s.impact.affected,
             )
             lines.append(
                 HeartbeatLine(
@@ -246,6 +253,7 @@ class Announcer:
                     errors=s.errors,
                     blind_sources=s.blind_sources,
                     fingerprint=fingerprint,
+                    impact=s.impact.lines(),
                 )
             )
         self._beat = _Heartbeat(now, {line.incident: line.fingerprint for line in lines})

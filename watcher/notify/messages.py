@@ -20,12 +20,17 @@ from watcher.config.notify import DEFAULT_TEMPLATES
 from watcher.details import (
     AlertDetail,
     BreakDetail,
+    ChangedDetail,
     ClosedDetail,
+    EscalatedDetail,
     GapDetail,
+    ImpactDetail,
     MitigatedDetail,
+    MitigationFailedDetail,
     OpenedDetail,
     ResolvedDetail,
     SourcesDetail,
+    TextDetail,
 )
 from watcher.events import State
 from watcher.notify import teams
@@ -108,7 +113,8 @@ class Renderer:
         code = None
         d = news.detail
         if isinstance(d, OpenedDetail):
-            details.append(self._clean(f"scope {', '.join(d.scope)}, window {fields['window']}"))
+            named = f"; orgs named: {', '.join(d.orgs)}" if d.orgs else ""
+            details.append(self._clean(f"scope {', '.join(d.scope)}, window {fields['window']}{named}"))
         elif isinstance(d, MitigatedDetail):
             details.append(f"streak clock started at {utc(d.streak_start)}")
         elif isinstance(d, ResolvedDetail):
@@ -116,7 +122,7 @@ class Renderer:
                 f"evidence: {values['lines']} lines checked in {values['sources']}; "
                 f"clean from {values['since']} to {values['at']} ({values['window']})"
             )
-            details += [self._clean(e) for e in d.evidence]
+            details += [self._clean(e) for e in (*d.evidence, *d.impact)]
         elif isinstance(d, GapDetail):
             details.append(f"unreadable from {utc(d.start)} to {utc(d.end)}")
         elif isinstance(d, BreakDetail):
@@ -131,13 +137,16 @@ class Renderer:
         if not inc.changed:
             return self._clean(f"{who}: still {state}, no change")
         if inc.state is State.INVESTIGATING:
-            return self._clean(f"{who} investigating: no mitigation yet, {inc.errors} error(s) seen")
+            impact = "".join(f"; {i}" for i in inc.impact)
+            return self._clean(f"{who} investigating: no mitigation yet, {inc.errors} error(s) seen{impact}")
         line = (
             f"{who} {state}: clean {format_duration(round(inc.clean_streak))} "
             f"of {format_duration(inc.window)} since {utc(inc.streak_start)}"
         )
         if inc.blind_sources:
             line += f"; cannot see {', '.join(inc.blind_sources)}"
+        if inc.impact:
+            line += "; " + "; ".join(inc.impact)
         return self._clean(line)
 
     # ---- assembly -------------------------------------------------------------------
@@ -206,6 +215,7 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         "lines": "?",
         "since": "?",
         "more": f" (+{news.also} more since the last message)" if news.also else "",
+        "text": "",
         "alert": "",
     }
     d = news.detail
@@ -230,6 +240,25 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         fields["reason"] = d.reason
     elif isinstance(d, AlertDetail):
         fields["alert"] = d.summary or d.alertname
+    else:
+        fields |= _runbook_fields(d)
     fields["reason"] = fields["reason"] or "no reason given"
     fields["sources"] = fields["sources"] or "none"
     return fields
+
+
+def _runbook_fields(d: object) -> dict[str, str]:
+    """The template fields of the runbook's entries: `$text`, and a failure's `$action`/`$reason`."""
+    if isinstance(d, TextDetail):
+        return {"text": d.text}
+    if isinstance(d, ChangedDetail):
+        streak = f"; streak from {utc(d.streak_start)}" if d.streak_start is not None else ""
+        return {"text": "; ".join(d.changes()) + streak}
+    if isinstance(d, ImpactDetail):
+        since = f" since {utc(d.first)}" if d.first is not None else ""
+        return {"text": f"{d.records:,} error records{since}, {d.orgs:,} org(s)"}
+    if isinstance(d, MitigationFailedDetail):
+        return {"action": d.action, "reason": f"{d.reason} ({d.failures} failed so far)"}
+    if isinstance(d, EscalatedDetail):
+        return {"reason": d.reason}
+    return {}

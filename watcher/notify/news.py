@@ -11,7 +11,7 @@ is part of the contract:
   transition: {incident, title, kind, at, state, detail}; a streak reset's detail
               also says how many resets were held back before it (`also`)
   heartbeat:  {at, incidents: [{incident, title, state, changed, clean_streak, window,
-               streak_start, errors, blind_sources, fingerprint}]}
+               streak_start, errors, blind_sources, fingerprint, impact}]}
   test:       {at, channel, host}
   status:     {incident, title, state, at, opened_at, mitigated_at, window, clean_streak,
                streak_start, verified_to, resolved_at, errors, gaps, lines, last_error:
@@ -88,6 +88,8 @@ class HeartbeatLine:
     errors: int
     blind_sources: tuple[str, ...]
     fingerprint: tuple[object, ...]
+    impact: tuple[str, ...] = ()
+    """Whom its errors hit: sentences (engine/impact.py, `ImpactSummary.lines`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class HeartbeatNews:
                     "errors": i.errors,
                     "blind_sources": list(i.blind_sources),
                     "fingerprint": list(i.fingerprint),
+                    "impact": list(i.impact),
                 }
                 for i in self.incidents
             ],
@@ -135,6 +138,7 @@ class HeartbeatNews:
                     errors=errors if isinstance(errors, int) else 0,
                     blind_sources=tuple(map(str, _list(i.get("blind_sources")))),
                     fingerprint=tuple(_list(i.get("fingerprint"))),
+                    impact=tuple(map(str, _list(i.get("impact")))),
                 )
             )
         return cls(_num(doc.get("at")), tuple(lines))
@@ -183,6 +187,8 @@ class StatusNews:
     last_error: LastError | None
     blind_sources: tuple[str, ...]
     sources: tuple[str, ...]
+    impact: tuple[str, ...] = ()
+    """Whom its errors hit: sentences (engine/impact.py, `ImpactSummary.lines`)."""
 
     @classmethod
     def of(cls, s: IncidentStatus, at: float) -> StatusNews:
@@ -191,7 +197,7 @@ class StatusNews:
         return cls(
             s.id, s.title, s.state, at, s.opened_at, s.mitigated_at, s.window, s.clean_streak,
             s.streak_start, s.verified_to, s.resolved_at, s.errors, s.gaps, s.lines, last,
-            s.blind_sources, s.sources,
+            s.blind_sources, s.sources, s.impact.lines(),
         )  # fmt: skip
 
     def to_json(self) -> dict[str, object]:
@@ -199,6 +205,7 @@ class StatusNews:
         doc["state"] = str(self.state)
         doc["blind_sources"] = list(self.blind_sources)
         doc["sources"] = list(self.sources)
+        doc["impact"] = list(self.impact)
         e = self.last_error
         doc["last_error"] = None if e is None else {
             "at": e.at, "source": e.source, "rule": e.rule, "message": e.message
@@ -230,6 +237,7 @@ class StatusNews:
             last_error=last,
             blind_sources=tuple(map(str, _list(doc.get("blind_sources")))),
             sources=tuple(map(str, _list(doc.get("sources")))),
+            impact=tuple(map(str, _list(doc.get("impact")))),
         )
 
 

@@ -47,6 +47,7 @@ def status_lines(news: StatusNews, utc: Callable[[object], str]) -> tuple[str, l
     if news.verified_to is not None:
         evidence += f"; every line read up to {utc(news.verified_to)}"
     lines.append(evidence)
+    lines += [f"impact: {line}" for line in news.impact]
     lines.append(f"{news.errors} error(s), {news.gaps} gap(s) since it opened; updated {utc(news.at)}")
     code = None
     e = news.last_error

@@ -57,5 +57,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             received_at REAL NOT NULL, PRIMARY KEY (group_key, fingerprint, starts_at, status))""",
         "CREATE INDEX IF NOT EXISTS alerts_by_group ON alerts(group_key, received_at)",
     ),
+    (
+        # The orgs an incident names (`--org`), and whom its errors hit: the totals, and per
+        # org its first and last error (at most the configured cap of orgs per incident).
+        # No foreign keys: pruning closed incidents deletes these rows itself. Tables, not
+        # columns: every statement here can run again harmlessly.
+        """CREATE TABLE IF NOT EXISTS incident_orgs (incident TEXT PRIMARY KEY,
+            orgs TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS impact (incident TEXT PRIMARY KEY, records INTEGER NOT NULL,
+            first_at REAL, last_at REAL, untracked INTEGER NOT NULL, confirmed_at REAL)""",
+        """CREATE TABLE IF NOT EXISTS impact_orgs (incident TEXT NOT NULL, org TEXT NOT NULL,
+            first_at REAL NOT NULL, last_at REAL NOT NULL, records INTEGER NOT NULL,
+            PRIMARY KEY (incident, org))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
