@@ -67,12 +67,19 @@ class TestIncidentCommands:
         ]
         res = await sites.run("incident", "mitigate", "P1-gw", "--action", "rolled back", "--all-sites")
         assert res.exit_code == 0, res.output
+        res = await sites.run("incident", "note", "P1-gw", "Org A confirms", "--all-sites")
+        assert res.exit_code == 0, res.output
+        assert res.stdout.splitlines() == [
+            "a: noted P1-gw (investigating)",
+            "b: noted P1-gw (investigating)",
+        ]
         res = await sites.run("incident", "close", "P1-gw", "--reason", "fixed", "--all-sites")
         assert res.exit_code == 0, res.output
         for control in sites.controls.values():
             assert control.calls == [
                 ("open", "P1-gw", default_user()),
                 ("mitigate", "P1-gw", "rolled back", default_user()),
+                ("note", "P1-gw", "Org A confirms", default_user()),
                 ("close", "P1-gw", "fixed", default_user()),
             ]
 

@@ -174,11 +174,23 @@ def incident_mitigate(
 @incident_app.command("note", cls=Command)
 @command
 def incident_note(
-    incident: IncidentArg, text: TextArg, config_file: ConfigOpt = None, json_out: JsonOpt = False
+    incident: IncidentArg,
+    text: TextArg,
+    all_sites: AllSitesOpt = False,
+    allow_partial: PartialOpt = False,
+    config_file: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Put a note on the timeline (announced to the incident channel)."""
-    doc = _call(config_file, lambda c: c.note(incident, text))
-    _print_incident(doc, json_out, f"note recorded for {incident}")
+    _incident_command(
+        config_file,
+        lambda c: c.note(incident, text),
+        all_sites=all_sites,
+        allow_partial=allow_partial,
+        json_out=json_out,
+        done="noted",
+        headline=f"note recorded for {incident}",
+    )
 
 
 @incident_app.command("change", cls=Command)
