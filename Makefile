@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run demo test lint services fuzz bench bench-all bench-readme bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify bench-state bench-cli install install-system clean
+.PHONY: run demo test lint services fuzz bench bench-all bench-readme bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify bench-state bench-cli bench-metrics install install-system clean
 
 install: $(STAMP)
 
@@ -92,6 +92,10 @@ bench-cli: install
 NOTIFY_OUTAGE ?= 600
 bench-notify: install
 	$(BIN)/python bench/notify_bench.py --outage $(NOTIFY_OUTAGE)
+
+# /metrics of a watcher with 1,000 sources and 50 open incidents: size, series, render and scrape time.
+bench-metrics: install
+	$(BIN)/python bench/metrics_bench.py
 
 # Bytes the daemon writes in 10 s while 10 incidents hold a 1 MB error line (the state commit's cost).
 bench-state: install

@@ -12,10 +12,11 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.loopback import LoopbackServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +41,14 @@ class Request:
 
 
 @dataclass
-class Receiver:
+class Receiver(LoopbackServer):
     default: Answer = OK
     requests: list[Request] = field(default_factory=list)
     plan: deque[Answer] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
+        super().__init__()
         self._closing = asyncio.Event()
-        self.port = 0
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -64,23 +65,11 @@ class Receiver:
             if r.status is not None and 200 <= r.status < 300 and (path is None or r.path == path)
         ]
 
-    async def __aenter__(self) -> Receiver:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
-        return self
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/{tail:.*}", self._handle)
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def closing(self) -> None:
         self._closing.set()
-        await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())

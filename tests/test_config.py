@@ -15,9 +15,11 @@ from watcher.times import WINDOW, format_duration, format_time, parse_duration, 
 EXAMPLE = SHIPPED_CONFIG
 
 
-def problems(tmp_path: Path, text: str) -> list[str]:
+def problems(tmp_path: Path, text: str, *, rule: bool = True) -> list[str]:
+    """What loading `text` reports; with one error rule added unless it has its own or `rule` is False
+    (a config needs one: tests about something else would all report that too)."""
     path = tmp_path / "c.toml"
-    path.write_text(text)
+    path.write_text(text if "[[rules]]" in text or not rule else f"{text}\n{RULE}")
     with pytest.raises(ConfigError) as exc:
         config.load(path)
     return exc.value.problems
@@ -110,6 +112,37 @@ class TestLoad:
         assert found == [
             "notify.oncall_webhook_file: cannot read /nonexistent/hook: No such file or directory"
         ]
+
+    def test_slack_app_and_pagerduty_secrets_from_files(self, tmp_path: Path) -> None:
+        """The bot token and the routing keys come from files and never show in a repr."""
+        (tmp_path / "token").write_text("xoxb-1111-2222-secret\n")
+        (tmp_path / "key").write_text("0123456789abcdef0123456789abcdef\n")
+        path = tmp_path / "c.toml"
+        path.write_text(
+            f'{RULE}[notify.slack_app]\ntoken_file = "{tmp_path / "token"}"\nincident_channel = "C0123ABCD"\n'
+            f'[notify.pagerduty]\nescalation_routing_key_file = "{tmp_path / "key"}"\n'
+        )
+        notify = config.load(path).notify
+        assert notify.slack_app is not None and notify.slack_app.bot_token() == "xoxb-1111-2222-secret"
+        assert notify.pagerduty is not None
+        assert notify.pagerduty.routing_keys() == (None, "0123456789abcdef" * 2)
+        assert "secret" not in repr(notify) and "0123456789abcdef" not in repr(notify)
+        assert notify.slack_app.api_url == "https://slack.com/api/"
+
+    def test_integration_problems_are_named(self, tmp_path: Path) -> None:
+        """A missing token, a bad channel, a key of the wrong length, a paging kind as a change."""
+        (tmp_path / "short").write_text("abc\n")
+        found = problems(
+            tmp_path,
+            '[notify.slack_app]\nincident_channel = "not a channel!"\n'
+            f'[notify.pagerduty]\nrouting_key_file = "{tmp_path / "short"}"\nchanges = ["resolved"]\n',
+        )
+        assert "notify.slack_app.incident_channel: expected a Slack channel ID such as C0123ABCD" in found[0]
+        assert "notify.pagerduty.changes: resolved already trigger or resolve" in found[1]
+        short = problems(tmp_path, f'[notify.pagerduty]\nrouting_key_file = "{tmp_path / "short"}"\n')
+        assert short == ["notify.pagerduty.routing_key: expected a 32-character integration key"]
+        none = problems(tmp_path, '[notify.slack_app]\nincident_channel = "C0123ABCD"\n')
+        assert none == ["notify.slack_app.token: set token_file to a file holding the bot token (xoxb-...)"]
 
     def test_journal_hosts_become_one_source_each(self, tmp_path: Path) -> None:
         """hosts = [a, b] gives sources gw/a and gw/b."""
@@ -246,9 +279,57 @@ class TestEvidenceKeys:
     @pytest.mark.parametrize("text", ["", "rules = []\n"])
     def test_no_rules_is_refused(self, tmp_path: Path, text: str) -> None:
         """With no error rule every log looks clean: refused, naming the key."""
-        assert problems(tmp_path, text) == [
+        assert problems(tmp_path, text, rule=False) == [
             "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
         ]
+
+
+class TestRunbookKeys:
+    def test_defaults_are_the_runbooks(self, tmp_path: Path) -> None:
+        """Escalate at open + 20 minutes without a hypothesis, or on the second failed mitigation."""
+        path = tmp_path / "c.toml"
+        path.write_text(
+            RULE + '[[sources]]\nname = "edge"\nkind = "file"\npath = "/x"\nimpact_field = "org_id"\n'
+        )
+        s = config.load(path)
+        r = s.runbook
+        assert (r.no_hypothesis_after, r.failed_mitigations, r.max_orgs) == (1200.0, 2, 10_000)
+        assert (r.confirm_records, r.confirm_over, r.impact_lookback) == (10, 300.0, 1800.0)
+        assert (s.sources[0].impact_field, s.sources[0].impact_regex) == ("org_id", None)
+
+    @pytest.mark.parametrize(
+        ("keys", "message"),
+        [
+            ('impact_regex = "org=\\\\S+"', "sources[0].impact_regex: needs exactly one group, the org id"),
+            ('impact_regex = "(a)(b)"', "sources[0].impact_regex: needs exactly one group"),
+            ('impact_regex = "(?=org)(x)"', "sources[0].impact_regex: cannot be matched in linear time"),
+            (
+                'impact_field = "org_id"\nimpact_regex = "org=(x)"',
+                "sources[0].impact_regex: set impact_field",
+            ),
+        ],
+    )
+    def test_impact_keys_are_checked(self, tmp_path: Path, keys: str, message: str) -> None:
+        """An impact_regex has exactly one group, runs in linear time, and is not set beside impact_field."""
+        (found,) = problems(tmp_path, f'{RULE}[[sources]]\nname = "e"\nkind = "file"\npath = "/x"\n{keys}\n')
+        assert found.startswith(message)
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ('no_hypothesis_after = "0s"', "runbook.no_hypothesis_after: must be between 1s and 24h"),
+            (
+                "failed_mitigations = 0",
+                "runbook.failed_mitigations: Input should be greater than or equal to 1",
+            ),
+            ("max_orgs = 0", "runbook.max_orgs: Input should be greater than or equal to 1"),
+            ('confirm_over = "2d"', "runbook.confirm_over: must be between 0s and 24h"),
+        ],
+    )
+    def test_runbook_bounds(self, tmp_path: Path, line: str, message: str) -> None:
+        """The [runbook] section's values are bounded like every other, one line each."""
+        (found,) = problems(tmp_path, f"{RULE}[runbook]\n{line}\n")
+        assert found.startswith(message)
 
 
 class TestBounds:

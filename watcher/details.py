@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from watcher.events import Kind, State
+from watcher.times import format_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,11 @@ class OpenedDetail:
     scope: tuple[str, ...] = ()
     window: float = 0.0
     sources: tuple[str, ...] = ()
-    """The sources the scope matched when the incident opened."""
+    """The sources the scope matched when the incident opened (or reopened)."""
+    orgs: tuple[str, ...] = ()
+    """The orgs named on it (`--org`): status says whether each is still affected."""
+    by: str = ""
+    """Who reopened it (an opening's is the incident's `opened_by`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,72 @@ class ResolvedDetail:
     """Lines read in scope since the mitigation: the evidence."""
     evidence: tuple[str, ...] = ()
     """Per source in scope: lines checked, running or not, the span proven."""
+    impact: tuple[str, ...] = ()
+    """Whom the errors hit (the orgs, when each was last seen), one sentence each."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedDetail:
+    """An open incident's scope, window or named orgs changed (the old values beside the new)."""
+
+    scope: tuple[str, ...] = ()
+    window: float = 0.0
+    orgs: tuple[str, ...] = ()
+    old_scope: tuple[str, ...] = ()
+    old_window: float = 0.0
+    old_orgs: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    """The sources the scope matches now."""
+    streak_start: float | None = None
+    """Where the streak stands after the change (a wider scope restarts it: its new sources'
+    errors before the change were not watched for this incident)."""
+    by: str = ""
+
+    def changes(self) -> list[str]:
+        """`scope a → a, b`, `window 15m → 20m`, `orgs none → org-a`: what differs."""
+        pairs = (
+            ("scope", ", ".join(self.old_scope), ", ".join(self.scope)),
+            ("window", format_duration(round(self.old_window, 3)), format_duration(round(self.window, 3))),
+            ("orgs", ", ".join(self.old_orgs) or "none", ", ".join(self.orgs) or "none"),
+        )
+        return [f"{what} {before} → {after}" for what, before, after in pairs if before != after]
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactDetail:
+    """Impact confirmed: error records over a span long enough for a customer-facing status."""
+
+    records: int = 0
+    orgs: int = 0
+    first: float | None = None
+    """The first error record's time: when the impact started."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDetail:
+    """What a person wrote on the timeline: a note, or a hypothesis of the cause."""
+
+    text: str = ""
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MitigationFailedDetail:
+    """A mitigation failed: the incident regressed after it, or was not resolved within twice its window."""
+
+    action: str = ""
+    mitigated_at: float | None = None
+    reason: str = ""
+    failures: int = 0
+    """Failed mitigations of the incident so far, this one included."""
+
+
+@dataclass(frozen=True, slots=True)
+class EscalatedDetail:
+    """The runbook escalates to the engineering lead, for `cause` (once per cause)."""
+
+    cause: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +205,23 @@ class SnapshotDetail:
     """Who took it (`user@host`); the daemon itself for a stopped container."""
 
 
+@dataclass(frozen=True, slots=True)
+class AlertDetail:
+    """An alert of an Alertmanager (or Grafana) notification: firing, or cleared.
+
+    A cleared alert is news, never evidence: only the logs resolve an incident."""
+
+    alertname: str = ""
+    summary: str = ""
+    fingerprint: str = ""
+    starts_at: float | None = None
+    ends_at: float | None = None
+    """When it cleared; None while it fires."""
+    labels: tuple[str, ...] = ()
+    """`name=value`, sorted."""
+    generator_url: str = ""
+
+
 Detail = (
     OpenedDetail
     | MitigatedDetail
@@ -145,9 +233,15 @@ Detail = (
     | SourceDownDetail
     | RecreatedDetail
     | SnapshotDetail
+    | AlertDetail
     | NotRunningDetail
     | CannotResolveDetail
     | ClockSkewDetail
+    | ChangedDetail
+    | ImpactDetail
+    | TextDetail
+    | MitigationFailedDetail
+    | EscalatedDetail
 )
 
 DETAILS: Mapping[Kind, type[Detail]] = {
@@ -163,9 +257,18 @@ DETAILS: Mapping[Kind, type[Detail]] = {
     Kind.SOURCE_DOWN: SourceDownDetail,
     Kind.RECREATED: RecreatedDetail,
     Kind.SNAPSHOT: SnapshotDetail,
+    Kind.ALERT_FIRING: AlertDetail,
+    Kind.ALERT_CLEARED: AlertDetail,
     Kind.NOT_RUNNING: NotRunningDetail,
     Kind.CANNOT_RESOLVE: CannotResolveDetail,
     Kind.CLOCK_SKEW: ClockSkewDetail,
+    Kind.REOPENED: OpenedDetail,
+    Kind.CHANGED: ChangedDetail,
+    Kind.IMPACT_CONFIRMED: ImpactDetail,
+    Kind.NOTE: TextDetail,
+    Kind.HYPOTHESIS: TextDetail,
+    Kind.MITIGATION_FAILED: MitigationFailedDetail,
+    Kind.ESCALATED: EscalatedDetail,
 }
 """The detail class of every kind of timeline entry."""
 

@@ -8,11 +8,13 @@ WatcherError
  ├── StoreError     the state store cannot be opened or is from a newer version
  │    └── StateDirBusy   another daemon runs on the same state directory
  ├── DaemonError    the daemon is not running or refused a request
- │    └── DaemonNotRunning  nothing answers on the daemon's address
+ │    └── DaemonUnreachable  the daemon did not answer (nothing listens, or not in time)
+ │         └── DaemonNotRunning  nothing answers on the daemon's address
  ├── IncidentError  a command names an incident that cannot take it
  │    ├── IncidentNotFound  no incident has that id
  │    ├── IncidentExists    opening an id that is taken
- │    └── IncidentClosed    changing an incident that is closed
+ │    ├── IncidentClosed    changing an incident that is closed
+ │    └── IncidentNotClosed reopening an incident that is open
  ├── NotifyError    a webhook could not be reached
  └── SnapshotError  an evidence snapshot cannot be written, or does not verify
 
@@ -54,7 +56,11 @@ class DaemonError(WatcherError):
     pass
 
 
-class DaemonNotRunning(DaemonError):
+class DaemonUnreachable(DaemonError):
+    pass
+
+
+class DaemonNotRunning(DaemonUnreachable):
     pass
 
 
@@ -71,6 +77,10 @@ class IncidentExists(IncidentError):
 
 
 class IncidentClosed(IncidentError):
+    pass
+
+
+class IncidentNotClosed(IncidentError):
     pass
 
 

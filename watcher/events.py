@@ -114,6 +114,8 @@ class ErrorEvent:
     """When a live record was read (the watcher's clock); None for a backlog or a recorded file,
     whose records keep their own stamps. The engine trusts `at` only when it is plausible
     against this (engine/evidence.py, `counted_at`)."""
+    org: str | None = None
+    """Whom it hit: the value of its source's `impact_field` (an org id), when it has one."""
 
 
 class State(StrEnum):
@@ -138,21 +140,42 @@ class Kind(StrEnum):
     RECOVERED = "recovered"
     RESOLVED = "resolved"
     REGRESSED = "regressed"
+    REOPENED = "reopened"
+    CHANGED = "changed"
+    IMPACT_CONFIRMED = "impact_confirmed"
     CLOSED = "closed"
     SOURCE_DOWN = "source_down"
     RECREATED = "recreated"
     SNAPSHOT = "snapshot"
+    ALERT_FIRING = "alert_firing"
+    ALERT_CLEARED = "alert_cleared"
     NOT_RUNNING = "not_running"
     CANNOT_RESOLVE = "cannot_resolve"
     CLOCK_SKEW = "clock_skew"
+    NOTE = "note"
+    HYPOTHESIS = "hypothesis"
+    MITIGATION_FAILED = "mitigation_failed"
+    ESCALATED = "escalated"
 
 
 TRANSITIONS: tuple[Kind, ...] = tuple(Kind)[: list(Kind).index(Kind.CLOSED) + 1]
 """The kinds the engine decides (each with the state it left the incident in); the rest are notes."""
 HEARTBEAT = "heartbeat"
 """The on-call update: announced like a transition, but about every open incident at once."""
-ANNOUNCED: tuple[str, ...] = (*TRANSITIONS, HEARTBEAT)
+ALERT_NOTES: tuple[Kind, ...] = (Kind.ALERT_FIRING, Kind.ALERT_CLEARED)
+"""Notes an Alertmanager notification puts on an incident's timeline; announced like transitions."""
+RUNBOOK_NOTES: tuple[Kind, ...] = (Kind.NOTE, Kind.HYPOTHESIS, Kind.MITIGATION_FAILED, Kind.ESCALATED)
+"""Notes about the incident's handling (a person's note or hypothesis, the runbook's clock):
+announced like transitions."""
+ANNOUNCED: tuple[str, ...] = (*TRANSITIONS, *ALERT_NOTES, *RUNBOOK_NOTES, HEARTBEAT)
 """What can be announced, routed and given a template."""
+
+
+class Cause(StrEnum):
+    """Why the runbook escalates an incident to the engineering lead (watcher.runbook.escalation)."""
+
+    NO_HYPOTHESIS = "no_hypothesis"
+    MITIGATIONS_FAILED = "mitigations_failed"
 
 
 class Trigger(StrEnum):

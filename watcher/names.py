@@ -16,7 +16,7 @@ import getpass
 import os
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 SEPARATOR = "/"
 INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -26,6 +26,20 @@ INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 def in_scope(name: str, globs: Iterable[str]) -> bool:
     """Whether any glob of a scope (or of a rule's `sources`) matches the source `name`."""
     return any(fnmatch.fnmatchcase(name, glob) for glob in globs)
+
+
+def duplicates(section: str, names: Sequence[object]) -> list[str]:
+    """One problem per name used again in a config list: `sources[3].name: 'edge' is used twice`.
+    Names that are not strings (raw TOML that failed validation) are someone else's problem."""
+    seen: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            out.append(f"{section}[{i}].name: {name!r} is used twice")
+        seen.add(name)
+    return out
 
 
 def subsource(parent: str, leaf: str) -> str:

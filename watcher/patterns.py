@@ -59,6 +59,12 @@ class Regex:
         """Whether the pattern matches anywhere in `text`."""
         return self._rx.search(utf8(text)) is not None
 
+    def group(self, text: str) -> str | None:
+        """The first group of the first match in `text` (None: no match, or the group took no part)."""
+        m = self._rx.search(utf8(text))
+        found = None if m is None else m.group(1)
+        return None if found is None else bytes(found).decode("utf-8", "replace")
+
     def fullmatch(self, text: str) -> bool:
         """Whether the pattern matches the whole of `text`."""
         return self._rx.fullmatch(utf8(text)) is not None

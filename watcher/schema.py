@@ -44,6 +44,35 @@ class EvidenceDoc(TypedDict):
     text: str
 
 
+class OrgDoc(TypedDict):
+    """One org an incident's errors hit (or one named on it)."""
+
+    org: str
+    first: str | None
+    last: str | None
+    """None: no error seen for it."""
+    records: int
+    affected: bool
+
+
+class ImpactDoc(TypedDict):
+    """Whom an incident's errors hit (watcher.engine.impact): counts, times, the named orgs."""
+
+    records: int
+    """Error records in scope."""
+    first: str | None
+    last: str | None
+    orgs: int
+    affected: int
+    untracked: int
+    """Error records of orgs beyond `cap`: counted, not named."""
+    cap: int
+    confirmed_at: str | None
+    """When impact was confirmed (enough records over long enough for a customer-facing status)."""
+    named: list[OrgDoc]
+    lines: list[str]
+
+
 class IncidentDoc(TypedDict):
     id: str
     title: str
@@ -67,6 +96,49 @@ class IncidentDoc(TypedDict):
     """Why it cannot resolve now, one line per reason (`cloud/api: no running container since ...`).
     (NotRequired here and below: a daemon from before evidence does not send them.)"""
     evidence: NotRequired[list[EvidenceDoc]]
+    orgs: NotRequired[list[str]]
+    """The orgs named on it (`--org`)."""
+    impact: NotRequired[ImpactDoc]
+
+
+class IncidentRowDoc(TypedDict):
+    """One incident in `watcher incident list`: open ones with their state, closed ones as closed."""
+
+    id: str
+    title: str
+    state: str
+    scope: list[str]
+    window: float
+    orgs: list[str]
+    opened_at: str | None
+    opened_by: str
+    mitigations: int
+    closed_at: str | None
+
+
+class IncidentListDoc(TypedDict):
+    incidents: list[IncidentRowDoc]
+    """Oldest first."""
+
+
+class StatuspageDoc(TypedDict):
+    """A customer-facing status draft (watcher.runbook.statuspage): counts and times, never log
+    text, host names, hypotheses or causes. Publishing it stays a person's decision."""
+
+    incident: str
+    publishable: bool
+    withheld: str | None
+    """Why there is nothing to publish yet (impact not confirmed), when not publishable."""
+    phase: str | None
+    """investigating, identified, monitoring or resolved."""
+    started_at: str | None
+    ended_at: str | None
+    affected_orgs: int | None
+    """None when no source names orgs (impact_field)."""
+    more_orgs: bool
+    """More orgs than counted were affected (beyond runbook.max_orgs)."""
+    updated_at: str | None
+    text: str | None
 
 
 class SourceDoc(TypedDict):
@@ -169,6 +241,48 @@ class SummaryDoc(TypedDict):
     close_reason: str | None
 
 
+class EntryDoc(TypedDict):
+    """What a person wrote (a note, a hypothesis)."""
+
+    at: str | None
+    text: str
+    by: str
+
+
+class FailureDoc(TypedDict):
+    at: str | None
+    mitigated_at: str | None
+    action: str
+    reason: str
+
+
+class EscalationDoc(TypedDict):
+    at: str | None
+    cause: str
+    reason: str
+
+
+class SnapshotFactDoc(TypedDict):
+    at: str | None
+    file: str
+    bytes: int
+    sha256: str
+    complete: bool
+    trigger: str
+
+
+class HandlingDoc(TypedDict):
+    """What people wrote and what the runbook's clock decided (watcher.facts), for the postmortem."""
+
+    reopened_at: str | None
+    hypotheses: list[EntryDoc]
+    notes: list[EntryDoc]
+    failures: list[FailureDoc]
+    escalations: list[EscalationDoc]
+    impact_confirmed_at: str | None
+    snapshots: list[SnapshotFactDoc]
+
+
 class TimelineDoc(TypedDict):
     id: str
     title: str
@@ -180,6 +294,36 @@ class TimelineDoc(TypedDict):
     events: list[EventDoc]
     """In event-time order."""
     summary: NotRequired[SummaryDoc]
+    handling: NotRequired[HandlingDoc]
+    orgs: NotRequired[list[str]]
+
+
+class DeliveryDoc(TypedDict):
+    """An announcement about the incident and what became of it."""
+
+    channel: str
+    kind: str
+    queued_at: str | None
+    status: str
+    """pending, sent or dead."""
+    done_at: str | None
+    delay: float | None
+    """Seconds from queued to sent; None while not sent."""
+    attempts: int
+    """Failed attempts before the last one (a message sent at once has 0)."""
+    last_error: str | None
+
+
+class PostmortemDoc(TypedDict):
+    """Everything `watcher postmortem` writes from: the timeline (with what the record proves),
+    whom the errors hit, and what became of the announcements."""
+
+    timeline: TimelineDoc
+    impact: ImpactDoc
+    orgs: list[OrgDoc]
+    """Every org tracked, by its first error."""
+    announcements: list[DeliveryDoc]
+    generated_at: str | None
 
 
 def error_doc(event: "ErrorEvent") -> ErrorDoc:
@@ -192,3 +336,14 @@ def error_doc(event: "ErrorEvent") -> ErrorDoc:
     if event.stream:
         doc["stream"] = event.stream
     return doc
+
+
+class AlertDoc(TypedDict):
+    """What `POST /api/v1/alerts/alertmanager` answers: the group's incident (None when the
+    notification concerned none), whether it was opened now, how many alert states were new
+    (the rest had been seen: a retry or a reminder), and how many alerts no matcher took."""
+
+    incident: str | None
+    opened: bool
+    new: int
+    ignored: int

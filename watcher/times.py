@@ -160,6 +160,11 @@ def short_time(at: str | None, today: str = "") -> str:
     return clock if at[:10] == today else f"{at[:10]} {clock}"
 
 
+def human_time(at: float) -> str:
+    """`2026-11-27 14:05:03Z`: a time in a sentence people read (UTC, to the second)."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 def format_time(at: float | None) -> str | None:
     """RFC 3339 UTC with milliseconds, `Z` suffix; None stays None."""
     if at is None:

@@ -9,9 +9,8 @@ from aiohttp import web
 
 from tests.daemon.fake_api import TOKEN, FakeControl, running
 from tests.daemon.harness import AsyncClient
-from watcher.config.endpoint import Endpoint
+from watcher.config.endpoint import TOKEN_FILE, Endpoint
 from watcher.daemon.api import ApiServer
-from watcher.daemon.token import TOKEN_FILE
 from watcher.errors import DaemonError, InputError
 from watcher.names import default_user
 
@@ -76,7 +75,7 @@ class TestRoundTrip:
     async def test_default_window(self, client: AsyncClient, control: FakeControl) -> None:
         """Without --window the daemon's default applies (None is sent as no field)."""
         await client.open_incident("P1-gw", "t", [], None)
-        assert control.incidents["P1-gw"]["window"] is None
+        assert control.records["P1-gw"]["window"] is None
 
     async def test_wildcard_listen_connects_to_loopback(self, server: ApiServer, state_dir: Path) -> None:
         """A daemon listening on 0.0.0.0 is reached on 127.0.0.1."""
@@ -131,7 +130,7 @@ class TestErrors:
         """A token the daemon does not accept points at the state_dir the CLI used."""
         (tmp_path / TOKEN_FILE).write_text("not-the-token\n")
         client = AsyncClient(settings_for(f"127.0.0.1:{server.port}", tmp_path))
-        with pytest.raises(DaemonError, match=r"refused the API token in .*api-token: is the CLI using"):
+        with pytest.raises(DaemonError, match=r"refused the API token in .*api-token: is it that daemon"):
             await client.mitigate("P1-gw", "x")
 
     async def test_reads_need_no_token_file(self, server: ApiServer, tmp_path: Path) -> None:

@@ -44,6 +44,21 @@ SAMPLES: dict[Kind, Detail] = {
     Kind.NOT_RUNNING: details.NotRunningDetail("cloud/api", "no running container (exited)", AT + 120),
     Kind.CANNOT_RESOLVE: details.CannotResolveDetail(("cloud/api: no running container since 14:02:00Z",)),
     Kind.CLOCK_SKEW: details.ClockSkewDetail("edge", 3600.2, 60.0),
+    Kind.REOPENED: details.OpenedDetail("Live view black", ("edge*",), 900.0, ("edge",), ("org-a",), "bob@b"),
+    Kind.CHANGED: details.ChangedDetail(
+        ("edge*", "gw/*"), 1200.0, ("org-a",), ("edge*",), 900.0, (), ("edge", "gw/gw-1"), AT + 300
+    ),
+    Kind.IMPACT_CONFIRMED: details.ImpactDetail(12, 3, AT - 120),
+    Kind.NOTE: details.TextDetail("Org A confirms live view back", "carol@b"),
+    Kind.HYPOTHESIS: details.TextDetail("deploy 14:02 broke the SFU keyframe path", "carol@b"),
+    Kind.MITIGATION_FAILED: details.MitigationFailedDetail(
+        "restarted sfu", AT + 60, "not resolved within 30m (twice its window)", 2
+    ),
+    Kind.ESCALATED: details.EscalatedDetail("mitigations_failed", "2 mitigations failed"),
+    Kind.ALERT_FIRING: details.AlertDetail(
+        "RecorderDown", "recorder gw-3 down", "fp1", AT, None, ("severity=P1",)
+    ),
+    Kind.ALERT_CLEARED: details.AlertDetail("RecorderDown", "", "fp1", AT, AT + 300),
 }
 EXPECTED = {
     Kind.OPENED: ["Live view black", "edge*", "15m", "edge, edge-2"],
@@ -76,6 +91,21 @@ EXPECTED = {
     Kind.NOT_RUNNING: ["cloud/api", "no running container (exited)", "since 2026-11-27T14:02:00"],
     Kind.CANNOT_RESOLVE: ["Cannot resolve", "cloud/api: no running container since 14:02:00Z"],
     Kind.CLOCK_SKEW: ["Clock skew in edge", "+3600.2s", "beyond 1m"],
+    Kind.REOPENED: ["reopened", "needs a mitigation", "Live view black", "orgs named: org-a"],
+    Kind.CHANGED: ["scope edge* → edge*, gw/*", "window 15m → 20m", "orgs none → org-a", "14:05:00"],
+    Kind.IMPACT_CONFIRMED: ["Impact confirmed", "12 error records", "since 2026-11-27 13:58:00Z", "3 org"],
+    Kind.NOTE: ["Note: Org A confirms live view back"],
+    Kind.HYPOTHESIS: ["Hypothesis", "to confirm", "deploy 14:02 broke the SFU keyframe path"],
+    Kind.MITIGATION_FAILED: [
+        "Mitigation failed",
+        "restarted sfu",
+        "14:01:00",
+        "not resolved within 30m",
+        "2 failed",
+    ],
+    Kind.ESCALATED: ["ESCALATED", "engineering lead", "2 mitigations failed"],
+    Kind.ALERT_FIRING: ["Alert firing", "RecorderDown (recorder gw-3 down)", "[severity=P1]"],
+    Kind.ALERT_CLEARED: ["Alert cleared", "RecorderDown", "resolves only on the logs' evidence"],
 }
 
 

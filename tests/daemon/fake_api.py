@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from watcher.daemon.alert_payload import Notification
 from watcher.daemon.api import ApiServer
 from watcher.daemon.requests import SnapshotTaken
-from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound
+from watcher.errors import IncidentClosed, IncidentExists, IncidentNotClosed, IncidentNotFound
+from watcher.events import Kind
 from watcher.evidence import Request
 from watcher.metrics import Metrics
-from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import (
+    AlertDoc,
+    IncidentDoc,
+    IncidentListDoc,
+    PostmortemDoc,
+    RecordedDoc,
+    SnapshotDoc,
+    StatusDoc,
+    StatuspageDoc,
+    TimelineDoc,
+)
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -48,33 +60,86 @@ class FakeControl:
     """An in-memory daemon: incidents in a dict, every mutating call recorded with its `by`."""
 
     def __init__(self) -> None:
-        self.incidents: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, ...]] = []
 
     def status(self) -> StatusDoc:
         return {
             "now": 0.0,
-            "incidents": [incident_doc(i, r) for i, r in sorted(self.incidents.items())],
+            "incidents": [incident_doc(i, r) for i, r in sorted(self.records.items())],
             "sources": [],
             "outbox": {"pending": 0, "dead": 0, "channels": {}},
         }
 
     async def open_incident(
-        self, incident: str, title: str, scope: list[str], window: float | None, by: str
+        self,
+        incident: str,
+        title: str,
+        scope: list[str],
+        window: float | None,
+        by: str,
+        orgs: Sequence[str] = (),
     ) -> IncidentDoc:
-        if incident in self.incidents:
+        if incident in self.records:
             raise IncidentExists(f"incident {incident} is already open")
-        record = {"title": title, "scope": scope, "window": window, "closed": False, "mitigations": []}
-        self.incidents[incident] = record
-        self.calls.append(("open", incident, by))
+        record = {
+            "title": title,
+            "scope": scope,
+            "window": window,
+            "orgs": list(orgs),
+            "closed": False,
+            "mitigations": [],
+        }
+        self.records[incident] = record
+        self.calls.append(("open", incident, by, *orgs))
         return incident_doc(incident, record)
 
-    async def mitigate(self, incident: str, action: str, by: str) -> IncidentDoc:
+    def incidents(self, include_closed: bool) -> IncidentListDoc:
+        rows = [(i, r) for i, r in sorted(self.records.items()) if include_closed or not r["closed"]]
+        return {
+            "incidents": [
+                {
+                    "id": i,
+                    "title": r["title"],
+                    "state": "closed" if r["closed"] else "investigating",
+                    "scope": r["scope"],
+                    "window": r["window"] or 900.0,
+                    "orgs": r["orgs"],
+                    "opened_at": None,
+                    "opened_by": "",
+                    "mitigations": len(r["mitigations"]),
+                    "closed_at": None,
+                }
+                for i, r in rows
+            ]
+        }
+
+    async def mitigate(self, incident: str, action: str, by: str, at: float | None = None) -> IncidentDoc:
         record = self._get(incident)
         if record["closed"]:
             raise IncidentClosed(f"incident {incident} is closed; open a new one")
-        record["mitigations"].append({"at": None, "action": action, "by": by})
+        record["mitigations"].append({"at": at, "action": action, "by": by})
         self.calls.append(("mitigate", incident, action, by))
+        return incident_doc(incident, record)
+
+    async def change(
+        self,
+        incident: str,
+        by: str,
+        scope: Sequence[str] | None = None,
+        window: float | None = None,
+        orgs: Sequence[str] | None = None,
+    ) -> IncidentDoc:
+        record = self._open(incident)
+        record["scope"] = list(scope) if scope is not None else record["scope"]
+        record["window"] = window if window is not None else record["window"]
+        record["orgs"] = list(orgs) if orgs is not None else record["orgs"]
+        self.calls.append(("change", incident, repr((scope, window, orgs)), by))
+        return incident_doc(incident, record)
+
+    async def note(self, incident: str, kind: Kind, text: str, by: str) -> IncidentDoc:
+        record = self._open(incident)
+        self.calls.append((str(kind), incident, text, by))
         return incident_doc(incident, record)
 
     async def close(self, incident: str, reason: str, by: str) -> IncidentDoc:
@@ -82,6 +147,32 @@ class FakeControl:
         record["closed"] = True
         self.calls.append(("close", incident, reason, by))
         return incident_doc(incident, record)
+
+    async def reopen(self, incident: str, by: str) -> IncidentDoc:
+        record = self._get(incident)
+        if not record["closed"]:
+            raise IncidentNotClosed(f"incident {incident} is open; only a closed incident can be reopened")
+        record["closed"] = False
+        self.calls.append(("reopen", incident, by))
+        return incident_doc(incident, record)
+
+    def statuspage(self, incident: str) -> StatuspageDoc:
+        self._get(incident)
+        return {
+            "incident": incident,
+            "publishable": False,
+            "withheld": "impact not confirmed yet",
+            "phase": None,
+            "started_at": None,
+            "ended_at": None,
+            "affected_orgs": None,
+            "more_orgs": False,
+            "updated_at": None,
+            "text": None,
+        }
+
+    def postmortem(self, incident: str) -> PostmortemDoc:
+        raise NotImplementedError("the postmortem is tested against the real daemon")
 
     def timeline(self, incident: str) -> TimelineDoc:
         record = self._get(incident)
@@ -103,16 +194,26 @@ class FakeControl:
         self.calls.append(("snapshot", req.incident or "", req.reason, scope, req.trigger, redact, by))
         return {"path": "/s.tar.gz", "size": 1, "sha256": "0" * 64, "complete": True, "missing": []}
 
+    async def alertmanager(self, notification: Notification) -> AlertDoc:
+        self.calls.append(("alertmanager", notification.group_key, str(len(notification.alerts))))
+        return {"incident": None, "opened": False, "new": 0, "ignored": len(notification.alerts)}
+
     def record_snapshot(self, taken: SnapshotTaken, by: str) -> RecordedDoc:
         if taken.incident is not None:
             self._get(taken.incident)
         self.calls.append(("recorded", taken.incident or "", taken.path, by))
         return {"incident": taken.incident, "trigger": str(taken.trigger)}
 
+    def _open(self, incident: str) -> dict[str, Any]:
+        record = self._get(incident)
+        if record["closed"]:
+            raise IncidentClosed(f"incident {incident} is closed; open a new one")
+        return record
+
     def _get(self, incident: str) -> dict[str, Any]:
-        if incident not in self.incidents:
+        if incident not in self.records:
             raise IncidentNotFound(f"no incident named {incident}")
-        return self.incidents[incident]
+        return self.records[incident]
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,15 @@ from watcher import config
 from watcher.cli.client import Client
 from watcher.config.endpoint import Endpoint
 from watcher.daemon.daemon import Daemon
-from watcher.schema import IncidentDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import (
+    IncidentDoc,
+    IncidentListDoc,
+    PostmortemDoc,
+    SnapshotDoc,
+    StatusDoc,
+    StatuspageDoc,
+    TimelineDoc,
+)
 from watcher.times import format_time
 
 WINDOW = 3.0
@@ -83,12 +91,32 @@ class AsyncClient:
         return await asyncio.to_thread(self.sync.status)
 
     async def open_incident(
-        self, incident: str, title: str, scope: list[str], window: str | None
+        self, incident: str, title: str, scope: list[str], window: str | None, orgs: list[str] | None = None
     ) -> IncidentDoc:
-        return await asyncio.to_thread(self.sync.open_incident, incident, title, scope, window)
+        return await asyncio.to_thread(self.sync.open_incident, incident, title, scope, window, orgs)
 
-    async def mitigate(self, incident: str, action: str) -> IncidentDoc:
-        return await asyncio.to_thread(self.sync.mitigate, incident, action)
+    async def mitigate(self, incident: str, action: str, at: str | None = None) -> IncidentDoc:
+        return await asyncio.to_thread(self.sync.mitigate, incident, action, at)
+
+    async def note(self, incident: str, text: str, *, hypothesis: bool = False) -> IncidentDoc:
+        return await asyncio.to_thread(lambda: self.sync.note(incident, text, hypothesis=hypothesis))
+
+    async def reopen(self, incident: str) -> IncidentDoc:
+        return await asyncio.to_thread(self.sync.reopen, incident)
+
+    async def incidents(self, include_closed: bool = False) -> IncidentListDoc:
+        return await asyncio.to_thread(self.sync.incidents, include_closed)
+
+    async def change(
+        self, incident: str, *, scope: list[str] | None = None, window: str | None = None
+    ) -> IncidentDoc:
+        return await asyncio.to_thread(lambda: self.sync.change(incident, scope=scope, window=window))
+
+    async def statuspage(self, incident: str) -> StatuspageDoc:
+        return await asyncio.to_thread(self.sync.statuspage, incident)
+
+    async def postmortem(self, incident: str) -> PostmortemDoc:
+        return await asyncio.to_thread(self.sync.postmortem, incident)
 
     async def close(self, incident: str, reason: str) -> IncidentDoc:
         return await asyncio.to_thread(self.sync.close, incident, reason)

@@ -95,7 +95,7 @@ class TestGuards:
             assert resp.status == 401
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
             assert "API token" in (await resp.json())["error"]
-        assert control.incidents == {}
+        assert control.records == {}
 
     @pytest.mark.parametrize("value", ["Bearer wrong", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN}x"])
     async def test_post_with_wrong_token(self, api: Api, value: str) -> None:
@@ -127,7 +127,7 @@ class TestGuards:
         )
         assert status == 421
         assert "Host" in body["error"]
-        assert control.incidents == {}
+        assert control.records == {}
 
     @pytest.mark.parametrize(
         "host", ["localhost", "LOCALHOST:{port}", "127.0.0.1:{port}", "[::1]:{port}", "localhost:9999"]
@@ -143,7 +143,7 @@ class TestGuards:
         status, body = await open_p1_with(api, {**AUTH, "Origin": "http://evil.example"})
         assert status == 403
         assert "cross-origin" in body["error"]
-        assert control.incidents == {}
+        assert control.records == {}
 
     async def test_body_too_large(self, api: Api) -> None:
         """A body over the limit is 413, whether it declares its length or is chunked."""
@@ -190,9 +190,9 @@ class TestIncidentRoutes:
     async def test_window_in_seconds_and_default(self, api: Api, control: FakeControl) -> None:
         """A window arrives in seconds; no window leaves the daemon's default (None); by defaults to api."""
         await open_p1(api, window="10m")
-        assert control.incidents["P1-gw"]["window"] == 600.0
+        assert control.records["P1-gw"]["window"] == 600.0
         await call(api, "POST", "/api/v1/incidents", json={"id": "P1-b", "title": "t"}, headers=AUTH)
-        assert control.incidents["P1-b"]["window"] is None
+        assert control.records["P1-b"]["window"] is None
         assert control.calls[-1] == ("open", "P1-b", "api")
 
     async def test_open_twice_is_409(self, api: Api) -> None:

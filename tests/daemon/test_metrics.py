@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require_binary
 from tests.daemon.fake_api import FakeControl, running
 from watcher import __version__
 from watcher.events import State, Trigger
-from watcher.metrics import BAD_LINE_REASONS, NOTIFY_RESULTS, STATES, Metrics
+from watcher.metrics import BAD_LINE_REASONS, NOTIFY_RESULTS, STATES, Handling, Metrics
 
 SOURCES = ("cloud", "gw/gw-berlin-01")
 RULES = ("json-level", "panic")
@@ -55,7 +55,8 @@ class TestSeriesFromTheStart:
                 )
 
     def test_global_series_exist_at_zero(self, registry: CollectorRegistry, metrics: Metrics) -> None:
-        """Notification, outbox and snapshot series exist at 0, and build info names the version."""
+        """Notification, outbox and snapshot series exist at 0, and build info names the version and
+        the site (empty for a watcher without one)."""
         for channel in ("incident", "oncall"):
             for result in NOTIFY_RESULTS:
                 labels = {"channel": channel, "result": result}
@@ -63,7 +64,22 @@ class TestSeriesFromTheStart:
         assert registry.get_sample_value("watcher_notification_outbox_pending") == 0
         for trigger in Trigger:
             assert registry.get_sample_value("watcher_snapshots_total", {"trigger": str(trigger)}) == 0
-        assert registry.get_sample_value("watcher_build_info", {"version": __version__}) == 1
+        assert registry.get_sample_value("watcher_build_info", {"version": __version__, "site": ""}) == 1
+
+    def test_build_info_names_the_site(self, registry: CollectorRegistry) -> None:
+        """The configured site is a label of watcher_build_info, and of nothing else."""
+        Metrics(registry, sources=SOURCES, rules=RULES, site="eu1")
+        assert registry.get_sample_value("watcher_build_info", {"version": __version__, "site": "eu1"}) == 1
+        labelled = {s.name for fam in registry.collect() for s in fam.samples if "site" in s.labels}
+        assert labelled == {"watcher_build_info"}
+
+    def test_process_and_platform_collectors(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """process_* (CPU, memory, file descriptors) and python_info are exported from our registry."""
+        assert registry.get_sample_value("process_cpu_seconds_total") is not None
+        assert registry.get_sample_value("process_resident_memory_bytes") > 0  # type: ignore[operator]
+        assert registry.get_sample_value("process_open_fds") > 0  # type: ignore[operator]
+        names = {fam.name for fam in registry.collect()}
+        assert "python_info" in names
 
     def test_added_source_starts_at_zero(self, registry: CollectorRegistry, metrics: Metrics) -> None:
         """add_source creates the new source's series, errors per known rule included."""
@@ -75,6 +91,9 @@ class TestSeriesFromTheStart:
     def test_label_names_follow_the_contract(self, registry: CollectorRegistry, metrics: Metrics) -> None:
         """Each family carries exactly the label names the README documents."""
         metrics.add_incident("P1-a", 900)
+        metrics.incident(
+            "P1-a", state="verifying", clean_streak=1, resolved_at=None, streak_start=1.0, verified_to=2.0
+        )
         metrics.watermark("cloud", 1.0)
         metrics.running("cloud", True)
         metrics.clock_skew("cloud", 0.1)
@@ -83,6 +102,8 @@ class TestSeriesFromTheStart:
             "watcher_incident_clean_streak_seconds": {"incident"},
             "watcher_incident_window_seconds": {"incident"},
             "watcher_incident_resolved_timestamp_seconds": {"incident"},
+            "watcher_incident_streak_start_timestamp_seconds": {"incident"},
+            "watcher_incident_verified_to_timestamp_seconds": {"incident"},
             "watcher_source_up": {"source"},
             "watcher_source_watermark_timestamp_seconds": {"source"},
             "watcher_source_running": {"source"},
@@ -201,8 +222,127 @@ class TestIncidents:
         assert get("watcher_incident_resolved_timestamp_seconds", {"incident": "P1-a"}) == 0
         assert get("watcher_incident_clean_streak_seconds", {"incident": "P1-a"}) == 0
 
+    def test_streak_start_and_verified_to_absent_until_known(
+        self, registry: CollectorRegistry, metrics: Metrics
+    ) -> None:
+        """Both timestamps have no sample while unknown (never 0, which reads as 1970 in
+        `verified_to - streak_start`), the values once known, and none again if unknown."""
+        get = registry.get_sample_value
+        labels = {"incident": "P1-a"}
+        metrics.add_incident("P1-a", 900)
+        metrics.incident("P1-a", state="investigating", clean_streak=0, resolved_at=None)
+        assert get("watcher_incident_streak_start_timestamp_seconds", labels) is None
+        assert get("watcher_incident_verified_to_timestamp_seconds", labels) is None
+        metrics.incident(
+            "P1-a", state="verifying", clean_streak=0, resolved_at=None, streak_start=1_795_000_000.0
+        )
+        assert get("watcher_incident_streak_start_timestamp_seconds", labels) == 1_795_000_000.0
+        assert get("watcher_incident_verified_to_timestamp_seconds", labels) is None
+        metrics.incident(
+            "P1-a",
+            state="verifying",
+            clean_streak=60,
+            resolved_at=None,
+            streak_start=1_795_000_000.0,
+            verified_to=1_795_000_060.0,
+        )
+        assert get("watcher_incident_verified_to_timestamp_seconds", labels) == 1_795_000_060.0
+        metrics.incident(
+            "P1-a", state="blind", clean_streak=60, resolved_at=None, streak_start=1_795_000_000.0
+        )
+        assert get("watcher_incident_verified_to_timestamp_seconds", labels) is None
+
+    def test_removed_incident_leaves_no_series(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """remove_incident drops every series of the incident, its timestamps included."""
+        metrics.add_incident("P1-a", 900)
+        metrics.incident(
+            "P1-a", state="closed", clean_streak=1, resolved_at=None, streak_start=1.0, verified_to=2.0
+        )
+        metrics.incident(
+            "P1-b", state="verifying", clean_streak=1, resolved_at=None, streak_start=1.0, verified_to=2.0
+        )
+        metrics.remove_incident("P1-b")
+        left = {s.labels.get("incident") for fam in registry.collect() for s in fam.samples}
+        assert "P1-b" not in left and "P1-a" in left
+
+
+class TestRunbookMetrics:
+    def test_handling_per_incident(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Opened and first-mitigated times, mitigations, failed ones, escalations by cause."""
+        metrics.add_incident("P1-a", 900)
+        metrics.handled("P1-a", 1_795_000_000, None, Handling())
+        inc = {"incident": "P1-a"}
+        assert registry.get_sample_value("watcher_incident_opened_timestamp_seconds", inc) == 1_795_000_000
+        assert registry.get_sample_value("watcher_incident_first_mitigated_timestamp_seconds", inc) is None
+        metrics.handled("P1-a", 1_795_000_000, 1_795_000_100, Handling(2, 2, {"mitigations_failed": 1}))
+        assert (
+            registry.get_sample_value("watcher_incident_first_mitigated_timestamp_seconds", inc)
+            == 1_795_000_100
+        )
+        assert registry.get_sample_value("watcher_incident_mitigations_total", inc) == 2
+        assert registry.get_sample_value("watcher_incident_failed_mitigations_total", inc) == 2
+        for cause, n in (("mitigations_failed", 1), ("no_hypothesis", 0)):
+            labels = {**inc, "cause": cause}
+            assert registry.get_sample_value("watcher_incident_escalations_total", labels) == n
+        metrics.remove_incident("P1-a")
+        assert registry.get_sample_value("watcher_incident_mitigations_total", inc) is None
+        assert registry.get_sample_value("watcher_incident_opened_timestamp_seconds", inc) is None
+
+    def test_time_to_resolve_histogram(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Across incidents, in seconds, with buckets from 5 minutes to a day."""
+        for seconds in (240, 1500, 1500, 90_000):
+            metrics.resolved_in(seconds)
+        get = registry.get_sample_value
+        assert get("watcher_incident_time_to_resolve_seconds_count") == 4
+        assert get("watcher_incident_time_to_resolve_seconds_bucket", {"le": "300.0"}) == 1
+        assert get("watcher_incident_time_to_resolve_seconds_bucket", {"le": "1800.0"}) == 3
+        assert get("watcher_incident_time_to_resolve_seconds_bucket", {"le": "+Inf"}) == 4
+
+    def test_impact_is_counts_only(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        """Orgs with errors, still affected, untracked records: no org id in any label."""
+        metrics.impact("P1-a", orgs=3, affected=1, untracked=7)
+        assert registry.get_sample_value("watcher_incident_orgs_affected", {"incident": "P1-a"}) == 1
+        assert registry.get_sample_value("watcher_incident_untracked_org_records", {"incident": "P1-a"}) == 7
+        labels = {k for fam in registry.collect() for s in fam.samples for k in s.labels}
+        assert "org" not in labels and "org_id" not in labels
+
 
 class TestExposition:
+    def test_body_holds_what_the_registry_collects(
+        self, registry: CollectorRegistry, metrics: Metrics
+    ) -> None:
+        """The text written straight from the families has exactly the samples a registry
+        collects (process metrics aside, which move between two reads)."""
+        metrics.add_incident("P1-a", 900)
+        metrics.incident(
+            "P1-a", state="verifying", clean_streak=5, resolved_at=None, streak_start=10.0, verified_to=15.0
+        )
+        metrics.lines("cloud", 7)
+        metrics.error("gw/gw-berlin-01", "panic")
+
+        def samples(families: object) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+            return {
+                (s.name, tuple(sorted(s.labels.items())), s.value)
+                for fam in families  # type: ignore[attr-defined]
+                for s in fam.samples
+                if not s.name.startswith(("process_", "python_gc_"))
+            }
+
+        body = metrics.exposition()[0].decode()
+        assert samples(text_string_to_metric_families(body)) == samples(registry.collect())
+
+    def test_no_created_series(self, metrics: Metrics) -> None:
+        """The body has no `*_created` series (prometheus_client adds one per counter child), while
+        the counters themselves are there; other registries keep theirs."""
+        metrics.lines("cloud", 3)
+        body = metrics.exposition()[0].decode()
+        assert "_created" not in body
+        assert 'watcher_source_lines_total{source="cloud"} 3.0' in body
+        assert "process_cpu_seconds_total" in body
+        other = CollectorRegistry()
+        Counter("other", "x", registry=other).inc()
+        assert b"other_created" in generate_latest(other)
+
     def test_body_parses_as_text_format(self, metrics: Metrics) -> None:
         """exposition() gives the 0.0.4 text format that the Prometheus parser reads back."""
         metrics.add_incident("P1-a", 900)
@@ -219,6 +359,9 @@ class TestExposition:
         metrics.incident("P1-a", state="resolved", clean_streak=900, resolved_at=1_795_000_900)
         metrics.lines("cloud", 10)
         metrics.error("cloud", "panic")
+        metrics.handled("P1-a", 1_795_000_000, 1_795_000_100, Handling(2, 1, {"no_hypothesis": 1}))
+        metrics.impact("P1-a", orgs=3, affected=1, untracked=0)
+        metrics.resolved_in(900)
         served = running(FakeControl(), metrics=metrics)
         async with (
             served as server,

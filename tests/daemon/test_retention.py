@@ -18,6 +18,8 @@ from watcher.details import MitigatedDetail
 from watcher.events import Kind
 from watcher.snapshot.collect import snapshots_dir
 from watcher.store import Store
+from watcher.store.alerts import AlertKey
+from watcher.store.threads import SlackMessage
 
 DAY = 86400.0
 
@@ -41,6 +43,10 @@ def test_prune_what_is_past_its_retention(tmp_path: Path) -> None:
     store.outbox.mark_dead(dead, now - 9 * DAY, "HTTP 404")
     sent_new = store.outbox.enqueue("incident", "opened", {}, now - 1 * DAY)
     store.outbox.mark_sent(sent_new, now - 1 * DAY)
+    for incident in ("P1-old", "P1-recent"):  # what the integrations keep per incident
+        store.slack_messages.put("slack-incident", incident, SlackMessage("C1", "1.2"), now - 95 * DAY)
+        store.alerts.record(incident, [AlertKey("fp", now - 95 * DAY, "firing")], incident, now - 95 * DAY)
+        store.outbox.hold("incident", incident, "streak_reset", {}, now - 91 * DAY)
     archives = snapshots_dir(tmp_path)
     archives.mkdir(parents=True)
     for name, age in (("old.tar.gz", 31), ("new.tar.gz", 1), (".x.part", 31)):
@@ -57,9 +63,13 @@ def test_prune_what_is_past_its_retention(tmp_path: Path) -> None:
     assert sorted(p.name for p in archives.iterdir()) == [".x.part", "new.tar.gz"]
     assert [i.id for i in store.incidents(include_closed=True)] == ["P1-open", "P1-recent"]
     assert store.timeline("P1-old") == []
+    for table in ("slack_messages", "alerts", "held_announcements"):
+        assert store.query(f"SELECT incident FROM {table}") == [("P1-recent",)], table
     left = [r[0] for r in store.query("SELECT id FROM outbox ORDER BY id")]
     assert left == [heartbeat, dead, sent_new]
-    keep_all = RetentionConfig(snapshots=0, sent_announcements=0, closed_incidents=0)
+    keep_all = RetentionConfig.model_validate(
+        {"snapshots": "0s", "sent_announcements": "0s", "closed_incidents": "0s"}
+    )
     assert prune(keep_all, store, tmp_path, now + 1000 * DAY) == []
     store.close()
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from watcher.details import BreakDetail, SourcesDetail, Transition
 from watcher.engine import Engine
-from watcher.engine import machine as engine_mod
+from watcher.engine import rule as engine_mod
 from watcher.events import MAX_MESSAGE, ErrorEvent, Expectation, Gap, Kind, State
 
 M = 1_000_000.0  # mitigation time

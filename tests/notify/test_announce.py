@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from watcher.details import BreakDetail, ClosedDetail, MitigatedDetail, ResolvedDetail, Transition
+from watcher.details import (
+    AlertDetail,
+    BreakDetail,
+    ClosedDetail,
+    MitigatedDetail,
+    ResolvedDetail,
+    Transition,
+)
 from watcher.engine import IncidentStatus
 from watcher.events import Kind, State
-from watcher.notify.announce import Announcement, Announcer
+from watcher.notify.announce import Announcement, Announcer, Lane
 from watcher.notify.news import HeartbeatNews, TransitionNews
 
 T0 = 1_000_000.0
@@ -50,8 +57,9 @@ def status(state: State = State.INVESTIGATING, **kw: object) -> IncidentStatus:
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
-def title(_: str) -> str:
-    return "Live view black"
+def title(_: str) -> IncidentStatus:
+    """The status the announcer reads an incident's title from."""
+    return status(title="Live view black")
 
 
 def kinds(out: list[Announcement]) -> list[tuple[str, str]]:
@@ -190,6 +198,87 @@ class TestHeartbeat:
         clock.now = T0 + 10_000
         assert Announcer(channels={"oncall"}, clock=clock).tick([]) == []
         assert Announcer(channels={"incident"}, clock=clock).tick([status()]) == []
+
+
+SLACK = Lane("slack-incident", "incident", living=True, refresh=60.0)
+SLACK_ONCALL = Lane("slack-oncall", "oncall", living=True, heartbeat_edits=True)
+PAGER = Lane("pagerduty", kinds=frozenset({"opened", "resolved", "regressed", "escalation"}))
+
+
+def verifying(clean: float, **kw: object) -> IncidentStatus:
+    return status(State.VERIFYING, mitigated_at=T0, streak_start=T0, clean_streak=clean, **kw)
+
+
+class TestLanes:
+    def test_a_living_lane_gets_each_incidents_status_after_its_news(self) -> None:
+        """Replies first, in order; then one status per incident the batch was about."""
+        a = Announcer(channels={"incident"}, lanes=[SLACK], clock=Clock())
+        ts = [
+            Transition("P1-x", Kind.MITIGATED, T0, State.VERIFYING, MitigatedDetail("rollback", T0)),
+            Transition("P1-x", Kind.RESOLVED, T0, State.RESOLVED, ResolvedDetail(window=900)),
+        ]
+        assert kinds(a.transitions(ts, lambda _: verifying(30))) == [
+            ("incident", "mitigated"),
+            ("slack-incident", "mitigated"),
+            ("incident", "resolved"),
+            ("slack-incident", "resolved"),
+            ("slack-incident", "status"),
+        ]
+
+    def test_pagerduty_takes_its_kinds_whatever_the_routes_say(self) -> None:
+        """Routing `resolved` elsewhere cannot keep PagerDuty from resolving; blind never reaches it."""
+        a = Announcer(channels={"incident"}, lanes=[PAGER], routes={"resolved": ["oncall"]}, clock=Clock())
+        ts = [
+            Transition("P1-x", k, T0, State.RESOLVED, ResolvedDetail())
+            for k in (Kind.BLIND, Kind.RESOLVED, Kind.OPENED)
+        ]
+        assert kinds(a.transitions(ts, title)) == [
+            ("incident", "blind"),
+            ("pagerduty", "resolved"),
+            ("incident", "opened"),
+            ("pagerduty", "opened"),
+        ]
+
+    def test_escalation_reaches_only_the_paging_lane(self) -> None:
+        """The seam for the runbook's escalation: one row for PagerDuty, nothing for the webhooks."""
+        a = Announcer(channels={"incident", "oncall"}, lanes=[SLACK, PAGER], clock=Clock())
+        (out,) = a.escalation("P1-x", "t", T0, "no hypothesis after 20m")
+        assert (out.channel, out.kind) == ("pagerduty", "escalation")
+        assert Announcer(channels={"incident"}, clock=Clock()).escalation("P1-x", "t", T0, "c") == []
+
+    def test_alert_notes_are_announced_like_transitions(self) -> None:
+        """An alert that cleared goes to the incident channel's lanes, with the status after it."""
+        a = Announcer(channels={"incident"}, lanes=[SLACK, PAGER], clock=Clock())
+        out = a.note("P1-x", Kind.ALERT_CLEARED, T0, AlertDetail("RecorderDown"), lambda _: verifying(5))
+        assert kinds(out) == [
+            ("incident", "alert_cleared"),
+            ("slack-incident", "alert_cleared"),
+            ("slack-incident", "status"),
+        ]
+        assert transition(out[0]).state is State.VERIFYING
+
+    def test_heartbeat_edits_each_open_incident_in_edit_mode(self) -> None:
+        """An on-call lane in edit mode gets a status per open incident instead of a heartbeat message."""
+        clock = Clock()
+        a = Announcer(channels={"oncall"}, lanes=[SLACK_ONCALL], heartbeat=900, clock=clock)
+        clock.now = T0 + 900
+        out = a.tick([status(), status(id="P1-y"), status(State.CLOSED, id="P1-z")])
+        assert kinds(out) == [("oncall", "heartbeat"), ("slack-oncall", "status"), ("slack-oncall", "status")]
+        assert [o.news.incident for o in out[1:]] == ["P1-x", "P1-y"]  # type: ignore[union-attr]
+
+    def test_refresh_only_when_the_bar_moves(self) -> None:
+        """Every `refresh` seconds, a status for incidents whose look changed since the last one."""
+        clock = Clock()
+        a = Announcer(channels=(), lanes=[SLACK], clock=clock)
+        assert kinds(a.tick([verifying(10)])) == [("slack-incident", "status")]
+        clock.now = T0 + 30
+        assert a.tick([verifying(100)]) == []  # not due
+        clock.now = T0 + 60
+        assert a.tick([verifying(40)]) == []  # due, but the bar shows the same (0 of 20 cells)
+        clock.now = T0 + 120
+        assert kinds(a.tick([verifying(450)])) == [("slack-incident", "status")]
+        clock.now = T0 + 180
+        assert a.tick([status(State.CLOSED)]) == []
 
 
 class TestHeldResetsAreNeverDropped:

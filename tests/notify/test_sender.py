@@ -21,6 +21,7 @@ from watcher.metrics import Metrics
 from watcher.notify.messages import Renderer
 from watcher.notify.news import HeartbeatLine, HeartbeatNews, TransitionNews
 from watcher.notify.sender import RetryPolicy, Sender
+from watcher.notify.transport import WebhookTransport
 from watcher.notify.webhook import Webhook
 from watcher.store import Store
 
@@ -51,10 +52,9 @@ async def sending(
     async with aiohttp.ClientSession() as http:
         sender = Sender(
             channel,
-            Webhook(http, url, timeout=answer_within),
+            WebhookTransport(Webhook(http, url, timeout=answer_within), Renderer("json")),
             outbox=store.outbox,
             metrics=metrics,
-            renderer=Renderer("json"),
             policy=policy,
         )
         task = asyncio.create_task(sender.run())

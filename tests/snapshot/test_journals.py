@@ -11,7 +11,7 @@ import pytest
 
 from tests.snapshot.helpers import manifest, members
 from tests.sshd import TEST_USER, Journald, Sshd, journald_fixture, sshd_fixture, unique_ident
-from tests.support import RULES
+from tests.support import RULES, wait_for
 from watcher import config
 from watcher.evidence import Request, take_configured
 from watcher.snapshot.manifest import verify
@@ -58,6 +58,8 @@ def test_range_excludes_older_entries(tmp_path: Path, sshd: Sshd, journald: Jour
     """Entries before `since` are not collected."""
     ident = unique_ident()
     journald.write(ident, ["old"])
+    # systemd-cat returns once journald has the line, not once a reader can see it.
+    wait_for("journald to store the line", lambda: journald.count(ident) == 1, 20)
     shown = subprocess.run(["journalctl", "-t", ident, "-o", "json"], capture_output=True, check=True)
     cut = (int(json.loads(shown.stdout)["__REALTIME_TIMESTAMP"]) + 1) / 1e6  # just after "old"
     journald.write(ident, ["new"])

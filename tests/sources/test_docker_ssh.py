@@ -116,7 +116,7 @@ class TestLinkLoss:
             server.start()
             sub = f"cloud/{ticking.name}"
             src = source(
-                docker_engine, Reach(server), containers=[ticking.name], keepalive_interval=KEEPALIVE
+                docker_engine, Reach(server), containers=[ticking.name], keepalive_interval=f"{KEEPALIVE}s"
             )
             async with reading(src) as reader:
                 noticed, caught_up = await outage_then_back(
@@ -142,7 +142,7 @@ class TestLinkLoss:
             server.start()
             sub = f"cloud/{ticking.name}"
             names = [str(ticking.name), str(other.name)]
-            src = source(docker_engine, Reach(server), containers=names, keepalive_interval=KEEPALIVE)
+            src = source(docker_engine, Reach(server), containers=names, keepalive_interval=f"{KEEPALIVE}s")
             async with reading(src) as reader:
                 noticed, caught_up = await outage_then_back(
                     reader, sub, server.kill, server.start, reason="SSH link lost", quiet=1.5

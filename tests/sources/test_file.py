@@ -24,7 +24,9 @@ POLL = 0.002
 
 
 def make(path: Path, max_line_bytes: int = 1 << 20, rotate_wait: float = 5.0) -> FileSource:
-    cfg = FileSourceConfig(name="edge", kind="file", path=path, rotate_wait=rotate_wait)
+    cfg = FileSourceConfig.model_validate(
+        {"name": "edge", "kind": "file", "path": path, "rotate_wait": f"{rotate_wait}s"}
+    )
     return FileSource(cfg, max_line_bytes=max_line_bytes, poll_interval=POLL)
 
 

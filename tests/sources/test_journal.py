@@ -480,6 +480,7 @@ class TestUnitLiveness:
         ignore = [RuleConfig(name="quiet", field="CODE_FILE", values=["x"])]
         assert output_fields(rules, ignore, "gw/a", None) == ("CODE_FILE", "MESSAGE", "PRIORITY", "_COMM")
         assert output_fields(rules, [], "gw/a", ["text"]) == ("MESSAGE",)
+        assert output_fields(rules, [], "gw/a", ["text"], impact_field="ORG_ID") == ("MESSAGE", "ORG_ID")
         assert "--output-fields=MESSAGE,PRIORITY" in follow_script(
             JournalSourceConfig(name="gw", kind="journal"), Start(), ("MESSAGE", "PRIORITY")
         )

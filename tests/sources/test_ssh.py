@@ -184,7 +184,7 @@ class TestReconnect:
             server.start()
             link.cut()
             began = time.monotonic()
-            cfg = config(server, connect_timeout=20.0)
+            cfg = config(server, connect_timeout="20s")
             attempt = asyncio.create_task(ssh.connect(cfg, server.address, TEST_USER))
             await wait_until(lambda: time.monotonic() - began > 8.0, within=10, what="8 s of outage")
             link.restore()

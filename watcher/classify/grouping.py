@@ -127,10 +127,18 @@ class ClassifyStats:
 class SourceClassifier:
     """Streaming classifier for one source: feed it lines in order, get error events back."""
 
-    def __init__(self, source: str, rules: SourceRules, parser: LineParser) -> None:
+    def __init__(
+        self,
+        source: str,
+        rules: SourceRules,
+        parser: LineParser,
+        impact: Callable[[ParsedLine], str | None] | None = None,
+    ) -> None:
+        """`impact`: whom an error record hit (classify/impact.py), asked of its matching line."""
         self.source = source
         self.rules = rules
         self.parser = parser
+        self.impact = impact
         self.stats = ClassifyStats(
             errors_by_rule=dict.fromkeys(rules.rule_names, 0),
             ignored_by_rule=dict.fromkeys(rules.ignore_names, 0),
@@ -197,7 +205,8 @@ class SourceClassifier:
             return None
         self._counted = True
         stats.errors_by_rule[rule] += 1
-        return ErrorEvent(self.source, self._head_at, rule, line.message)
+        org = None if self.impact is None else self.impact(line)
+        return ErrorEvent(self.source, self._head_at, rule, line.message, org=org)
 
     def _untimed(self, now: float | None) -> float | None:
         """The time of a record whose head has none of its own."""

@@ -23,6 +23,7 @@ from typing import BinaryIO, Literal
 
 from watcher.classify import split
 from watcher.classify.grouping import ClassifyStats, SourceClassifier
+from watcher.classify.impact import ImpactKey
 from watcher.classify.lines import LineParser, sniff_format
 from watcher.classify.readers import Fast, Reference
 from watcher.classify.rules import SourceRules
@@ -210,7 +211,7 @@ class StreamScanner:
     through the reference engine, because the fast scanner recognises a line's own time
     by the standard shapes only. `stream` names a further byte stream of the source (a
     container's stderr) in its events; `expect_match` picks the records that are its
-    evidence of life.
+    evidence of life; `impact` says whom an error record hit.
     """
 
     def __init__(
@@ -224,8 +225,10 @@ class StreamScanner:
         max_line_bytes: int,
         stream: str = "",
         expect_match: str | None = None,
+        impact: ImpactKey | None = None,
     ) -> None:
         self._source, self._rules, self._fmt = source, rules, fmt
+        self._impact = impact
         self._time = (timestamp_field, timestamp_format)
         self._max = max_line_bytes
         self._stream = stream
@@ -244,7 +247,7 @@ class StreamScanner:
         """Whole lines (`data` ends with a newline) that arrived at `now`."""
         if self._reader is None:
             parser = LineParser(sniff_format(data[:SNIFF]) if self._fmt == "auto" else self._fmt, *self._time)
-            clf = SourceClassifier(self._source, self._rules, parser)
+            clf = SourceClassifier(self._source, self._rules, parser, self._impact)
             self._reader = _reader(clf, self._engine, self._max, self._found.append)
             self._times = ChunkTimes(parser, self._expect, by_shape=self._engine != "reference")
             self.stats = clf.stats

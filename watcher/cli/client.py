@@ -12,13 +12,22 @@ daemon's user) even for a read.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from watcher.cli.wire import WireError, request
-from watcher.config.endpoint import Endpoint
-from watcher.errors import DaemonError, DaemonNotRunning, InputError
+from watcher.errors import DaemonError, DaemonNotRunning, DaemonUnreachable, InputError
 from watcher.names import check_incident_id, default_user
-from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.schema import (
+    IncidentDoc,
+    IncidentListDoc,
+    PostmortemDoc,
+    RecordedDoc,
+    SnapshotDoc,
+    StatusDoc,
+    StatuspageDoc,
+    TimelineDoc,
+)
 
 POINT_ELSEWHERE = (
     "start it (`make run`, or `systemctl start novavms-watcher`) or point the CLI at it "
@@ -26,10 +35,26 @@ POINT_ELSEWHERE = (
 )
 
 
+class Target(Protocol):
+    """Where a daemon's API is: this machine's (config.endpoint.Endpoint) or another site's
+    (config.sites.Site)."""
+
+    @property
+    def listen(self) -> str:
+        """`HOST:PORT`."""
+        ...
+
+    def token_path(self) -> Path: ...
+
+    def tried(self) -> str:
+        """What was tried, for the sentence when nothing answers there."""
+        ...
+
+
 class Client:
     """One daemon's API, at `endpoint`."""
 
-    def __init__(self, endpoint: Endpoint, *, user: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(self, endpoint: Target, *, user: str | None = None, timeout: float = 5.0) -> None:
         self.endpoint = endpoint
         host, _, port = endpoint.listen.rpartition(":")
         host = host.strip("[]")
@@ -42,19 +67,61 @@ class Client:
     def status(self, *, redact: bool = True) -> StatusDoc:
         return _answer_as(StatusDoc, self._request("GET", "/api/v1/status", redact=redact))
 
-    def open_incident(self, incident: str, title: str, scope: list[str], window: str | None) -> IncidentDoc:
+    def incidents(self, include_closed: bool = False) -> IncidentListDoc:
+        path = "/api/v1/incidents" + ("?all=true" if include_closed else "")
+        return _answer_as(IncidentListDoc, self._request("GET", path))
+
+    def open_incident(
+        self, incident: str, title: str, scope: list[str], window: str | None, orgs: list[str] | None = None
+    ) -> IncidentDoc:
         body: dict[str, Any] = {"id": _checked(incident), "title": title, "scope": scope}
         if window is not None:
             body["window"] = window
+        if orgs:
+            body["orgs"] = orgs
         return _answer_as(IncidentDoc, self._request("POST", "/api/v1/incidents", body))
 
-    def mitigate(self, incident: str, action: str) -> IncidentDoc:
+    def mitigate(self, incident: str, action: str, at: str | None = None) -> IncidentDoc:
+        """`at`: when it was made (RFC 3339), for a mitigation recorded after the fact."""
         path = f"/api/v1/incidents/{_checked(incident)}/mitigations"
-        return _answer_as(IncidentDoc, self._request("POST", path, {"action": action}))
+        body: dict[str, Any] = {"action": action}
+        if at is not None:
+            body["at"] = at
+        return _answer_as(IncidentDoc, self._request("POST", path, body))
+
+    def note(self, incident: str, text: str, *, hypothesis: bool = False) -> IncidentDoc:
+        what = "hypotheses" if hypothesis else "notes"
+        path = f"/api/v1/incidents/{_checked(incident)}/{what}"
+        return _answer_as(IncidentDoc, self._request("POST", path, {"text": text}))
+
+    def change(
+        self,
+        incident: str,
+        *,
+        scope: list[str] | None = None,
+        window: str | None = None,
+        orgs: list[str] | None = None,
+    ) -> IncidentDoc:
+        body = {k: v for k, v in (("scope", scope), ("window", window), ("orgs", orgs)) if v is not None}
+        return _answer_as(
+            IncidentDoc, self._request("PATCH", f"/api/v1/incidents/{_checked(incident)}", body)
+        )
 
     def close(self, incident: str, reason: str) -> IncidentDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/close"
         return _answer_as(IncidentDoc, self._request("POST", path, {"reason": reason}))
+
+    def reopen(self, incident: str) -> IncidentDoc:
+        path = f"/api/v1/incidents/{_checked(incident)}/reopen"
+        return _answer_as(IncidentDoc, self._request("POST", path, {}))
+
+    def statuspage(self, incident: str) -> StatuspageDoc:
+        path = f"/api/v1/incidents/{_checked(incident)}/statuspage"
+        return _answer_as(StatuspageDoc, self._request("GET", path))
+
+    def postmortem(self, incident: str, *, redact: bool = True) -> PostmortemDoc:
+        path = f"/api/v1/incidents/{_checked(incident)}/postmortem"
+        return _answer_as(PostmortemDoc, self._request("GET", path, redact=redact))
 
     def timeline(self, incident: str, *, redact: bool = True) -> TimelineDoc:
         path = f"/api/v1/incidents/{_checked(incident)}/timeline"
@@ -74,12 +141,16 @@ class Client:
         headers = {"X-Watcher-User": self._user, "Accept": "application/json"}
         if not redact:
             path += "?redact=false"
-        if method == "POST" or not redact:
-            from watcher.daemon.token import read_token
+        if method != "GET" or not redact:
+            from watcher.daemon.token import read_token_file
 
             # Only now: redacted reads work for users who cannot read the token file.
+            token_file = self.endpoint.token_path()
+            missing = (
+                f"no API token in {token_file} (a daemon writes it to its state_dir when it first starts)"
+            )
             try:
-                headers["Authorization"] = f"Bearer {read_token(self.endpoint.state_dir)}"
+                headers["Authorization"] = f"Bearer {read_token_file(token_file, missing=missing)}"
             except DaemonError as exc:
                 raise DaemonError(f"{exc}; tried {self.endpoint.tried()}; {POINT_ELSEWHERE}") from None
         data = None if body is None else json.dumps(body).encode()
@@ -93,7 +164,7 @@ class Client:
                 f"no watcher daemon answers on {where}: tried {self.endpoint.tried()}; {POINT_ELSEWHERE}"
             ) from None
         except TimeoutError:
-            raise DaemonError(
+            raise DaemonUnreachable(
                 f"the watcher daemon on {where} did not answer within {self._timeout:g}s "
                 "(is it stuck? `systemctl status novavms-watcher` shows its state)"
             ) from None
@@ -114,12 +185,10 @@ class Client:
         except ValueError:  # also UnicodeDecodeError: not our daemon, or a truncated answer
             data = None
         if status == 401:
-            from watcher.daemon.token import TOKEN_FILE
-
             raise DaemonError(
                 f"the daemon on {self.endpoint.listen} refused the API token in "
-                f"{self.endpoint.state_dir / TOKEN_FILE}: is the CLI using the daemon's config "
-                f"(same state_dir)? tried {self.endpoint.tried()}"
+                f"{self.endpoint.token_path()}: is it that daemon's own (its state_dir/api-token)? "
+                f"tried {self.endpoint.tried()}"
             )
         if isinstance(data, dict):
             if status < 400:

@@ -276,9 +276,9 @@ class Demo:
                     live.update(status_view(doc), refresh=True)
                 elif time.monotonic() - last_line > 5 or incident["state"] == state:
                     last_line = time.monotonic()
-                    out.print(
-                        f"  {incident['state']}: clean {incident['clean_streak']:.0f}s of {self.shown_window}"
-                    )
+                    # The streak runs on past the window once resolved; the verdict is about the window.
+                    clean = min(incident["clean_streak"], incident["window"])
+                    out.print(f"  {incident['state']}: clean {clean:.0f}s of {self.shown_window}")
                 if incident["state"] == state:
                     return
                 if time.monotonic() > deadline:

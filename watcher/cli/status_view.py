@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from watcher.schema import ChannelDoc, IncidentDoc, SourceDoc, StatusDoc
+from watcher.schema import ChannelDoc, IncidentDoc, IncidentListDoc, SourceDoc, StatusDoc
 from watcher.times import format_duration, format_time, short_time, without_leading_stamp
 
 _STATE_STYLE = {
@@ -71,11 +71,36 @@ def incident_panel(
         rows.append(Text(f"  blind: cannot see {', '.join(doc['blind_sources'])}", style="magenta"))
     for reason in doc.get("cannot_resolve", []):
         rows.append(Text(f"  cannot resolve: {reason}", style="bold red"))
+    impact = doc.get("impact")
+    if impact is not None and impact["lines"]:
+        style = "yellow" if impact["affected"] else ""
+        counts, *named = impact["lines"]
+        if impact["confirmed_at"]:
+            counts += f" (impact confirmed at {short_time(impact['confirmed_at'], today)})"
+        rows += [Text(f"  impact: {line}", style=style) for line in (counts, *named)]
     if doc["mitigated_at"]:
         rows += [Text(f"  evidence: {e['text']}", style="dim") for e in doc.get("evidence", [])]
     if sources is not None:
         rows += [_evidence(name, sources.get(name), today) for name in doc["sources"]]
     return Group(*rows)
+
+
+def incident_lines(doc: IncidentListDoc, today: str = "") -> RenderableType:
+    """`watcher incident list`: one line per incident, oldest first, the title last (it may wrap;
+    an id or a time cut in two could not be copied or grepped)."""
+    if not doc["incidents"]:
+        return Text("no incidents", style="dim")
+    width = max(len(i["id"]) for i in doc["incidents"])
+    lines = []
+    for i in doc["incidents"]:
+        line = Text(f"{i['id']:<{width}}  ")
+        line.append(f"{i['state'].upper():<13}", style=_STATE_STYLE.get(i["state"], ""))
+        line.append(f" opened {short_time(i['opened_at'], today)}")
+        if i["closed_at"]:
+            line.append(f", closed {short_time(i['closed_at'], today)}")
+        line.append(f", {i['mitigations']} mitigation(s)  {i['title']}")
+        lines.append(line)
+    return Group(*lines)
 
 
 def _evidence(name: str, s: SourceDoc | None, today: str) -> Text:

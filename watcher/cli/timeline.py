@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from watcher import details
 from watcher.details import (
+    AlertDetail,
     BreakDetail,
     CannotResolveDetail,
+    ChangedDetail,
     ClockSkewDetail,
     ClosedDetail,
     Detail,
+    EscalatedDetail,
     GapDetail,
+    ImpactDetail,
     MitigatedDetail,
+    MitigationFailedDetail,
     NotRunningDetail,
     OpenedDetail,
     RecreatedDetail,
@@ -26,10 +31,18 @@ from watcher.details import (
     SnapshotDetail,
     SourceDownDetail,
     SourcesDetail,
+    TextDetail,
 )
 from watcher.events import Kind
-from watcher.schema import EventDoc, SummaryDoc, TimelineDoc
-from watcher.times import format_duration, format_time, parse_time, short_time, without_leading_stamp
+from watcher.schema import EventDoc, HandlingDoc, SummaryDoc, TimelineDoc
+from watcher.times import (
+    format_duration,
+    format_time,
+    human_time,
+    parse_time,
+    short_time,
+    without_leading_stamp,
+)
 
 MAX_MESSAGE = 300
 """Characters of a log line quoted in the timeline; the rest is in the JSON and the snapshot."""
@@ -41,7 +54,18 @@ def describe(kind: Kind, d: Detail) -> str:
     """One timeline entry as a sentence, with its details."""
     if isinstance(d, OpenedDetail):
         covered = f"; {len(d.sources)} sources then: {', '.join(d.sources)}" if d.sources else ""
-        return f"Incident opened: {d.title} (scope {', '.join(d.scope)}, window {_span(d.window)}{covered})"
+        named = f"; orgs named: {', '.join(d.orgs)}" if d.orgs else ""
+        verb = "reopened (needs a mitigation after this)" if kind is Kind.REOPENED else "opened"
+        what = f"scope {', '.join(d.scope)}, window {_span(d.window)}{covered}{named}"
+        return f"Incident {verb}: {d.title} ({what})"
+    if isinstance(d, TextDetail):
+        return (
+            f"Hypothesis (for a person to confirm): {d.text}"
+            if kind is Kind.HYPOTHESIS
+            else f"Note: {d.text}"
+        )
+    if isinstance(d, ChangedDetail | ImpactDetail | MitigationFailedDetail | EscalatedDetail):
+        return _runbook(d)
     if isinstance(d, MitigatedDetail):
         return f"Mitigation: {d.action}"
     if isinstance(d, BreakDetail):
@@ -58,7 +82,7 @@ def describe(kind: Kind, d: Detail) -> str:
             f"RESOLVED: no errors for {_span(d.window)} in {', '.join(d.sources)}"
             f"{_between(d.streak_start, None if d.streak_start is None else d.streak_start + d.window)}"
             f"; {d.lines:,} lines checked"
-            f"{''.join(f'; {e}' for e in d.evidence)}"
+            f"{''.join(f'; {e}' for e in (*d.evidence, *d.impact))}"
         )
     if isinstance(d, NotRunningDetail):
         since = f" since {format_time(d.since)}" if d.since is not None else ""
@@ -78,7 +102,32 @@ def describe(kind: Kind, d: Detail) -> str:
         return f"Source {d.source} down: {d.reason}"
     if isinstance(d, RecreatedDetail):
         return f"{d.source} recreated: image {d.old_image or '?'} → {d.new_image or '?'}"
+    if isinstance(d, AlertDetail):
+        return _alert(d)
     return _snapshot(d)
+
+
+def _runbook(d: ChangedDetail | ImpactDetail | MitigationFailedDetail | EscalatedDetail) -> str:
+    """The runbook's entries: a change of scope or window, impact confirmed, a failed mitigation,
+    an escalation."""
+    if isinstance(d, ChangedDetail):
+        changes = d.changes()
+        streak = f"; streak from {_at(d.streak_start)}" if d.streak_start is not None else ""
+        return f"Changed: {'; '.join(changes) or 'nothing'}{streak}"
+    if isinstance(d, ImpactDetail):
+        since = f" since {_at(d.first)}" if d.first is not None else ""
+        return (
+            f"Impact confirmed: {d.records:,} error records{since}, {d.orgs:,} org(s); "
+            "a customer-facing status may go out (watcher statuspage)"
+        )
+    if isinstance(d, MitigationFailedDetail):
+        made = f" (made {_at(d.mitigated_at)})" if d.mitigated_at is not None else ""
+        return f"Mitigation failed: {d.action}{made}: {d.reason}; {d.failures} failed so far"
+    return f"ESCALATED to the engineering lead: {d.reason}"
+
+
+def _at(at: float | None) -> str:
+    return "?" if at is None else human_time(at)
 
 
 def _break(kind: Kind, d: BreakDetail) -> str:
@@ -90,6 +139,16 @@ def _break(kind: Kind, d: BreakDetail) -> str:
     if kind is Kind.REGRESSED:
         return f"REGRESSION after resolution, by {what}{quoted}; verification starts again"
     return f"Streak reset by {what}{quoted}"
+
+
+def _alert(d: AlertDetail) -> str:
+    what = d.alertname + (f" ({d.summary})" if d.summary else "")
+    labels = f" [{', '.join(d.labels)}]" if d.labels else ""
+    if d.ends_at is None:
+        return f"Alert firing: {what}{labels}"
+    # An alert's end is news, not evidence: the sentence must not read as a resolution.
+    cleared = f"Alert cleared at {format_time(d.ends_at)}: {what}{labels}"
+    return cleared + "; the incident resolves only on the logs' evidence"
 
 
 def _snapshot(d: SnapshotDetail) -> str:
@@ -110,7 +169,7 @@ def _between(start: float | None, end: float | None) -> str:
     return f" from {short_time(format_time(start))} to {short_time(format_time(end))} ({_span(end - start)})"
 
 
-def _when(e: EventDoc) -> str:
+def when(e: EventDoc) -> str:
     at, recorded = e["at"], e["recorded_at"]
     text = short_time(at)
     if at and recorded and parse_time(recorded) - parse_time(at) > RECORDED_LATE:
@@ -118,18 +177,22 @@ def _when(e: EventDoc) -> str:
     return text
 
 
-def _row(e: EventDoc) -> str:
+def event_text(e: EventDoc) -> str:
+    """An event of the API's timeline as its sentence."""
     kind = Kind(e["kind"])
-    text = describe(kind, details.from_json(kind, e["detail"]))
-    return _table_row([_when(e), text, e.get("by") or ""])
+    return describe(kind, details.from_json(kind, e["detail"]))
 
 
-def _table_row(cells: list[str]) -> str:
+def _row(e: EventDoc) -> str:
+    return table_row([when(e), event_text(e), e.get("by") or ""])
+
+
+def table_row(cells: list[str]) -> str:
     """A markdown table row: a `|` or a line break in a cell would end the cell or the row."""
     return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
 
-def _summary(s: SummaryDoc) -> list[str]:
+def _summary(s: SummaryDoc, h: HandlingDoc | None) -> list[str]:
     def took(seconds: float | None, what: str) -> str:
         return f" ({what} {_span(seconds)})" if seconds is not None else ""
 
@@ -156,14 +219,23 @@ def _summary(s: SummaryDoc) -> list[str]:
         ("Regressions", str(s["regressions"])),
         ("Blind", blind),
         ("Gaps", str(len(s["gaps"])) if s["gaps"] else "none"),
+        *(
+            ()
+            if h is None
+            else (
+                ("Hypotheses", str(len(h["hypotheses"])) if h["hypotheses"] else "none recorded"),
+                ("Failed mitigations", str(len(h["failures"])) if h["failures"] else "none"),
+                ("Escalations", ", ".join(e["cause"] for e in h["escalations"]) or "none"),
+            )
+        ),
         ("Closed", closed),
     ]
-    return ["| | |", "| --- | --- |", *(_table_row([k, v]) for k, v in rows), ""]
+    return ["| | |", "| --- | --- |", *(table_row([k, v]) for k, v in rows), ""]
 
 
 def timeline_markdown(doc: TimelineDoc) -> str:
     head = [f"## Timeline: {doc['id']} — {doc['title']}", ""]
     if "summary" in doc:
-        head += _summary(doc["summary"])
+        head += _summary(doc["summary"], doc.get("handling"))
     head += ["| time (UTC) | event | by |", "| --- | --- | --- |"]
     return "\n".join(head + [_row(e) for e in doc["events"]])

@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
 from watcher.cli.base import out
-from watcher.cli.client import Client
 from watcher.cli.status_view import status_view
 from watcher.errors import DaemonError
 from watcher.schema import StatusDoc
@@ -26,16 +26,27 @@ from watcher.times import format_duration, format_time
 EVERY = 2.0
 
 
+_S = TypeVar("_S", bound=StatusDoc)
+_S_co = TypeVar("_S_co", bound=StatusDoc, covariant=True)
+
+
+class Polled(Protocol[_S_co]):
+    """What is watched: a daemon's client, or the fleet (watcher.cli.fleet.Fleet)."""
+
+    def status(self, *, redact: bool = True) -> _S_co: ...
+
+
 def watch_status(
-    connect: Callable[[], Client],
+    connect: Callable[[], Polled[_S]],
     *,
+    view: Callable[[_S], RenderableType] = status_view,
     redact: bool = True,
     every: float = EVERY,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
 ) -> None:
     """Redraw until interrupted (KeyboardInterrupt propagates: the command exits 130)."""
-    last: StatusDoc | None = None
+    last: _S | None = None
     down_since: float | None = None
     client = connect()
     with live_view() as live:
@@ -43,12 +54,12 @@ def watch_status(
             try:
                 last = client.status(redact=redact)
                 down_since = None
-                view: RenderableType = Group(_header(clock(), every), status_view(last))
+                shown: RenderableType = Group(_header(clock(), every), view(last))
             except DaemonError as exc:
                 down_since = down_since or clock()
-                view = _unreachable(last, down_since, clock(), str(exc))
+                shown = _unreachable(None if last is None else view(last), down_since, clock(), str(exc))
                 client = connect()
-            live.update(view, refresh=True)
+            live.update(shown, refresh=True)
             sleep(every)
 
 
@@ -70,7 +81,7 @@ def _header(now: float, every: float) -> Text:
     return Text(f"watcher status at {format_time(now)}, every {every:g}s (Ctrl-C to stop)", style="dim")
 
 
-def _unreachable(last: StatusDoc | None, since: float, now: float, reason: str) -> RenderableType:
+def _unreachable(last: RenderableType | None, since: float, now: float, reason: str) -> RenderableType:
     gone = format_duration(round(now - since))
     head = Text(
         f"daemon unreachable since {format_time(since)} ({gone}), retrying every {EVERY:g}s",
@@ -78,5 +89,5 @@ def _unreachable(last: StatusDoc | None, since: float, now: float, reason: str) 
     )
     parts: list[RenderableType] = [head, Text(f"  {reason}", style="red")]
     if last is not None:
-        parts += [Text("the last status it gave:", style="dim"), status_view(last)]
+        parts += [Text("the last status it gave:", style="dim"), last]
     return Group(*parts)

@@ -2,7 +2,7 @@
 
 `load()` is the only entry point; `Settings` is what it returns. Every problem is
 reported at once, one line each, naming the key as the user wrote it. One module per
-section: sources, rules, notify; base holds what they share; endpoint reads the two
+section: sources, rules, notify, runbook; base holds what they share; endpoint reads the two
 keys a client of the daemon needs without the rest.
 
 The names below are imported on first use: pydantic takes longer to import than a
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from watcher.config.base import Format
     from watcher.config.notify import NotifyConfig
     from watcher.config.rules import RuleConfig
+    from watcher.config.runbook import RunbookConfig
     from watcher.config.settings import (
         DEFAULT_CONFIG,
         HttpConfig,
@@ -40,6 +41,7 @@ _HOME = {
     "Format": "base",
     "NotifyConfig": "notify",
     "RuleConfig": "rules",
+    "RunbookConfig": "runbook",
     "DEFAULT_CONFIG": "settings",
     "HttpConfig": "settings",
     "ResolutionConfig": "settings",
@@ -66,6 +68,7 @@ __all__ = [
     "ResolutionConfig",
     "RetentionConfig",
     "RuleConfig",
+    "RunbookConfig",
     "Settings",
     "SourceConfig",
     "SshLogin",

@@ -35,6 +35,8 @@ DEFAULT_CONFIG = Path("config/watcher.toml")
 SYSTEM_CONFIG = Path("/etc/novavms-watcher/watcher.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/novavms-watcher")
 DEFAULT_LISTEN = "127.0.0.1:9108"
+TOKEN_FILE = "api-token"
+"""The daemon's API token, in its state_dir (watcher.daemon.token)."""
 _STATE_ENV = "watcher_state_dir"
 _LISTEN_ENV = "watcher_http__listen"
 
@@ -59,6 +61,9 @@ class Endpoint:
     """Where `listen` and `state_dir` came from, for the sentence when nothing answers."""
     recorded: bool = False
     """Both come from the run file of the daemon started with `config`."""
+
+    def token_path(self) -> Path:
+        return self.state_dir / TOKEN_FILE
 
     def tried(self) -> str:
         """`config F, state_dir S, address A (from ...)`: what a failing command names."""

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import SecretStr, field_validator, model_validator
 
 from watcher.config.base import Model, within
+from watcher.config.integrations import PagerDutyConfig, SlackAppConfig
+from watcher.config.secrets import secret_or_file
 from watcher.events import ANNOUNCED
 
 DEFAULT_TEMPLATES: dict[str, str] = {
@@ -26,11 +28,20 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "recovered": "*$incident* sources back at $at: $sources",
     "resolved": "*$incident* RESOLVED at $at: no errors for $window in $sources",
     "regressed": "*$incident* REGRESSION at $at by $source [$rule]",
+    "reopened": "*$incident* reopened: $title",
+    "changed": "*$incident* changed at $at: $text",
+    "impact_confirmed": "*$incident* impact confirmed: $text",
     "closed": "*$incident* closed: $reason",
+    "alert_firing": "*$incident* alert firing: $alert",
+    "alert_cleared": "*$incident* the alert cleared: $alert (only the logs' evidence resolves an incident)",
+    "note": "*$incident* note: $text",
+    "hypothesis": "*$incident* hypothesis: $text",
+    "mitigation_failed": "*$incident* mitigation failed: $action: $reason",
+    "escalated": "*$incident* ESCALATE to the engineering lead: $reason",
 }
 TEMPLATE_FIELDS = frozenset(
     {"incident", "title", "kind", "state", "at", "action", "reason", "source", "rule", "sources"}
-    | {"window", "lines", "since", "more"}
+    | {"window", "lines", "since", "more", "alert", "text"}
 )
 
 
@@ -54,8 +65,9 @@ class NotifyConfig(Model):
     oncall_webhook: SecretStr | None = None
     oncall_webhook_file: Path | None = None
     heartbeat: Annotated[float, within("1m", "24h")] = 900.0
-    format: Literal["slack", "json"] = "slack"
-    """slack: Block Kit with a text fallback; json: a generic document for other receivers."""
+    format: Literal["slack", "json", "teams"] = "slack"
+    """slack: Block Kit with a text fallback (Mattermost reads the text); json: a generic document
+    for other receivers; teams: an Adaptive Card for a Microsoft Teams Workflows webhook."""
     routes: dict[str, list[Literal["incident", "oncall"]]] = {}
     """Kind -> channels, over the defaults (incident kinds to incident, heartbeat to oncall)."""
     templates: dict[str, str] = {}
@@ -68,6 +80,8 @@ class NotifyConfig(Model):
     timeout: Annotated[float, within("100ms", "5m")] = 10.0
     reset_every: Annotated[float, within("0s", "24h")] = 60.0
     shutdown_grace: Annotated[float, within("0s", "5m")] = 2.0
+    slack_app: SlackAppConfig | None = None
+    pagerduty: PagerDutyConfig | None = None
 
     @field_validator("routes")
     @classmethod
@@ -84,6 +98,15 @@ class NotifyConfig(Model):
             check_template(kind, text)
         return v
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential configured here: hidden wherever one would appear in a message."""
+        out = list(self.webhooks().values())
+        if self.slack_app is not None:
+            out.append(self.slack_app.bot_token())
+        if self.pagerduty is not None:
+            out += [k for k in self.pagerduty.routing_keys() if k is not None]
+        return tuple(out)
+
     def webhooks(self) -> dict[str, str]:
         """Channel -> URL, for the channels that have one."""
         urls = {"incident": self.incident_webhook, "oncall": self.oncall_webhook}
@@ -92,16 +115,9 @@ class NotifyConfig(Model):
     @model_validator(mode="after")
     def _read_secret_files(self) -> NotifyConfig:
         for channel in ("incident", "oncall"):
-            path: Path | None = getattr(self, f"{channel}_webhook_file")
-            if path is None:
-                continue
-            if getattr(self, f"{channel}_webhook") is not None:
-                raise ValueError(f"set {channel}_webhook or {channel}_webhook_file, not both")
-            try:
-                url = path.read_text().strip()
-            except OSError as exc:
-                raise ValueError(f"{channel}_webhook_file: cannot read {path}: {exc.strerror}") from None
-            object.__setattr__(self, f"{channel}_webhook", SecretStr(url))
+            key = f"{channel}_webhook"
+            secret = secret_or_file(key, getattr(self, key), getattr(self, f"{key}_file"))
+            object.__setattr__(self, key, secret)
         for channel, url in self.webhooks().items():
             if not re.match(r"^https?://[^/\s]+", url):
                 # Not quoted back: the value is a secret.

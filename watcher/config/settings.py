@@ -16,12 +16,16 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from watcher.config.alerts import AlertmanagerConfig
 from watcher.config.base import Duration, Model, Window, within
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
 from watcher.config.notify import NotifyConfig
 from watcher.config.rules import RuleConfig
+from watcher.config.runbook import RunbookConfig
+from watcher.config.sites import check_api_url, check_site_name
 from watcher.config.sources import SourceConfig
 from watcher.errors import ConfigError
+from watcher.names import duplicates
 
 __all__ = ["DEFAULT_CONFIG", "HttpConfig", "ResolutionConfig", "RetentionConfig", "Settings", "load"]
 
@@ -66,20 +70,48 @@ class RetentionConfig(Model):
     """A closed incident's metric series stay this long, so the last state is scraped."""
 
 
+class SiteConfig(Model):
+    """Another watcher of the fleet (`[[sites]]`), for `--all-sites` (watcher.config.sites)."""
+
+    name: str
+    api_url: str
+    token_file: Path
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_site_name(v)
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_api_url(v)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WATCHER_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
     state_dir: Path = DEFAULT_STATE_DIR
+    site: str = ""
+    """This watcher's site, in `watcher_build_info{site}`; empty for a single watcher."""
     max_line_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     retention: RetentionConfig = RetentionConfig()
+    runbook: RunbookConfig = RunbookConfig()
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
     ignore: list[RuleConfig] = []
+    sites: list[SiteConfig] = []
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, v: str) -> str:
+        return check_site_name(v) if v else v
 
     @classmethod
     def settings_customise_sources(
@@ -100,6 +132,7 @@ class Settings(BaseSettings):
             [r.name for r in self.rules],
             [r.name for r in self.ignore],
             [s.rules or [] for s in self.sources],
+            [s.name for s in self.sites],
         )
         if problems:
             raise ValueError("\n".join(problems))
@@ -107,7 +140,11 @@ class Settings(BaseSettings):
 
 
 def _cross_problems(
-    sources: Sequence[object], rules: Sequence[object], ignore: Sequence[object], selected: Sequence[object]
+    sources: Sequence[object],
+    rules: Sequence[object],
+    ignore: Sequence[object],
+    selected: Sequence[object],
+    sites: Sequence[object],
 ) -> list[str]:
     """Names used twice, and source rule selections naming no rule (of models, or of raw TOML)."""
     problems: list[str] = []
@@ -115,9 +152,10 @@ def _cross_problems(
         problems.append(
             "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
         )
-    problems += _duplicates("sources", sources)
-    problems += _duplicates("rules", rules)
-    problems += _duplicates("ignore", ignore)
+    problems += duplicates("sources", sources)
+    problems += duplicates("rules", rules)
+    problems += duplicates("ignore", ignore)
+    problems += duplicates("sites", sites)
     known = {name for name in rules if isinstance(name, str)}
     for i, names in enumerate(selected):
         for name in names if isinstance(names, list) else []:
@@ -139,19 +177,8 @@ def _raw_cross_problems(data: Mapping[str, Any]) -> list[str]:
         column("rules", "name"),
         column("ignore", "name"),
         column("sources", "rules"),
+        column("sites", "name"),
     )
-
-
-def _duplicates(section: str, names: Sequence[object]) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for i, name in enumerate(names):
-        if not isinstance(name, str):
-            continue
-        if name in seen:
-            out.append(f"{section}[{i}].name: {name!r} is used twice")
-        seen.add(name)
-    return out
 
 
 def load(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -25,6 +25,11 @@ class SourceBase(Model):
     """At least one record (matching expect_match, when set) this often; else a gap from the last."""
     expect_match: str | None = Field(default=None, max_length=MAX_REGEX)
     """The records that meet expect_every (a regex over the message), e.g. 'heartbeat ok'."""
+    impact_field: str | None = Field(default=None, min_length=1)
+    """Whom an error record hit: a JSON, logfmt or journald field such as org_id (dotted for
+    nested JSON); the runbook's impact counts its distinct values."""
+    impact_regex: str | None = Field(default=None, max_length=MAX_REGEX)
+    """The same from the message, for text logs: a regex with one group, e.g. 'org=(\\S+)'."""
 
     @field_validator("expect_match")
     @classmethod
@@ -33,12 +38,24 @@ class SourceBase(Model):
             patterns.check(v)  # run on every record of a live source: linear time, as rules are
         return v
 
+    @field_validator("impact_regex")
+    @classmethod
+    def _one_group(cls, v: str | None) -> str | None:
+        if v is not None:
+            patterns.check(v)  # run on every error record: linear time, as rules are
+            groups = re.compile(v).groups
+            if groups != 1:
+                raise ValueError(f"needs exactly one group, the org id: (...); it has {groups}")
+        return v
+
     @model_validator(mode="after")
     def _expectation(self) -> SourceBase:
         if self.expect_match is not None and self.expect_every is None:
             raise ValueError("expect_match: needs expect_every (how often a match must come)")
         if self.quiet_ok and self.expect_every is not None:
             raise ValueError("quiet_ok: a source that may stay silent cannot also expect_every")
+        if self.impact_field is not None and self.impact_regex is not None:
+            raise ValueError("impact_regex: set impact_field or impact_regex, not both")
         return self
 
 

@@ -2,7 +2,8 @@
 
 Security model: the server listens on loopback by default. Reads (metrics,
 status, timeline) are open to local users; every POST needs the bearer token
-from `<state_dir>/api-token`. Log text reaches a reader redacted, as in the
+from `<state_dir>/api-token` (Alertmanager sends it as its webhook's
+`http_config.authorization` credentials). Log text reaches a reader redacted, as in the
 announcements (watcher.redact, with the webhook URLs): every document the API
 answers with has its strings redacted, unless the request asks `?redact=false`
 and holds the token. A Host header that is not ours is refused on every route, so
@@ -19,57 +20,37 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from watcher.daemon import requests
+from watcher.config.alerts import AlertmanagerConfig
+from watcher.daemon import alert_payload, requests
+from watcher.daemon.control import Control
 from watcher.errors import (
     DaemonError,
     IncidentClosed,
     IncidentExists,
+    IncidentNotClosed,
     IncidentNotFound,
     InputError,
     SnapshotError,
+    StoreError,
 )
+from watcher.events import Kind
 from watcher.evidence import Request
 from watcher.metrics import Metrics
 from watcher.names import check_incident_id
 from watcher.redact import redact_doc
-from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
 
 MAX_BODY = 64 * 1024
+ALERTMANAGER = "/api/v1/alerts/alertmanager"
 _M = TypeVar("_M", bound=requests.Body)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 log = logging.getLogger(__name__)
-
-
-class Control(Protocol):
-    """What the API asks of the daemon (watcher.daemon.commands.Commands).
-
-    Methods raise IncidentNotFound (404), IncidentExists (409), and IncidentClosed,
-    SnapshotError or InputError for a request the daemon refuses (400); the
-    exception's sentence is passed to the user as is.
-    """
-
-    def status(self) -> StatusDoc: ...
-
-    async def open_incident(
-        self, incident: str, title: str, scope: list[str], window: float | None, by: str
-    ) -> IncidentDoc: ...
-
-    async def mitigate(self, incident: str, action: str, by: str) -> IncidentDoc: ...
-
-    async def close(self, incident: str, reason: str, by: str) -> IncidentDoc: ...
-
-    def timeline(self, incident: str) -> TimelineDoc: ...
-
-    async def snapshot(self, req: Request, by: str) -> SnapshotDoc: ...
-
-    def record_snapshot(self, taken: requests.SnapshotTaken, by: str) -> RecordedDoc: ...
 
 
 class _Refused(Exception):
@@ -89,11 +70,13 @@ class ApiServer:
         listen: str,
         token: str,
         health: Callable[[], tuple[bool, str]],
+        alerts: AlertmanagerConfig | None = None,
         ready: Callable[[], tuple[bool, str]] | None = None,
         secrets: Sequence[str] = (),
     ) -> None:
         """`secrets`: literals redacted wherever they appear (the webhook URLs)."""
         self._control = control
+        self._alerts = alerts or AlertmanagerConfig()
         self._metrics = metrics
         self._listen = listen
         host, _, port = listen.rpartition(":")
@@ -111,11 +94,19 @@ class ApiServer:
         app.router.add_get("/healthz", self._get_healthz)
         app.router.add_get("/readyz", self._get_readyz)
         app.router.add_get("/api/v1/status", self._get_status)
+        app.router.add_get("/api/v1/incidents", self._get_incidents)
         app.router.add_post("/api/v1/incidents", self._post_incident)
+        app.router.add_patch("/api/v1/incidents/{id}", self._patch_incident)
         app.router.add_post("/api/v1/incidents/{id}/mitigations", self._post_mitigation)
+        app.router.add_post("/api/v1/incidents/{id}/notes", self._post_note)
+        app.router.add_post("/api/v1/incidents/{id}/hypotheses", self._post_hypothesis)
         app.router.add_post("/api/v1/incidents/{id}/close", self._post_close)
+        app.router.add_post("/api/v1/incidents/{id}/reopen", self._post_reopen)
         app.router.add_get("/api/v1/incidents/{id}/timeline", self._get_timeline)
+        app.router.add_get("/api/v1/incidents/{id}/statuspage", self._get_statuspage)
+        app.router.add_get("/api/v1/incidents/{id}/postmortem", self._get_postmortem)
         app.router.add_post("/api/v1/snapshots", self._post_snapshot)
+        app.router.add_post(ALERTMANAGER, self._post_alertmanager)
         app.router.add_post("/api/v1/snapshots/recorded", self._post_recorded_snapshot)
         self._app = app
 
@@ -190,8 +181,9 @@ class ApiServer:
         if origin is not None and not self._host_allowed(urlsplit(origin).netloc):
             raise _Refused(403, "refused: cross-origin requests cannot change incidents")
         self._check_token(request)
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise _Refused(413, f"request body is larger than {MAX_BODY // 1024} KiB")
+        limit = self._limit(request)
+        if request.content_length is not None and request.content_length > limit:
+            raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
 
     def _check_token(self, request: web.Request, why: str = "") -> None:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -204,6 +196,9 @@ class ApiServer:
                 "from the daemon's state_dir/api-token",
                 {"WWW-Authenticate": 'Bearer realm="watcher"'},
             )
+
+    def _limit(self, request: web.Request) -> int:
+        return self._alerts.max_body if request.path == ALERTMANAGER else MAX_BODY
 
     async def _document(
         self, request: web.Request, doc: Mapping[str, Any], status: int = 200
@@ -240,19 +235,45 @@ class ApiServer:
     async def _get_status(self, request: web.Request) -> web.Response:
         return await self._document(request, self._control.status())
 
+    async def _get_incidents(self, request: web.Request) -> web.Response:
+        listed = request.query.get("all", "false")
+        if listed not in ("true", "false"):
+            raise _Refused(400, f"all must be true or false, not {listed[:20]!r}")
+        return await self._document(request, self._control.incidents(listed == "true"))
+
     async def _post_incident(self, request: web.Request) -> web.Response:
         body = await _body(request, requests.OpenIncident)
         with _control_errors():
             result = await self._control.open_incident(
-                body.id, body.title, list(body.scope), body.window, _by(request)
+                body.id, body.title, list(body.scope), body.window, _by(request), body.orgs
             )
         return await self._document(request, result, status=201)
+
+    async def _patch_incident(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        b = await _body(request, requests.Change)
+        with _control_errors():
+            result = await self._control.change(incident, _by(request), b.scope, b.window, b.orgs)
+        return await self._document(request, result)
 
     async def _post_mitigation(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         body = await _body(request, requests.Mitigation)
         with _control_errors():
-            result = await self._control.mitigate(incident, body.action, _by(request))
+            result = await self._control.mitigate(incident, body.action, _by(request), body.at)
+        return await self._document(request, result, status=201)
+
+    async def _post_note(self, request: web.Request) -> web.Response:
+        return await self._text(request, Kind.NOTE)
+
+    async def _post_hypothesis(self, request: web.Request) -> web.Response:
+        return await self._text(request, Kind.HYPOTHESIS)
+
+    async def _text(self, request: web.Request, kind: Kind) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        body = await _body(request, requests.Text)
+        with _control_errors():
+            result = await self._control.note(incident, kind, body.text, _by(request))
         return await self._document(request, result, status=201)
 
     async def _post_close(self, request: web.Request) -> web.Response:
@@ -262,10 +283,29 @@ class ApiServer:
             result = await self._control.close(incident, body.reason, _by(request))
         return await self._document(request, result)
 
+    async def _post_reopen(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        await _body(request, requests.Reopen)
+        with _control_errors():
+            result = await self._control.reopen(incident, _by(request))
+        return await self._document(request, result)
+
     async def _get_timeline(self, request: web.Request) -> web.Response:
         incident = _incident_id(request.match_info["id"])
         with _control_errors():
             result = self._control.timeline(incident)
+        return await self._document(request, result)
+
+    async def _get_statuspage(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        with _control_errors():
+            result = self._control.statuspage(incident)
+        return await self._document(request, result)
+
+    async def _get_postmortem(self, request: web.Request) -> web.Response:
+        incident = _incident_id(request.match_info["id"])
+        with _control_errors():
+            result = self._control.postmortem(incident)
         return await self._document(request, result)
 
     async def _post_snapshot(self, request: web.Request) -> web.Response:
@@ -282,6 +322,30 @@ class ApiServer:
             result = self._control.record_snapshot(taken, _by(request))
         return web.json_response(result, status=201)
 
+    async def _post_alertmanager(self, request: web.Request) -> web.Response:
+        """A webhook notification. Alertmanager retries only 5xx answers: a body it sent wrong
+        is refused with 4xx (never better on a retry), trouble on our side is a 503."""
+        limit = self._limit(request)
+        raw = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):  # no Content-Length: count
+            raw += chunk
+            if len(raw) > limit:
+                raise _Refused(413, f"request body is larger than {limit // 1024} KiB")
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _Refused(400, "the notification is not valid JSON") from None
+        try:
+            notification = alert_payload.parse(doc, self._alerts.max_alerts)
+        except ValueError as exc:
+            raise _Refused(400, str(exc)) from None
+        try:
+            result = await self._control.alertmanager(notification)
+        except StoreError as exc:
+            log.error("Alertmanager notification for %s not recorded: %s", notification.group_key, exc)
+            raise _Refused(503, "the watcher could not record the notification; retry") from None
+        return web.json_response(result)
+
 
 @contextlib.contextmanager
 def _control_errors() -> Iterator[None]:
@@ -292,7 +356,7 @@ def _control_errors() -> Iterator[None]:
         raise _Refused(404, str(exc)) from None
     except IncidentExists as exc:
         raise _Refused(409, str(exc)) from None
-    except (IncidentClosed, SnapshotError, InputError) as exc:
+    except (IncidentClosed, IncidentNotClosed, SnapshotError, InputError) as exc:
         raise _Refused(400, str(exc)) from None
 
 

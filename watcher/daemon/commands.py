@@ -1,4 +1,7 @@
-"""The commands the daemon's HTTP API serves: open, mitigate, close, status, timeline, snapshot.
+"""The commands the daemon's HTTP API serves: the incident's life (open, mitigate, note,
+hypothesis, change, close, reopen), status and timeline, snapshots, and Alertmanager's
+notifications (alerts.py); the documents read from the record (list, statuspage, postmortem)
+are in records.py.
 
 Each incident command records itself in the store and hands what the engine made
 of it to the pipeline, in one commit, before it answers. Whether an incident exists
@@ -11,20 +14,34 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from watcher.config import Settings
-from watcher.daemon import requests
+from watcher.daemon import records, requests
+from watcher.daemon.alert_payload import Notification
+from watcher.daemon.alerts import AlertIntake
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.status import incident_doc, outbox_doc, source_doc, timeline_doc
-from watcher.details import SnapshotDetail, Transition
-from watcher.errors import IncidentExists, IncidentNotFound
+from watcher.details import SnapshotDetail, TextDetail, Transition
+from watcher.errors import IncidentExists, IncidentNotClosed, IncidentNotFound, InputError
 from watcher.events import Kind
 from watcher.evidence import Request, take_configured
-from watcher.schema import IncidentDoc, RecordedDoc, SnapshotDoc, StatusDoc, TimelineDoc
+from watcher.facts import facts
+from watcher.schema import (
+    AlertDoc,
+    IncidentDoc,
+    IncidentListDoc,
+    PostmortemDoc,
+    RecordedDoc,
+    SnapshotDoc,
+    StatusDoc,
+    StatuspageDoc,
+    TimelineDoc,
+)
 from watcher.snapshot.manifest import verify
 from watcher.snapshot.spool import queued, reject
+from watcher.times import format_time
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +50,7 @@ class Commands:
     def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        self.alerts = AlertIntake(settings.alertmanager, self)
 
     def status(self) -> StatusDoc:
         p = self.pipeline
@@ -59,8 +77,26 @@ class Commands:
     # The bodies below never await before their commit: each runs to it without interleaving.
 
     async def open_incident(
-        self, incident: str, title: str, scope: list[str], window: float | None, by: str
+        self,
+        incident: str,
+        title: str,
+        scope: list[str],
+        window: float | None,
+        by: str,
+        orgs: Sequence[str] = (),
     ) -> IncidentDoc:
+        return self.open_now(incident, title, scope, window, by, orgs)
+
+    def open_now(
+        self,
+        incident: str,
+        title: str,
+        scope: list[str],
+        window: float | None,
+        by: str,
+        orgs: Sequence[str] = (),
+    ) -> IncidentDoc:
+        """`open_incident` for a caller that must not await (inside its own transaction)."""
         p = self.pipeline
         if p.store.incident(incident) is not None:
             raise IncidentExists(f"incident {incident} already exists")
@@ -68,27 +104,91 @@ class Commands:
         p.metrics.add_incident(incident, span)
         return self._command(
             incident,
-            lambda now: p.store.create_incident(incident, title, scope or ["*"], span, now, by),
-            lambda now: p.engine.open(incident, title, scope or ["*"], span, now),
+            lambda now: p.store.create_incident(incident, title, scope or ["*"], span, now, by, orgs),
+            lambda now: p.engine.open(incident, title, scope or ["*"], span, now, orgs=orgs),
         )
 
-    async def mitigate(self, incident: str, action: str, by: str) -> IncidentDoc:
+    async def mitigate(self, incident: str, action: str, by: str, at: float | None = None) -> IncidentDoc:
+        """A mitigation made now, or at `at`: in the past, after the incident (re)opened."""
         p = self.pipeline
         p.store.require_open(incident)
+        if at is not None:
+            self._check_past(incident, at)
         return self._command(
             incident,
-            lambda now: p.store.add_mitigation(incident, now, action, by),
-            lambda now: p.engine.mitigate(incident, action, now),
+            lambda now: p.store.add_mitigation(incident, now if at is None else at, action, by),
+            lambda now: p.engine.mitigate(incident, action, now if at is None else at),
         )
+
+    def _check_past(self, incident: str, at: float) -> None:
+        now, opened = self.pipeline.clock(), self.pipeline.engine.status(incident).opened_at
+        if at > now:
+            raise InputError(
+                f"the mitigation time {format_time(at)} is in the future (now {format_time(now)}): "
+                "leave --at out for a mitigation made now"
+            )
+        if at < opened:
+            raise InputError(
+                f"the mitigation time {format_time(at)} is before {incident} (re)opened at "
+                f"{format_time(opened)}: the watcher has no record of it there"
+            )
+
+    async def change(
+        self,
+        incident: str,
+        by: str,
+        scope: Sequence[str] | None = None,
+        window: float | None = None,
+        orgs: Sequence[str] | None = None,
+    ) -> IncidentDoc:
+        """A new scope, window or set of named orgs for an open incident, on its timeline."""
+        p = self.pipeline
+        row = p.store.require_open(incident)
+        if scope is None and window is None and orgs is None:
+            raise InputError("nothing to change: give a new scope, window or orgs")
+        new = (scope or row.scope, window or row.window, row.orgs if orgs is None else orgs)
+        p.metrics.add_incident(incident, new[1])
+        return self._command(
+            incident,
+            lambda now: p.store.change_incident(incident, *new),
+            lambda now: p.engine.change(incident, now, scope=scope, window=window, orgs=orgs, by=by),
+        )
+
+    async def note(self, incident: str, kind: Kind, text: str, by: str) -> IncidentDoc:
+        """A person's note or hypothesis (`kind`) on the timeline, announced."""
+        p = self.pipeline
+        p.store.require_open(incident)
+        p.record_notes(incident, [(p.clock(), kind, TextDetail(text, by))])
+        return incident_doc(p.engine.status(incident))
 
     async def close(self, incident: str, reason: str, by: str) -> IncidentDoc:
         p = self.pipeline
         p.store.require_open(incident)
-        return self._command(
+        doc = self._command(
             incident,
             lambda now: p.store.close_incident(incident, now, reason, by),
             lambda now: p.engine.close(incident, reason, now),
         )
+        f = facts(p.store.require(incident), p.store.timeline(incident))
+        if f.time_to_resolve is not None and f.reopened_at is None:
+            # Once per incident: a reopened one was observed when it first closed.
+            p.metrics.resolved_in(f.time_to_resolve)
+        return doc
+
+    async def reopen(self, incident: str, by: str) -> IncidentDoc:
+        """A closed incident tracked again from now: it needs a mitigation after this to resolve."""
+        p = self.pipeline
+        row = p.store.require(incident)
+        if row.closed_at is None:
+            raise IncidentNotClosed(f"incident {incident} is open; only a closed incident can be reopened")
+        p.metrics.add_incident(incident, row.window)
+
+        def apply(now: float) -> list[Transition]:
+            out = p.engine.open(incident, row.title, row.scope, row.window, now, orgs=row.orgs, reopen=by)
+            p.engine.load_impact(incident, p.store.impact.load(incident))
+            return out
+
+        return self._command(incident, lambda now: p.store.reopen_incident(incident), apply)
 
     def _command(
         self,
@@ -104,6 +204,18 @@ class Commands:
             p.transitions(apply(now))
             p.persist(force=True)
         return incident_doc(p.engine.status(incident))
+
+    def incidents(self, include_closed: bool) -> IncidentListDoc:
+        return records.incident_list(self.pipeline, include_closed)
+
+    def statuspage(self, incident: str) -> StatuspageDoc:
+        return records.statuspage(self.settings, self.pipeline, incident)
+
+    def postmortem(self, incident: str) -> PostmortemDoc:
+        return records.postmortem(self.pipeline, incident)
+
+    async def alertmanager(self, notification: Notification) -> AlertDoc:
+        return self.alerts.receive(notification)
 
     def timeline(self, incident: str) -> TimelineDoc:
         store = self.pipeline.store

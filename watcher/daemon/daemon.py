@@ -33,15 +33,18 @@ from watcher.daemon.lock import StateLock
 from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.readiness import readiness, report
 from watcher.daemon.retention import PRUNE_EVERY, prune
+from watcher.daemon.runbook import RunbookClock
 from watcher.daemon.token import load_or_create_token
 from watcher.engine import Engine
+from watcher.engine.impact import ImpactPolicy
 from watcher.errors import StoreError
 from watcher.events import HEARTBEAT, Expectation
 from watcher.metrics import Metrics
 from watcher.notify.announce import Announcement, Announcer
-from watcher.notify.channels import build_senders
+from watcher.notify.channels import build_senders, lane_names, lanes
 from watcher.notify.news import HeartbeatNews, news_from_json
 from watcher.notify.sender import Sender
+from watcher.runbook.escalation import Policy
 from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.registry import build_sources
 from watcher.store import Store
@@ -95,7 +98,9 @@ class Daemon:
         built = build_sources(s, ctx)
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)
-        self.metrics = metrics = Metrics(self.registry, sources=names, rules=ruleset.rule_names)
+        self.metrics = metrics = Metrics(
+            self.registry, sources=names, rules=ruleset.rule_names, channels=lane_names(s.notify), site=s.site
+        )
         engine = self._engine({src.name: src.expectation(src.name) for src in built})
         for name, mark in engine.sources().items():
             if mark is not None:
@@ -118,23 +123,31 @@ class Daemon:
         for inc in store.incidents():
             metrics.add_incident(inc.id, inc.window)
         pipeline.refresh_incident_metrics()
+        self.runbook = RunbookClock(
+            pipeline, Policy(s.runbook.no_hypothesis_after, s.runbook.failed_mitigations)
+        )
         self.commands = Commands(s, pipeline)
         token = load_or_create_token(s.state_dir)
-        hooks = list(s.notify.webhooks().values())
         self.api = ApiServer(
             self.commands,
             metrics,
             listen=s.http.listen,
             token=token,
             health=self._health,
+            alerts=s.alertmanager,
             ready=self._ready,
-            secrets=hooks,
+            secrets=s.notify.secrets(),
         )
         await self.api.start()
         # Only once nothing else in startup can fail: shutdown() is what closes the session.
         self.http = aiohttp.ClientSession()
         self.senders = build_senders(
-            s.notify, self.http, outbox=store.outbox, metrics=metrics, clock=self.clock
+            s.notify,
+            self.http,
+            outbox=store.outbox,
+            slack_messages=store.slack_messages,
+            metrics=metrics,
+            clock=self.clock,
         )
         pipeline.senders = self.senders
         if self.config_file is not None:
@@ -150,22 +163,29 @@ class Daemon:
         )
 
     def _engine(self, expect: dict[str, Expectation]) -> Engine:
-        r = self.settings.resolution
+        r, book = self.settings.resolution, self.settings.runbook
+        impact = ImpactPolicy(book.max_orgs, book.confirm_records, book.confirm_over, book.impact_lookback)
         args = {"blind_after": r.blind_after, "skew_tolerance": r.skew_tolerance}
         snap = self.store.engine_state()
         try:
-            if snap:
-                marks = {n: p.watermark for n, p in self.store.resume_points().items()}
-                return Engine.restore(snap, sources=expect, expectations=expect, watermarks=marks, **args)
+            if not snap:
+                return Engine(sources=expect, expectations=expect, impact=impact, **args)
+            marks = {n: p.watermark for n, p in self.store.resume_points().items()}
+            engine = Engine.restore(
+                snap, sources=expect, expectations=expect, watermarks=marks, impact=impact, **args
+            )
         except ValueError as exc:
             raise StoreError(f"{self.store.path}: {exc}; use the watcher that wrote it") from None
-        return Engine(sources=expect, expectations=expect, **args)
+        for incident in engine.incident_ids():
+            engine.load_impact(incident, self.store.impact.load(incident))
+        return engine
 
     def _announcer(self) -> Announcer:
         notify = self.settings.notify
         hooks = notify.webhooks()
+        extra = lanes(notify)
         for channel in ("incident", "oncall"):
-            if channel not in hooks:
+            if channel not in hooks and not any(lane.channel == channel for lane in extra):
                 log.warning("no %s_webhook configured: nothing is announced to that channel", channel)
         last = self.store.outbox.last_enqueued(HEARTBEAT)
         held = [
@@ -174,6 +194,7 @@ class Daemon:
         ]
         return Announcer(
             channels=hooks,
+            lanes=extra,
             routes=notify.routes,
             reset_every=notify.reset_every,
             heartbeat=notify.heartbeat,
@@ -282,6 +303,7 @@ class Daemon:
             p.announce(p.announcer.tick(p.refresh_incident_metrics()))
             self.metrics.outbox_pending(self.store.outbox.pending_count())
             p.persist()
+            self.runbook.tick(self.clock())  # after the commit: it judges what the store holds
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from watcher.classify.impact import ImpactKey
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import StreamScanner
 from watcher.daemon.auto_snapshots import AutoSnapshots
@@ -30,6 +31,7 @@ from watcher.details import (
     CannotResolveDetail,
     ClockSkewDetail,
     Detail,
+    EscalatedDetail,
     Note,
     NotRunningDetail,
     SourceDownDetail,
@@ -90,8 +92,10 @@ class Pipeline:
         """Set once the daemon has logged every source's first state (watcher.daemon.readiness)."""
         self._blocked: dict[str, tuple[str, ...]] = {}
         """Per incident, the reasons it could not resolve when last put on its timeline."""
-        self._touched: set[str] = set()
+        self._active: set[str] = set()
         """Sources with events since the last flush_lines."""
+        self.touched: set[str] = set()
+        """Incidents whose timeline got transitions or notes since the runbook's clock last looked."""
         self._saved_incidents: str | None = None
         """The incidents of the engine snapshot last committed, as JSON: unchanged ones are not rewritten."""
 
@@ -139,13 +143,14 @@ class Pipeline:
             max_line_bytes=self.max_line_bytes,
             stream=stream,
             expect_match=opts.expect_match,
+            impact=ImpactKey.of(opts.impact_field, opts.impact_regex),
         )
 
     # ---- events ---------------------------------------------------------------------
 
     def handle(self, name: str, event: SourceEvent) -> None:
         st = self._state(name)
-        self._touched.add(name)
+        self._active.add(name)
         if isinstance(event, Chunk):
             if event.data:
                 self._chunk(name, st, event)
@@ -240,11 +245,31 @@ class Pipeline:
     def announce(self, announcements: list[Announcement]) -> None:
         self._outgoing += announcements
 
+    def record_notes(self, incident: str, notes: Sequence[tuple[float, Kind, Detail]]) -> None:
+        """Notes about an open incident on its timeline and in the outbox, in one commit now rather
+        than with the next batch: a person's note, the runbook's decisions. StoreError: none is.
+
+        An escalation also pages, where a lane pages on it (PagerDuty's escalation key): in the
+        same commit as the note, so once per cause like the note itself."""
+        created = self.clock()
+        with self.store.transaction():
+            for at, kind, detail in notes:
+                self.store.add_note(incident, at, kind, detail)
+                queued = self.announcer.note(incident, kind, at, detail, self.engine.status)
+                if isinstance(detail, EscalatedDetail):
+                    title = self.engine.status(incident).title
+                    queued += self.announcer.escalation(incident, title, at, detail.cause)
+                for a in queued:
+                    self._queue(a, created)
+        self.touched.add(incident)
+        for sender in self.senders:
+            sender.wake()
+
     def flush_lines(self) -> None:
         """Pass the lines read since the last batch on to the metrics and the engine's evidence
         (of the sources that had events: a fleet has a thousand, a batch a few)."""
-        touched, self._touched = self._touched, set()
-        for name in touched:
+        active, self._active = self._active, set()
+        for name in active:
             st = self.sources.get(name)
             if st is None or st.lines() == st.reported["lines"]:
                 continue
@@ -283,6 +308,7 @@ class Pipeline:
                 for name, st in self.sources.items():
                     if st.dirty:
                         self.store.save_resume(name, st.cursor, self.engine.watermark(name))
+                self.store.impact.save(self.engine.impact_changes())
                 saved = self._save_engine_state()
         except StoreError as exc:
             # Keep the transitions for the next attempt: the engine has already moved on.
@@ -291,6 +317,7 @@ class Pipeline:
             self._outgoing = outgoing + self._outgoing
             log.error("cannot commit state, will retry: %s", exc)
             return
+        self.engine.impact_saved()
         self._saved_incidents = saved
         for st in self.sources.values():
             st.dirty = False
@@ -327,7 +354,8 @@ class Pipeline:
         self.store.append_timeline(transitions)
         for t in transitions:
             log.info("%s %s at %s -> %s", t.incident, t.kind, format_time(t.at), t.state)
-        return self.announcer.transitions(transitions, lambda i: self.engine.status(i).title)
+            self.touched.add(t.incident)
+        return self.announcer.transitions(transitions, self.engine.status)
 
     def retire_closed(self, before: float) -> None:
         """Incidents closed before `before` leave the metrics and the engine (the store keeps them)."""
@@ -341,8 +369,14 @@ class Pipeline:
         statuses = [self.engine.status(i) for i in self.engine.incident_ids()]
         for s in statuses:
             self.metrics.incident(
-                s.id, state=str(s.state), clean_streak=s.clean_streak, resolved_at=s.resolved_at
+                s.id,
+                state=str(s.state),
+                clean_streak=s.clean_streak,
+                resolved_at=s.resolved_at,
+                streak_start=s.streak_start,
+                verified_to=s.verified_to,
             )
+            self.metrics.impact(s.id, s.impact.orgs, s.impact.affected, s.impact.untracked)
             self._cannot_resolve(s)
         return statuses
 

@@ -13,9 +13,10 @@ from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from watcher.engine.impact import MAX_ORG
 from watcher.events import Trigger
 from watcher.names import check_incident_id
-from watcher.times import WINDOW, parse_duration
+from watcher.times import WINDOW, parse_duration, parse_time
 
 MAX_TEXT = 4096
 MAX_GLOBS = 100
@@ -50,6 +51,42 @@ def _scope(value: object) -> tuple[str, ...]:
     if len(value) > MAX_GLOBS or any(len(g) > MAX_GLOB for g in value):
         raise ValueError(f"scope takes at most {MAX_GLOBS} globs of at most {MAX_GLOB} characters each")
     return tuple(value)
+
+
+MAX_ORGS = 50
+"""Orgs named on one incident, at most."""
+
+
+def _orgs(value: object) -> tuple[str, ...]:
+    if not (
+        isinstance(value, list)
+        and len(value) <= MAX_ORGS
+        and all(isinstance(o, str) and 0 < len(o.strip()) <= MAX_ORG for o in value)
+    ):
+        raise ValueError(
+            f"orgs must be a list of at most {MAX_ORGS} org ids of at most {MAX_ORG} characters"
+            ' such as ["org-a"]'
+        )
+    return tuple(dict.fromkeys(o.strip() for o in value))
+
+
+def _maybe_orgs(value: object) -> tuple[str, ...] | None:
+    return None if value is None else _orgs(value)
+
+
+def _maybe_scope(value: object) -> tuple[str, ...] | None:
+    return None if value is None else _scope(value)
+
+
+def _time(value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("at must be an RFC 3339 time such as 2026-12-03T14:21:30Z")
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise ValueError(f"at: {exc}") from None
 
 
 def _window(value: object) -> float | None:
@@ -119,10 +156,31 @@ class OpenIncident(Body):
     title: Annotated[str, _text("title")]
     scope: Annotated[tuple[str, ...], BeforeValidator(_scope)] = ()
     window: Annotated[float | None, BeforeValidator(_window)] = None
+    orgs: Annotated[tuple[str, ...], BeforeValidator(_orgs)] = ()
 
 
 class Mitigation(Body):
     action: Annotated[str, _text("action")]
+    at: Annotated[float | None, BeforeValidator(_time)] = None
+    """When it was made, if not now (recorded after the fact)."""
+
+
+class Text(Body):
+    """A note or a hypothesis."""
+
+    text: Annotated[str, _text("text")]
+
+
+class Change(Body):
+    """What changes on an open incident; what is left out stays."""
+
+    scope: Annotated[tuple[str, ...] | None, BeforeValidator(_maybe_scope)] = None
+    window: Annotated[float | None, BeforeValidator(_window)] = None
+    orgs: Annotated[tuple[str, ...] | None, BeforeValidator(_maybe_orgs)] = None
+
+
+class Reopen(Body):
+    pass
 
 
 class Close(Body):

@@ -8,11 +8,17 @@ from watcher import details
 from watcher.classify.grouping import ClassifyStats
 from watcher.engine import IncidentStatus
 from watcher.engine.evidence import Down, SourceEvidence
+from watcher.engine.impact import ImpactSummary, OrgStatus
 from watcher.facts import Facts, Span, facts, in_event_order, who
 from watcher.schema import (
     ChannelDoc,
+    DeliveryDoc,
     EvidenceDoc,
+    HandlingDoc,
+    ImpactDoc,
     IncidentDoc,
+    IncidentRowDoc,
+    OrgDoc,
     OutboxDoc,
     SourceDoc,
     SpanDoc,
@@ -20,7 +26,7 @@ from watcher.schema import (
     TimelineDoc,
     error_doc,
 )
-from watcher.store.outbox import Backlog
+from watcher.store.outbox import Backlog, Delivery
 from watcher.store.rows import IncidentRow, TimelineRow
 from watcher.times import format_time
 
@@ -47,6 +53,61 @@ def incident_doc(s: IncidentStatus) -> IncidentDoc:
         "sources": list(s.sources),
         "cannot_resolve": [b.text() for b in s.blockers],
         "evidence": [evidence_doc(e) for e in s.evidence],
+        "orgs": [n.org for n in s.impact.named],
+        "impact": impact_doc(s.impact),
+    }
+
+
+def impact_doc(i: ImpactSummary) -> ImpactDoc:
+    return {
+        "records": i.records,
+        "first": format_time(i.first),
+        "last": format_time(i.last),
+        "orgs": i.orgs,
+        "affected": i.affected,
+        "untracked": i.untracked,
+        "cap": i.cap,
+        "confirmed_at": format_time(i.confirmed_at),
+        "named": [org_doc(n) for n in i.named],
+        "lines": list(i.lines()),
+    }
+
+
+def org_doc(o: OrgStatus) -> OrgDoc:
+    return {
+        "org": o.org,
+        "first": format_time(o.first),
+        "last": format_time(o.last),
+        "records": o.records,
+        "affected": o.affected,
+    }
+
+
+def incident_row_doc(row: IncidentRow, state: str) -> IncidentRowDoc:
+    return {
+        "id": row.id,
+        "title": row.title,
+        "state": state,
+        "scope": list(row.scope),
+        "window": row.window,
+        "orgs": list(row.orgs),
+        "opened_at": format_time(row.opened_at),
+        "opened_by": row.opened_by,
+        "mitigations": len(row.mitigations),
+        "closed_at": format_time(row.closed_at),
+    }
+
+
+def delivery_doc(d: Delivery) -> DeliveryDoc:
+    return {
+        "channel": d.channel,
+        "kind": d.kind,
+        "queued_at": format_time(d.created_at),
+        "status": d.status,
+        "done_at": format_time(d.done_at),
+        "delay": None if d.done_at is None or d.status != "sent" else round(d.done_at - d.created_at, 3),
+        "attempts": d.attempts,
+        "last_error": d.last_error,
     }
 
 
@@ -113,6 +174,7 @@ def outbox_doc(backlog: Mapping[str, Backlog]) -> OutboxDoc:
 
 def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow], now: float) -> TimelineDoc:
     ordered = in_event_order(rows)
+    f = facts(incident, rows)
     return {
         "id": incident.id,
         "title": incident.title,
@@ -134,7 +196,41 @@ def timeline_doc(incident: IncidentRow, rows: Sequence[TimelineRow], now: float)
             }
             for r in ordered
         ],
-        "summary": summary_doc(facts(incident, rows), ordered, now),
+        "summary": summary_doc(f, ordered, now),
+        "handling": handling_doc(f),
+        "orgs": list(incident.orgs),
+    }
+
+
+def handling_doc(f: Facts) -> HandlingDoc:
+    return {
+        "reopened_at": format_time(f.reopened_at),
+        "hypotheses": [{"at": format_time(e.at), "text": e.text, "by": e.by} for e in f.hypotheses],
+        "notes": [{"at": format_time(e.at), "text": e.text, "by": e.by} for e in f.notes],
+        "failures": [
+            {
+                "at": format_time(x.at),
+                "mitigated_at": format_time(x.mitigated_at),
+                "action": x.action,
+                "reason": x.reason,
+            }
+            for x in f.failures
+        ],
+        "escalations": [
+            {"at": format_time(e.at), "cause": e.cause, "reason": e.reason} for e in f.escalations
+        ],
+        "impact_confirmed_at": format_time(f.impact_confirmed_at),
+        "snapshots": [
+            {
+                "at": format_time(x.at),
+                "file": x.detail.file,
+                "bytes": x.detail.bytes,
+                "sha256": x.detail.sha256,
+                "complete": x.detail.complete,
+                "trigger": x.detail.trigger,
+            }
+            for x in f.snapshots
+        ],
     }
 
 

@@ -12,12 +12,11 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from watcher.config.endpoint import TOKEN_FILE
 from watcher.errors import DaemonError
 
 if TYPE_CHECKING:
     import logging
-
-TOKEN_FILE = "api-token"
 
 
 def _log() -> logging.Logger:
@@ -45,13 +44,19 @@ def load_or_create_token(state_dir: Path) -> str:
 
 def read_token(state_dir: Path) -> str:
     """The CLI's view of the token; DaemonError says what to do when it cannot be read."""
-    path = state_dir / TOKEN_FILE
+    return read_token_file(
+        state_dir / TOKEN_FILE,
+        missing=f"no API token in {state_dir}: has the daemon ever started with this state_dir?",
+    )
+
+
+def read_token_file(path: Path, *, missing: str) -> str:
+    """The token in `path` (another site's, copied from its state_dir); DaemonError(`missing`)
+    when there is no such file."""
     try:
         return _read(path, tighten=False)
     except FileNotFoundError:
-        raise DaemonError(
-            f"no API token in {state_dir}: has the daemon ever started with this state_dir?"
-        ) from None
+        raise DaemonError(missing) from None
 
 
 def _create(path: Path) -> str:

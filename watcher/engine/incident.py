@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypedDict
 
 from watcher.engine.evidence import Blocker, SourceEvidence
+from watcher.engine.impact import Impact, ImpactSummary
 from watcher.events import ErrorEvent, State, clip
 from watcher.names import in_scope
 
@@ -39,6 +40,7 @@ class IncidentState(TypedDict):
     lines_by_source: dict[str, int]
     last_error: dict[str, object] | None
     pending: list[list[object]]
+    orgs: list[str]
 
 
 class TrackState(TypedDict):
@@ -93,6 +95,10 @@ class Incident:
     """Lines read since the mitigation, per source: the evidence a verdict names."""
     last_error: ErrorEvent | None = None
     pending: list[Break] = field(default_factory=list)
+    orgs: tuple[str, ...] = ()
+    """The orgs named on it (`--org`)."""
+    impact: Impact = field(default_factory=lambda: Impact(0))
+    """Saved by the store row by row, not in `to_state` (engine/impact.py)."""
 
     def state(self) -> State:
         if self.closed_at is not None:
@@ -130,6 +136,7 @@ class Incident:
             "lines_by_source": dict(self.lines_by_source),
             "last_error": None if last is None else asdict(last),
             "pending": [[b.start, b.end, b.source, b.rule, b.message, b.stamped] for b in self.pending],
+            "orgs": list(self.orgs),
         }
 
     @classmethod
@@ -160,6 +167,7 @@ class Incident:
             },
             last_error=_error(last) if isinstance(last, dict) else None,
             pending=[_break(p) for p in _list(get("pending"))],
+            orgs=tuple(map(str, _list(get("orgs")))),
         )
 
 
@@ -186,6 +194,8 @@ class IncidentStatus:
     """Why it cannot resolve now, beyond a streak still short of its window (DESIGN §2.1)."""
     evidence: tuple[SourceEvidence, ...] = ()
     """Per source in scope: lines checked, running or not, the span proven."""
+    impact: ImpactSummary = field(default_factory=ImpactSummary)
+    """Whom its errors hit (engine/impact.py)."""
 
 
 def compact(inc: Incident) -> None:

@@ -19,38 +19,34 @@ has a record in (R - window, R]; until then `status()` says why it cannot.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from watcher.details import (
-    BreakDetail,
+    ChangedDetail,
     ClosedDetail,
     GapDetail,
+    ImpactDetail,
     MitigatedDetail,
     OpenedDetail,
-    ResolvedDetail,
     SourcesDetail,
     Transition,
 )
 from watcher.engine import report
 from watcher.engine.evidence import Down, Track, counted_at
-from watcher.engine.incident import Break, EngineState, Incident, IncidentStatus, compact
-from watcher.engine.persist import STATE_VERSION, restore_tracks, save_tracks
+from watcher.engine.impact import Impact, ImpactPolicy, Recent, SavedImpact
+from watcher.engine.incident import Break, EngineState, Incident, IncidentStatus
+from watcher.engine.persist import STATE_VERSION, restore_incidents, restore_tracks, save_tracks
+from watcher.engine.rule import Rule
 from watcher.events import ErrorEvent, Expectation, Gap, Kind, Liveness, clip
 from watcher.times import format_duration
 
-# Pending breaks are compacted past this many per incident (see incident.compact),
-# which bounds memory for replay of huge files and for a long backlog of errors.
-_COMPACT_AT = 10_000
 _PRUNE_AT = 64
 """Runs of activity per source past which those no window can need are forgotten."""
-_DEFAULT_WIDTH = 30.0
-"""Activity run width while no incident is open (then the smallest open window / 2)."""
 
 
-class Engine:
+class Engine(Rule):
     def __init__(
         self,
         *,
@@ -58,14 +54,14 @@ class Engine:
         sources: Iterable[str] = (),
         expectations: Mapping[str, Expectation] | None = None,
         skew_tolerance: float = math.inf,
+        impact: ImpactPolicy | None = None,
     ) -> None:
         self.blind_after = blind_after
         self.skew_tolerance = skew_tolerance
+        self.impact = impact or ImpactPolicy()
+        self._recent = Recent(self.impact)
+        super().__init__()
         self._expect = dict(expectations or {})
-        self._tracks: dict[str, Track] = {}
-        self._incidents: dict[str, Incident] = {}
-        self._scope_cache: dict[str, tuple[str, ...]] = {}
-        self._width = _DEFAULT_WIDTH
         for name in sources:
             self.add_source(name)
 
@@ -155,19 +151,84 @@ class Engine:
     # ---- incident commands (the daemon has checked that the incident exists and is open) ----
 
     def open(
-        self, incident: str, title: str, scope: Sequence[str], window: float, at: float
+        self,
+        incident: str,
+        title: str,
+        scope: Sequence[str],
+        window: float,
+        at: float,
+        *,
+        orgs: Sequence[str] = (),
+        reopen: str | None = None,
     ) -> list[Transition]:
-        inc = Incident(incident, title, tuple(scope) or ("*",), window, at)
+        """Track an incident from `at` (a closed one again, `reopen` naming who reopened it: it
+        needs a mitigation after `at`, as its errors while closed were not watched for it).
+
+        Errors read up to `impact.lookback` before `at` count toward its impact."""
+        inc = Incident(incident, title, tuple(scope) or ("*",), window, at, orgs=tuple(orgs))
+        inc.impact = Impact(self.impact.cap, inc.orgs)
         self._incidents[incident] = inc
-        self._width = min(i.window for i in self._open()) / 2
-        detail = OpenedDetail(title, inc.scope, window, self._in_scope(inc))
-        return [Transition(incident, Kind.OPENED, at, inc.state(), detail)]
+        self._scope_cache.pop(incident, None)
+        self._rewidth()
+        out = [self._opened(inc, Kind.OPENED if reopen is None else Kind.REOPENED, reopen or "")]
+        if reopen is None:
+            for source, t, org in self._recent.since(at - self.impact.lookback):
+                if inc.covers(source):
+                    out += self._impact(inc, org, t)
+        return out
+
+    def _opened(self, inc: Incident, kind: Kind, by: str) -> Transition:
+        detail = OpenedDetail(inc.title, inc.scope, inc.window, self._in_scope(inc), inc.orgs, by)
+        return Transition(inc.id, kind, inc.opened_at, inc.state(), detail)
+
+    def change(
+        self,
+        incident: str,
+        at: float,
+        *,
+        scope: Sequence[str] | None = None,
+        window: float | None = None,
+        orgs: Sequence[str] | None = None,
+        by: str = "",
+    ) -> list[Transition]:
+        """A new scope, window or named orgs for an open incident, from `at`.
+
+        A scope that covers a source it did not restarts the streak at `at` (that source's
+        errors before were not watched for this incident); breaks pending for sources it no
+        longer covers are dropped. A new window applies to the streak as it stands: a shorter
+        one may resolve it at once, a longer one undoes a resolution it no longer supports."""
+        inc = self._incidents[incident]
+        old, before = (inc.scope, inc.window, inc.orgs), set(self._in_scope(inc))
+        if scope is not None:
+            inc.scope = tuple(scope) or ("*",)
+            self._scope_cache.pop(incident, None)
+            inc.pending = [b for b in inc.pending if inc.covers(b.source)]
+        if window is not None:
+            inc.window = window
+            self._rewidth()
+        if orgs is not None:
+            inc.orgs = tuple(orgs)
+            inc.impact.rename(inc.orgs)
+        if not set(self._in_scope(inc)) <= before:
+            inc.last_break_end = max(inc.last_break_end, at)
+            if inc.mitigated_at is not None:
+                inc.streak_start = max(inc.streak_start, at)
+        if inc.resolved_at is not None and inc.resolved_at < inc.streak_start + inc.window:
+            inc.resolved_at = None
+        streak = inc.streak_start if inc.mitigated_at is not None else None
+        detail = ChangedDetail(inc.scope, inc.window, inc.orgs, *old, self._in_scope(inc), streak, by)
+        return [Transition(incident, Kind.CHANGED, at, inc.state(), detail), *self._settle(inc)]
 
     def mitigate(self, incident: str, action: str, at: float) -> list[Transition]:
-        """The streak clock starts at the latest mitigation (or the last break after it)."""
+        """The streak clock starts at the latest mitigation (or the last break after it).
+
+        One recorded after the fact, before the latest, is on the record but moves nothing."""
         inc = self._incidents[incident]
-        inc.mitigated_at = at
         inc.mitigations += 1
+        if inc.mitigated_at is not None and at < inc.mitigated_at:
+            detail = MitigatedDetail(action, inc.streak_start)
+            return [Transition(incident, Kind.MITIGATED, at, inc.state(), detail)]
+        inc.mitigated_at = at
         inc.streak_start = max(at, inc.last_break_end)
         inc.resolved_at = None
         inc.regressed = False
@@ -179,8 +240,7 @@ class Engine:
         inc = self._incidents[incident]
         inc.closed_at = at
         inc.pending.clear()
-        opened = [i.window for i in self._open()]
-        self._width = min(opened) / 2 if opened else _DEFAULT_WIDTH
+        self._rewidth()
         return [Transition(incident, Kind.CLOSED, at, inc.state(), ClosedDetail(reason))]
 
     def closed_before(self, at: float) -> list[str]:
@@ -205,16 +265,26 @@ class Engine:
         if len(message := clip(event.message)) != len(event.message):
             event = replace(event, message=message)
         out: list[Transition] = []
+        self._recent.add(event.source, counted_at(event, None, self.skew_tolerance)[0], event.org)
         for inc in self._open():
             if not inc.covers(event.source):
                 continue
             at, stamped = counted_at(event, inc.mitigated_at, self.skew_tolerance)
             inc.errors += 1
+            out += self._impact(inc, event.org, at)
             last = inc.last_error
             if last is None or last.at is None or at >= last.at:
                 inc.last_error = ErrorEvent(event.source, at, event.rule, event.message, event.stream)
             out += self._add_break(inc, Break(at, at, event.source, event.rule, event.message, stamped))
         return out
+
+    def _impact(self, inc: Incident, org: str | None, at: float) -> list[Transition]:
+        """An error record of `org` at `at` in the incident's impact; confirmed by it, perhaps."""
+        impact = inc.impact
+        if not impact.record(org, at, self.impact):
+            return []
+        detail = ImpactDetail(impact.records, len(impact.orgs), impact.first)
+        return [Transition(inc.id, Kind.IMPACT_CONFIRMED, at, inc.state(), detail)]
 
     def gap(self, gap: Gap) -> list[Transition]:
         """A span that can never be read back: recorded, and it counts like an error.
@@ -256,6 +326,14 @@ class Engine:
                 inc.blind = lagging
         return out
 
+    def _lagging(self, inc: Incident, now: float) -> tuple[str, ...]:
+        scope = self._in_scope(inc)
+        if not scope:
+            return ("(no source matches the scope)",)
+        return tuple(
+            s for s in scope if (wm := self._tracks[s].watermark) is None or now - wm > self.blind_after
+        )
+
     # ---- queries ------------------------------------------------------------------
 
     def incident_ids(self) -> list[str]:
@@ -266,6 +344,24 @@ class Engine:
         return report.status(inc, self._in_scope(inc), self._tracks, self._verified_to(inc))
 
     # ---- persistence ---------------------------------------------------------------
+
+    def impact_changes(self) -> list[tuple[str, SavedImpact]]:
+        """Per incident, its impact changed since `impact_saved()`: for the store, beside the snapshot."""
+        out = []
+        for inc in self._incidents.values():
+            changes = inc.impact.changes()
+            if changes is not None:
+                out.append((inc.id, changes))
+        return out
+
+    def impact_saved(self) -> None:
+        """What `impact_changes()` gave is committed."""
+        for inc in self._incidents.values():
+            inc.impact.saved()
+
+    def load_impact(self, incident: str, saved: SavedImpact) -> None:
+        """An incident's impact as the store kept it (after `restore`, or a reopen)."""
+        self._incidents[incident].impact.load(saved.totals, saved.orgs)
 
     def snapshot(self) -> EngineState:
         """Everything needed to continue after a restart, as JSON-safe values."""
@@ -285,6 +381,7 @@ class Engine:
         sources: Iterable[str] = (),
         expectations: Mapping[str, Expectation] | None = None,
         skew_tolerance: float = math.inf,
+        impact: ImpactPolicy | None = None,
         watermarks: Mapping[str, float | None] | None = None,
     ) -> Engine:
         """The engine `snapshot()` saved (this version or the one before); ValueError otherwise.
@@ -292,143 +389,28 @@ class Engine:
         `watermarks` (the resume points) may be newer than the snapshot's: the daemon does
         not rewrite the snapshot when only watermarks moved, so the newer of the two is the
         engine's.
-        """
-        version = snap.get("version")
-        if version not in (1, STATE_VERSION):
-            raise ValueError(
-                f"the saved engine state has version {version!r}; this watcher reads "
-                f"versions 1 to {STATE_VERSION}"
-            )
+
+        Incidents' impact is not in it: the store keeps that (`load_impact`)."""
         eng = cls(
-            blind_after=blind_after, sources=sources, expectations=expectations, skew_tolerance=skew_tolerance
+            blind_after=blind_after,
+            sources=sources,
+            expectations=expectations,
+            skew_tolerance=skew_tolerance,
+            impact=impact,
         )
+        for inc in restore_incidents(snap):
+            inc.impact = Impact(eng.impact.cap, inc.orgs)
+            eng._incidents[inc.id] = inc
         restore_tracks(snap, eng._tracks, eng.add_source)
         for name, mark in (watermarks or {}).items():
             if mark is None:
                 continue
-            eng.add_source(name)
-            track = eng._tracks[name]
+            track = eng._track(name)
             if track.watermark is None or mark > track.watermark:
                 track.watermark = mark
-        listed = snap.get("incidents")
-        for item in listed if isinstance(listed, list) else []:
-            inc = Incident.from_state(item)
-            if inc.closed_at is None:  # closed ones are history: the store keeps them and their timelines
-                eng._incidents[inc.id] = inc
-        opened = [i.window for i in eng._open()]
-        eng._width = min(opened) / 2 if opened else _DEFAULT_WIDTH
+        eng._rewidth()
         return eng
-
-    # ---- the rule ------------------------------------------------------------------
 
     def _track(self, source: str) -> Track:
         self.add_source(source)
         return self._tracks[source]
-
-    def _settle_covering(self, source: str) -> list[Transition]:
-        out: list[Transition] = []
-        for inc in self._open():
-            if source in self._in_scope(inc):
-                out += self._settle(inc)
-        return out
-
-    def _add_break(self, inc: Incident, brk: Break) -> list[Transition]:
-        bisect.insort(inc.pending, brk)
-        if len(inc.pending) > _COMPACT_AT:
-            compact(inc)
-        return self._settle(inc)
-
-    def _settle(self, inc: Incident) -> list[Transition]:
-        """Apply, in time order, every pending break the scope's watermarks have passed."""
-        verified = self._verified_to(inc)
-        if verified is None:
-            return []
-        out: list[Transition] = []
-        n = bisect.bisect_right(inc.pending, verified, key=lambda b: b.start)
-        for brk in inc.pending[:n]:
-            out += self._apply(inc, brk)
-        del inc.pending[:n]
-        resolved_at = self._resolution(inc, verified, inclusive=True)
-        if resolved_at is not None:
-            out.append(self._resolve(inc, resolved_at))
-        return out
-
-    def _apply(self, inc: Incident, brk: Break) -> list[Transition]:
-        out: list[Transition] = []
-        resolved_at = self._resolution(inc, brk.start, inclusive=False)
-        if resolved_at is not None:
-            out.append(self._resolve(inc, resolved_at))
-        inc.last_break_end = max(inc.last_break_end, brk.end)
-        if inc.mitigated_at is None or brk.end <= inc.streak_start:
-            return out  # before the streak started: it has no effect on it
-        inc.streak_start = brk.end
-        detail = BreakDetail(brk.source, brk.rule, brk.message, brk.end, brk.stamped)
-        if inc.resolved_at is not None:
-            inc.resolved_at = None
-            inc.regressed = True
-            out.append(Transition(inc.id, Kind.REGRESSED, brk.start, inc.state(), detail))
-        elif brk.rule is not None:
-            out.append(Transition(inc.id, Kind.STREAK_RESET, brk.start, inc.state(), detail))
-        return out
-
-    def _resolution(self, inc: Incident, upto: float, *, inclusive: bool) -> float | None:
-        """The first time the streak is a full window with a record of every source that needs
-        one in the window's last `window` seconds, if that is at most `upto` (before it, unless
-        `inclusive`); None otherwise."""
-        if inc.mitigated_at is None or inc.resolved_at is not None:
-            return None
-        earliest = inc.streak_start + inc.window
-        if earliest > upto or (earliest == upto and not inclusive):
-            return None
-        needy = [t for s in self._in_scope(inc) if not (t := self._tracks[s]).expect.quiet_ok]
-        candidates = sorted({earliest, *(f for t in needy for f in t.activity.starts(earliest, upto))})
-        for at in candidates:
-            if at == upto and not inclusive:
-                break
-            if all(t.activity.holds(at, inc.window) for t in needy):
-                return at
-        return None
-
-    def _resolve(self, inc: Incident, at: float) -> Transition:
-        inc.resolved_at = at
-        inc.blind = ()
-        scope = self._in_scope(inc)
-        evidence = report.evidence(inc, scope, self._tracks, upto=at)
-        detail = ResolvedDetail(
-            inc.streak_start, inc.window, scope, inc.lines, tuple(e.text() for e in evidence)
-        )
-        return Transition(inc.id, Kind.RESOLVED, at, inc.state(), detail)
-
-    def _horizon(self) -> float:
-        """Records before this cannot be in any window an open incident will still check."""
-        starts = [
-            i.streak_start for i in self._open() if i.mitigated_at is not None and i.resolved_at is None
-        ]
-        return min(starts, default=math.inf)
-
-    def _lagging(self, inc: Incident, now: float) -> tuple[str, ...]:
-        scope = self._in_scope(inc)
-        if not scope:
-            return ("(no source matches the scope)",)
-        return tuple(
-            s for s in scope if (wm := self._tracks[s].watermark) is None or now - wm > self.blind_after
-        )
-
-    def _verified_to(self, inc: Incident) -> float | None:
-        scope = self._in_scope(inc)
-        if not scope:
-            return None
-        marks = [self._tracks[s].effective() for s in scope]
-        if any(m is None for m in marks):
-            return None
-        return min(m for m in marks if m is not None)
-
-    def _in_scope(self, inc: Incident) -> tuple[str, ...]:
-        cached = self._scope_cache.get(inc.id)
-        if cached is None:
-            cached = tuple(s for s in self._tracks if inc.covers(s))
-            self._scope_cache[inc.id] = cached
-        return cached
-
-    def _open(self) -> list[Incident]:
-        return [i for i in self._incidents.values() if i.closed_at is None]

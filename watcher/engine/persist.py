@@ -11,10 +11,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from watcher.engine.evidence import Activity, Down, Track
-from watcher.engine.incident import TrackState
+from watcher.engine.incident import Incident, TrackState
 
 STATE_VERSION = 2
 """The shape of `Engine.snapshot()`; a snapshot of an unknown version is refused, never misread."""
+
+
+def restore_incidents(snap: Mapping[str, object]) -> list[Incident]:
+    """The open incidents of a saved state (this version or the one before); ValueError otherwise.
+
+    Closed ones are history: the store keeps them and their timelines."""
+    version = snap.get("version")
+    if version not in (1, STATE_VERSION):
+        raise ValueError(
+            f"the saved engine state has version {version!r}; this watcher reads "
+            f"versions 1 to {STATE_VERSION}"
+        )
+    listed = snap.get("incidents")
+    incidents = [Incident.from_state(item) for item in (listed if isinstance(listed, list) else [])]
+    return [inc for inc in incidents if inc.closed_at is None]
 
 
 def save_tracks(tracks: Mapping[str, Track]) -> dict[str, TrackState]:

@@ -37,6 +37,7 @@ def status(
         sources=tuple(scope),
         blockers=tuple(cannot_resolve(inc, scope, tracks)),
         evidence=tuple(evidence(inc, scope, tracks)),
+        impact=inc.impact.summary(verified, inc.window),
     )
 
 

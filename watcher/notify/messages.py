@@ -1,4 +1,5 @@
-"""Announcements as webhook bodies: Slack Block Kit with a plain `text` fallback, or generic JSON.
+"""Announcements as bodies: Slack Block Kit with a plain `text` fallback (Mattermost reads the
+`text`), generic JSON, or a Teams Adaptive Card (teams.py).
 
 Pure: news (watcher.notify.news) in, a JSON-ready dict out. Everything that came from
 a log line or a user (titles, actions, reasons, source names) is redacted first and,
@@ -17,20 +18,37 @@ from typing import Any, Literal
 
 from watcher.config.notify import DEFAULT_TEMPLATES
 from watcher.details import (
+    AlertDetail,
     BreakDetail,
+    ChangedDetail,
     ClosedDetail,
+    EscalatedDetail,
     GapDetail,
+    ImpactDetail,
     MitigatedDetail,
+    MitigationFailedDetail,
     OpenedDetail,
     ResolvedDetail,
     SourcesDetail,
+    TextDetail,
 )
 from watcher.events import State
-from watcher.notify.news import CheckNews, HeartbeatLine, HeartbeatNews, News, TransitionNews, kind_of
+from watcher.notify import teams
+from watcher.notify.news import (
+    CheckNews,
+    EscalationNews,
+    HeartbeatLine,
+    HeartbeatNews,
+    News,
+    StatusNews,
+    TransitionNews,
+    kind_of,
+)
+from watcher.notify.status_message import status_lines
 from watcher.redact import redact, redact_doc
 from watcher.times import format_duration, format_time
 
-Format = Literal["slack", "json"]
+Format = Literal["slack", "json", "teams"]
 
 # Slack's limits: 3,000 characters per section text, 50 blocks per message; the
 # fallback `text` is cut at 40,000, but clients show far less, so it is kept short too.
@@ -75,6 +93,12 @@ class Renderer:
         if isinstance(news, CheckNews):
             text = f"watcher test message for the {news.channel} channel from {news.host}"
             return self._assemble(news, self._clean(text), [], code=None)
+        if isinstance(news, StatusNews):
+            headline, lines, code = status_lines(news, utc)
+            return self._assemble(news, self._clean(headline), [self._clean(x) for x in lines], code)
+        if isinstance(news, EscalationNews):
+            text = f"*{news.incident}* ESCALATED at {utc(news.at)}: {news.cause}"
+            return self._assemble(news, self._clean(text), [self._clean(news.title)], code=None)
         return self._transition(news)
 
     # ---- transitions ----------------------------------------------------------------
@@ -89,7 +113,8 @@ class Renderer:
         code = None
         d = news.detail
         if isinstance(d, OpenedDetail):
-            details.append(self._clean(f"scope {', '.join(d.scope)}, window {fields['window']}"))
+            named = f"; orgs named: {', '.join(d.orgs)}" if d.orgs else ""
+            details.append(self._clean(f"scope {', '.join(d.scope)}, window {fields['window']}{named}"))
         elif isinstance(d, MitigatedDetail):
             details.append(f"streak clock started at {utc(d.streak_start)}")
         elif isinstance(d, ResolvedDetail):
@@ -97,12 +122,14 @@ class Renderer:
                 f"evidence: {values['lines']} lines checked in {values['sources']}; "
                 f"clean from {values['since']} to {values['at']} ({values['window']})"
             )
-            details += [self._clean(e) for e in d.evidence]
+            details += [self._clean(e) for e in (*d.evidence, *d.impact)]
         elif isinstance(d, GapDetail):
             details.append(f"unreadable from {utc(d.start)} to {utc(d.end)}")
         elif isinstance(d, BreakDetail):
             code = d.message
             details.append(f"streak restarts at {utc(d.streak_start)}")
+        elif isinstance(d, AlertDetail):
+            details.append(self._clean(" ".join(d.labels)))
         return self._assemble(news, headline, details, code)
 
     def _heartbeat_line(self, inc: HeartbeatLine) -> str:
@@ -110,13 +137,16 @@ class Renderer:
         if not inc.changed:
             return self._clean(f"{who}: still {state}, no change")
         if inc.state is State.INVESTIGATING:
-            return self._clean(f"{who} investigating: no mitigation yet, {inc.errors} error(s) seen")
+            impact = "".join(f"; {i}" for i in inc.impact)
+            return self._clean(f"{who} investigating: no mitigation yet, {inc.errors} error(s) seen{impact}")
         line = (
             f"{who} {state}: clean {format_duration(round(inc.clean_streak))} "
             f"of {format_duration(inc.window)} since {utc(inc.streak_start)}"
         )
         if inc.blind_sources:
             line += f"; cannot see {', '.join(inc.blind_sources)}"
+        if inc.impact:
+            line += "; " + "; ".join(inc.impact)
         return self._clean(line)
 
     # ---- assembly -------------------------------------------------------------------
@@ -128,6 +158,8 @@ class Renderer:
     def _assemble(self, news: News, headline: str, details: list[str], code: str | None) -> dict[str, object]:
         quoted = None if code is None else self._clean(code)
         plain = "\n".join([headline, *details] + ([quoted] if quoted is not None else []))
+        if self.fmt == "teams":
+            return teams.card(kind_of(news), headline, details, quoted)
         if self.fmt == "json":
             transition = news if isinstance(news, TransitionNews) else None
             return {
@@ -183,6 +215,8 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         "lines": "?",
         "since": "?",
         "more": f" (+{news.also} more since the last message)" if news.also else "",
+        "text": "",
+        "alert": "",
     }
     d = news.detail
     if isinstance(d, OpenedDetail):
@@ -204,6 +238,27 @@ def _template_fields(news: TransitionNews) -> dict[str, str]:
         }
     elif isinstance(d, ClosedDetail):
         fields["reason"] = d.reason
+    elif isinstance(d, AlertDetail):
+        fields["alert"] = d.summary or d.alertname
+    else:
+        fields |= _runbook_fields(d)
     fields["reason"] = fields["reason"] or "no reason given"
     fields["sources"] = fields["sources"] or "none"
     return fields
+
+
+def _runbook_fields(d: object) -> dict[str, str]:
+    """The template fields of the runbook's entries: `$text`, and a failure's `$action`/`$reason`."""
+    if isinstance(d, TextDetail):
+        return {"text": d.text}
+    if isinstance(d, ChangedDetail):
+        streak = f"; streak from {utc(d.streak_start)}" if d.streak_start is not None else ""
+        return {"text": "; ".join(d.changes()) + streak}
+    if isinstance(d, ImpactDetail):
+        since = f" since {utc(d.first)}" if d.first is not None else ""
+        return {"text": f"{d.records:,} error records{since}, {d.orgs:,} org(s)"}
+    if isinstance(d, MitigationFailedDetail):
+        return {"action": d.action, "reason": f"{d.reason} ({d.failures} failed so far)"}
+    if isinstance(d, EscalatedDetail):
+        return {"reason": d.reason}
+    return {}

@@ -1,7 +1,9 @@
 """What an announcement says before it is rendered: the payload of an outbox row.
 
-Three shapes: a transition of an incident (with its typed detail), the on-call
-heartbeat, and `watcher notify test`'s message. The announcer writes them to the
+Five shapes: a transition of an incident (with its typed detail), the on-call
+heartbeat, `watcher notify test`'s message, an incident's status (what a Slack app's
+living message shows; a newer one supersedes an older one not yet sent), and an
+escalation (the runbook's, for the paging integration). The announcer writes them to the
 outbox as JSON (`to_json`); the sender reads them back (`news_from_json`) and hands
 them to the renderer. JSON mode sends `to_json` itself to receivers, so its shape
 is part of the contract:
@@ -9,20 +11,27 @@ is part of the contract:
   transition: {incident, title, kind, at, state, detail}; a streak reset's detail
               also says how many resets were held back before it (`also`)
   heartbeat:  {at, incidents: [{incident, title, state, changed, clean_streak, window,
-               streak_start, errors, blind_sources, fingerprint}]}
+               streak_start, errors, blind_sources, fingerprint, impact}]}
   test:       {at, channel, host}
+  status:     {incident, title, state, at, opened_at, mitigated_at, window, clean_streak,
+               streak_start, verified_to, resolved_at, errors, gaps, lines, last_error:
+               {at, source, rule, message} | null, blind_sources, sources}
+  escalation: {incident, title, at, cause}
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from watcher import details
 from watcher.details import Detail
-from watcher.events import HEARTBEAT, Kind, State
+from watcher.engine import IncidentStatus
+from watcher.events import HEARTBEAT, ErrorEvent, Kind, State
 
 TEST = "test"
+STATUS = "status"
+ESCALATION = "escalation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,8 @@ class HeartbeatLine:
     errors: int
     blind_sources: tuple[str, ...]
     fingerprint: tuple[object, ...]
+    impact: tuple[str, ...] = ()
+    """Whom its errors hit: sentences (engine/impact.py, `ImpactSummary.lines`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,7 @@ class HeartbeatNews:
                     "errors": i.errors,
                     "blind_sources": list(i.blind_sources),
                     "fingerprint": list(i.fingerprint),
+                    "impact": list(i.impact),
                 }
                 for i in self.incidents
             ],
@@ -126,6 +138,7 @@ class HeartbeatNews:
                     errors=errors if isinstance(errors, int) else 0,
                     blind_sources=tuple(map(str, _list(i.get("blind_sources")))),
                     fingerprint=tuple(_list(i.get("fingerprint"))),
+                    impact=tuple(map(str, _list(i.get("impact")))),
                 )
             )
         return cls(_num(doc.get("at")), tuple(lines))
@@ -145,23 +158,142 @@ class CheckNews:
         return cls(_num(doc.get("at")), str(doc.get("channel", "")), str(doc.get("host", "")))
 
 
-News = TransitionNews | HeartbeatNews | CheckNews
+@dataclass(frozen=True, slots=True)
+class LastError:
+    at: float | None
+    source: str
+    rule: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusNews:
+    """An incident as it stands at `at`: what its living status message shows."""
+
+    incident: str
+    title: str
+    state: State
+    at: float
+    opened_at: float
+    mitigated_at: float | None
+    window: float
+    clean_streak: float
+    streak_start: float | None
+    verified_to: float | None
+    resolved_at: float | None
+    errors: int
+    gaps: int
+    lines: int
+    last_error: LastError | None
+    blind_sources: tuple[str, ...]
+    sources: tuple[str, ...]
+    impact: tuple[str, ...] = ()
+    """Whom its errors hit: sentences (engine/impact.py, `ImpactSummary.lines`)."""
+
+    @classmethod
+    def of(cls, s: IncidentStatus, at: float) -> StatusNews:
+        e: ErrorEvent | None = s.last_error
+        last = None if e is None else LastError(e.at, e.source, e.rule, e.message)
+        return cls(
+            s.id, s.title, s.state, at, s.opened_at, s.mitigated_at, s.window, s.clean_streak,
+            s.streak_start, s.verified_to, s.resolved_at, s.errors, s.gaps, s.lines, last,
+            s.blind_sources, s.sources, s.impact.lines(),
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {f: getattr(self, f) for f in _STATUS_FIELDS}
+        doc["state"] = str(self.state)
+        doc["blind_sources"] = list(self.blind_sources)
+        doc["sources"] = list(self.sources)
+        doc["impact"] = list(self.impact)
+        e = self.last_error
+        doc["last_error"] = None if e is None else {
+            "at": e.at, "source": e.source, "rule": e.rule, "message": e.message
+        }  # fmt: skip
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, object]) -> StatusNews:
+        e = doc.get("last_error")
+        last = None
+        if isinstance(e, Mapping):
+            last = LastError(_maybe(e.get("at")), str(e.get("source", "")), str(e.get("rule", "")),
+                             str(e.get("message", "")))  # fmt: skip
+        return cls(
+            incident=str(doc.get("incident", "")),
+            title=str(doc.get("title", "")),
+            state=State(str(doc.get("state"))),
+            at=_num(doc.get("at")),
+            opened_at=_num(doc.get("opened_at")),
+            mitigated_at=_maybe(doc.get("mitigated_at")),
+            window=_num(doc.get("window")),
+            clean_streak=_num(doc.get("clean_streak")),
+            streak_start=_maybe(doc.get("streak_start")),
+            verified_to=_maybe(doc.get("verified_to")),
+            resolved_at=_maybe(doc.get("resolved_at")),
+            errors=int(_num(doc.get("errors"))),
+            gaps=int(_num(doc.get("gaps"))),
+            lines=int(_num(doc.get("lines"))),
+            last_error=last,
+            blind_sources=tuple(map(str, _list(doc.get("blind_sources")))),
+            sources=tuple(map(str, _list(doc.get("sources")))),
+            impact=tuple(map(str, _list(doc.get("impact")))),
+        )
+
+
+_STATUS_FIELDS = (
+    "incident", "title", "at", "opened_at", "mitigated_at", "window", "clean_streak",
+    "streak_start", "verified_to", "resolved_at", "errors", "gaps", "lines",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationNews:
+    """The runbook escalated `incident` (no hypothesis in time, mitigations failed): page on it."""
+
+    incident: str
+    title: str
+    at: float
+    cause: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"incident": self.incident, "title": self.title, "at": self.at, "cause": self.cause}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, object]) -> EscalationNews:
+        return cls(
+            str(doc.get("incident", "")),
+            str(doc.get("title", "")),
+            _num(doc.get("at")),
+            str(doc.get("cause", "")),
+        )
+
+
+News = TransitionNews | HeartbeatNews | CheckNews | StatusNews | EscalationNews
+IncidentNews = TransitionNews | StatusNews | EscalationNews
+"""News about one incident."""
 
 
 def kind_of(news: News) -> str:
     """The outbox row's kind (and the route and template key) of `news`."""
     if isinstance(news, TransitionNews):
         return str(news.kind)
+    if isinstance(news, StatusNews):
+        return STATUS
+    if isinstance(news, EscalationNews):
+        return ESCALATION
     return HEARTBEAT if isinstance(news, HeartbeatNews) else TEST
 
 
 def news_from_json(kind: str, payload: Mapping[str, object]) -> News:
     """An outbox row's payload as the news it was written from."""
-    if kind == HEARTBEAT:
-        return HeartbeatNews.from_json(payload)
-    if kind == TEST:
-        return CheckNews.from_json(payload)
-    return TransitionNews.from_json(payload)
+    readers: dict[str, Callable[[Mapping[str, object]], News]] = {
+        HEARTBEAT: HeartbeatNews.from_json,
+        TEST: CheckNews.from_json,
+        STATUS: StatusNews.from_json,
+        ESCALATION: EscalationNews.from_json,
+    }
+    return readers.get(kind, TransitionNews.from_json)(payload)
 
 
 def _map(value: object) -> Mapping[str, object]:
@@ -174,3 +306,7 @@ def _list(value: object) -> list[object]:
 
 def _num(value: object) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _maybe(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

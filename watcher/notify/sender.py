@@ -1,4 +1,5 @@
-"""The durable sender: one task per configured webhook, draining its outbox channel in order.
+"""The durable sender: one task per outbox lane (a webhook, a Slack app channel, PagerDuty),
+draining it in order through the lane's transport (transport.py).
 
 - In order: only the head of the channel is ever sent; a message waiting for its
   retry holds back every later one (the store's `due()` enforces it).
@@ -14,6 +15,9 @@
   watcher, a clock that jumped back) is taken as due at that longest wait.
 - Each channel has its own task and its own head of line: one channel's backoff
   never delays another.
+- A status (the Slack app's living message) superseded by a newer one for the same
+  incident queued behind it is coalesced: marked done without a call, since the
+  newer one will say more.
 - A row that cannot be read or rendered is dead-lettered, never retried forever.
 
 At least once: a crash (or the shutdown grace running out) after the receiver
@@ -33,9 +37,9 @@ from dataclasses import dataclass
 
 from watcher.errors import StoreError
 from watcher.metrics import Metrics
-from watcher.notify.messages import Renderer
-from watcher.notify.news import News, TransitionNews, news_from_json
-from watcher.notify.webhook import Delivery, Webhook
+from watcher.notify.news import News, StatusNews, TransitionNews, news_from_json
+from watcher.notify.transport import Transport
+from watcher.notify.webhook import Delivery
 from watcher.store.outbox import Outbox
 from watcher.store.rows import OutboxRow
 
@@ -72,20 +76,18 @@ class Sender:
     def __init__(
         self,
         channel: str,
-        webhook: Webhook,
+        transport: Transport,
         *,
         outbox: Outbox,
         metrics: Metrics,
-        renderer: Renderer,
         policy: RetryPolicy,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.channel = channel
-        self._webhook = webhook
+        self._transport = transport
         self._outbox = outbox
         self._metrics = metrics
-        self._renderer = renderer
         self._policy = policy
         self._clock = clock
         self._rand = rand
@@ -117,16 +119,21 @@ class Sender:
                     return
                 await self._sleep(delay)
                 continue
-            await self._pace()
             row = head[0]
+            news = self._read(row)
+            if news is None or self._coalesced(row, news):
+                continue
+            await self._pace()
             # Paced from the start of each POST, as the receiver counts them: the time a POST
             # and its commit take does not slow the drain below the limit.
             self._last_post = time.monotonic()
-            body = self._read(row)
-            if body is None:
+            try:
+                result = await self._transport.deliver(news)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                # Transports render before any I/O: a row this version cannot render
+                # would fail the same way on every retry.
+                self._dead(row, f"cannot render the queued announcement: {type(exc).__name__}: {exc}")
                 continue
-            news, doc = body
-            result = await self._webhook.post(doc)
             try:
                 self._settle(row, news, result)
             except StoreError as exc:
@@ -145,25 +152,33 @@ class Sender:
             delay = self._policy.longest
         return delay
 
-    def _read(self, row: OutboxRow) -> tuple[News, dict[str, object]] | None:
-        """The row's news and body; one this version cannot read or render is dead-lettered instead
-        of stopping the channel."""
+    def _read(self, row: OutboxRow) -> News | None:
+        """The row's news; one this version cannot read is dead-lettered instead of stopping the channel."""
         try:
-            news = news_from_json(row.kind, row.payload)
+            return news_from_json(row.kind, row.payload)
         except ValueError as exc:
-            reason = f"cannot read the queued announcement: {exc}"
-        else:
-            try:
-                return news, self._renderer.body(news)
-            except (ValueError, TypeError, ArithmeticError) as exc:
-                reason = f"cannot render the queued announcement: {type(exc).__name__}: {exc}"
+            self._dead(row, f"cannot read the queued announcement: {exc}")
+            return None
+
+    def _dead(self, row: OutboxRow, reason: str) -> None:
         log.error("%s: announcement %d dead-lettered: %s", self.channel, row.id, reason)
         try:
             self._outbox.mark_dead(row.id, self._clock(), reason)
         except StoreError as exc:
             log.error("%s sender cannot record announcement %d: %s", self.channel, row.id, exc)
         self._metrics.notification(self.channel, "dead")
-        return None
+
+    def _coalesced(self, row: OutboxRow, news: News) -> bool:
+        """Whether `row` is a status a newer one behind it supersedes; if so it is marked done."""
+        try:
+            if not isinstance(news, StatusNews) or not self._outbox.superseded(row, news.incident):
+                return False
+            self._outbox.mark_sent(row.id, self._clock())
+        except StoreError as exc:
+            log.error("%s sender cannot coalesce announcement %d: %s", self.channel, row.id, exc)
+            return False
+        self._metrics.notification(self.channel, "coalesced")
+        return True
 
     async def _sleep(self, seconds: float | None) -> None:
         """Until woken, or `seconds` pass (forever when None)."""

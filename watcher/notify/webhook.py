@@ -1,16 +1,18 @@
 """One POST to one webhook, and what its answer means for the outbox.
 
-The daemon's senders and `watcher notify test` use this same code. Errors are
-redacted of the URL (aiohttp puts it in its exception messages): the URL is
-the credential of an incoming webhook.
+The daemon's senders and `watcher notify test` use this same code, and so do the
+Slack app and PagerDuty transports for their API calls. Errors are redacted of the
+URL (aiohttp puts it in its exception messages: the URL is the credential of an
+incoming webhook) and of any other secret the caller names (a token, a routing key).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -27,6 +29,8 @@ class Delivery:
     status: int | None
     """The HTTP status, or None when no answer came (timeout, connection error)."""
     error: str | None = None
+    """Why it failed; with a 2xx status, the receiver took the request but refused its content
+    (an API that answers errors with 200, as Slack's does)."""
     retry_after: float | None = None
     """Seconds the receiver asked us to wait (429 Retry-After)."""
 
@@ -35,7 +39,7 @@ class Delivery:
         if self.status is None:
             return "retry"
         if 200 <= self.status < 300:
-            return "sent"
+            return "dead" if self.error else "sent"
         # 408 and 429 are "not now", 5xx "not my fault": try again. Any other answer
         # (a revoked webhook, a malformed body) will not change by repeating it.
         if self.status in (408, 429) or self.status >= 500:
@@ -43,7 +47,7 @@ class Delivery:
         return "dead"
 
     def describe(self) -> str:
-        if self.status is None:
+        if self.status is None or (self.error and 200 <= self.status < 300):
             return self.error or "no answer"
         return f"HTTP {self.status}" + (f": {self.error}" if self.error else "")
 
@@ -97,28 +101,39 @@ class Webhook:
         *,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        headers: Mapping[str, str] | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._session = session
         self._url = url
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
+        # The charset keeps Slack from warning and Teams from refusing bodies well under its limit.
+        self._headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+        self._secrets = [url, *secrets]
 
     async def post(self, body: Mapping[str, object]) -> Delivery:
+        return (await self.call(body))[0]
+
+    async def call(self, body: Mapping[str, object]) -> tuple[Delivery, str]:
+        """POST `body` as JSON: what it means for the outbox, and the text of a 2xx answer."""
+        data = json.dumps(body, separators=(",", ":")).encode()
         try:
             async with self._session.post(
-                self._url, json=body, timeout=self._timeout, allow_redirects=False
+                self._url, data=data, headers=self._headers, timeout=self._timeout, allow_redirects=False
             ) as resp:
-                text = (await resp.text(errors="replace"))[:300]
                 if 200 <= resp.status < 300:
-                    return Delivery(resp.status)
+                    return Delivery(resp.status), await resp.text(errors="replace")
+                text = (await resp.text(errors="replace"))[:300]
                 if 300 <= resp.status < 400:
-                    return Delivery(resp.status, "redirected: configure the final webhook URL")
+                    return Delivery(resp.status, "redirected: configure the final webhook URL"), ""
                 wait = parse_retry_after(resp.headers.get("Retry-After"), self._clock())
-                return Delivery(resp.status, self._clean(text.strip()) or resp.reason, wait)
+                return Delivery(resp.status, self.clean(text.strip()) or resp.reason, wait), ""
         except TimeoutError:
-            return Delivery(None, f"no answer within {self._timeout.total:g}s")
+            return Delivery(None, f"no answer within {self._timeout.total:g}s"), ""
         except aiohttp.ClientError as exc:
-            return Delivery(None, self._clean(describe_http_error(exc)))
+            return Delivery(None, self.clean(describe_http_error(exc))), ""
 
-    def _clean(self, text: str) -> str:
-        return redact(text, [self._url])
+    def clean(self, text: str) -> str:
+        """`text` without the URL and the other secrets of this webhook."""
+        return redact(text, self._secrets)

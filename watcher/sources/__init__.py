@@ -73,6 +73,27 @@ class ScanOptions:
     """Names of the rules that apply; None means every rule."""
     expect_match: str | None = None
     """The records that meet the source's expect_every (a regex over the message)."""
+    impact_field: str | None = None
+    impact_regex: str | None = None
+    """Whom an error record hit (config's impact_field or impact_regex)."""
+
+
+def scan_options(
+    cfg: SourceBase,
+    fmt: Format,
+    timestamp_field: str | None = None,
+    timestamp_format: str | None = None,
+) -> ScanOptions:
+    """How a configured source's lines are scanned, its lines being written as `fmt`."""
+    return ScanOptions(
+        fmt,
+        timestamp_field,
+        timestamp_format,
+        None if cfg.rules is None else tuple(cfg.rules),
+        cfg.expect_match,
+        cfg.impact_field,
+        cfg.impact_regex,
+    )
 
 
 def expectation(cfg: SourceBase, *, liveness: bool, quiet: bool = False) -> Expectation:

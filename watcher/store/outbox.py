@@ -27,6 +27,20 @@ class Backlog:
     """The newest error recorded on one not sent: why the channel is stuck."""
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One announcement about an incident, and what became of it."""
+
+    channel: str
+    kind: str
+    created_at: float
+    status: str
+    """pending, sent or dead (given up)."""
+    done_at: float | None
+    attempts: int
+    last_error: str | None
+
+
 class Outbox:
     """The outbox table of a store: use the store's `outbox`."""
 
@@ -63,6 +77,16 @@ class Outbox:
                 break
             head.append(OutboxRow(r[0], r[1], r[2], loads(r[3]), r[4], r[5], r[6], r[7]))
         return head
+
+    def superseded(self, row: OutboxRow, incident: str) -> bool:
+        """Whether a pending row of the same lane and kind about `incident` was queued after `row`."""
+        return bool(
+            self._db.query(
+                "SELECT 1 FROM outbox WHERE channel = ? AND kind = ? AND status = 'pending' AND id > ?"
+                " AND json_extract(payload, '$.incident') = ? LIMIT 1",
+                (row.channel, row.kind, row.id, incident),
+            )
+        )
 
     def hold(
         self, channel: str, incident: str, kind: str, payload: Mapping[str, object], due_at: float
@@ -135,6 +159,18 @@ class Outbox:
             "SELECT created_at, payload FROM outbox WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)
         )
         return (rows[0][0], loads(rows[0][1])) if rows else None
+
+    def about(self, incident: str) -> list[Delivery]:
+        """Every announcement still kept that is about `incident` (heartbeats naming it included),
+        in the order queued: for the postmortem's "delayed or dead-lettered"."""
+        rows = self._db.query(
+            "SELECT channel, kind, created_at, status, done_at, attempts, last_error FROM outbox"
+            " WHERE json_extract(payload, '$.incident') = ?1 OR (kind = 'heartbeat' AND EXISTS"
+            " (SELECT 1 FROM json_each(payload, '$.incidents') WHERE json_extract(value, '$.incident') = ?1))"
+            " ORDER BY id",
+            (incident,),
+        )
+        return [Delivery(*r) for r in rows]
 
     def backlog(self) -> dict[str, Backlog]:
         """Per channel with pending or dead items: their counts, the oldest pending one's

@@ -30,6 +30,8 @@ class IncidentRow:
     mitigations: tuple[MitigationRow, ...]
     opened_by: str = ""
     closed_by: str | None = None
+    orgs: tuple[str, ...] = ()
+    """The orgs named on it (`--org`)."""
 
 
 @dataclass(frozen=True, slots=True)

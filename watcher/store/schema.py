@@ -43,5 +43,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             kind TEXT NOT NULL, payload TEXT NOT NULL, due_at REAL NOT NULL,
             PRIMARY KEY (channel, incident))""",
     ),
+    (
+        # The Slack app's status message of each incident, per outbox lane: the message
+        # every later event edits and threads under. No foreign key: pruning closed
+        # incidents must not be blocked by it.
+        """CREATE TABLE IF NOT EXISTS slack_messages (lane TEXT NOT NULL, incident TEXT NOT NULL,
+            channel TEXT NOT NULL, ts TEXT NOT NULL, posted_at REAL NOT NULL,
+            PRIMARY KEY (lane, incident))""",
+        # Every Alertmanager alert state seen, so a retried or repeated notification neither
+        # opens a second incident nor repeats a timeline entry.
+        """CREATE TABLE IF NOT EXISTS alerts (group_key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            starts_at REAL NOT NULL, status TEXT NOT NULL, incident TEXT NOT NULL,
+            received_at REAL NOT NULL, PRIMARY KEY (group_key, fingerprint, starts_at, status))""",
+        "CREATE INDEX IF NOT EXISTS alerts_by_group ON alerts(group_key, received_at)",
+    ),
+    (
+        # The orgs an incident names (`--org`), and whom its errors hit: the totals, and per
+        # org its first and last error (at most the configured cap of orgs per incident).
+        # No foreign keys: pruning closed incidents deletes these rows itself. Tables, not
+        # columns: every statement here can run again harmlessly.
+        """CREATE TABLE IF NOT EXISTS incident_orgs (incident TEXT PRIMARY KEY,
+            orgs TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS impact (incident TEXT PRIMARY KEY, records INTEGER NOT NULL,
+            first_at REAL, last_at REAL, untracked INTEGER NOT NULL, confirmed_at REAL)""",
+        """CREATE TABLE IF NOT EXISTS impact_orgs (incident TEXT NOT NULL, org TEXT NOT NULL,
+            first_at REAL NOT NULL, last_at REAL NOT NULL, records INTEGER NOT NULL,
+            PRIMARY KEY (incident, org))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,7 +1,9 @@
 """What the watcher keeps across restarts, on top of the database (db.py).
 
 Incidents and their mitigations, the timeline, each source's resume point and the
-engine's snapshot; the announcement outbox is its own component (`store.outbox`).
+engine's snapshot; the announcement outbox (`store.outbox`), the Slack app's status
+messages (`store.threads`) and the alerts Alertmanager notified (`store.alerts`) are
+components of their own.
 Every public mutating method commits before it returns, or joins the enclosing
 `transaction()`. Times are float epoch seconds, UTC, as everywhere in `watcher`.
 """
@@ -15,11 +17,14 @@ from typing import Any
 
 from watcher import details
 from watcher.details import Detail, Transition
-from watcher.errors import IncidentClosed, IncidentExists, IncidentNotFound, StoreError
+from watcher.errors import IncidentClosed, IncidentExists, IncidentNotClosed, IncidentNotFound, StoreError
 from watcher.events import Kind
+from watcher.store.alerts import AlertLog
 from watcher.store.db import Database, dumps, loads
+from watcher.store.impact import ImpactRows
 from watcher.store.outbox import Outbox
 from watcher.store.rows import IncidentRow, MitigationRow, ResumePoint, TimelineRow
+from watcher.store.threads import SlackMessages
 
 _TimelineInsert = tuple[str, float, str, str | None, str, float]
 
@@ -28,15 +33,28 @@ class Store(Database):
     """The watcher's state: use `Store.open`, then `close()` or `with`."""
 
     outbox: Outbox
+    impact: ImpactRows
+    slack_messages: SlackMessages
+    alerts: AlertLog
 
     def _setup(self) -> None:
         super()._setup()
         self.outbox = Outbox(self)
+        self.impact = ImpactRows(self)
+        self.slack_messages = SlackMessages(self)
+        self.alerts = AlertLog(self)
 
     # Incidents
 
     def create_incident(
-        self, id: str, title: str, scope: Sequence[str], window: float, opened_at: float, opened_by: str
+        self,
+        id: str,
+        title: str,
+        scope: Sequence[str],
+        window: float,
+        opened_at: float,
+        opened_by: str,
+        orgs: Sequence[str] = (),
     ) -> IncidentRow:
         with self.transaction():
             if self.query("SELECT 1 FROM incidents WHERE id = ?", (id,)):
@@ -46,7 +64,41 @@ class Store(Database):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (id, title, json.dumps(list(scope)), window, opened_at, opened_by),
             )
-        return IncidentRow(id, title, tuple(scope), window, opened_at, None, None, (), opened_by)
+            self._name_orgs(id, orgs)
+        return IncidentRow(
+            id, title, tuple(scope), window, opened_at, None, None, (), opened_by, None, tuple(orgs)
+        )
+
+    def reopen_incident(self, id: str) -> IncidentRow:
+        """A closed incident open again (its opening, mitigations and timeline stay as they were)."""
+        with self.transaction():
+            row = self.require(id)
+            if row.closed_at is None:
+                raise IncidentNotClosed(f"incident {id} is open; only a closed incident can be reopened")
+            self.execute(
+                "UPDATE incidents SET closed_at = NULL, close_reason = NULL, closed_by = NULL WHERE id = ?",
+                (id,),
+            )
+        return self.require(id)
+
+    def change_incident(
+        self, id: str, scope: Sequence[str], window: float, orgs: Sequence[str]
+    ) -> IncidentRow:
+        """An open incident's new scope, window and named orgs."""
+        with self.transaction():
+            self.require_open(id)
+            self.execute(
+                "UPDATE incidents SET scope = ?, window_s = ? WHERE id = ?",
+                (json.dumps(list(scope)), window, id),
+            )
+            self._name_orgs(id, orgs)
+        return self.require(id)
+
+    def _name_orgs(self, id: str, orgs: Sequence[str]) -> None:
+        self.execute(
+            "INSERT OR REPLACE INTO incident_orgs (incident, orgs) VALUES (?, ?)",
+            (id, json.dumps(list(orgs))),
+        )
 
     def require(self, id: str) -> IncidentRow:
         """The incident `id`; IncidentNotFound when there is none."""
@@ -91,27 +143,26 @@ class Store(Database):
         # One joined query, so an incident and its mitigations come from the same snapshot.
         rows = self.query(
             "SELECT i.id, i.title, i.scope, i.window_s, i.opened_at, i.closed_at,"
-            " i.close_reason, i.opened_by, i.closed_by, m.at, m.action, m.actor"
-            f" FROM incidents i LEFT JOIN mitigations m ON m.incident = i.id {where}"
+            " i.close_reason, i.opened_by, i.closed_by, o.orgs, m.at, m.action, m.actor"
+            " FROM incidents i LEFT JOIN incident_orgs o ON o.incident = i.id"
+            f" LEFT JOIN mitigations m ON m.incident = i.id {where}"
             " ORDER BY i.opened_at, i.id, m.at, m.seq",
             args,
         )
         found: dict[str, tuple[tuple[Any, ...], list[MitigationRow]]] = {}
         for row in rows:
-            mitigations = found.setdefault(row[0], (row[:9], []))[1]
-            if row[9] is not None:
-                mitigations.append(MitigationRow(row[9], row[10], row[11]))
-        return [
-            IncidentRow(h[0], h[1], tuple(json.loads(h[2])), h[3], h[4], h[5], h[6], tuple(m), h[7], h[8])
-            for h, m in found.values()
-        ]
+            mitigations = found.setdefault(row[0], (row[:10], []))[1]
+            if row[10] is not None:
+                mitigations.append(MitigationRow(row[10], row[11], row[12]))
+        return [_incident_row(h, m) for h, m in found.values()]
 
     def prune_closed(self, before: float) -> int:
-        """Forget incidents closed before `before`, with their mitigations and timeline; how many."""
+        """Forget incidents closed before `before`, with everything kept about them; how many."""
         closed = "SELECT id FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?"
         with self.transaction():
-            self.execute(f"DELETE FROM timeline WHERE incident IN ({closed})", (before,))
-            self.execute(f"DELETE FROM mitigations WHERE incident IN ({closed})", (before,))
+            tables = ("timeline", "mitigations", "slack_messages", "alerts", "held_announcements")
+            for table in (*tables, "incident_orgs", "impact", "impact_orgs"):
+                self.execute(f"DELETE FROM {table} WHERE incident IN ({closed})", (before,))
             return self.execute(
                 "DELETE FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?", (before,)
             ).rowcount
@@ -194,3 +245,9 @@ class Store(Database):
     def engine_state(self) -> dict[str, object] | None:
         rows = self.query("SELECT state FROM engine_state WHERE id = 1")
         return loads(rows[0][0]) if rows else None
+
+
+def _incident_row(h: Sequence[Any], mitigations: Sequence[MitigationRow]) -> IncidentRow:
+    """An incident from the head of its joined rows (id ... orgs) and its mitigations."""
+    scope, orgs = tuple(json.loads(h[2])), tuple(json.loads(h[9] or "[]"))
+    return IncidentRow(h[0], h[1], scope, h[3], h[4], h[5], h[6], tuple(mitigations), h[7], h[8], orgs)

@@ -58,7 +58,7 @@ from watcher.details import Note, RecreatedDetail
 from watcher.errors import SourceError
 from watcher.events import Expectation, Gap, Kind, Liveness, SourceDown, Watermark
 from watcher.names import parent
-from watcher.sources import Counters, ScanOptions, SourceEvent, Stopped, expectation
+from watcher.sources import Counters, SourceEvent, Stopped, expectation, scan_options
 from watcher.sources.docker.calls import LOST, MAX_STREAMS, EngineCalls
 from watcher.sources.docker.cursor import Cursor
 from watcher.sources.docker.host import describe, open_client
@@ -94,9 +94,7 @@ class DockerSource:
         self._max = max_line_bytes
         self._clock = clock
         self._retry, self._max_retry = retry, max_retry
-        self.scan = ScanOptions(
-            "docker", rules=None if cfg.rules is None else tuple(cfg.rules), expect_match=cfg.expect_match
-        )
+        self.scan = scan_options(cfg, "docker")
         self._calls = EngineCalls(cfg.name)
         self._transport = Transport(cfg, clock)
         self._connected_at: float | None = None

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 
 from watcher.config import FileSourceConfig
 from watcher.events import Expectation
-from watcher.sources import Counters, ScanOptions, SourceEvent, expectation
+from watcher.sources import Counters, SourceEvent, expectation, scan_options
 from watcher.sources.file.follow import Follower, Settings
 from watcher.sources.file.tail import Tally
 
@@ -31,13 +31,7 @@ class FileSource:
         poll_interval: float = 0.25,
     ) -> None:
         self.name = cfg.name
-        self.scan = ScanOptions(
-            cfg.format,
-            cfg.timestamp_field,
-            cfg.timestamp_format,
-            None if cfg.rules is None else tuple(cfg.rules),
-            cfg.expect_match,
-        )
+        self.scan = scan_options(cfg, cfg.format, cfg.timestamp_field, cfg.timestamp_format)
         self._expect = expectation(cfg, liveness=False)
         self._settings = Settings(
             cfg.name, str(cfg.path), max_line_bytes, clock, poll_interval, cfg.rotate_wait

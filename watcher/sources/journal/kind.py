@@ -42,7 +42,7 @@ class JournalKind:
         if ctx.rules is None:
             return None
         name = subsource(self.cfg.name, host) if host else self.cfg.name
-        return output_fields(ctx.rules, ctx.ignore, name, self.cfg.rules)
+        return output_fields(ctx.rules, ctx.ignore, name, self.cfg.rules, self.cfg.impact_field)
 
     async def check(self, key: str) -> Findings:
         """The trust files load, then every host is logged in to as the daemon would."""

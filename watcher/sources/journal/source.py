@@ -52,7 +52,7 @@ from watcher.config import JournalSourceConfig
 from watcher.errors import HostKeyError, SourceError
 from watcher.events import Chunk, Expectation, Gap, Liveness, SourceDown, Watermark
 from watcher.names import subsource
-from watcher.sources import Counters, ScanOptions, SourceEvent, expectation, ssh
+from watcher.sources import Counters, SourceEvent, expectation, scan_options, ssh
 from watcher.sources.journal.stream import Run, Start, catch_up_script, follow_script, run_local, run_remote
 from watcher.times import format_time
 
@@ -141,9 +141,7 @@ class JournalSource:
         """`fields`: the journal fields to read (stream.output_fields; None: all of them)."""
         self.name = subsource(cfg.name, host) if host else cfg.name
         self._fields = fields
-        self.scan = ScanOptions(
-            "journal", rules=None if cfg.rules is None else tuple(cfg.rules), expect_match=cfg.expect_match
-        )
+        self.scan = scan_options(cfg, "journal")
         self._expect = expectation(cfg, liveness=bool(cfg.liveness_command))
         self._cfg = cfg
         self._host = host

@@ -63,9 +63,14 @@ _FIELD = re.compile(r"[A-Za-z0-9_]+")
 
 
 def output_fields(
-    rules: Sequence[RuleConfig], ignore: Sequence[RuleConfig], source: str, selected: Sequence[str] | None
+    rules: Sequence[RuleConfig],
+    ignore: Sequence[RuleConfig],
+    source: str,
+    selected: Sequence[str] | None,
+    impact_field: str | None = None,
 ) -> tuple[str, ...]:
-    """The journal fields the rules of `source` read: MESSAGE and each field rule's field.
+    """The journal fields the rules of `source` read: MESSAGE, each field rule's field, and the
+    source's impact_field (whom an error hit).
 
     journalctl prints `__CURSOR` and `__REALTIME_TIMESTAMP` whatever it is asked, and those
     are all the rest of the watcher reads of a live entry (snapshots ask for everything).
@@ -73,10 +78,8 @@ def output_fields(
     less to send, decrypt and decode. A name no journal field can have is left out.
     """
     chosen = [r for r in rules if selected is None or r.name in selected] + list(ignore)
-    fields = {"MESSAGE"}
-    for rule in chosen:
-        if rule.field is not None and _FIELD.fullmatch(rule.field) and rule.applies_to(source):
-            fields.add(rule.field)
+    wanted = [r.field for r in chosen if r.field is not None and r.applies_to(source)]
+    fields = {"MESSAGE", *(f for f in [*wanted, impact_field] if f is not None and _FIELD.fullmatch(f))}
     return tuple(sorted(fields))
 
 
