@@ -618,8 +618,11 @@ def line_offsets(data: mmap.mmap) -> array[int]:
     return offsets
 
 
-def soak_writer(corpus: Path, dst: Path, rate: float, written: list[int]) -> Writer:
-    """Corpus lines, cycled, at `rate` lines/s in 10 ms batches; `written[0]` counts them."""
+def soak_writer(corpus: Path, dst: Path, rate: float, written: list[int], info: bool = False) -> Writer:
+    """Corpus lines, cycled (or, with `info`, info lines stamped now: a clean stream), at `rate`
+    lines/s in 10 ms batches; `written[0]` counts them."""
+    if info:
+        return Writer("soak writer", _info_soak(dst, rate, written))
 
     def body(halt: threading.Event) -> None:
         with corpus.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
@@ -643,11 +646,29 @@ def soak_writer(corpus: Path, dst: Path, rate: float, written: list[int]) -> Wri
     return Writer("soak writer", body)
 
 
+def _info_soak(dst: Path, rate: float, written: list[int]) -> Callable[[threading.Event], None]:
+    def body(halt: threading.Event) -> None:
+        fd = os.open(dst, os.O_WRONLY | os.O_APPEND)
+        try:
+            t0 = time.monotonic()
+            while not halt.is_set():
+                due = int((time.monotonic() - t0) * rate) - written[0]
+                if due > 0:
+                    ts = rfc3339_ms(time.time())
+                    os.write(fd, "".join(_info_line(ts, written[0] + i) for i in range(due)).encode())
+                    written[0] += due
+                time.sleep(0.01)
+        finally:
+            os.close(fd)
+
+    return body
+
+
 def run_soak(ctx: Context) -> dict[str, object]:
     with contextlib.ExitStack() as stack:
         daemon = start_daemon(stack, ctx, "soak")
         written = [0]
-        writer = soak_writer(ctx.corpus, daemon.log, ctx.soak_rate, written)
+        writer = soak_writer(ctx.corpus, daemon.log, ctx.soak_rate, written, ctx.soak_info)
         stack.callback(writer.stop)
         samples: list[dict[str, float]] = []
         cpu0, t0 = proc_cpu_seconds(daemon.proc.pid), time.monotonic()
@@ -687,6 +708,7 @@ def run_soak(ctx: Context) -> dict[str, object]:
     return {
         "seconds": ctx.soak,
         "rate_lines_per_s": ctx.soak_rate,
+        "lines": "info lines stamped now" if ctx.soak_info else "the corpus, cycled",
         "lines_written": written[0],
         "bytes_written": size,
         "rss_min_mb": min(rss_values),
@@ -717,6 +739,7 @@ class Context:
     seed: int
     soak: float
     soak_rate: float
+    soak_info: bool
     py_spy: Path | None
 
 
@@ -895,6 +918,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             soak=args.soak,
             soak_rate=args.soak_rate,
+            soak_info=args.soak_info,
             py_spy=args.py_spy,
         )
         phases: list[tuple[str, Callable[[], object]]] = []
@@ -953,6 +977,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--info-rate", type=float, default=1000.0, help="info lines/s during the latency run")
     ap.add_argument("--soak", type=float, default=60.0, help="seconds of steady stream (0: skip)")
     ap.add_argument("--soak-rate", type=float, default=50_000.0, help="lines/s during the soak")
+    ap.add_argument(
+        "--soak-info", action="store_true", help="soak with info lines stamped now, not the corpus"
+    )
     ap.add_argument("--no-mtail", action="store_true", help="skip mtail")
     ap.add_argument("--no-throughput", action="store_true", help="skip the throughput phases (and mtail)")
     ap.add_argument(
