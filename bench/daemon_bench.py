@@ -554,25 +554,28 @@ def run_watcher_throughput(ctx: Context) -> Throughput:
             }
             return int(lines), by_rule
 
-        spy = start_py_spy(stack, ctx, daemon.proc.pid)
         command = f"{' '.join(ctx.watcher)} run --config <tmp>/watcher.toml"
-        row = follow(ctx, "watcher run", command, daemon.proc, daemon.log, counts)
-        if spy is not None:
-            spy.popen.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                spy.popen.wait(30)
+        with py_spy(ctx, daemon.proc.pid, "throughput"):
+            row = follow(ctx, "watcher run", command, daemon.proc, daemon.log, counts)
     return row
 
 
-def start_py_spy(stack: contextlib.ExitStack, ctx: Context, pid: int) -> Proc | None:
-    if ctx.py_spy is None:
-        return None
+@contextlib.contextmanager
+def py_spy(ctx: Context, pid: int, phase: str) -> Iterator[None]:
+    """py-spy on the daemon for the phase `ctx.spy_phase` names (the profile of a missed goal)."""
+    if ctx.py_spy is None or ctx.spy_phase != phase:
+        yield
+        return
     exe = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
     fmt = {".json": "speedscope", ".txt": "raw"}.get(ctx.py_spy.suffix, "flamegraph")
     argv = [exe, "record", "--nonblocking", "--rate", "200", "-p", str(pid), "-f", fmt, "-o", str(ctx.py_spy)]
-    spy = start(stack, "py-spy", argv, ctx.workdir / "py-spy.log")
-    time.sleep(1.0)  # attached before the first line arrives
-    return spy
+    with contextlib.ExitStack() as stack:
+        spy = start(stack, "py-spy", argv, ctx.workdir / "py-spy.log")
+        time.sleep(1.0)  # attached before the first line arrives
+        yield
+        spy.popen.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            spy.popen.wait(30)
 
 
 def run_mtail_throughput(ctx: Context) -> Throughput:
@@ -671,6 +674,8 @@ def run_soak(ctx: Context) -> dict[str, object]:
         writer = soak_writer(ctx.corpus, daemon.log, ctx.soak_rate, written, ctx.soak_info)
         stack.callback(writer.stop)
         samples: list[dict[str, float]] = []
+        spied = stack.enter_context(contextlib.ExitStack())
+        spied.enter_context(py_spy(ctx, daemon.proc.pid, "soak"))
         cpu0, t0 = proc_cpu_seconds(daemon.proc.pid), time.monotonic()
         writer.start()
         next_sample = t0
@@ -694,6 +699,7 @@ def run_soak(ctx: Context) -> dict[str, object]:
         writer.stop()
         elapsed = time.monotonic() - t0
         cpu = proc_cpu_seconds(daemon.proc.pid) - cpu0
+        spied.close()
         t_end = time.monotonic()
         wait_for(
             "the daemon to read the soak's last line",
@@ -741,6 +747,8 @@ class Context:
     soak_rate: float
     soak_info: bool
     py_spy: Path | None
+    spy_phase: str
+    """Which run py-spy profiles: the throughput run, or the soak when there is none."""
 
 
 def verdict(ok: bool) -> str:
@@ -920,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
             soak_rate=args.soak_rate,
             soak_info=args.soak_info,
             py_spy=args.py_spy,
+            spy_phase="soak" if args.no_throughput else "throughput",
         )
         phases: list[tuple[str, Callable[[], object]]] = []
         if args.latency_samples > 0:
@@ -985,7 +994,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--py-spy",
         type=Path,
-        help="py-spy the daemon's throughput run into this SVG (.json: speedscope, .txt: collapsed stacks)",
+        help="py-spy the daemon's throughput run (the soak with --no-throughput) into this SVG"
+        " (.json: speedscope, .txt: collapsed stacks)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, daemon logs)")
     return ap.parse_args(argv)

@@ -27,7 +27,7 @@ from watcher.details import SnapshotDetail, TextDetail, Transition
 from watcher.errors import IncidentExists, IncidentNotClosed, IncidentNotFound, InputError
 from watcher.events import Kind
 from watcher.evidence import Request, take_configured
-from watcher.facts import facts
+from watcher.facts import UNREAD, facts
 from watcher.schema import (
     AlertDoc,
     IncidentDoc,
@@ -169,7 +169,7 @@ class Commands:
             lambda now: p.store.close_incident(incident, now, reason, by),
             lambda now: p.engine.close(incident, reason, now),
         )
-        f = facts(p.store.require(incident), p.store.timeline(incident))
+        f = facts(p.store.require(incident), p.store.timeline(incident, skip=UNREAD))
         if f.time_to_resolve is not None and f.reopened_at is None:
             # Once per incident: a reopened one was observed when it first closed.
             p.metrics.resolved_in(f.time_to_resolve)
