@@ -34,7 +34,7 @@ from watcher.events import Chunk, Gap, SourceDown, Watermark
 from watcher.sources import SourceEvent
 from watcher.sources.file.cursor import FP_SIZE, Cursor, OpenFile, digest
 from watcher.sources.file.inotify import Wake
-from watcher.sources.file.tail import CHUNK, Tail, Tally
+from watcher.sources.file.tail import CHUNK, ReadSize, Tail, Tally
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class Follower:
         self.last_wm_mono = float("-inf")
         self.fresh = False
         self.opened_t = cfg.clock()
+        self.read_size = ReadSize()
 
     async def events(self) -> AsyncGenerator[SourceEvent, None]:
         wake = Wake(self.cfg.path)
@@ -89,7 +90,9 @@ class Follower:
                 for event in out:
                     yield event
                 if wait == 0.0:
+                    cpu = time.thread_time()
                     await asyncio.sleep(0)  # more to read: let the rest of the daemon run meanwhile
+                    self.read_size.after_turn(time.thread_time() - cpu)
                 elif wait is not None:
                     await wake.wait(wait)
         finally:
@@ -239,7 +242,7 @@ class Follower:
     def _step(self, t: Tail) -> Step:
         t0 = self.cfg.clock()
         base = t.f.pos
-        chunk = os.read(t.f.fd, CHUNK)
+        chunk = os.read(t.f.fd, self.read_size.now)
         if chunk:
             t.f.pos += len(chunk)
             # Checked before delivering: a copytruncate seen only at EOF would let
@@ -266,7 +269,7 @@ class Follower:
     def _step_rotated(self, t: Tail) -> Step:
         """Read a rotated file on; once idle for rotate_wait it is complete and closed."""
         t0 = self.cfg.clock()
-        chunk = os.read(t.f.fd, CHUNK)
+        chunk = os.read(t.f.fd, self.read_size.now)
         if chunk:
             base = t.f.pos
             t.f.pos += len(chunk)

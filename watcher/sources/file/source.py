@@ -2,8 +2,8 @@
 
 The follower reads as soon as inotify reports a change to the file or its directory
 (sources/file/inotify.py), and at least every `poll_interval` (one stat and a 1 KiB
-pread at EOF), which is all it does where inotify is not available. Reads are 256 KiB
-chunks made on the event loop (page-cache reads take microseconds). A slow consumer
+pread at EOF), which is all it does where inotify is not available. Reads of up to 256 KiB
+(tail.ReadSize) are made on the event loop (page-cache reads take microseconds). A slow consumer
 stops the reading, and memory stays bounded by one chunk plus `max_line_bytes`.
 """
 
