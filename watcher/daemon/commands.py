@@ -206,18 +206,22 @@ class Commands:
         return incident_doc(p.engine.status(incident))
 
     def incidents(self, include_closed: bool) -> IncidentListDoc:
+        self.pipeline.settle()
         return records.incident_list(self.pipeline, include_closed)
 
     def statuspage(self, incident: str) -> StatuspageDoc:
+        self.pipeline.settle()
         return records.statuspage(self.settings, self.pipeline, incident)
 
     def postmortem(self, incident: str) -> PostmortemDoc:
+        self.pipeline.settle()
         return records.postmortem(self.pipeline, incident)
 
     async def alertmanager(self, notification: Notification) -> AlertDoc:
         return self.alerts.receive(notification)
 
     def timeline(self, incident: str) -> TimelineDoc:
+        self.pipeline.settle()
         store = self.pipeline.store
         return timeline_doc(store.require(incident), store.timeline(incident), self.pipeline.clock())
 

@@ -299,6 +299,12 @@ class Pipeline:
             self._pace.committed(started, time.monotonic())
         return None
 
+    def settle(self) -> None:
+        """Commit what is due now, whatever the pace: before a read of the record, so that
+        `watcher timeline` right after `watcher status` said RESOLVED shows the resolution."""
+        if self._pending or self._notes or self._outgoing:
+            self.persist(force=True)
+
     def _commit(self) -> None:
         pending, self._pending = self._pending, []
         notes, self._notes = self._notes, []
