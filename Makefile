@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  ?= config/watcher.toml
 STATE   ?= $(CURDIR)/.state
 
-.PHONY: run demo test lint services fuzz bench bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify bench-state bench-cli bench-metrics install install-system clean
+.PHONY: run demo test lint services fuzz bench bench-all bench-readme bench-daemon bench-journal bench-snapshot bench-docker bench-docker-ssh bench-notify bench-state bench-cli bench-metrics install install-system clean
 
 install: $(STAMP)
 
@@ -51,6 +51,15 @@ fuzz: install
 
 bench: install
 	$(BIN)/python bench/classify_bench.py
+
+# Every benchmark at a reduced size (about ten minutes): one table of figure, ours, peer, ratio,
+# goal, met? with grep, mtail and `docker logs -t` measured in the same run (bench/out/all.json).
+bench-all: install services
+	$(BIN)/python bench/all.py
+
+# The README's performance table, from the last bench-all's bench/out/all.json.
+bench-readme:
+	$(BIN)/python bench/all.py --readme
 
 # Latency, throughput and memory of `watcher run` next to mtail (SOAK=600 for the 10-minute run).
 SOAK ?= 60

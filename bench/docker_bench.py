@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,25 +98,83 @@ def throughput(
     }
 
 
-async def follow(engine: Dockerd, containers: int, rate: int, seconds: float) -> dict[str, object]:
-    """Delays of the lines stamped after every writer has run for a second (warm)."""
+class Peer(threading.Thread):
+    """`docker logs -t -f` of one container, each line's arrival noted (the peer's latency)."""
+
+    def __init__(self, host: str, name: str) -> None:
+        super().__init__(daemon=True)
+        self.arrivals: list[tuple[int, bytes]] = []
+        self.proc = subprocess.Popen(
+            ["docker", "-H", host, "logs", "-t", "-f", "--tail", "0", name], stdout=subprocess.PIPE
+        )
+
+    def run(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.arrivals.append((time.time_ns(), line))
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.join(5)
+
+
+def delays_ms(arrivals: list[tuple[int, bytes]], warm: int) -> list[float]:
+    return sorted(
+        (now - t) / 1e6
+        for now, data in arrivals
+        for line in data.split(b"\n")
+        if line and (t := stamp_ns(line[: line.find(b" ")])) >= warm
+    )
+
+
+def dist_ms(delays: list[float]) -> dict[str, float | None]:
+    return {
+        "p50_ms": round(statistics.median(delays), 2) if delays else None,
+        "p99_ms": round(delays[int(len(delays) * 0.99)], 2) if delays else None,
+        "max_ms": round(delays[-1], 2) if delays else None,
+    }
+
+
+async def follow(
+    engine: Dockerd, containers: int, rate: int, seconds: float, peers: int
+) -> dict[str, object]:
+    """Delays of the lines stamped after every writer has run for a second (warm), ours and
+    `docker logs -t -f`'s on the first `peers` containers in the same run."""
     names = [f"bench-follow-{i}" for i in range(containers)]
     client = engine.client()
     received: list[tuple[int, bytes]] = []
+    mine: list[tuple[int, bytes]] = []  # ours, on the containers the peers follow too
+    followed_by_peers = {f"bench/{n}" for n in names[:peers]}
     gen = source({"docker_host": engine.host}, names).read(None)
 
     async def consume() -> None:
         async for ev in gen:
             if isinstance(ev, Chunk) and ev.data:
                 received.append((time.time_ns(), ev.data))
+                if ev.source in followed_by_peers:
+                    mine.append(received[-1])
 
     reader = asyncio.create_task(consume())
     try:
-        script = f"while true; do echo tick; usleep {int(1e6 / rate)}; done"
+        # No process per line: `read -t` on a FIFO nobody writes is the shell's own sleep (a
+        # usleep per line would be 10,000 forks a second for 100 containers).
+        script = (
+            f"mkfifo /tmp/idle; exec 3<>/tmp/idle; "
+            f"while true; do echo tick; read -t {1 / rate:.4f} -u 3 x; done"
+        )
         for n in names:  # off the event loop: the source is reading meanwhile
             await asyncio.to_thread(client.containers.run, IMAGE, ["sh", "-c", script], name=n, detach=True)
+        peer_readers = [Peer(engine.host, n) for n in names[:peers]]
+        for p in peer_readers:
+            p.start()
         warm = time.time_ns() + 1_000_000_000
-        await asyncio.sleep(1 + seconds)
+        await asyncio.sleep(1)
+        cpu0, t0 = _cpu(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu = (_cpu() - cpu0) / (time.monotonic() - t0)
+        for p in peer_readers:
+            p.stop()
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -124,21 +183,30 @@ async def follow(engine: Dockerd, containers: int, rate: int, seconds: float) ->
         for n in names:
             client.containers.get(n).remove(force=True)
         client.close()
-    delays = sorted(
-        (now - t) / 1e9
-        for now, data in received
-        for line in data.split(b"\n")[:-1]
-        if (t := stamp_ns(line[: line.find(b" ")])) >= warm
-    )
+    delays = delays_ms(received, warm)
+    theirs = delays_ms([a for p in peer_readers for a in p.arrivals], warm)
     return {
         "containers": containers,
         "lines_per_s_each": rate,
         "seconds": seconds,
         "lines": len(delays),
-        "p50_ms": round(statistics.median(delays) * 1000, 2) if delays else None,
-        "p99_ms": round(delays[int(len(delays) * 0.99)] * 1000, 2) if delays else None,
-        "max_ms": round(delays[-1] * 1000, 2) if delays else None,
+        **dist_ms(delays),
+        "cpu_cores": round(cpu, 3),
+        "lines_per_s": round(len(delays) / seconds),
+        "peer": {
+            "command": "docker logs -t -f --tail 0 NAME",
+            "containers": peers,
+            "lines": len(theirs),
+            **dist_ms(theirs),
+            "watcher_on_the_same": dist_ms(delays_ms(mine, warm)),
+        },
     }
+
+
+def _cpu() -> float:
+    """CPU seconds of this process, every thread (the source reads each container in one)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def main() -> None:
@@ -148,11 +216,12 @@ def main() -> None:
     ap.add_argument("--containers", type=int, default=20)
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--peers", type=int, default=10, help="containers also followed by `docker logs -t -f`")
     args = ap.parse_args()
     with private_dockerd() as engine:
         report = {
             "throughput": throughput(engine, args.lines, args.runs),
-            "follow": asyncio.run(follow(engine, args.containers, args.rate, args.seconds)),
+            "follow": asyncio.run(follow(engine, args.containers, args.rate, args.seconds, args.peers)),
             "loadavg": os.getloadavg(),
             "cpus": os.cpu_count(),
         }

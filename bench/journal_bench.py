@@ -36,6 +36,7 @@ from typing import Any
 
 from tests.sshd import TEST_USER, Journald, Sshd, unique_ident
 from tests.support import free_port, wait_for
+from watcher.config import JournalSourceConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -88,13 +89,14 @@ def lines_total(doc: dict[str, Any]) -> int:
     return sum(int(s["lines"]) for s in doc["sources"])
 
 
-def run_fleet(n: int, warmup: float, window: float) -> dict[str, Any]:
+def run_fleet(n: int, warmup: float, window: float, py_spy: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="wt-jbench-") as tmp_name:
         tmp = Path(tmp_name)
         gw = subprocess.Popen(
             [sys.executable, "-m", "tests.fake_gateway", "--addresses", str(n), "--rate", str(RATE)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
+            text=True,
             start_new_session=True,
         )
         assert gw.stdout is not None
@@ -122,14 +124,40 @@ def run_fleet(n: int, warmup: float, window: float) -> dict[str, Any]:
             up = wait_for(
                 f"{n} sources up",
                 lambda: sum(s["up"] for s in status(http)["sources"]) == n,
-                120,
+                120 + 0.3 * n,  # handshakes, max_handshakes at a time, while the others stream
                 alive=exited(proc),
             )
             time.sleep(warmup)
+            spy = None
+            if py_spy is not None:  # raw collapsed stacks of the measuring window
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).with_name("py-spy")),
+                        "record",
+                        "--nonblocking",
+                        "-r",
+                        "100",
+                        "-f",
+                        "raw",
+                        "-o",
+                        str(py_spy),
+                        "-p",
+                        str(proc.pid),
+                        "-d",
+                        str(int(window)),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             cpu0, lines0, t0 = cpu_seconds(proc.pid), lines_total(status(http)), time.monotonic()
             time.sleep(window)
             cpu1, doc, t1 = cpu_seconds(proc.pid), status(http), time.monotonic()
+            if spy is not None:
+                spy.wait(30)
             lags = [s["lag"] for s in doc["sources"] if s["lag"] is not None]
+            gw.terminate()
+            out, _ = gw.communicate(timeout=30)
+            handshakes = json.loads(out.splitlines()[-1])["max_handshaking"] if out.strip() else None
             return {
                 "gateways": n,
                 "all_up_after_s": round(up, 2),
@@ -139,13 +167,15 @@ def run_fleet(n: int, warmup: float, window: float) -> dict[str, Any]:
                 "lines_per_s": round((lines_total(doc) - lines0) / (t1 - t0), 1),
                 "expected_lines_per_s": n * RATE,
                 "max_watermark_lag_s": max(lags) if lags else None,
+                "max_handshakes": handshakes,
+                "max_handshakes_allowed": JournalSourceConfig.model_fields["max_handshakes"].default,
             }
         finally:
             proc.terminate()
             proc.wait(30)
-            gw.terminate()
-            gw.wait(10)
-            gw.stdout.close()
+            if gw.poll() is None:
+                gw.terminate()
+                gw.wait(10)
 
 
 def run_outage(outage: float) -> dict[str, Any]:
@@ -237,9 +267,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--window", type=float, default=30.0, help="seconds CPU is measured over")
     parser.add_argument("--outage", type=float, default=60.0, help="0 skips the outage run")
+    parser.add_argument("--py-spy", type=Path, help="profile the largest fleet's window (pip install py-spy)")
     args = parser.parse_args()
     load = os.getloadavg()
-    fleet = [run_fleet(int(n), args.warmup, args.window) for n in args.fleet.split(",") if n]
+    sizes = [int(n) for n in args.fleet.split(",") if n]
+    fleet = [run_fleet(n, args.warmup, args.window, args.py_spy if n == max(sizes) else None) for n in sizes]
+    if len(fleet) > 1:  # memory a gateway adds: the slope from the smallest fleet to each other
+        small = fleet[0]
+        for r in fleet[1:]:
+            r["rss_per_gateway_kb"] = (
+                (r["rss_mb"] - small["rss_mb"]) * 1024 / (r["gateways"] - small["gateways"])
+            )
     outage = run_outage(args.outage) if args.outage > 0 else None
     after = os.getloadavg()
     result: dict[str, Any] = {
@@ -252,13 +290,16 @@ def main() -> None:
     (OUT / "journal.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"load average before {load[0]:.2f}, after {after[0]:.2f}; {os.cpu_count()} CPUs\n")
     print(
-        "| gateways | CPU (cores) | RSS (MB) | peak RSS (MB) | lines/s (expected) | max watermark lag (s) |"
+        "| gateways | CPU (cores) | RSS (MB) | peak RSS (MB) | lines/s (expected) | max watermark lag (s) "
+        "| handshakes at once (limit) | RSS per gateway (KB) |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in fleet:
+        per = r.get("rss_per_gateway_kb")
         print(
             f"| {r['gateways']} | {r['cpu_cores']:.3f} | {r['rss_mb']} | {r['peak_rss_mb']} | "
-            f"{r['lines_per_s']} ({r['expected_lines_per_s']:.0f}) | {r['max_watermark_lag_s']} |"
+            f"{r['lines_per_s']} ({r['expected_lines_per_s']:.0f}) | {r['max_watermark_lag_s']} | "
+            f"{r['max_handshakes']} ({r['max_handshakes_allowed']}) | {'' if per is None else f'{per:.0f}'} |"
         )
     if outage is not None:
         print(

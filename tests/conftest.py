@@ -32,6 +32,19 @@ def require_binary(name: str) -> str:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Compiled hyperscan databases (classify/hscache.py) go to the session's own directory,
+    for this process and the watcher processes it starts, not to the user's ~/.cache."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Dockerd]:
     """One private Docker engine for the session (tests/dockerd.py); tests remove their containers."""

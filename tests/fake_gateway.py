@@ -22,6 +22,7 @@ import contextlib
 import json
 import re
 import shlex
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -106,6 +107,8 @@ class FakeGateway:
         self.port = 0
         self.unit_state = "active"
         """What the unit's liveness check answers, when the follow script asks for it."""
+        self.old_journalctl = False
+        """Refuse --output-fields, as journalctl before systemd 236 does."""
         self.sessions = 0
         self.handshaking = self.max_handshaking = 0
         self._server: asyncssh.SSHAcceptor | None = None
@@ -143,10 +146,15 @@ class FakeGateway:
     async def _serve(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         self.sessions += 1
         args = shlex.split(process.command.splitlines()[0] if process.command else "")
-        checks = 'echo "unit ' in (process.command or "")
+        checks = "unit %s" in (process.command or "")  # the follow script reports the unit's state
         cursor = next((a.split("=", 1)[1] for a in args if a.startswith("--cursor=")), None)
         since = next((a.split("=", 1)[1] for a in args if a.startswith("--since=")), None)
         j = self.journal
+        if self.old_journalctl and any(a.startswith("--output-fields") for a in args):
+            process.stderr.write(b"journalctl: unrecognized option '--output-fields'\n")
+            process.exit(1)
+            self.sessions -= 1
+            return
         if cursor is not None:
             pos = j.from_cursor(cursor)
         elif since is not None and since.startswith("@"):
@@ -176,11 +184,12 @@ class FakeGateway:
                     own.add(f"level=info msg=tick n={own.seq}", priority=6)
                     process.stdout.write(own.entries.pop()[1])
                     next_entry += 1 / self.rate
-                if now >= next_beat:
-                    process.stderr.write(f"{time.time():.6f}\n".encode())
-                    if checks:  # as the script's liveness check reports it
+                if now >= next_beat:  # the clock and the unit's state in one write, as the script does
+                    beat = f"{time.time():.6f}\n"
+                    if checks:
                         code = 0 if self.unit_state == "active" else 3
-                        process.stderr.write(f"unit {code} {time.time():.6f} {self.unit_state}\n".encode())
+                        beat += f"unit {code} {time.time():.6f} {self.unit_state}\n"
+                    process.stderr.write(beat.encode())
                     next_beat += 1.0
                 if process.channel.is_closing():
                     return
@@ -222,7 +231,12 @@ async def _main() -> None:
         ),
         flush=True,
     )
-    await asyncio.Event().wait()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    # What the benchmark reads back: the most connections that were between TCP accept and
+    # finished authentication at once (the watcher's max_handshakes at work).
+    print(json.dumps({"max_handshaking": gw.max_handshaking}), flush=True)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,11 @@ class Facts:
         return None if self.resolved_at is None else self.resolved_at - self.opened_at
 
 
+UNREAD: frozenset[Kind] = frozenset({Kind.STREAK_RESET})
+"""Kinds `facts` never reads. An error storm writes a streak reset per error; whoever needs only
+the facts can ask the store for the timeline without them."""
+
+
 def facts(incident: IncidentRow, rows: Sequence[TimelineRow]) -> Facts:
     ordered = in_event_order(rows)
     resolved = [r.at for r in ordered if r.kind is Kind.RESOLVED]

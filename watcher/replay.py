@@ -14,11 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from watcher.classify.grouping import ClassifyStats
 from watcher.classify.rules import RuleSet
-from watcher.classify.stream import classify_stream
+from watcher.classify.stream import Input, classify_stream
 from watcher.config import Settings
 from watcher.details import Transition
 from watcher.engine import Engine
@@ -29,16 +28,6 @@ from watcher.schema import error_doc
 from watcher.times import format_time
 
 INCIDENT = "replay"
-
-
-@dataclass(frozen=True, slots=True)
-class Input:
-    """A recorded log: `name` is its source name (what rules' `sources` globs see)."""
-
-    name: str
-    open: Callable[[], BinaryIO]
-    size: int | None = None
-    """Bytes, when known in advance (not for stdin): the progress bar's total."""
 
 
 @dataclass

@@ -310,7 +310,23 @@ class TestFeedArguments:
     def test_skip(self) -> None:
         """skip() counts records in bulk; the next line may continue the last one."""
         clf = classifier()
-        clf.skip(3, ParsedLine(7.0, "INFO x", {}))
+        clf.skip(3, lambda: ParsedLine(7.0, "INFO x", {}))
         event = clf.feed("Caused by: y")
         assert event is not None and event.at == 7.0
         assert (clf.stats.lines, clf.stats.records) == (4, 3)
+
+    def test_skipped_line_parsed_only_when_continued(self) -> None:
+        """The last skipped line is parsed only when the next line continues its record."""
+        clf = classifier()
+        parsed: list[int] = []
+
+        def last() -> ParsedLine:
+            parsed.append(1)
+            return ParsedLine(7.0, "INFO x", {})
+
+        clf.skip(2, last)
+        assert clf.feed("ERROR: y") is not None and parsed == []
+        clf.skip(2, last)
+        clf.break_context()
+        assert clf.feed("  frame") is None and parsed == []
+        assert (clf.stats.lines, clf.stats.records) == (6, 6)

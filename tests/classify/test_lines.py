@@ -160,6 +160,30 @@ class TestJournal:
         """A line that is not a record is parsed like any other."""
         assert LineParser("journal").parse("2026-11-27T14:05:00Z x").message == "x"
 
+    def test_plain_and_escaped_messages(self) -> None:
+        """A MESSAGE without escapes is taken as it is; one with escapes is decoded."""
+        parser = LineParser("journal")
+        assert parser.parse('{"__REALTIME_TIMESTAMP":"1","MESSAGE":"a\tb c"}').message == "a\tb c"
+        assert parser.parse('{"__REALTIME_TIMESTAMP":"1","MESSAGE":"a\\tb \\u00e9"}').message == "a\tb \u00e9"
+
+
+class TestRepeatedParse:
+    def test_same_line_parsed_once(self) -> None:
+        """The same short line parsed again (a live chunk's line, for its time, rules and evidence)
+        gives the same result, without parsing again."""
+        parser = LineParser("journal")
+        text = '{"__REALTIME_TIMESTAMP":"1795788300123456","PRIORITY":"3","MESSAGE":"x"}'
+        first = parser.parse(text)
+        assert parser.parse(str(text)) is first
+        assert parser.parse(text + " ") is not first
+
+    def test_long_lines_not_kept(self) -> None:
+        """A long line's result is not kept: what a parser holds stays small."""
+        parser = LineParser()
+        text = "ERROR: " + "x" * 10_000
+        assert parser.parse(text) is not parser.parse(text)
+        assert parser.parse(text) == parser.parse(text)
+
 
 class TestSniff:
     def test_journal(self) -> None:

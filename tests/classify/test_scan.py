@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 from typing import Any
@@ -12,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import SHIPPED_CONFIG
-from watcher.classify.grouping import ClassifyStats
+from watcher.classify.context import Context
+from watcher.classify.grouping import ClassifyStats, continues_alone
 from watcher.classify.lines import LineParser
 from watcher.classify.readers import bad_lines, blank_lines
 from watcher.classify.rules import Prefilter, RuleSet, SourceRules
@@ -349,3 +351,45 @@ class TestTimedLinesAgree:
             special = re.match(r"[ \t]|\s*$|goroutine |Caused by", parsed.message)
             if special and not bad_lines(buf, 0, len(buf)):
                 assert 23 in finder.find(buf, 0, len(buf)), (fmt, line)
+
+
+@pytest.mark.skipif(not HYPERSCAN, reason="hyperscan is Linux x86_64 only")
+class TestContinuationsInHyperscan:
+    @settings(max_examples=int(os.environ.get("SCAN_EXAMPLES", "500")), deadline=None)
+    @given(data=logs(), fmt=st.sampled_from(["auto", "docker", "json", "logfmt", "text"]))
+    def test_same_lines_as_the_exact_search(self, data: bytes, fmt: Format) -> None:
+        """The shapes hyperscan looks for, confirmed by the exact search, find exactly the
+        lines the exact search alone finds (the first line is looked at anyway)."""
+        data = data if data.endswith(b"\n") else data + b"\n"
+        exact = Context(fmt).find(data, 0, len(data))
+        fast = Finder((), fmt, True).find(
+            blank_lines(data, bad_lines(data, 0, len(data)), len(data)), 0, len(data)
+        )
+        bad = set(bad_lines(data, 0, len(data)))
+        assert fast - {0} - bad == exact - {0} - bad
+
+    def test_every_shape_after_stamps(self) -> None:
+        """Each continuation shape, after none, one or two timestamps, is found."""
+        shapes = ["", " x", "\tat y", "\x1cz", "\u00a0w", "goroutine 1 [", "Caused by: e", "... 3 more"]
+        stamps = ["", "2026-11-27T14:05:00Z ", "2026-11-27 14:05:00,5 ", "2026-11-27T14:05:00+0100"]
+        lines = [f"{a}{b}{shape}" for shape in shapes for a in stamps for b in ["", *stamps[1:2]]]
+        data = ("x\n" + "\n".join(lines) + "\n").encode()
+        starts = list(itertools.accumulate((len(ln.encode()) + 1 for ln in lines), initial=2))[:-1]
+        parsed = [LineParser().parse(ln).message for ln in lines]
+        continued = {at for at, msg in zip(starts, parsed, strict=True) if continues_alone(msg)}
+        assert len(continued) > len(lines) // 2
+        exact = Context("auto").find(data, 0, len(data))
+        assert continued <= exact
+        assert Finder((), "auto", True).find(data, 0, len(data)) - {0} == exact
+
+    def test_a_storm_of_matches(self) -> None:
+        """A window whose prefilter matches end at every byte is scanned the careful way, with
+        the same results."""
+        rules = RuleSet.compile([RuleConfig(name="xs", regex="x+y"), *_SETTINGS.rules], []).for_source("f")
+        data = (
+            b"2026-11-27T14:05:00Z " + b"x" * 20_000 + b"\n"
+            b"  frame\n"
+            b"2026-11-27T14:05:01Z xxy\n"
+            b"2026-11-27T14:05:02Z ok\n" * 100 + b"Traceback (most recent call last):\n  f\nValueError: v\n"
+        )
+        assert run(data, rules, "hyperscan") == run(data, rules, "reference")

@@ -141,10 +141,6 @@ async def test_100000_orgs_are_held_to_the_cap(tmp_path: Path) -> None:
     """100,000 distinct orgs with max_orgs = 1,000: every record counted, 1,000 orgs named (in the
     engine, the store and the metric), the rest counted as untracked."""
     log = tmp_path / "edge.log"
-    now = time.time()
-    with log.open("w") as fh:
-        for i in range(100_000):
-            fh.write(f'{{"ts":"{stamp(now + i * 1e-5)}","level":"error","org_id":"org-{i:06d}"}}\n')
     async with Receiver() as rx:
         source = f"""
 [[sources]]
@@ -162,6 +158,13 @@ values = ["error"]
         settings = config.load(cfg)
         async with daemon_running(settings), AsyncClient(settings) as client:
             await client.open_incident("P1-many", "every org at once", [], None, ["org-099999"])
+            # Written once the incident is open: records read before it opened would count only
+            # through the impact lookback (the last 10,000), and how many are read before the
+            # open arrives depends on how fast the file is read.
+            now = time.time()
+            with log.open("w") as fh:
+                for i in range(100_000):
+                    fh.write(f'{{"ts":"{stamp(now + i * 1e-5)}","level":"error","org_id":"org-{i:06d}"}}\n')
 
             async def counted() -> bool:
                 return bool((await incident(client, "P1-many"))["impact"]["records"] == 100_000)

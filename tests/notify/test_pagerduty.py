@@ -229,7 +229,7 @@ class TestDaemonPages:
                 await client.open_incident("P1-esc", "t", [], None)
                 p = daemon.pipeline
                 p.announce(p.announcer.escalation("P1-esc", "t", time.time(), "no hypothesis after 20m"))
-                p.persist()
+                p.persist(force=True)
                 await wait_until(lambda: len(pd.incidents) == 2, what="the escalation page")
         assert pd.incidents == [(KEY, "P1-esc"), (ESCALATION_KEY, "P1-esc")]
 

@@ -19,6 +19,7 @@ from watcher.events import Chunk, Gap, SourceDown, Watermark
 from watcher.sources import SourceEvent
 from watcher.sources.file.follow import CHUNK
 from watcher.sources.file.source import FileSource
+from watcher.sources.file.tail import READ_FIRST
 
 POLL = 0.002
 
@@ -535,7 +536,8 @@ class TestLimits:
     async def test_long_line_truncated(self, tmp_path: Path) -> None:
         """A 10 MB line spanning reads keeps max_line_bytes and is counted; one inside a read passes whole."""
         path = tmp_path / "app.log"
-        # The 5000-byte line lies inside one read (10_000_001 % CHUNK = 38_529): passed raw.
+        # The 5000-byte line lies inside one read (reads of 64, 128, then 256 KiB while the
+        # reader keeps up: it starts 104,065 bytes into one): passed raw.
         write(path, b"A" * 10_000_000 + b"\n" + b"B" * 5000 + b"\nnext\n")
         src = make(path, max_line_bytes=1024)
         tracemalloc.start()
@@ -603,10 +605,11 @@ class TestChunks:
     async def test_each_cursor_resumes_after_its_chunk(self, tmp_path: Path) -> None:
         """Every Chunk ends with a newline; a new source started at its cursor delivers exactly the rest."""
         path = tmp_path / "app.log"
-        write(path, b"".join(f"line {i} {'z' * (i % 97)}\n".encode() for i in range(6000)))
+        n = CHUNK // 10  # about 5 reads' worth
+        write(path, b"".join(f"line {i} {'z' * (i % 97)}\n".encode() for i in range(n)))
         assert path.stat().st_size > 4 * CHUNK  # lines span reads
         async with Reader(make(path)) as r:
-            await r.lines(6000)
+            await r.lines(n)
         got = chunks(r.events)
         assert len(got) > 4 and all(c.data.endswith(b"\n") for c in got)
         everything = r.texts()
@@ -651,8 +654,8 @@ class TestOffsets:
         than max_line_bytes, cut to its first max_line_bytes bytes and counted.
         """
         body = b"".join(pieces)
-        # Grow past one chunk, placing a CR / NUL right at the boundary now and then.
-        filler = b"f" * (CHUNK - 1 - pad) + [b"\r", b"\0", b"", b"\n"][pad]
+        # Grow past the first read, placing a CR / NUL right at its boundary now and then.
+        filler = b"f" * (READ_FIRST - 1 - pad) + [b"\r", b"\0", b"", b"\n"][pad]
         content = filler + body + b"\n"
         expected = _expected(content)
         with tempfile.TemporaryDirectory() as d:

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shlex
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
 from tests.fake_gateway import FakeGateway, FakeJournal, loopback_addresses
 from tests.sshd import TEST_USER, Journald, LinkCut, Sshd, journald_fixture, sshd_fixture, unique_ident  # noqa: F401
 from tests.support import RULES, wait_until
-from watcher.config import JournalSourceConfig, Settings
+from watcher.config import JournalSourceConfig, RuleConfig, Settings
 from watcher.events import Chunk, Gap, Liveness, SourceDown, Watermark
 from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.journal.source import JournalSource, cursor_time
-from watcher.sources.journal.stream import HEARTBEAT, Start, catch_up_script, follow_script
+from watcher.sources.journal.stream import (
+    HEARTBEAT,
+    Start,
+    catch_up_script,
+    follow_script,
+    output_fields,
+    run_local,
+)
 from watcher.sources.registry import build_sources
 
 pytestmark = pytest.mark.journal
@@ -325,6 +334,21 @@ class TestFakeGateway:
         assert [src.name for src in built] == [f"gw/{a}" for a in addresses]
         assert 1 <= gw.max_handshaking <= 3
 
+    async def test_journalctl_without_field_selection(self) -> None:
+        """A journalctl that refuses --output-fields (before systemd 236): every field is read."""
+        journal = FakeJournal()
+        gw = FakeGateway(journal)
+        gw.old_journalctl = True
+        await gw.start()
+        src = JournalSource(fake_config(gw), "127.0.0.1", since=time.time() - 5, fields=("MESSAGE",))
+        try:
+            async with reading(src) as r:
+                journal.add("still read")
+                await r.until_messages(1)
+        finally:
+            await gw.stop()
+        assert any("output-fields" in d for d in r.downs())
+
     async def test_vacuumed_cursor_is_a_gap(self) -> None:
         """The saved cursor's entry is gone: a Gap from it to the first entry still there, then on."""
         now = time.time()
@@ -403,6 +427,63 @@ class TestUnitLiveness:
             assert max(e.at for e in r.events[:before] if isinstance(e, Watermark)) <= down.at
             sshd.unit_state("active")
             await wait_until(lambda: len(reports()) == 3 and reports()[2].alive, what="running again")
+
+    async def test_only_the_fields_the_rules_read(self, sshd: Sshd, journald: Journald) -> None:
+        """Entries come with MESSAGE, the rules' fields and journalctl's own; a PRIORITY rule still
+        sees each entry's priority."""
+        ident = unique_ident()
+        journald.write(ident, ["kept short"])
+        src = JournalSource(
+            gateway(sshd, ident), sshd.address, since=time.time() - 60, fields=("MESSAGE", "PRIORITY")
+        )
+        async with reading(src) as r:
+            await r.until_messages(1)
+        (entry,) = [
+            json.loads(line) for e in r.events if isinstance(e, Chunk) for line in e.data.splitlines()
+        ]
+        assert {"MESSAGE", "PRIORITY", "__CURSOR", "__REALTIME_TIMESTAMP"} <= set(entry)
+        assert not {
+            k for k in entry if not k.startswith("__") and k not in ("MESSAGE", "PRIORITY", "_BOOT_ID")
+        }
+        assert entry["PRIORITY"] == "3"
+
+    async def test_heartbeat_and_unit_state_in_one_write(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each second the clock and the unit's state leave in one write (one SSH packet), the
+        check's words joined by single spaces and never globbed."""
+        fake = tmp_path / "journalctl"
+        fake.write_text("#!/bin/sh\nexec sleep 30\n")
+        fake.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+        cfg = JournalSourceConfig.model_validate(
+            {"name": "gw", "kind": "journal", "liveness_command": "printf 'in  active\\nx *'; false"}
+        )
+        run = await run_local(follow_script(cfg, Start()))
+        try:
+            kind, data = await run.feed.get(10)
+        finally:
+            await run.stop()
+        clock, unit, rest = data.decode().split("\n")
+        assert kind == "err" and rest == ""
+        assert unit == f"unit 1 {clock} in active x *"
+
+    def test_fields_asked_for(self) -> None:
+        """MESSAGE and the fields of the rules (and ignore rules) that apply to the source."""
+        rules = [
+            RuleConfig(name="prio", field="PRIORITY", max=3),
+            RuleConfig(name="mine", field="_COMM", values=["x"], sources=["gw/*"]),
+            RuleConfig(name="theirs", field="UNIT", values=["x"], sources=["cloud"]),
+            RuleConfig(name="nested", field="http.status", min=500),
+            RuleConfig(name="text", regex="panic"),
+        ]
+        ignore = [RuleConfig(name="quiet", field="CODE_FILE", values=["x"])]
+        assert output_fields(rules, ignore, "gw/a", None) == ("CODE_FILE", "MESSAGE", "PRIORITY", "_COMM")
+        assert output_fields(rules, [], "gw/a", ["text"]) == ("MESSAGE",)
+        assert output_fields(rules, [], "gw/a", ["text"], impact_field="ORG_ID") == ("MESSAGE", "ORG_ID")
+        assert "--output-fields=MESSAGE,PRIORITY" in follow_script(
+            JournalSourceConfig(name="gw", kind="journal"), Start(), ("MESSAGE", "PRIORITY")
+        )
 
     def test_the_check_quotes_the_unit_and_can_be_turned_off(self) -> None:
         """The unit reaches the liveness command as one word; liveness_command = "" asks nothing."""

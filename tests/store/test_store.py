@@ -232,6 +232,8 @@ class TestTimeline:
         assert rows[3].state is None
         assert [r.recorded_at for r in rows] == [1_000.0, 2_000.0, 1_000.0, 2_000.0]
         assert store.timeline("P1-other") == []
+        skipped = store.timeline("P1-a", skip={Kind.STREAK_RESET, Kind.GAP})
+        assert [(r.at, r.kind) for r in skipped] == [(20.0, "mitigated"), (50.0, "snapshot")]
 
     def test_unknown_incident(self, store: Store) -> None:
         """A timeline row for an incident the store lacks is refused and nothing is written."""

@@ -61,15 +61,11 @@ _TRACEBACK = "Traceback (most recent call last):"
 # whitespace, including the non-ASCII spaces str.isspace() knows (as UTF-8), the end of
 # the line, or a prefix. `goroutine ` is wider than rule 2's `goroutine N [` because
 # rule 3 looks for it.
-CONTINUATION_START = "|".join(
-    [
-        r"[ \t\n\x0b\x0c\r\x1c-\x1f]",
-        r"\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80",
-        "goroutine ",
-        "exit status [0-9]",
-        *_PREFIXES,
-    ]
-)
+BLANK_BYTES = r"[ \t\n\x0b\x0c\r\x1c-\x1f]"
+NON_ASCII_SPACES = r"\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80"
+"""The spaces str.isspace() knows beyond ASCII, as UTF-8."""
+PREFIX_STARTS = ("goroutine ", "exit status [0-9]", *_PREFIXES)
+CONTINUATION_START = "|".join([BLANK_BYTES, NON_ASCII_SPACES, *PREFIX_STARTS])
 CONTINUATION_FIRST = r"[ \t\n\x0b\x0c\r\x1c-\x1f\xc2\xe1\xe2\xe3geCS.\[cDT]"
 """The first bytes of CONTINUATION_START's alternatives (tests check they agree)."""
 
@@ -79,7 +75,7 @@ def is_continuation(prev_message: str | None, message: str) -> bool:
     none it arrived with)."""
     if prev_message is None:
         return False
-    if not message or message[0] in " \t" or message.isspace() or _CONTINUES.match(message):
+    if continues_alone(message):
         return True
     first = prev_message[:1]
     if first in (" ", "\t") and _PY_FINAL.fullmatch(message):
@@ -87,6 +83,11 @@ def is_continuation(prev_message: str | None, message: str) -> bool:
     if (first == "\t" or prev_message.startswith("goroutine ")) and _GO_FUNC.fullmatch(message):
         return True
     return message == _TRACEBACK and (not prev_message or prev_message.isspace())
+
+
+def continues_alone(message: str) -> bool:
+    """Whether `message` continues a record whatever the line before it (rules 1 and 2)."""
+    return not message or message[0] in " \t" or message.isspace() or bool(_CONTINUES.match(message))
 
 
 def opens_context(message: str) -> bool:
@@ -155,10 +156,13 @@ class SourceClassifier:
         has none. None for a recorded file."""
         self._head_at: float | None = None
         self._counted = False
+        self._skipped: Callable[[], ParsedLine] | None = None
+        """The last line skip() counted, parsed only if the next line continues its record."""
 
     def break_context(self) -> None:
         """The next line did not arrive with the one before it: it starts a record."""
         self.prev_message = None
+        self._skipped = None
 
     def feed(
         self,
@@ -181,7 +185,11 @@ class SourceClassifier:
         stats = self.stats
         stats.lines += 1
         self.line_at = line.at
-        if not is_continuation(self.prev_message, line.message):
+        skipped, self._skipped = self._skipped, None
+        if skipped is not None and continues_alone(line.message):
+            head = skipped()
+            self._head_at = head.at if head.at is not None else self._untimed(None)
+        elif skipped is not None or not is_continuation(self.prev_message, line.message):
             stats.records += 1
             self._head_at = line.at if line.at is not None else self._untimed(now)
             self._counted = False
@@ -213,17 +221,18 @@ class SourceClassifier:
         self.stats.truncated += line.cut > 0
         return self.feed(text, now=now)
 
-    def skip(self, lines: int, last: ParsedLine, now: float | None = None) -> None:
-        """Count `lines` lines known to start records of their own and to match no rule.
+    def skip(self, lines: int, last: Callable[[], ParsedLine]) -> None:
+        """Count `lines` lines known to start records of their own, to match no rule, and to
+        be no line that rules 3 and 4 look at before a continuation.
 
-        `last` is the last of them: the record the next line may continue. The fast
-        scanner calls this for the lines between the ones it must look at.
+        `last()` parses the last of them: the head of the record the next line continues,
+        if it does (rules 1 and 2 alone then decide), so it is parsed only then. The fast
+        scanner calls this for the lines between the ones it must look at, and finds the
+        newest own time before a line without one (stamp_before) itself.
         """
         self.stats.lines += lines
         self.stats.records += lines
-        self.prev_message = last.message
-        self._head_at = last.at if last.at is not None else self._untimed(now)
+        self.prev_message = None
+        self.line_at = None
+        self._skipped = last
         self._counted = False
-        self.line_at = last.at
-        if last.at is not None:
-            self.last_stamp = last.at

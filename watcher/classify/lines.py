@@ -60,6 +60,8 @@ _ESCAPE = re.compile(r"\\(.)")
 _UNESCAPE = {"n": "\n", "t": "\t", "r": "\r"}
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _NO_FIELDS: Mapping[str, object] = MappingProxyType({})
+_REMEMBER = 8192
+"""Characters of the longest line whose parse a LineParser keeps for the next call."""
 _JSON_FORMATS = ("auto", "docker", "journal", "json")
 _LOGFMT_FORMATS = ("auto", "docker", "journal", "logfmt")
 
@@ -145,8 +147,20 @@ class LineParser:
         self._logfmt_time = re.compile(
             _KEY_START + _time_key(keys or LOGFMT_TIME_KEYS, in_json=False, value=value)
         )
+        self._last: tuple[str, ParsedLine] | None = None
 
     def parse(self, text: str) -> ParsedLine:
+        # A live chunk of one line (a journal entry) has that line parsed for its time, its
+        # rules and its evidence: the last short line's result is kept (a ParsedLine is immutable).
+        last = self._last
+        if last is not None and last[0] == text:
+            return last[1]
+        parsed = self._parse(text)
+        if len(text) <= _REMEMBER:
+            self._last = text, parsed
+        return parsed
+
+    def _parse(self, text: str) -> ParsedLine:
         if self._journal and text[:1] == "{":
             record = _journal_record(text)
             if record is not None:
@@ -290,8 +304,10 @@ def _journal_record(text: str) -> ParsedLine | None:
 def _journal_message(token: re.Match[str]) -> str:
     text, byte_list = token.groups()
     if text is not None:
+        if "\\" not in text:  # nothing escaped, as most messages: the JSON string is the text
+            return text
         try:
-            decoded: str = json.loads(f'"{text}"', strict=False)
+            decoded: str = _STRING.decode(f'"{text}"')
         except ValueError:
             return text
         try:
@@ -310,9 +326,14 @@ def _no_constant(name: str) -> None:
     """NaN and Infinity are neither numbers nor strings to a rule."""
 
 
+# Decoders made once: json.loads with an option builds a new one on every call.
+_OBJECT = json.JSONDecoder(parse_constant=_no_constant)
+_STRING = json.JSONDecoder(strict=False)
+
+
 def _json_only(text: str) -> dict[str, object]:
     try:
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = _OBJECT.decode(text)
     except (ValueError, RecursionError):
         return {}
     return obj if isinstance(obj, dict) else {}
@@ -321,7 +342,7 @@ def _json_only(text: str) -> dict[str, object]:
 def _json_or_logfmt(text: str) -> dict[str, object]:
     """A `{` line that is not a JSON object is just text, which may still carry pairs."""
     try:
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = _OBJECT.decode(text)
     except (ValueError, RecursionError):
         return logfmt_fields(text)
     return obj if isinstance(obj, dict) else {}
@@ -360,6 +381,12 @@ class _LazyFields(Mapping[str, object]):
 
     def __getitem__(self, key: str) -> object:
         return self._fields()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fields()
+
+    def get(self, key: str, default: object = None) -> object:
+        return self._fields().get(key, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._fields())

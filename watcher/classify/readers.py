@@ -90,6 +90,8 @@ class Fast:
         self._blk: Block | None = None
         self._pos = self._stamp_from = 0
         clf.stamp_before = self._stamp_before
+        self._force_next = False
+        """The last line fed may make the next one a continuation: the next line is fed too."""
 
     def feed(self, chunk: bytes) -> None:
         start = 0
@@ -115,6 +117,7 @@ class Fast:
         """A line that spanned chunks: on the precise path, outside any block."""
         self._blk = None
         self._line(line)
+        self._force_next = opens_context(self.clf.prev_message or "")
         if self.stamps is not None and self.clf.line_at is not None:
             self.stamps.append(self.clf.line_at)
 
@@ -152,7 +155,7 @@ class Fast:
     def _block(self, buf: bytes, start: int, end: int) -> None:
         """Lines [start, end) of `buf`, each ending with a newline."""
         blk = Block(buf, start, end, self._max)
-        forced = {start, *blk.long}
+        forced = {start, *blk.long} if self._force_next else set(blk.long)
         scanned: bytes | bytearray = buf
         if not buf.isascii():
             try:
@@ -168,10 +171,13 @@ class Fast:
             self.stamps += self._every_time(blk)
         self._blk, self._stamp_from = blk, start
         if self._finder.every_line:
-            self._walk(blk, blk.starts())
+            fed_last = self._walk(blk, blk.starts())
         else:
-            self._walk(blk, iter(sorted(forced | self._finder.find(scanned, start, end))))
-        last = self._time(blk, reverse=True)
+            fed_last = self._walk(blk, iter(sorted(forced | self._finder.find(scanned, start, end))))
+        # A live chunk is often one line, just fed: its own time is the block's last one.
+        last = self.clf.line_at if fed_last else None
+        if last is None:
+            last = self._time(blk, reverse=True)
         if last is not None:
             stats.last_at = self.clf.last_stamp = last
         self._blk = None
@@ -194,9 +200,10 @@ class Fast:
                 return at
         return None
 
-    def _walk(self, blk: Block, starts: Iterator[int]) -> None:
+    def _walk(self, blk: Block, starts: Iterator[int]) -> bool:
         """Feed the lines at `starts` (ascending), and the line after any line that may
-        make the next one a continuation (grouping.opens_context); count the rest in bulk."""
+        make the next one a continuation (grouping.opens_context); count the rest in bulk.
+        Whether the block's last line was fed."""
         pos, force = blk.start, False  # pos: the first line not yet counted
         pending = next(starts, None)
         while pos < blk.end:
@@ -215,19 +222,23 @@ class Fast:
                 self._stamp_from = end + 1
             pos = end + 1
             force = opens_context(self.clf.prev_message or "")
+        self._force_next = force
         if pos < blk.end:
             self._skip(blk, pos, blk.end)
+            self._force_next = False  # a skipped line gives no line after it context
+            return False
+        return True
 
     def _skip(self, blk: Block, a: int, b: int) -> None:
-        """Lines [a, b): each a record of its own, without an error; the last one is parsed,
-        since the next line may continue its record."""
+        """Lines [a, b): each a record of its own, without an error; the last one is parsed
+        only if the next line continues its record."""
         last = line_start(blk.buf, a, b - 1)
-        raw = blk.buf[last : b - 1]
-        text = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8")
-        self._pos = last
-        self.clf.skip(blk.buf.count(b"\n", a, b), self._parser.parse(text))
-        if self.clf.line_at is not None:
-            self._stamp_from = b
+
+        def parse() -> ParsedLine:
+            raw = blk.buf[last : b - 1]
+            return self._parser.parse((raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8"))
+
+        self.clf.skip(blk.buf.count(b"\n", a, b), parse)
 
 
 class Block:

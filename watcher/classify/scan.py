@@ -9,8 +9,8 @@ SourceClassifier):
 - lines that may continue a record (grouping.py rules 1-2: a message starting with
   whitespace or a continuation prefix) and the line after any line that may make the
   next one a continuation (rules 3-4);
-- the first line of every buffer, lines that are not UTF-8 and lines longer than
-  max_line_bytes.
+- lines that are not UTF-8 and lines longer than max_line_bytes; the first line of a
+  buffer when the line before it may make it a continuation (rules 3-4).
 
 Every other line is a record of its own without an error; SourceClassifier.skip counts
 them in bulk (the `records` count needs every continuation found anyway). Since those
@@ -28,19 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import platform
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
-from watcher.classify.grouping import CONTINUATION_FIRST, CONTINUATION_START
-from watcher.classify.lines import (
-    DATE_TIME,
-    MESSAGE_TOKEN,
-    REALTIME,
-    TIMESTAMP,
-    time_key_start,
-)
+from watcher.classify import hscache
+from watcher.classify.context import Context, superset_patterns
 from watcher.classify.rules import Prefilter
 from watcher.config.base import Format
 from watcher.patterns import Regex, class_end_at, compile_linear
@@ -58,6 +53,10 @@ _FOLDS_TO_ASCII = "\u0130\u0131\u017f\u212a"
 _GLOBAL_FLAGS = re.compile(r"\(\?([ims]+)\)")
 _SCOPED_FLAGS = re.compile(r"\(\?([ims]*)(?:-[ims]+)?:")
 _EMPTY_MIN = re.compile(r"\{,([0-9]+)\}")
+
+
+Scanner = tuple["hyperscan.Database", "hyperscan.Scratch"]
+"""A compiled database and the scratch space scans with it use."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +168,12 @@ class _Adapter:
             self.caseless |= "i" in scoped[1]
 
 
+WINDOW = 1 << 16
+"""Bytes hyperscan scans at a time (to the end of the line it reaches)."""
+STORM = 256
+"""Matches in one window beyond which it is scanned the careful way (Finder._careful)."""
+
+
 class Finder:
     """Finds, in a buffer of whole lines, the starts of the lines the precise path must see."""
 
@@ -176,53 +181,91 @@ class Finder:
         sources = [(p, False) for f in prefilters for p in f.message]
         sources += [(p, True) for f in prefilters for p in f.line]
         adapted = [adapt(p, anchored) for p, anchored in dict.fromkeys(sources)]
-        hs: list[tuple[bytes, int]] = []
-        linear: list[Regex | None] = []
-        for a in adapted:
-            if a is None:
-                linear.append(None)
-            elif use_hyperscan and (flags := _hyperscan_flags(a)) is not None:
-                hs += [(p.encode(), flags) for p in a.hyperscan or ()]
-            else:
-                linear.append(_linear(a.python))
+        linear: list[Regex | None] = [None] * adapted.count(None)
+        usable = [a for a in adapted if a is not None]
+        self._context = Context(fmt)
+        self._db: Scanner | None = None
+        self._careful_db: Scanner | None = None
+        self._rules: list[tuple[bytes, int]] = []
+        """The prefilters hyperscan runs: the first patterns of its database."""
+        superset = superset_patterns(fmt) if use_hyperscan else None
+        # The continuation search joins the prefilters' pass where hyperscan can run it.
+        self._superset = [(p.encode(), hyperscan.HS_FLAG_MULTILINE) for p in superset or ()]
+        if use_hyperscan:
+            self._rules, refused = _hyperscan_rules(usable, self._superset)
+            linear += [_linear(a.python) for a in refused]
+            if self._rules or self._superset:
+                self._db = _database(self._rules + self._superset)
+        else:
+            linear += [_linear(a.python) for a in usable]
         self.every_line = None in linear
         self._linear = [rx for rx in linear if rx is not None]
-        self._db = _database(hs) if hs else None
-        self._context = re.compile(_context_pattern(fmt).encode(), re.M)  # `$`: a line's end
 
     def find(self, buf: bytes | bytearray, start: int, end: int) -> set[int]:
         """Starts of lines in [start, end) that need the precise path (buf is valid UTF-8 there)."""
-        found = {s for m in self._context.finditer(buf, start, end) if (s := m.start() + 1) < end}
+        found = self._context.find(buf, start, end) if not self._superset else set()
         for rx in self._linear:
             found.update(line_start(buf, start, at) for at in rx.starts(buf, start, end))
         if self._db is not None:
-            found.update(self._hyperscan_starts(buf, start, end))
+            pos = start
+            while pos < end:
+                stop = end if end - pos <= WINDOW else buf.find(b"\n", pos + WINDOW - 1, end) + 1
+                found.update(self._window(buf, pos, stop))
+                pos = stop
         return found
 
-    def _hyperscan_starts(self, buf: bytes | bytearray, start: int, end: int) -> Iterator[int]:
-        """The lines hyperscan finds a match in, scanning on from the line after each.
+    def _window(self, buf: bytes | bytearray, a: int, b: int) -> Iterator[int]:
+        """The lines of [a, b) hyperscan finds a prefilter match in, and those it finds a
+        continuation shape in that the exact search confirms.
 
-        Only end offsets: a match inside one line ends in it, and matches come in order of
-        their end, so the line holding the first match's last byte is the first line with
-        a match (a match spanning lines adds a harmless candidate). The scan stops at that
-        first match: `a+` on a megabyte of `a` ends a million times, and a Python callback
-        for each would cost seconds. Each byte is scanned once either way. (Scanning in a
-        thread does not pay: callbacks wait for the GIL.)
+        Only end offsets: a match inside one line ends in it (a match spanning lines adds
+        a harmless candidate). A window is scanned whole, unless its matches pass STORM
+        (`a+` on a megabyte of `a` ends a million times, and a Python callback for each
+        would cost seconds). (Scanning in a thread does not pay: callbacks wait for the GIL.)
         """
         assert self._db is not None
         db, scratch = self._db
-        view = memoryview(buf)
-        pos = start
-        while pos < end:
+        rules, hits, shapes = len(self._rules), list[int](), list[int]()
+
+        def on_match(id_: int, _from: int, to: int, _flags: int, _context: object) -> bool:
+            (hits if id_ < rules else shapes).append(to)
+            return len(hits) + len(shapes) > STORM  # True ends the scan
+
+        try:
+            # The binding takes any buffer; its stub says bytes.
+            db.scan(cast(bytes, memoryview(buf)[a:b]), match_event_handler=on_match, scratch=scratch)
+        except hyperscan.ScanTerminated:
+            yield from self._careful(buf, a, b)
+            return
+        yield from (line_start(buf, a, a + to - 1) for to in hits)
+        for to in shapes:
+            ls = line_start(buf, a, a + to - 1)
+            if self._context.confirm(buf, ls, b):
+                yield ls
+
+    def _careful(self, buf: bytes | bytearray, a: int, b: int) -> Iterator[int]:
+        """A window with a storm of matches: the prefilters alone, stopping at the first match
+        and scanning on from the next line, and the continuation shapes searched by `re`.
+        Each byte is scanned once (a database with the shapes would scan the rest of the
+        window again at each stop)."""
+        if self._superset:
+            yield from self._context.find(buf, a, b)
+        if not self._rules:
+            return
+        if self._careful_db is None:
+            self._careful_db = _database(self._rules) if self._superset else self._db
+        assert self._careful_db is not None
+        db, scratch = self._careful_db
+        view, pos = memoryview(buf), a
+        while pos < b:
             ends: list[int] = []
             with contextlib.suppress(hyperscan.ScanTerminated):  # what _first asks for
-                # The binding takes any buffer; its stub says bytes.
-                db.scan(cast(bytes, view[pos:end]), match_event_handler=_first(ends), scratch=scratch)
+                db.scan(cast(bytes, view[pos:b]), match_event_handler=_first(ends), scratch=scratch)
             if not ends:
                 return
             last = pos + ends[0] - 1
             yield line_start(buf, pos, last)
-            pos = buf.find(b"\n", last, end) + 1
+            pos = buf.find(b"\n", last, b) + 1
             if pos == 0:
                 return
 
@@ -243,12 +286,41 @@ def _linear(pattern: str) -> Regex | None:
         return None
 
 
+def _hyperscan_rules(
+    adapted: list[Adapted], extra: list[tuple[bytes, int]]
+) -> tuple[list[tuple[bytes, int]], list[Adapted]]:
+    """The prefilter patterns hyperscan runs (with their flags), and the prefilters it refuses.
+
+    Compiled together with `extra` first, as the database will be (one compile, and none
+    at all once hscache has it). Only when that fails is each prefilter tried alone, to
+    leave the ones it refuses to RE2.
+    """
+    flags = _prefilter_flags()
+    refused = [a for a in adapted if a.hyperscan is None]
+    taken = [a for a in adapted if a.hyperscan is not None]
+
+    def patterns() -> list[tuple[bytes, int]]:
+        unique = dict.fromkeys(p for a in taken if a not in refused for p in a.hyperscan or ())
+        return [(p.encode(), flags) for p in unique]
+
+    try:
+        _serialized(tuple(patterns() + extra))
+    except hyperscan.error:
+        refused += [a for a in taken if _hyperscan_flags(a) is None]
+    return patterns(), refused
+
+
+def _prefilter_flags() -> int:
+    """Prefilters are UTF-8 text with Unicode classes, `^` and `$` at each line."""
+    return hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP | hyperscan.HS_FLAG_MULTILINE
+
+
 @functools.lru_cache(maxsize=64)
 def _hyperscan_flags(a: Adapted) -> int | None:
     """Compile flags for `a`'s patterns, or None when hyperscan rejects one of them."""
     if a.hyperscan is None:
         return None
-    flags = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP | hyperscan.HS_FLAG_MULTILINE
+    flags = _prefilter_flags()
     try:
         _compile([(p.encode(), flags) for p in a.hyperscan])
     except hyperscan.error:
@@ -256,16 +328,30 @@ def _hyperscan_flags(a: Adapted) -> int | None:
     return flags
 
 
-def _database(patterns: list[tuple[bytes, int]]) -> tuple[hyperscan.Database, hyperscan.Scratch]:
+def _database(patterns: list[tuple[bytes, int]]) -> Scanner:
     """A database and scratch space of its own, compiled once per set of patterns: `replay`
-    of many files with the same rules pays the 20-30 ms of compiling once."""
+    of many files with the same rules pays for compiling once (and hscache, across runs)."""
     db = hyperscan.loadb(_serialized(tuple(patterns)), hyperscan.HS_MODE_BLOCK)
     return db, hyperscan.Scratch(db)
 
 
 @functools.lru_cache(maxsize=8)
 def _serialized(patterns: tuple[tuple[bytes, int], ...]) -> bytes:
-    return hyperscan.dumpb(_compile(list(patterns)))
+    name = hscache.key(
+        str(getattr(hyperscan, "__version__", "")).encode(),  # the stub does not declare it
+        platform.machine().encode(),
+        *(p + b"\0" + str(f).encode() for p, f in patterns),
+    )
+    blob = hscache.load(name)
+    if blob is not None:
+        try:
+            hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)  # refused when built for another CPU
+            return blob
+        except hyperscan.error:
+            pass
+    blob = hyperscan.dumpb(_compile(list(patterns)))
+    hscache.store(name, blob)
+    return blob
 
 
 def _compile(patterns: list[tuple[bytes, int]]) -> hyperscan.Database:
@@ -277,35 +363,6 @@ def _compile(patterns: list[tuple[bytes, int]]) -> hyperscan.Database:
         flags=[f for _, f in patterns],
     )
     return db
-
-
-def _context_pattern(fmt: Format) -> str:
-    """A line (after a newline) that may be a continuation by itself or enable the next one.
-
-    Its message may start after up to two leading timestamps (lines.LineParser): when
-    the line starts with one, only the shape of the message after them matters. A line
-    that starts with its time key (`{"ts":"2026-...`) has a message that starts with `{`
-    or a key: it never matters. Any other line matters when its message looks like a
-    continuation.
-    """
-    lead = rf"(?>{TIMESTAMP}(?:[ \t]|(?![ \t])))"
-    shape = f"(?={CONTINUATION_FIRST})(?:{CONTINUATION_START})"  # a cheap first test: most lines fail it
-    key_start = time_key_start(fmt)
-    keyed = f"|({key_start}{DATE_TIME})" if key_start is not None and fmt != "journal" else ""
-    other = [shape]
-    if fmt == "journal":  # a record whose MESSAGE is missing, escaped, bytes or continuation-like
-        key = r'"MESSAGE"[ \t\r]*:[ \t\r]*'
-        other.append(
-            rf"\{{(?=[^\n]*?{REALTIME})(?:(?![^\n]*?{MESSAGE_TOKEN})"
-            rf'|[^\n]*?{key}(?:\[|"[^"\\\n]*\\|"(?:"|{shape})))'
-        )
-    # All after the newline is a lookahead, so that a match never swallows the next
-    # line's newline. The atomic group commits to the first of: a leading timestamp
-    # (group 1), a time key (group 2, never matters), neither.
-    rest = f"(?:{'|'.join(other)})"
-    if keyed:
-        rest = f"(?(2)(?!)|{rest})"
-    return rf"\n(?=(?>({lead}){keyed}|)(?(1){lead}?{shape}|{rest}))"
 
 
 def line_start(buf: bytes | bytearray, start: int, pos: int) -> int:

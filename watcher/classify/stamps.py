@@ -48,6 +48,9 @@ class ChunkTimes:
         self._timed = TimedLines(parser.fmt) if by_shape else None
 
     def times(self, data: bytes, now: float | None) -> Times:
+        if self._expect is None and data.find(b"\n") == len(data) - 1:  # one line, as live chunks often are
+            at = self._parser.parse(data[:-1].decode("utf-8", "replace")).at
+            return Times([at], at) if at is not None else Times([] if now is None else [now], None)
         first = next(self._stamps(data, reverse=False), None)
         last = next(self._stamps(data, reverse=True), None)
         if self._expect is not None:

@@ -13,15 +13,15 @@ from watcher.cli.base import Command, ConfigOpt, JsonOpt, command, err, load_set
 from watcher.errors import InputError
 
 if TYPE_CHECKING:
+    from watcher.classify.stream import Input
     from watcher.events import ErrorEvent
-    from watcher.replay import Input
 
 _V = TypeVar("_V")
 
 
 def _inputs(files: list[str]) -> "list[Input]":
     """FILE, `-` for stdin, or NAME=FILE to give a file the source name its rules expect."""
-    from watcher.replay import Input
+    from watcher.classify.stream import Input
 
     inputs: list[Input] = []
     for spec in files:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from watcher.classify.grouping import ClassifyStats
-from watcher.classify.rules import RuleSet
 from watcher.events import ErrorEvent, Kind
-from watcher.replay import Verdict
 from watcher.schema import error_doc
 from watcher.times import format_duration, format_time
+
+if TYPE_CHECKING:  # `classify --json` needs neither the engine nor rich's tables
+    from watcher.classify.rules import RuleSet
+    from watcher.replay import Verdict
 
 _MAX_SHOWN = 500
 
@@ -69,6 +71,8 @@ def classify_json(
 
 
 def classify_table(results: Mapping[str, ClassifyStats], ruleset: RuleSet) -> RenderableType:
+    from rich.table import Table
+
     totals = _totals(results)
     by_rule: dict[str, int] = totals["errors_by_rule"]  # type: ignore[assignment]
     ignored: dict[str, int] = totals["ignored_by_rule"]  # type: ignore[assignment]

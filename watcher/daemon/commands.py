@@ -27,7 +27,7 @@ from watcher.details import SnapshotDetail, TextDetail, Transition
 from watcher.errors import IncidentExists, IncidentNotClosed, IncidentNotFound, InputError
 from watcher.events import Kind
 from watcher.evidence import Request, take_configured
-from watcher.facts import facts
+from watcher.facts import UNREAD, facts
 from watcher.schema import (
     AlertDoc,
     IncidentDoc,
@@ -169,7 +169,7 @@ class Commands:
             lambda now: p.store.close_incident(incident, now, reason, by),
             lambda now: p.engine.close(incident, reason, now),
         )
-        f = facts(p.store.require(incident), p.store.timeline(incident))
+        f = facts(p.store.require(incident), p.store.timeline(incident, skip=UNREAD))
         if f.time_to_resolve is not None and f.reopened_at is None:
             # Once per incident: a reopened one was observed when it first closed.
             p.metrics.resolved_in(f.time_to_resolve)
@@ -206,18 +206,22 @@ class Commands:
         return incident_doc(p.engine.status(incident))
 
     def incidents(self, include_closed: bool) -> IncidentListDoc:
+        self.pipeline.settle()
         return records.incident_list(self.pipeline, include_closed)
 
     def statuspage(self, incident: str) -> StatuspageDoc:
+        self.pipeline.settle()
         return records.statuspage(self.settings, self.pipeline, incident)
 
     def postmortem(self, incident: str) -> PostmortemDoc:
+        self.pipeline.settle()
         return records.postmortem(self.pipeline, incident)
 
     async def alertmanager(self, notification: Notification) -> AlertDoc:
         return self.alerts.receive(notification)
 
     def timeline(self, incident: str) -> TimelineDoc:
+        self.pipeline.settle()
         store = self.pipeline.store
         return timeline_doc(store.require(incident), store.timeline(incident), self.pipeline.clock())
 

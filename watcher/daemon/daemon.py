@@ -78,6 +78,7 @@ class Daemon:
         self._queue: asyncio.Queue[tuple[str, SourceEvent]] = asyncio.Queue(QUEUE_SIZE)
         self._reads: list[tuple[Source, str | None]] = []
         self.senders: list[Sender] = []
+        self._commit_later: asyncio.TimerHandle | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -88,7 +89,13 @@ class Daemon:
         prune(s.retention, store, s.state_dir, self.clock())
         self._next_prune = time.monotonic() + PRUNE_EVERY
         opened = [inc.opened_at for inc in store.incidents()]
-        ctx = BuildContext(s.max_line_bytes, self.clock, since=min(opened, default=None))
+        ctx = BuildContext(
+            s.max_line_bytes,
+            self.clock,
+            since=min(opened, default=None),
+            rules=tuple(s.rules),
+            ignore=tuple(s.ignore),
+        )
         built = build_sources(s, ctx)
         names = [src.name for src in built]
         ruleset = RuleSet.compile(s.rules, s.ignore)
@@ -242,6 +249,8 @@ class Daemon:
         while not self._queue.empty():
             self.pipeline.handle(*self._queue.get_nowait())
         self.pipeline.flush_lines()
+        if self._commit_later is not None:
+            self._commit_later.cancel()
         self.pipeline.persist(force=True)
         if self.pipeline.auto_snapshots is not None:
             await self.pipeline.auto_snapshots.drain()
@@ -282,7 +291,17 @@ class Daemon:
                     break
                 self.pipeline.handle(name, event)
             self.pipeline.flush_lines()
-            self.pipeline.persist()
+            self._persist()
+
+    def _persist(self) -> None:
+        """Commit, or make sure what is due is committed once the pace allows (no later batch may come)."""
+        wait = self.pipeline.persist()
+        if wait is not None and self._commit_later is None:
+            self._commit_later = asyncio.get_running_loop().call_later(wait, self._persist_held)
+
+    def _persist_held(self) -> None:
+        self._commit_later = None
+        self._persist()
 
     async def _ticker(self) -> None:
         p = self.pipeline
@@ -296,7 +315,7 @@ class Daemon:
             p.transitions(p.engine.tick(self.clock()))
             p.announce(p.announcer.tick(p.refresh_incident_metrics()))
             self.metrics.outbox_pending(self.store.outbox.pending_count())
-            p.persist()
+            self._persist()
             self.runbook.tick(self.clock())  # after the commit: it judges what the store holds
 
     async def _watchdog(self) -> None:

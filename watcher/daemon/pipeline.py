@@ -25,6 +25,7 @@ from watcher.classify.impact import ImpactKey
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import StreamScanner
 from watcher.daemon.auto_snapshots import AutoSnapshots
+from watcher.daemon.pace import Pace
 from watcher.daemon.readiness import first_states_known
 from watcher.daemon.source_state import STARTING, SourceState
 from watcher.details import (
@@ -50,9 +51,6 @@ from watcher.store.db import dumps
 from watcher.times import format_time
 
 log = logging.getLogger(__name__)
-
-PERSIST_EVERY = 1.0
-"""Seconds between commits of resume points when nothing else happened."""
 
 
 class Pipeline:
@@ -85,13 +83,15 @@ class Pipeline:
         self._notes: list[tuple[str, float, Kind, Detail]] = []
         self._outgoing: list[Announcement] = []
         """Announcements decided outside a transition (heartbeats, held resets), committed next."""
-        self._last_persist = 0.0
+        self._pace = Pace()
         self.first_states = asyncio.Event()
         """Set once every configured source has said whether it is up (or why not)."""
         self.startup_reported = False
         """Set once the daemon has logged every source's first state (watcher.daemon.readiness)."""
         self._blocked: dict[str, tuple[str, ...]] = {}
         """Per incident, the reasons it could not resolve when last put on its timeline."""
+        self._active: set[str] = set()
+        """Sources with events since the last flush_lines."""
         self.touched: set[str] = set()
         """Incidents whose timeline got transitions or notes since the runbook's clock last looked."""
         self._saved_incidents: str | None = None
@@ -148,6 +148,7 @@ class Pipeline:
 
     def handle(self, name: str, event: SourceEvent) -> None:
         st = self._state(name)
+        self._active.add(name)
         if isinstance(event, Chunk):
             if event.data:
                 self._chunk(name, st, event)
@@ -263,9 +264,12 @@ class Pipeline:
             sender.wake()
 
     def flush_lines(self) -> None:
-        """Pass the lines read since the last batch on to the metrics and the engine's evidence."""
-        for name, st in self.sources.items():
-            if st.lines() == st.reported["lines"]:
+        """Pass the lines read since the last batch on to the metrics and the engine's evidence
+        (of the sources that had events: a fleet has a thousand, a batch a few)."""
+        active, self._active = self._active, set()
+        for name in active:
+            st = self.sources.get(name)
+            if st is None or st.lines() == st.reported["lines"]:
                 continue
             for what, total in st.totals().items():
                 n = total - st.reported[what]
@@ -280,13 +284,28 @@ class Pipeline:
 
     # ---- commit ---------------------------------------------------------------------
 
-    def persist(self, *, force: bool = False) -> None:
-        """One commit: transitions, their announcements, engine state and the resume points behind them."""
-        now = time.monotonic()
-        due = force or self._pending or self._notes or self._outgoing
-        if not due and now - self._last_persist < PERSIST_EVERY:
-            return
-        self._last_persist = now
+    def persist(self, *, force: bool = False) -> float | None:
+        """One commit: transitions, their announcements, engine state and the resume points behind
+        them, if it is time (watcher.daemon.pace); else in how many seconds what is due may be
+        committed (None: nothing is due)."""
+        started = time.monotonic()
+        due = bool(self._pending or self._notes or self._outgoing)
+        wait = self._pace.wait(started, due=due, force=force)
+        if wait != 0.0:
+            return wait
+        try:
+            self._commit()
+        finally:
+            self._pace.committed(started, time.monotonic())
+        return None
+
+    def settle(self) -> None:
+        """Commit what is due now, whatever the pace: before a read of the record, so that
+        `watcher timeline` right after `watcher status` said RESOLVED shows the resolution."""
+        if self._pending or self._notes or self._outgoing:
+            self.persist(force=True)
+
+    def _commit(self) -> None:
         pending, self._pending = self._pending, []
         notes, self._notes = self._notes, []
         outgoing, self._outgoing = self._outgoing, []

@@ -11,7 +11,7 @@ from watcher.daemon.pipeline import Pipeline
 from watcher.daemon.status import delivery_doc, impact_doc, incident_row_doc, org_doc, timeline_doc
 from watcher.engine.impact import Impact, ImpactSummary
 from watcher.events import State
-from watcher.facts import Facts, facts
+from watcher.facts import UNREAD, Facts, facts
 from watcher.runbook.statuspage import Situation, draft
 from watcher.schema import IncidentListDoc, PostmortemDoc, StatuspageDoc
 from watcher.store.rows import IncidentRow
@@ -32,7 +32,7 @@ def incident_list(pipeline: Pipeline, include_closed: bool) -> IncidentListDoc:
 
 def statuspage(settings: Settings, pipeline: Pipeline, incident: str) -> StatuspageDoc:
     row = pipeline.store.require(incident)
-    f = facts(row, pipeline.store.timeline(incident))
+    f = facts(row, pipeline.store.timeline(incident, skip=UNREAD))
     summary, _ = _impact(pipeline, row, f)
     names_orgs = any(s.impact_field or s.impact_regex for s in settings.sources)
     open_ = row.closed_at is None and incident in pipeline.engine.incident_ids()

@@ -21,7 +21,7 @@ from watcher.daemon.pipeline import Pipeline
 from watcher.details import Detail, EscalatedDetail, MitigationFailedDetail
 from watcher.errors import StoreError
 from watcher.events import Kind
-from watcher.facts import Facts, facts
+from watcher.facts import UNREAD, Facts, facts
 from watcher.metrics import Handling
 from watcher.runbook.escalation import Decisions, Policy, decide
 from watcher.store.rows import IncidentRow
@@ -54,14 +54,14 @@ class RunbookClock:
 
     def _judge(self, row: IncidentRow, now: float) -> None:
         p = self.pipeline
-        f = facts(row, p.store.timeline(row.id))
+        f = facts(row, p.store.timeline(row.id, skip=UNREAD))
         decided = decide(row, f, self.policy, now)
         notes = _notes(f, decided)
         if notes:
             p.record_notes(row.id, notes)
             for at, kind, _detail in notes:
                 log.warning("%s: %s (at %s)", row.id, kind, format_time(at))
-            f = facts(row, p.store.timeline(row.id))
+            f = facts(row, p.store.timeline(row.id, skip=UNREAD))
         self._due[row.id] = decided.due
         escalations = Counter(e.cause for e in f.escalations)
         handling = Handling(len(row.mitigations), len(f.failures), dict(escalations))

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from watcher.config.base import Format
+from watcher.config.rules import RuleConfig
 from watcher.config.sources import SourceBase
 from watcher.details import Note
 from watcher.events import Chunk, Expectation, Gap, Liveness, SourceDown, Watermark
@@ -149,6 +150,10 @@ class BuildContext:
     since: float | None = None
     """Where a source without a resume point starts, when it can go back in time (journals):
     the earliest open incident's start; None means now."""
+    rules: tuple[RuleConfig, ...] | None = None
+    """The rules the sources' records go through (a journal asks only for the fields they
+    read); None: not known, so every field is read."""
+    ignore: tuple[RuleConfig, ...] = ()
 
 
 @dataclass

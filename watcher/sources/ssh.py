@@ -71,6 +71,18 @@ def login_name(user: str | None, host: str, port: int) -> str:
     return f"{user + '@' if user else ''}{host}:{port}"
 
 
+CIPHERS = (
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+)
+"""asyncssh's default ciphers, AES-GCM first: one call into OpenSSL per packet (6-9 µs for a
+journal entry's packet here), where asyncssh's chacha20-poly1305 takes 40 µs. A fleet's
+gateways send thousands of small packets a second, and every OpenSSH server offers both."""
+
 DEFAULT_IDENTITIES = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
 """OpenSSH's default IdentityFile list (ssh_config(5)), in its order."""
 
@@ -162,6 +174,7 @@ async def _open(
                 kbdint_auth=False,
                 tunnel=tunnel or (),
                 client_factory=(lambda: watch) if watch is not None else None,
+                encryption_algs=CIPHERS,
                 keepalive_interval=cfg.keepalive_interval,
                 keepalive_count_max=keepalive_count_max(cfg.keepalive_interval),
                 connect_timeout=cfg.connect_timeout,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from watcher import details
@@ -205,12 +205,14 @@ class Store(Database):
                     "have; create the incident first"
                 ) from None
 
-    def timeline(self, incident_id: str) -> list[TimelineRow]:
-        """Event-time order; ties (a backfilled event stamped alike) in the order written."""
+    def timeline(self, incident_id: str, *, skip: Collection[Kind] = ()) -> list[TimelineRow]:
+        """Event-time order; ties (a backfilled event stamped alike) in the order written. `skip`:
+        kinds left out (an error storm writes a streak reset per error)."""
+        unwanted = ", ".join("?" * len(skip))
         rows = self.query(
             "SELECT incident, at, kind, state, detail, recorded_at, seq FROM timeline"
-            " WHERE incident = ? ORDER BY at, seq",
-            (incident_id,),
+            f" WHERE incident = ? AND kind NOT IN ({unwanted}) ORDER BY at, seq",
+            (incident_id, *(str(k) for k in skip)),
         )
         return [
             TimelineRow(r[0], r[1], Kind(r[2]), r[3], details.from_json(Kind(r[2]), loads(r[4])), r[5], r[6])

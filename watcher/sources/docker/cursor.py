@@ -14,6 +14,7 @@ loses nothing.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -24,12 +25,15 @@ from watcher.sources.docker.stream import Lines
 
 def stamp_ns(stamp: bytes) -> int:
     """`2026-11-27T21:06:42.460104480Z` (Docker's RFC 3339 nano, UTC) -> ns since the epoch."""
-    secs = calendar.timegm(
-        (int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]), int(stamp[14:16]),
-         int(stamp[17:19]), 0, 0, 0)
-    )  # fmt: skip
+    secs = _day(stamp[0:10]) + int(stamp[11:13]) * 3600 + int(stamp[14:16]) * 60 + int(stamp[17:19])
     frac = stamp[20:-1] if stamp[19:20] == b"." else b""
     return secs * 1_000_000_000 + int(frac.ljust(9, b"0")[:9] or b"0")
+
+
+@functools.lru_cache(maxsize=64)
+def _day(date: bytes) -> int:
+    """Seconds from the epoch to the start of a `YYYY-MM-DD` day (a few per run: cached)."""
+    return calendar.timegm((int(date[0:4]), int(date[5:7]), int(date[8:10]), 0, 0, 0, 0, 0, 0))
 
 
 def since_param(ns: int) -> str:
@@ -49,7 +53,12 @@ class Cursor:
     done: bool = False
 
     def dumps(self) -> str:
-        return json.dumps({"c": self.container, "t": self.ns, "h": list(self.hashes), "d": self.done})
+        if not (self.container.isalnum() and all(h.isalnum() for h in self.hashes)):
+            return json.dumps({"c": self.container, "t": self.ns, "h": list(self.hashes), "d": self.done})
+        # One per chunk delivered: ids and hashes are hex, so formatted here as json.dumps would.
+        hashes = ", ".join(f'"{h}"' for h in self.hashes)
+        done = "true" if self.done else "false"
+        return f'{{"c": "{self.container}", "t": {self.ns}, "h": [{hashes}], "d": {done}}}'
 
     @classmethod
     def loads(cls, text: str) -> Cursor | None:

@@ -24,6 +24,7 @@ from watcher.sources.docker.calls import LOST, EngineCalls
 from watcher.sources.docker.cursor import Boundary, Cursor, since_param
 from watcher.sources.docker.follow import LogStream
 from watcher.sources.docker.lane import Container, Lane, time_ns
+from watcher.sources.docker.pump import Pump
 from watcher.sources.docker.stream import STREAMS, Lines
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,17 @@ class LaneReader:
         )
         boundary = Boundary(cursor if cursor.hashes else None)
         watchdog = asyncio.create_task(self._cut_when_dead(c, stream)) if follow else None
+        pump = Pump(stream.read)
+        reading: asyncio.Future[None] | None = None
         try:
             await self._calls.api(stream.open)
             lane.attached, lane.behind, lane.last_data = True, True, time.monotonic()
-            while data := await self._calls.call(stream.read):
+            if stream.in_loop():
+                read = stream.read_async
+            else:
+                reading = asyncio.ensure_future(self._calls.call(pump.work))
+                read = pump.get
+            while data := await read():
                 lane.last_data = time.monotonic()
                 await self._deliver(lane, boundary, stream.decoder.feed(data))
                 if (
@@ -136,7 +144,10 @@ class LaneReader:
             return True
         finally:
             lane.attached = False
-            stream.close()
+            stream.close()  # ends a read the worker has pending
+            pump.stop()
+            if reading is not None:
+                await asyncio.wait([reading])
             if watchdog is not None:
                 watchdog.cancel()
                 # Not `await` + suppress(CancelledError): that would also swallow this task's own

@@ -1,5 +1,9 @@
 """One `FileSource.read()`: the file at the path followed by name, like `tail -F`.
 
+Between reads it waits for inotify to say the file (or its directory) changed, or for
+the poll interval, whichever comes first (inotify.py): a line is read as it is written,
+and a missed event costs a poll interval at most.
+
 Rotation is noticed at EOF by comparing the path's inode with the open one. The
 renamed (or deleted) file is not left at once: a writer keeps writing to it until it
 reopens its log (logrotate's postrotate/SIGHUP comes later), so it stays open and is
@@ -29,7 +33,8 @@ from dataclasses import dataclass
 from watcher.events import Chunk, Gap, SourceDown, Watermark
 from watcher.sources import SourceEvent
 from watcher.sources.file.cursor import FP_SIZE, Cursor, OpenFile, digest
-from watcher.sources.file.tail import CHUNK, Tail, Tally
+from watcher.sources.file.inotify import Wake
+from watcher.sources.file.tail import CHUNK, ReadSize, Tail, Tally
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +78,25 @@ class Follower:
         self.last_wm_mono = float("-inf")
         self.fresh = False
         self.opened_t = cfg.clock()
+        self.read_size = ReadSize()
 
     async def events(self) -> AsyncGenerator[SourceEvent, None]:
+        wake = Wake(self.cfg.path)
         try:
             while True:
+                wake.arm()
+                wake.any_name = bool(self.rotated)
                 out, wait = self._round()
                 for event in out:
                     yield event
-                if wait is not None:
-                    await asyncio.sleep(wait)
+                if wait == 0.0:
+                    cpu = time.thread_time()
+                    await asyncio.sleep(0)  # more to read: let the rest of the daemon run meanwhile
+                    self.read_size.after_turn(time.thread_time() - cpu)
+                elif wait is not None:
+                    await wake.wait(wait)
         finally:
+            wake.close()
             for t in [*self.rotated, *([self.file] if self.file else [])]:
                 os.close(t.f.fd)
 
@@ -228,7 +242,7 @@ class Follower:
     def _step(self, t: Tail) -> Step:
         t0 = self.cfg.clock()
         base = t.f.pos
-        chunk = os.read(t.f.fd, CHUNK)
+        chunk = os.read(t.f.fd, self.read_size.now)
         if chunk:
             t.f.pos += len(chunk)
             # Checked before delivering: a copytruncate seen only at EOF would let
@@ -255,15 +269,16 @@ class Follower:
     def _step_rotated(self, t: Tail) -> Step:
         """Read a rotated file on; once idle for rotate_wait it is complete and closed."""
         t0 = self.cfg.clock()
-        chunk = os.read(t.f.fd, CHUNK)
+        chunk = os.read(t.f.fd, self.read_size.now)
         if chunk:
             base = t.f.pos
             t.f.pos += len(chunk)
             t.active = time.monotonic()
             return self._chunks(t, chunk, base), 0.0
         t.caught_t = t0
-        if time.monotonic() - t.active < self.cfg.rotate_wait:
-            return [], self.cfg.poll
+        idle = time.monotonic() - t.active
+        if idle < self.cfg.rotate_wait:
+            return [], min(self.cfg.poll, self.cfg.rotate_wait - idle)
         self.rotated.remove(t)
         os.close(t.f.fd)
         last = t.last_line()  # its last line will never get a newline

@@ -1,9 +1,10 @@
 """A local log file followed by name, like `tail -F` (the reading itself is follow.py).
 
-Files are polled rather than watched with inotify: portable, and at EOF every
-`poll_interval` costs one stat and a 1 KiB pread. Reads are 64 KiB chunks made on
-the event loop (page-cache reads take microseconds). A slow consumer stops the
-reading, and memory stays bounded by one chunk plus `max_line_bytes`.
+The follower reads as soon as inotify reports a change to the file or its directory
+(sources/file/inotify.py), and at least every `poll_interval` (one stat and a 1 KiB
+pread at EOF), which is all it does where inotify is not available. Reads of up to 256 KiB
+(tail.ReadSize) are made on the event loop (page-cache reads take microseconds). A slow consumer
+stops the reading, and memory stays bounded by one chunk plus `max_line_bytes`.
 """
 
 from __future__ import annotations

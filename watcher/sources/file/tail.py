@@ -1,7 +1,8 @@
 """One open file read as whole lines: the bytes-to-Chunks part of following a file.
 
-Each 64 KiB read becomes whole lines as raw bytes (no splitting, decoding or CR
-stripping: the consumer's scanner does that); only a line spanning reads goes through
+Each read (up to 256 KiB, less while the daemon is slow to handle them: ReadSize) becomes
+whole lines as raw bytes (no splitting, decoding or CR stripping: the consumer's scanner
+does that); only a line spanning reads goes through
 the LineSplitter, which bounds it to `max_line_bytes`. A copytruncate with a writer
 that does not use O_APPEND leaves a NUL-filled hole: only the runs between NULs are
 delivered, at their own offsets.
@@ -20,9 +21,33 @@ from dataclasses import dataclass
 from watcher.classify.framing import Line, LineSplitter
 from watcher.sources.file.cursor import OpenFile
 
-CHUNK = 64 * 1024
-"""Bytes per read, and so at most per Chunk (plus one finished partial line)."""
+CHUNK = 256 * 1024
+"""Bytes per read at most, and so per Chunk (plus one finished partial line)."""
+READ_FIRST = CHUNK // 4
+"""Bytes of the first read: a backlog of costly records stalls the loop for less before reads adapt."""
+READ_MIN = 16 * 1024
+"""Bytes per read at least, however slow the daemon is to handle what was read."""
+TURN_BUDGET = 0.05
+"""CPU seconds the daemon's loop may take over one turn (handling the last read among
+everything else) before reads get smaller."""
 _NON_NUL = re.compile(rb"[^\0]+")
+
+
+@dataclass(slots=True)
+class ReadSize:
+    """Bytes per read. A chunk of an error storm's records costs a hundred times as much to
+    handle as one of info lines, and everything else on the daemon's loop (the API, other
+    sources) waits for it: reads halve while a turn of the loop takes more than TURN_BUDGET of
+    CPU, and double back once turns are short. CPU time, not wall time: a process that waits
+    for a core has not done more work."""
+
+    now: int = READ_FIRST
+
+    def after_turn(self, cpu: float) -> None:
+        if cpu > TURN_BUDGET:
+            self.now = max(READ_MIN, self.now // 2)
+        elif cpu < TURN_BUDGET / 4:
+            self.now = min(CHUNK, self.now * 2)
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from watcher.snapshot.collect import Job
 from watcher.sources import BuildContext, Findings, Source, ssh
 from watcher.sources.journal.snapshot import journal_jobs
 from watcher.sources.journal.source import Fleet, JournalSource
+from watcher.sources.journal.stream import output_fields
 
 
 class JournalKind:
@@ -27,11 +28,21 @@ class JournalKind:
         return [subsource(self.cfg.name, h) for h in self.cfg.hosts] if self.cfg.hosts else [self.cfg.name]
 
     def build(self, ctx: BuildContext) -> list[Source]:
-        fleet = Fleet(len(self.cfg.hosts), self.cfg.max_handshakes)
-        hosts: list[str | None] = [*self.cfg.hosts] or [None]  # no hosts: the local journal
+        cfg = self.cfg
+        fleet = Fleet(len(cfg.hosts), cfg.max_handshakes)
+        hosts: list[str | None] = [*cfg.hosts] or [None]  # no hosts: the local journal
         return [
-            JournalSource(self.cfg, host, since=ctx.since, fleet=fleet, clock=ctx.clock) for host in hosts
+            JournalSource(
+                cfg, host, since=ctx.since, fleet=fleet, clock=ctx.clock, fields=self._fields(ctx, host)
+            )
+            for host in hosts
         ]
+
+    def _fields(self, ctx: BuildContext, host: str | None) -> tuple[str, ...] | None:
+        if ctx.rules is None:
+            return None
+        name = subsource(self.cfg.name, host) if host else self.cfg.name
+        return output_fields(ctx.rules, ctx.ignore, name, self.cfg.rules, self.cfg.impact_field)
 
     async def check(self, key: str) -> Findings:
         """The trust files load, then every host is logged in to as the daemon would."""

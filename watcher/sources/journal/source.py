@@ -136,8 +136,11 @@ class JournalSource:
         fleet: Fleet | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        fields: tuple[str, ...] | None = None,
     ) -> None:
+        """`fields`: the journal fields to read (stream.output_fields; None: all of them)."""
         self.name = subsource(cfg.name, host) if host else cfg.name
+        self._fields = fields
         self.scan = scan_options(cfg, "journal")
         self._expect = expectation(cfg, liveness=bool(cfg.liveness_command))
         self._cfg = cfg
@@ -239,7 +242,10 @@ class JournalSource:
             start = Start(since=started[0] if started else self._since)
         else:
             start = Start(since=self._since)
-        script = follow_script(self._cfg, start) if follow else catch_up_script(self._cfg, start)
+        fields = self._fields
+        script = (
+            follow_script(self._cfg, start, fields) if follow else catch_up_script(self._cfg, start, fields)
+        )
         run = await self._start(conn, script)
         reading = _Reading(self, pos, follow, started)
         silence = self._cfg.keepalive_interval if follow else CATCH_UP_SILENCE
@@ -278,6 +284,11 @@ class JournalSource:
         reason = "journal cursor no longer in the journal (vacuumed or rotated away while not read)"
         log.warning("%s: %s; gap %s..%s", self.name, reason, format_time(start), format_time(end))
         return lines, Gap(self.name, min(start, end), end, reason)
+
+    def _all_fields(self, complaint: str) -> None:
+        """A journalctl older than --output-fields (systemd 236): read every field from now on."""
+        log.warning("%s: journalctl cannot select fields (%s); reading them all", self.name, complaint)
+        self._fields = None
 
     def _forget_cursor(self, pos: _Position, complaint: str) -> None:
         """A cursor journalctl cannot parse: go on from its time (`--since`) rather than fail forever."""
@@ -375,7 +386,9 @@ class _Reading:
                 pos.watermark = wm
                 return [Watermark(self.source.name, wm)]
             return []
-        if status != 0 and not self.follow and pos.cursor is not None and "cursor" in self.complaint:
+        if status != 0 and "output-fields" in self.complaint and self.source._fields is not None:
+            self.source._all_fields(self.complaint)
+        elif status != 0 and not self.follow and pos.cursor is not None and "cursor" in self.complaint:
             self.source._forget_cursor(pos, self.complaint)
         detail = f": {self.complaint}" if self.complaint else ""
         raise SourceError(f"journalctl stopped ({data.decode()}, exit status {status}){detail}")

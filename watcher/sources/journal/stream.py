@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import asyncssh
 
-from watcher.config import JournalSourceConfig
+from watcher.config import JournalSourceConfig, RuleConfig
 
 HEARTBEAT = 1.0
 """Seconds between the follow script's clock lines."""
@@ -58,8 +59,37 @@ class Start:
         return ["--since=now"]
 
 
-def journalctl_args(cfg: JournalSourceConfig, start: Start, *, follow: bool) -> list[str]:
+_FIELD = re.compile(r"[A-Za-z0-9_]+")
+
+
+def output_fields(
+    rules: Sequence[RuleConfig],
+    ignore: Sequence[RuleConfig],
+    source: str,
+    selected: Sequence[str] | None,
+    impact_field: str | None = None,
+) -> tuple[str, ...]:
+    """The journal fields the rules of `source` read: MESSAGE, each field rule's field, and the
+    source's impact_field (whom an error hit).
+
+    journalctl prints `__CURSOR` and `__REALTIME_TIMESTAMP` whatever it is asked, and those
+    are all the rest of the watcher reads of a live entry (snapshots ask for everything).
+    An entry's other fields (a couple of dozen, most of its bytes) are left on the gateway:
+    less to send, decrypt and decode. A name no journal field can have is left out.
+    """
+    chosen = [r for r in rules if selected is None or r.name in selected] + list(ignore)
+    wanted = [r.field for r in chosen if r.field is not None and r.applies_to(source)]
+    fields = {"MESSAGE", *(f for f in [*wanted, impact_field] if f is not None and _FIELD.fullmatch(f))}
+    return tuple(sorted(fields))
+
+
+def journalctl_args(
+    cfg: JournalSourceConfig, start: Start, *, follow: bool, fields: Sequence[str] | None = None
+) -> list[str]:
+    """`fields`: the fields to print (None: all of them)."""
     args = ["journalctl", "-o", "json", "--all", "--no-pager", "-q"]
+    if fields is not None:
+        args.append(f"--output-fields={','.join(fields)}")
     # A unit in production; a SYSLOG_IDENTIFIER where entries carry no unit (systemd-cat, tests).
     args += [f"--identifier={cfg.identifier}"] if cfg.identifier else [f"--unit={cfg.unit}"]
     if follow:
@@ -67,14 +97,14 @@ def journalctl_args(cfg: JournalSourceConfig, start: Start, *, follow: bool) -> 
     return args + start.args()
 
 
-def catch_up_script(cfg: JournalSourceConfig, start: Start) -> str:
+def catch_up_script(cfg: JournalSourceConfig, start: Start, fields: Sequence[str] | None = None) -> str:
     """Every entry from `start` to the end of the journal, all boots, then exit.
 
     Run without --follow because --follow implies --boot (systemd >= 250): a
     gateway that rebooted while unreachable would lose its previous boot's tail.
     The clock line printed first is the time up to which the output is complete.
     """
-    return f"date +%s.%N >&2; exec {shlex.join(journalctl_args(cfg, start, follow=False))}"
+    return f"date +%s.%N >&2; exec {shlex.join(journalctl_args(cfg, start, follow=False, fields=fields))}"
 
 
 def liveness_check(cfg: JournalSourceConfig) -> str:
@@ -82,39 +112,56 @@ def liveness_check(cfg: JournalSourceConfig) -> str:
     return cfg.liveness_command.replace("{unit}", shlex.quote(cfg.unit))
 
 
-def follow_script(cfg: JournalSourceConfig, start: Start) -> str:
+def follow_script(cfg: JournalSourceConfig, start: Start, fields: Sequence[str] | None = None) -> str:
     """Follow from `start`, with a clock line on stderr every HEARTBEAT seconds and, after each,
-    the unit's state: `unit <exit status> <clock> <first words of its output>`."""
+    the unit's state: `unit <exit status> <clock> <first words of its output>`.
+
+    The two lines go out in one write, so one SSH packet a second per gateway carries both;
+    the clock is read once, before the check (the heartbeat vouches for what was written
+    before it was read, which is before it was written, so it may be late but never early)."""
     check = liveness_check(cfg)
-    unit = ""
+    beat = "date +%s.%N >&2 || exit 1"
     if check:
         ask = f"s=$({{ {check}; }} 2>/dev/null </dev/null); c=$?"
-        unit = f't=$(date +%s.%N); {ask}; echo "unit $c $t" $s >&2 || exit 1; '
+        # `set -- $s` (globbing off): the check's words joined by single spaces.
+        beat = (
+            f"t=$(date +%s.%N); {ask}; set -f; set -- $s; set +f; "
+            """printf '%s\\nunit %s %s %s\\n' "$t" "$c" "$t" "$*" >&2 || exit 1"""
+        )
     return (
-        f"{shlex.join(journalctl_args(cfg, start, follow=True))} & j=$!\n"
+        f"{shlex.join(journalctl_args(cfg, start, follow=True, fields=fields))} & j=$!\n"
         "trap 'kill $j 2>/dev/null' EXIT\n"
         "trap 'exit 1' HUP INT TERM PIPE\n"
-        f"while kill -0 $j 2>/dev/null; do date +%s.%N >&2 || exit 1; {unit}sleep {HEARTBEAT:g}; done\n"
+        f"while kill -0 $j 2>/dev/null; do {beat}; sleep {HEARTBEAT:g}; done\n"
         "wait $j\n"
     )
 
 
 class Feed:
-    """Arrival-ordered (kind, bytes) events from one run, with backpressure on the transport."""
+    """Arrival-ordered (kind, bytes) events from one run, with backpressure on the transport.
+
+    Silence is watched by one timer per run, moved on only when it fires, rather than a
+    timeout set up and torn down for each of the ten events a gateway sends a second.
+    """
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[tuple[Kind, bytes]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Kind | Literal["silent"], bytes]] = asyncio.Queue()
         self._queued = 0
         self._paused = False
         self._pause_reading: Callable[[], object] | None = None
         self._resume_reading: Callable[[], object] | None = None
         self.exit_status: int | None = None
         self.done = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        """When anything last arrived (loop time)."""
+        self._watch: asyncio.TimerHandle | None = None
 
     def bind(self, pause: Callable[[], object], resume: Callable[[], object]) -> None:
         self._pause_reading, self._resume_reading = pause, resume
 
     def put(self, kind: Kind, data: bytes) -> None:
+        self._last = self._loop.time()
         self._queue.put_nowait((kind, data))
         self._queued += len(data)
         if self._queued > HIGH_WATER and not self._paused and self._pause_reading:
@@ -124,16 +171,30 @@ class Feed:
     def end(self, reason: str) -> None:
         self._queue.put_nowait(("end", reason.encode()))
         self.done.set()
+        if self._watch is not None:
+            self._watch.cancel()
 
     async def get(self, silence: float) -> tuple[Kind, bytes]:
         """The next event; TimeoutError when nothing at all arrived for `silence` seconds."""
-        async with asyncio.timeout(silence):
-            kind, data = await self._queue.get()
+        if self._queue.empty() and self._watch is None and not self.done.is_set():
+            self._watch = self._loop.call_at(self._last + silence, self._expire, silence)
+        kind, data = await self._queue.get()
+        if kind == "silent":
+            raise TimeoutError
         self._queued -= len(data) if kind != "end" else 0
         if self._paused and self._queued < HIGH_WATER // 2 and self._resume_reading:
             self._paused = False
             self._resume_reading()
         return kind, data
+
+    def _expire(self, silence: float) -> None:
+        """The watch fired: silent for `silence` seconds, or watch on from the last arrival."""
+        deadline = self._last + silence
+        if self._loop.time() < deadline:
+            self._watch = self._loop.call_at(deadline, self._expire, silence)
+        else:
+            self._watch = None
+            self._queue.put_nowait(("silent", b""))
 
 
 class _SshSession(asyncssh.SSHClientSession[bytes]):
