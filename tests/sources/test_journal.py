@@ -334,6 +334,24 @@ class TestFakeGateway:
         assert [src.name for src in built] == [f"gw/{a}" for a in addresses]
         assert 1 <= gw.max_handshaking <= 3
 
+    async def test_handshake_count_forgets_a_client_that_gave_up(self) -> None:
+        """A client that drops mid-handshake is no longer counted (the benchmark's max_handshaking)."""
+        gw = FakeGateway()
+        await gw.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            await reader.readline()  # the server's version line: the handshake is under way
+            await wait_until(lambda: gw.handshaking == 1, what="the handshake counted")
+            writer.close()
+            await wait_until(lambda: gw.handshaking == 0, what="the dropped handshake forgotten")
+            src = JournalSource(fake_config(gw), "127.0.0.1", since=time.time() - 5)
+            async with reading(src) as r:
+                await r.until_watermark(time.time() - 5)
+            await wait_until(lambda: gw.handshaking == 0, what="no handshake left once authenticated")
+        finally:
+            await gw.stop()
+        assert gw.max_handshaking == 1
+
     async def test_journalctl_without_field_selection(self) -> None:
         """A journalctl that refuses --output-fields (before systemd 236): every field is read."""
         journal = FakeJournal()
