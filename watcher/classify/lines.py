@@ -66,6 +66,17 @@ _JSON_FORMATS = ("auto", "docker", "journal", "json")
 _LOGFMT_FORMATS = ("auto", "docker", "journal", "logfmt")
 
 
+def later_in_line(x: str) -> str:
+    r"""Regex for `[^\n]*?x`, where `x` starts with a double quote and nothing after it in the
+    pattern can backtrack into it (it ends the pattern, an alternative or a lookahead): the
+    same lines match, x at the same first place, but the search skips from quote to quote in
+    C rather than trying x at every byte (a journal record a few times faster). Groups in x
+    do not capture."""
+    assert x.startswith('"') and "\\(" not in x
+    rest = re.sub(r"\((?!\?)", "(?:", x[1:])
+    return rf'(?:[^\n"]*+"(?!{rest}))*+[^\n"]*+"{rest}'
+
+
 def _time_key(keys: tuple[str, ...], in_json: bool, group: str = "(", value: str = _VALUE) -> str:
     """A JSON `"key":` or logfmt `key=` (without its boundary) followed by a time value."""
     alternatives = "|".join(re.escape(k) for k in keys)
@@ -97,14 +108,14 @@ def timed_pattern(fmt: Format) -> str:
     key_start = time_key_start(fmt)
     shapes = [DATE_TIME if key_start is None else f"{key_start}?{DATE_TIME}"]
     if fmt in _JSON_FORMATS:
-        shapes.append(r"\{[^\n]*?" + _time_key(JSON_TIME_KEYS, in_json=True, group="(?:"))
+        shapes.append(r"\{" + later_in_line(_time_key(JSON_TIME_KEYS, in_json=True, group="(?:")))
     if fmt in _LOGFMT_FORMATS:
         not_json = "" if fmt == "logfmt" else r"(?!\{)"
         shapes.append(
             not_json + r"(?:[^\n]*?[ \t])??" + _time_key(LOGFMT_TIME_KEYS, in_json=False, group="(?:")
         )
     if fmt == "journal":
-        shapes.append(rf"\{{[^\n]*?{REALTIME}")
+        shapes.append(r"\{" + later_in_line(REALTIME))
     return "(?:" + "|".join(shapes) + ")"
 
 
