@@ -479,7 +479,7 @@ class TestUnitLiveness:
         )
         run = await run_local(follow_script(cfg, Start()))
         try:
-            kind, data = await run.feed.get(10)
+            (kind, data), *_ = await run.feed.get(10)
         finally:
             await run.stop()
         clock, unit, rest = data.decode().split("\n")
