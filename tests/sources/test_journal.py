@@ -22,9 +22,11 @@ from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.journal.source import JournalSource, cursor_time
 from watcher.sources.journal.stream import (
     HEARTBEAT,
+    Feed,
     Start,
     catch_up_script,
     follow_script,
+    joined,
     output_fields,
     run_local,
 )
@@ -394,6 +396,30 @@ class TestFakeGateway:
         assert "vacuumed" in gaps[0].reason
         assert messages(r.events) == ["d", "e"]
         assert r.downs() == []
+
+
+class TestFeed:
+    async def test_what_arrived_together_is_handed_over_together(self) -> None:
+        """Everything since the last read comes at once, in arrival order: stdout back to back
+        is one chunk, a heartbeat between two entries keeps them apart, the end comes last."""
+        feed = Feed()
+        for kind, data in [("out", b"a\n"), ("out", b"b\n"), ("err", b"1.0\n"), ("out", b"c\n")]:
+            feed.put(kind, data)  # type: ignore[arg-type]
+        feed.end("channel closed")
+        assert joined(await feed.get(5)) == [
+            ("out", b"a\nb\n"),
+            ("err", b"1.0\n"),
+            ("out", b"c\n"),
+            ("end", b"channel closed"),
+        ]
+
+    async def test_silence_after_what_arrived(self) -> None:
+        """What arrived is handed over first; then a silent feed raises TimeoutError."""
+        feed = Feed()
+        feed.put("out", b"a\n")
+        assert await feed.get(0.05) == [("out", b"a\n")]
+        with pytest.raises(TimeoutError):
+            await feed.get(0.05)
 
 
 class TestCommands:
