@@ -48,7 +48,9 @@ LOGFMT_TIME_KEYS = ("ts", "time")
 _SP = r"[ \t\r]*"  # JSON whitespace within one line
 _VALUE = rf"\"?(?={DATE_TIME}|{EPOCH})"
 REALTIME = rf'"__REALTIME_TIMESTAMP"{_SP}:{_SP}"([0-9]{{1,19}})"'
-MESSAGE_TOKEN = rf'"MESSAGE"{_SP}:{_SP}(?:"((?:[^"\\\n]|\\.)*+)"|\[([0-9, \t\r]*)\])'
+# The string's body unrolled (runs of plain bytes between escapes): the same text, a few
+# times faster than an alternation tried at every byte.
+MESSAGE_TOKEN = rf'"MESSAGE"{_SP}:{_SP}(?:"([^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"|\[([0-9, \t\r]*)\])'
 _KEY_START = r"(?<![^ \t])"  # a logfmt key starts the text or follows a space or tab
 
 _LEAD = re.compile(_TS.pattern + r"[ \t]?")

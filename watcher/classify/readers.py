@@ -261,6 +261,8 @@ class Block:
     def _long_lines(self) -> dict[int, int]:
         """Start -> end of each line longer than max: such a line covers a whole window of
         max/2 bytes, so looking for a newline in each window finds them in a few steps."""
+        if self.end - self.start <= self.max:  # a live chunk, mostly: no room for one
+            return {}
         buf, step, out = self.buf, max(1, self.max // 2), {}
         pos = self.start
         for w in range(self.start, self.end, step):
