@@ -220,6 +220,8 @@ class Feed:
 def joined(arrived: list[tuple[Kind, bytes]]) -> list[tuple[Kind, bytes]]:
     """Events that arrived together, those of one kind back to back as one (their bytes
     joined, still in arrival order with the other kind's); each end as it is."""
+    if len(arrived) == 1:  # a quiet loop: one packet per read
+        return arrived
     out: list[tuple[Kind, bytes]] = []
     for kind, group in groupby(arrived, key=itemgetter(0)):
         if kind == "end":
