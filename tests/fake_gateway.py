@@ -78,17 +78,28 @@ class FakeJournal:
 
 
 class _Handshakes(asyncssh.SSHServer):
-    """Counts connections between TCP accept and finished authentication."""
+    """Counts connections between TCP accept and finished authentication, or their loss before it
+    (a client that gave up mid-handshake is no longer in flight)."""
 
     def __init__(self, gw: FakeGateway) -> None:
         self.gw = gw
+        self.handshaking = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.handshaking = True
         self.gw.handshaking += 1
         self.gw.max_handshaking = max(self.gw.max_handshaking, self.gw.handshaking)
 
     def auth_completed(self) -> None:
-        self.gw.handshaking -= 1
+        self._done()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done()
+
+    def _done(self) -> None:
+        if self.handshaking:
+            self.handshaking = False
+            self.gw.handshaking -= 1
 
 
 class FakeGateway:

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.classify.lines import LineParser, logfmt_fields, sniff_format, timed_pattern
+from watcher.classify.lines import (
+    MESSAGE_TOKEN,
+    REALTIME,
+    LineParser,
+    later_in_line,
+    logfmt_fields,
+    sniff_format,
+    timed_pattern,
+)
 
 
 def ts(text: str) -> float:
@@ -235,3 +243,38 @@ class TestTimedPattern:
         parser = LineParser(fmt)  # type: ignore[arg-type]
         pattern = re.compile(timed_pattern(fmt))  # type: ignore[arg-type]
         assert (pattern.match(line) is not None) == (parser.parse(line).at is not None)
+
+
+_QUOTED = st.lists(
+    st.sampled_from(
+        [
+            '"__REALTIME_TIMESTAMP":"1795788305000000"',
+            '"__REALTIME_TIMESTAMP" : "17"',
+            '"__REALTIME_TIMESTAMP":"x"',
+            '"__REALTIME_TIMESTAMP":',
+            '"MESSAGE":"ok"',
+            '"MESSAGE":"a\\"b"',
+            '"MESSAGE":[1,2]',
+            '"MESSAGE":"',
+            '"MESSAGE"',
+            '"x":"\\"MESSAGE\\":1"',
+            '"',
+            '""',
+            "\n",
+            ",",
+            " ",
+            "{",
+        ]
+    ),
+    max_size=8,
+).map("".join)
+
+
+class TestLaterInLine:
+    @pytest.mark.parametrize("x", [REALTIME, MESSAGE_TOKEN, '"MESSAGE"[ \t]*:[ \t]*"(?:"|[ \t\n])'])
+    @given(line=_QUOTED)
+    def test_same_as_a_lazy_search(self, x: str, line: str) -> None:
+        """later_in_line(x) matches where `[^\\n]*?x` does, up to the same first x."""
+        lazy = re.compile(rf"\{{[^\n]*?{x}", re.M).match("{" + line)
+        fast = re.compile(rf"\{{{later_in_line(x)}", re.M).match("{" + line)
+        assert (lazy and lazy.end()) == (fast and fast.end())

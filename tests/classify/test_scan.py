@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import SHIPPED_CONFIG
-from watcher.classify.context import Context
+from watcher.classify.context import Context, exact_pattern
 from watcher.classify.grouping import ClassifyStats, continues_alone
 from watcher.classify.lines import LineParser
 from watcher.classify.readers import bad_lines, blank_lines
@@ -351,6 +351,50 @@ class TestTimedLinesAgree:
             special = re.match(r"[ \t]|\s*$|goroutine |Caused by", parsed.message)
             if special and not bad_lines(buf, 0, len(buf)):
                 assert 23 in finder.find(buf, 0, len(buf)), (fmt, line)
+
+
+_RECORD_FIELDS = st.lists(
+    st.sampled_from(
+        [
+            '"__REALTIME_TIMESTAMP":"1795788305000000"',
+            '"__REALTIME_TIMESTAMP" : "1"',
+            '"__REALTIME_TIMESTAMP":"x"',
+            '"__CURSOR":"s=1;i=2"',
+            '"PRIORITY":"6"',
+            '"MESSAGE":"ok"',
+            '"MESSAGE":""',
+            '"MESSAGE" :"  frame"',
+            '"MESSAGE":"a\\"b"',
+            '"MESSAGE":[104,105]',
+            '"MESSAGE":"goroutine 1 [running]:"',
+            '"MESSAGE":"\u00a0x"',
+            '"MESSAGE":"',
+            '"X":"\\"MESSAGE\\":\\"\\""',
+            '"',
+            " ",
+        ]
+    ),
+    max_size=6,
+)
+_RECORD = st.builds(
+    lambda fields, close: "{" + ",".join(fields) + close, _RECORD_FIELDS, st.sampled_from(["}", ""])
+)
+
+
+class TestJournalRecords:
+    @given(
+        lines=st.lists(_RECORD.map(str.encode) | _LINE, min_size=1, max_size=8),
+        end=st.sampled_from([b"\n", b"\r\n", b""]),
+    )
+    def test_same_lines_as_the_one_pattern(self, lines: list[bytes], end: bytes) -> None:
+        """Context's searches, key by key, find exactly the lines exact_pattern("journal") matches at."""
+        data = b"\n".join(ln.replace(b"\n", b" ") for ln in lines) + end
+        spec = re.compile(exact_pattern("journal").encode(), re.M)
+        starts = [0, *(i + 1 for i, b in enumerate(data) if b == 10 and i + 1 < len(data))]
+        expected = {ls for ls in starts if spec.match(data, ls, len(data))}
+        ctx = Context("journal")
+        assert ctx.find(data, 0, len(data)) == expected
+        assert {ls for ls in starts if ctx.confirm(data, ls, len(data))} == expected
 
 
 @pytest.mark.skipif(not HYPERSCAN, reason="hyperscan is Linux x86_64 only")

@@ -22,9 +22,11 @@ from watcher.sources import BuildContext, Source, SourceEvent
 from watcher.sources.journal.source import JournalSource, cursor_time
 from watcher.sources.journal.stream import (
     HEARTBEAT,
+    Feed,
     Start,
     catch_up_script,
     follow_script,
+    joined,
     output_fields,
     run_local,
 )
@@ -334,6 +336,24 @@ class TestFakeGateway:
         assert [src.name for src in built] == [f"gw/{a}" for a in addresses]
         assert 1 <= gw.max_handshaking <= 3
 
+    async def test_handshake_count_forgets_a_client_that_gave_up(self) -> None:
+        """A client that drops mid-handshake is no longer counted (the benchmark's max_handshaking)."""
+        gw = FakeGateway()
+        await gw.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            await reader.readline()  # the server's version line: the handshake is under way
+            await wait_until(lambda: gw.handshaking == 1, what="the handshake counted")
+            writer.close()
+            await wait_until(lambda: gw.handshaking == 0, what="the dropped handshake forgotten")
+            src = JournalSource(fake_config(gw), "127.0.0.1", since=time.time() - 5)
+            async with reading(src) as r:
+                await r.until_watermark(time.time() - 5)
+            await wait_until(lambda: gw.handshaking == 0, what="no handshake left once authenticated")
+        finally:
+            await gw.stop()
+        assert gw.max_handshaking == 1
+
     async def test_journalctl_without_field_selection(self) -> None:
         """A journalctl that refuses --output-fields (before systemd 236): every field is read."""
         journal = FakeJournal()
@@ -376,6 +396,30 @@ class TestFakeGateway:
         assert "vacuumed" in gaps[0].reason
         assert messages(r.events) == ["d", "e"]
         assert r.downs() == []
+
+
+class TestFeed:
+    async def test_what_arrived_together_is_handed_over_together(self) -> None:
+        """Everything since the last read comes at once, in arrival order: stdout back to back
+        is one chunk, a heartbeat between two entries keeps them apart, the end comes last."""
+        feed = Feed()
+        for kind, data in [("out", b"a\n"), ("out", b"b\n"), ("err", b"1.0\n"), ("out", b"c\n")]:
+            feed.put(kind, data)  # type: ignore[arg-type]
+        feed.end("channel closed")
+        assert joined(await feed.get(5)) == [
+            ("out", b"a\nb\n"),
+            ("err", b"1.0\n"),
+            ("out", b"c\n"),
+            ("end", b"channel closed"),
+        ]
+
+    async def test_silence_after_what_arrived(self) -> None:
+        """What arrived is handed over first; then a silent feed raises TimeoutError."""
+        feed = Feed()
+        feed.put("out", b"a\n")
+        assert await feed.get(0.05) == [("out", b"a\n")]
+        with pytest.raises(TimeoutError):
+            await feed.get(0.05)
 
 
 class TestCommands:
@@ -461,7 +505,7 @@ class TestUnitLiveness:
         )
         run = await run_local(follow_script(cfg, Start()))
         try:
-            kind, data = await run.feed.get(10)
+            (kind, data), *_ = await run.feed.get(10)
         finally:
             await run.stop()
         clock, unit, rest = data.decode().split("\n")

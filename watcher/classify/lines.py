@@ -48,7 +48,9 @@ LOGFMT_TIME_KEYS = ("ts", "time")
 _SP = r"[ \t\r]*"  # JSON whitespace within one line
 _VALUE = rf"\"?(?={DATE_TIME}|{EPOCH})"
 REALTIME = rf'"__REALTIME_TIMESTAMP"{_SP}:{_SP}"([0-9]{{1,19}})"'
-MESSAGE_TOKEN = rf'"MESSAGE"{_SP}:{_SP}(?:"((?:[^"\\\n]|\\.)*+)"|\[([0-9, \t\r]*)\])'
+# The string's body unrolled (runs of plain bytes between escapes): the same text, a few
+# times faster than an alternation tried at every byte.
+MESSAGE_TOKEN = rf'"MESSAGE"{_SP}:{_SP}(?:"([^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"|\[([0-9, \t\r]*)\])'
 _KEY_START = r"(?<![^ \t])"  # a logfmt key starts the text or follows a space or tab
 
 _LEAD = re.compile(_TS.pattern + r"[ \t]?")
@@ -64,6 +66,17 @@ _REMEMBER = 8192
 """Characters of the longest line whose parse a LineParser keeps for the next call."""
 _JSON_FORMATS = ("auto", "docker", "journal", "json")
 _LOGFMT_FORMATS = ("auto", "docker", "journal", "logfmt")
+
+
+def later_in_line(x: str) -> str:
+    r"""Regex for `[^\n]*?x`, where `x` starts with a double quote and nothing after it in the
+    pattern can backtrack into it (it ends the pattern, an alternative or a lookahead): the
+    same lines match, x at the same first place, but the search skips from quote to quote in
+    C rather than trying x at every byte (a journal record a few times faster). Groups in x
+    do not capture."""
+    assert x.startswith('"') and "\\(" not in x
+    rest = re.sub(r"\((?!\?)", "(?:", x[1:])
+    return rf'(?:[^\n"]*+"(?!{rest}))*+[^\n"]*+"{rest}'
 
 
 def _time_key(keys: tuple[str, ...], in_json: bool, group: str = "(", value: str = _VALUE) -> str:
@@ -97,14 +110,14 @@ def timed_pattern(fmt: Format) -> str:
     key_start = time_key_start(fmt)
     shapes = [DATE_TIME if key_start is None else f"{key_start}?{DATE_TIME}"]
     if fmt in _JSON_FORMATS:
-        shapes.append(r"\{[^\n]*?" + _time_key(JSON_TIME_KEYS, in_json=True, group="(?:"))
+        shapes.append(r"\{" + later_in_line(_time_key(JSON_TIME_KEYS, in_json=True, group="(?:")))
     if fmt in _LOGFMT_FORMATS:
         not_json = "" if fmt == "logfmt" else r"(?!\{)"
         shapes.append(
             not_json + r"(?:[^\n]*?[ \t])??" + _time_key(LOGFMT_TIME_KEYS, in_json=False, group="(?:")
         )
     if fmt == "journal":
-        shapes.append(rf"\{{[^\n]*?{REALTIME}")
+        shapes.append(r"\{" + later_in_line(REALTIME))
     return "(?:" + "|".join(shapes) + ")"
 
 

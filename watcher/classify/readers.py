@@ -193,8 +193,18 @@ class Fast:
         return self._stampscan.times(blk.buf, blk.start, blk.end, text, long_lines=bool(blk.long))
 
     def _time(self, blk: Block, reverse: bool) -> float | None:
-        """The own time of the block's first (or last) line that has one."""
-        for ls in self._timed.starts(blk.buf, blk.start, blk.end, reverse):
+        """The own time of the block's first (or last) line that has one.
+
+        The last line is parsed straight away: it usually has a time, and a live chunk is
+        often that one line (looking for the shape of a time first would cost as much again)."""
+        end = blk.end
+        if reverse:
+            last = line_start(blk.buf, blk.start, end - 1)
+            at = blk.parsed(last, self._parser).at
+            if at is not None or last == blk.start:
+                return at
+            end = last
+        for ls in self._timed.starts(blk.buf, blk.start, end, reverse):
             at = blk.parsed(ls, self._parser).at
             if at is not None:
                 return at
@@ -251,6 +261,8 @@ class Block:
     def _long_lines(self) -> dict[int, int]:
         """Start -> end of each line longer than max: such a line covers a whole window of
         max/2 bytes, so looking for a newline in each window finds them in a few steps."""
+        if self.end - self.start <= self.max:  # a live chunk, mostly: no room for one
+            return {}
         buf, step, out = self.buf, max(1, self.max // 2), {}
         pos = self.start
         for w in range(self.start, self.end, step):

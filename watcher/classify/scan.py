@@ -214,7 +214,7 @@ class Finder:
                 pos = stop
         return found
 
-    def _window(self, buf: bytes | bytearray, a: int, b: int) -> Iterator[int]:
+    def _window(self, buf: bytes | bytearray, a: int, b: int) -> list[int]:
         """The lines of [a, b) hyperscan finds a prefilter match in, and those it finds a
         continuation shape in that the exact search confirms.
 
@@ -225,7 +225,9 @@ class Finder:
         """
         assert self._db is not None
         db, scratch = self._db
-        rules, hits, shapes = len(self._rules), list[int](), list[int]()
+        rules = len(self._rules)
+        hits: list[int] = []
+        shapes: list[int] = []
 
         def on_match(id_: int, _from: int, to: int, _flags: int, _context: object) -> bool:
             (hits if id_ < rules else shapes).append(to)
@@ -235,13 +237,13 @@ class Finder:
             # The binding takes any buffer; its stub says bytes.
             db.scan(cast(bytes, memoryview(buf)[a:b]), match_event_handler=on_match, scratch=scratch)
         except hyperscan.ScanTerminated:
-            yield from self._careful(buf, a, b)
-            return
-        yield from (line_start(buf, a, a + to - 1) for to in hits)
+            return list(self._careful(buf, a, b))
+        found = [line_start(buf, a, a + to - 1) for to in hits]
         for to in shapes:
             ls = line_start(buf, a, a + to - 1)
             if self._context.confirm(buf, ls, b):
-                yield ls
+                found.append(ls)
+        return found
 
     def _careful(self, buf: bytes | bytearray, a: int, b: int) -> Iterator[int]:
         """A window with a storm of matches: the prefilters alone, stopping at the first match

@@ -53,7 +53,15 @@ from watcher.errors import HostKeyError, SourceError
 from watcher.events import Chunk, Expectation, Gap, Liveness, SourceDown, Watermark
 from watcher.names import subsource
 from watcher.sources import Counters, SourceEvent, expectation, scan_options, ssh
-from watcher.sources.journal.stream import Run, Start, catch_up_script, follow_script, run_local, run_remote
+from watcher.sources.journal.stream import (
+    Run,
+    Start,
+    catch_up_script,
+    follow_script,
+    joined,
+    run_local,
+    run_remote,
+)
 from watcher.times import format_time
 
 log = logging.getLogger(__name__)
@@ -252,20 +260,21 @@ class JournalSource:
         try:
             while not reading.finished:
                 try:
-                    kind, data = await run.feed.get(silence)
+                    arrived = await run.feed.get(silence)
                 except TimeoutError:
                     reading.lost = True
                     raise SourceError(
                         f"nothing received for {silence:g}s (no heartbeat: link down?)"
                     ) from None
-                if kind == "out":
-                    events = reading.out(data)
-                elif kind == "err":
-                    events = reading.err(data)
-                else:
-                    events = reading.end(data, run.feed.exit_status)
-                for event in events:
-                    yield event
+                for kind, data in joined(arrived):  # one chunk for a batch of entries
+                    if kind == "out":
+                        events = reading.out(data)
+                    elif kind == "err":
+                        events = reading.err(data)
+                    else:
+                        events = reading.end(data, run.feed.exit_status)
+                    for event in events:
+                        yield event
         finally:
             await run.stop(wait=not reading.lost)
 

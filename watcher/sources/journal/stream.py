@@ -24,6 +24,8 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Literal
 
 import asyncssh
@@ -140,12 +142,16 @@ def follow_script(cfg: JournalSourceConfig, start: Start, fields: Sequence[str] 
 class Feed:
     """Arrival-ordered (kind, bytes) events from one run, with backpressure on the transport.
 
+    `get` hands over everything that arrived since the last one: when the event loop is busy
+    (a big fleet), a run's entries are passed on together instead of one task switch each.
     Silence is watched by one timer per run, moved on only when it fires, rather than a
     timeout set up and torn down for each of the ten events a gateway sends a second.
     """
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[tuple[Kind | Literal["silent"], bytes]] = asyncio.Queue()
+        self._items: list[tuple[Kind, bytes]] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._silent = False
         self._queued = 0
         self._paused = False
         self._pause_reading: Callable[[], object] | None = None
@@ -162,30 +168,42 @@ class Feed:
 
     def put(self, kind: Kind, data: bytes) -> None:
         self._last = self._loop.time()
-        self._queue.put_nowait((kind, data))
+        self._add(kind, data)
         self._queued += len(data)
         if self._queued > HIGH_WATER and not self._paused and self._pause_reading:
             self._paused = True
             self._pause_reading()
 
     def end(self, reason: str) -> None:
-        self._queue.put_nowait(("end", reason.encode()))
+        self._add("end", reason.encode())
         self.done.set()
         if self._watch is not None:
             self._watch.cancel()
 
-    async def get(self, silence: float) -> tuple[Kind, bytes]:
-        """The next event; TimeoutError when nothing at all arrived for `silence` seconds."""
-        if self._queue.empty() and self._watch is None and not self.done.is_set():
-            self._watch = self._loop.call_at(self._last + silence, self._expire, silence)
-        kind, data = await self._queue.get()
-        if kind == "silent":
+    def _add(self, kind: Kind, data: bytes) -> None:
+        self._items.append((kind, data))
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self, silence: float) -> list[tuple[Kind, bytes]]:
+        """What arrived since the last call, in order (at least one event); TimeoutError when
+        nothing at all arrived for `silence` seconds."""
+        if not self._items and not self._silent:
+            if self._watch is None and not self.done.is_set():
+                self._watch = self._loop.call_at(self._last + silence, self._expire, silence)
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if not self._items:
             raise TimeoutError
-        self._queued -= len(data) if kind != "end" else 0
-        if self._paused and self._queued < HIGH_WATER // 2 and self._resume_reading:
+        items, self._items = self._items, []
+        self._queued = 0
+        if self._paused and self._resume_reading:
             self._paused = False
             self._resume_reading()
-        return kind, data
+        return items
 
     def _expire(self, silence: float) -> None:
         """The watch fired: silent for `silence` seconds, or watch on from the last arrival."""
@@ -194,7 +212,23 @@ class Feed:
             self._watch = self._loop.call_at(deadline, self._expire, silence)
         else:
             self._watch = None
-            self._queue.put_nowait(("silent", b""))
+            self._silent = True
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+
+
+def joined(arrived: list[tuple[Kind, bytes]]) -> list[tuple[Kind, bytes]]:
+    """Events that arrived together, those of one kind back to back as one (their bytes
+    joined, still in arrival order with the other kind's); each end as it is."""
+    if len(arrived) == 1:  # a quiet loop: one packet per read
+        return arrived
+    out: list[tuple[Kind, bytes]] = []
+    for kind, group in groupby(arrived, key=itemgetter(0)):
+        if kind == "end":
+            out += group
+        else:
+            out.append((kind, b"".join(data for _, data in group)))
+    return out
 
 
 class _SshSession(asyncssh.SSHClientSession[bytes]):
