@@ -421,6 +421,18 @@ class TestFeed:
         with pytest.raises(TimeoutError):
             await feed.get(0.05)
 
+    async def test_what_arrives_as_the_watch_fires_ends_the_silence(self) -> None:
+        """An entry that arrives in the turn the silence watch fired is handed over, and the next
+        read waits afresh instead of reporting a silence that ended (a false "link down")."""
+        feed = Feed()
+        waiting = asyncio.create_task(feed.get(0.05))
+        await asyncio.sleep(0)  # the read is waiting, its watch set
+        feed._expire(0.0)  # the watch fires: nothing came for the whole silence...
+        feed.put("out", b"a\n")  # ...and an entry arrives before the read resumes
+        assert await waiting == [("out", b"a\n")]
+        asyncio.get_running_loop().call_later(0.01, feed.put, "out", b"b\n")
+        assert await feed.get(5) == [("out", b"b\n")]
+
 
 class TestCommands:
     def test_arguments_are_quoted(self) -> None:

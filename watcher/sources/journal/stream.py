@@ -182,6 +182,7 @@ class Feed:
 
     def _add(self, kind: Kind, data: bytes) -> None:
         self._items.append((kind, data))
+        self._silent = False  # whatever arrived ended the silence the watch may have seen
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
