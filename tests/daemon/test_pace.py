@@ -1,11 +1,12 @@
-"""When the pipeline commits: transitions soon but not forty times a second, resume points alone
+"""When the pipeline commits: streak resets soon but not forty times a second, resume points alone
 seldom enough that a slow commit (a fleet's thousand sources) stays a small share of the time."""
 
 from __future__ import annotations
 
 import pytest
 
-from watcher.daemon.pace import COMMIT_GAP, IDLE_EVERY, IDLE_MAX, IDLE_SHARE, Pace
+from watcher.daemon.pace import COMMIT_GAP, IDLE_EVERY, IDLE_MAX, IDLE_SHARE, Pace, urgent
+from watcher.events import Kind
 
 
 def test_the_first_commit_is_at_once() -> None:
@@ -43,3 +44,11 @@ def test_a_slow_commit_makes_resume_points_alone_come_less_often_within_a_bound(
     pace.committed(200.0, 230.0)  # a disk that stalled for half a minute
     assert pace.wait(230.0 + IDLE_MAX, due=False) == 0.0
     assert pace.wait(230.0 + 2 * COMMIT_GAP, due=True) == 0.0
+
+
+def test_only_an_error_storms_streak_resets_wait_for_the_gap() -> None:
+    """A resolution or a regression is announced as soon as it is decided."""
+    assert not urgent([Kind.STREAK_RESET, Kind.STREAK_RESET])
+    assert not urgent([])
+    for kind in (Kind.RESOLVED, Kind.REGRESSED, Kind.BLIND, Kind.GAP, Kind.MITIGATED):
+        assert urgent([Kind.STREAK_RESET, kind])

@@ -10,11 +10,17 @@ after the last commit are read again and decided again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from watcher.events import Kind
+
 COMMIT_GAP = 0.2
-"""Seconds at least between two commits of transitions while records keep coming; a person's
+"""Seconds at least between two commits of streak resets, notes and heartbeats while records
+keep coming; any other transition (a resolution, a regression, a blind spell), a person's
 command, an alert and a shutdown commit at once."""
+PACED: frozenset[Kind] = frozenset({Kind.STREAK_RESET})
+"""The transitions an error storm makes one of per error."""
 IDLE_EVERY = 1.0
 """Seconds between commits of resume points alone, at least."""
 IDLE_MAX = 10.0
@@ -44,3 +50,8 @@ class Pace:
     def committed(self, started: float, ended: float) -> None:
         self.last = ended
         self.cost = ended - started
+
+
+def urgent(kinds: Iterable[Kind]) -> bool:
+    """Whether transitions of these kinds are committed (and so announced) without the gap."""
+    return any(k not in PACED for k in kinds)

@@ -25,7 +25,7 @@ from watcher.classify.impact import ImpactKey
 from watcher.classify.rules import RuleSet
 from watcher.classify.stream import StreamScanner
 from watcher.daemon.auto_snapshots import AutoSnapshots
-from watcher.daemon.pace import Pace
+from watcher.daemon.pace import Pace, urgent
 from watcher.daemon.readiness import first_states_known
 from watcher.daemon.source_state import STARTING, SourceState
 from watcher.details import (
@@ -290,6 +290,7 @@ class Pipeline:
         committed (None: nothing is due)."""
         started = time.monotonic()
         due = bool(self._pending or self._notes or self._outgoing)
+        force = force or urgent(t.kind for t in self._pending)
         wait = self._pace.wait(started, due=due, force=force)
         if wait != 0.0:
             return wait
