@@ -289,9 +289,8 @@ class Pipeline:
         them, if it is time (watcher.daemon.pace); else in how many seconds what is due may be
         committed (None: nothing is due)."""
         started = time.monotonic()
-        due = bool(self._pending or self._notes or self._outgoing)
         force = force or urgent(t.kind for t in self._pending)
-        wait = self._pace.wait(started, due=due, force=force)
+        wait = self._pace.wait(started, due=self._due, force=force)
         if wait != 0.0:
             return wait
         try:
@@ -303,8 +302,13 @@ class Pipeline:
     def settle(self) -> None:
         """Commit what is due now, whatever the pace: before a read of the record, so that
         `watcher timeline` right after `watcher status` said RESOLVED shows the resolution."""
-        if self._pending or self._notes or self._outgoing:
+        if self._due:
             self.persist(force=True)
+
+    @property
+    def _due(self) -> bool:
+        """Whether anything decided waits for a commit."""
+        return bool(self._pending or self._notes or self._outgoing)
 
     def _commit(self) -> None:
         pending, self._pending = self._pending, []
