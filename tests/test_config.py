@@ -95,6 +95,38 @@ class TestLoad:
         assert settings.resolution.window == 300 and settings.resolution.blind_after == 30
         assert settings.http.port == 9200
 
+    def test_environment_reaches_into_optional_tables_and_maps(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """A key inside an optional table, an entry of a map (JSON), names in any case; a table
+        given whole is merged under the keys given into it."""
+        (tmp_path / "token").write_text("xoxb-1\n")
+        path = tmp_path / "c.toml"
+        path.write_text(
+            f'{RULE}[notify.slack_app]\ntoken_file = "{tmp_path / "token"}"\nincident_channel = "C1"\n'
+        )
+        monkeypatch.setenv("WATCHER_NOTIFY__SLACK_APP__INCIDENT_CHANNEL", "C0123ABCD")
+        monkeypatch.setenv("watcher_notify__routes__resolved", '["oncall"]')
+        monkeypatch.setenv("WATCHER_RESOLUTION", '{"window": "10m", "blind_after": "45s"}')
+        monkeypatch.setenv("WATCHER_RESOLUTION__WINDOW", "5m")
+        monkeypatch.setenv("WATCHER_CONFIG", "/elsewhere.toml")  # the CLI's, not a key
+        settings = config.load(path)
+        assert settings.notify.slack_app is not None
+        assert settings.notify.slack_app.incident_channel == "C0123ABCD"
+        assert settings.notify.routes == {"resolved": ["oncall"]}
+        assert (settings.resolution.window, settings.resolution.blind_after) == (300, 45)
+
+    def test_a_variable_that_cannot_be_read_is_named_with_every_other_problem(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """Bad JSON in one variable hides neither an unknown key nor the file's own problems."""
+        monkeypatch.setenv("WATCHER_NOTIFY__SLACK_APP", "nope")
+        monkeypatch.setenv("WATCHER_RESOLUTION__BOGUS", "1")
+        found = problems(tmp_path, "[resolution]\nwindow = '-5m'\n")
+        assert found[0].startswith("WATCHER_NOTIFY__SLACK_APP: not valid JSON")
+        assert "resolution.bogus: unknown key" in found
+        assert any(p.startswith("resolution.window:") for p in found), found
+
     def test_webhook_from_a_secret_file(self, tmp_path: Path) -> None:
         """A webhook URL can come from a file, and is never printed in full."""
         secret = tmp_path / "hook"
@@ -374,10 +406,10 @@ class TestBounds:
         monkeypatch.setenv(variable, value)
         with pytest.raises(ConfigError) as exc:
             config.load(None)
-        assert exc.value.problems == [
+        assert exc.value.problems[0] == (
             f"{variable}: not valid JSON; a list or table set from the environment is written as JSON, "
             """e.g. WATCHER_RULES='[{"name": "panic", "regex": "^panic:"}]'"""
-        ]
+        )
 
 
 class TestLinearRules:

@@ -1,7 +1,8 @@
 """Configuration: a TOML file, overridden key by key by `WATCHER_SECTION__KEY` variables.
 
 `load()` is the only entry point. Every problem is reported at once, one line
-each, naming the key as the user wrote it (`sources[2].known_hosts: ...`).
+each, naming the key as the user wrote it (`sources[2].known_hosts: ...`). The
+variables are read by watcher.config.environment.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from watcher.config import environment
 from watcher.config.alerts import AlertmanagerConfig
 from watcher.config.base import Duration, Model, Window, within
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
@@ -88,11 +89,7 @@ class SiteConfig(Model):
         return check_api_url(v)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="WATCHER_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
-
+class Settings(Model):
     state_dir: Path = DEFAULT_STATE_DIR
     site: str = ""
     """This watcher's site, in `watcher_build_info{site}`; empty for a single watcher."""
@@ -112,18 +109,6 @@ class Settings(BaseSettings):
     @classmethod
     def _site(cls, v: str) -> str:
         return check_site_name(v) if v else v
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file arrives as init kwargs; the environment must win over it.
-        return (env_settings, init_settings)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -182,15 +167,21 @@ def _raw_cross_problems(data: Mapping[str, Any]) -> list[str]:
 
 
 def load(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Read `path` (TOML), apply the environment, validate; raise ConfigError listing every problem."""
-    data = {**(read_toml(path) if path is not None else {}), **(overrides or {})}
+    """Read `path` (TOML), apply `overrides` then the environment, validate; raise ConfigError
+    listing every problem."""
+    data = environment.merge(read_toml(path) if path is not None else {}, overrides or {})
+    given, unread = environment.overrides(Settings, os.environ)
+    data = environment.merge(data, given)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         problems = _problems(exc)
-        raise ConfigError(problems + [p for p in _raw_cross_problems(data) if p not in problems]) from None
-    except SettingsError as exc:
-        raise ConfigError([_environment_problem(exc)]) from None
+        raise ConfigError(
+            unread + problems + [p for p in _raw_cross_problems(data) if p not in problems]
+        ) from None
+    if unread:
+        raise ConfigError(unread)
+    return settings
 
 
 def valid_sources(path: Path | None) -> list[tuple[int, SourceConfig]]:
@@ -210,18 +201,6 @@ def valid_sources(path: Path | None) -> list[tuple[int, SourceConfig]]:
         except ValidationError:
             continue
     return out
-
-
-def _environment_problem(exc: SettingsError) -> str:
-    """Which WATCHER_ variable could not be read: pydantic-settings only names the top-level field."""
-    field = re.search(r'field "([^"]+)"', str(exc))
-    prefix = f"WATCHER_{field.group(1) if field else ''}".upper()
-    given = sorted(k for k in os.environ if k.upper() == prefix or k.upper().startswith(prefix + "__"))
-    # The value is not quoted back: it may hold a webhook URL.
-    return (
-        f"{', '.join(given) or prefix}: not valid JSON; a list or table set from the environment "
-        """is written as JSON, e.g. WATCHER_RULES='[{"name": "panic", "regex": "^panic:"}]'"""
-    )
 
 
 def _problems(exc: ValidationError) -> list[str]:
