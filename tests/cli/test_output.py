@@ -9,7 +9,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from watcher.cli.base import SafeConsole, printable
+from watcher.cli.console import printable
+from watcher.cli.safe_console import SafeConsole
 
 HOSTILE = "a\x1b]0;pwned\x07\x1b[2J\x9b31m b\u202ec\u2028d\x7f\r"
 

@@ -5,11 +5,7 @@ and a non-zero exit; anything else is reported as an internal error without a
 traceback unless WATCHER_DEBUG is set.
 
 Everything a command shows goes through `out` and `err`, which never let a character
-steer the terminal: log lines and titles are written by whoever can write a log, and
-`\\e]0;...\\a\\e[2J` would retitle and clear the SRE's terminal. Control characters
-(but newline and tab), bidirectional overrides and line separators are shown as
-escapes (`\\x1b`), after every view has rendered, so a new view is safe without
-thinking about it. JSON output escapes them itself.
+steer the terminal (watcher.cli.console).
 """
 
 from __future__ import annotations
@@ -18,14 +14,11 @@ import functools
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console, ConsoleOptions, RenderableType
-from rich.segment import Segment
-from rich.text import Span, Text
 
 # typer vendors click; its group class is where the command listing is formatted.
 from typer._click.core import Command as ClickCommand
@@ -34,6 +27,7 @@ from typer._click.formatting import HelpFormatter
 from typer.core import TyperCommand, TyperGroup
 
 from watcher import __version__
+from watcher.cli.console import deferred_console
 from watcher.config.endpoint import DEFAULT_CONFIG, SYSTEM_CONFIG, Endpoint, resolve
 from watcher.errors import ConfigError, WatcherError
 
@@ -152,62 +146,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-_STEERING = [
-    *(c for c in range(0x20) if c not in (0x09, 0x0A)),
-    *range(0x7F, 0xA0),  # DEL and the C1 controls (0x9b is a one-byte CSI on some terminals)
-    0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),  # bidirectional controls
-    0x2028, 0x2029,  # line and paragraph separators
-]  # fmt: skip
-_ESCAPED = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _STEERING}
-
-
-def printable(text: str) -> str:
-    """`text` with every character that could steer a terminal written as an escape (`\\x1b`)."""
-    return text.translate(_ESCAPED)
-
-
-def _printable_text(text: Text) -> Text:
-    """`text` through `printable`, its styles kept on the same characters."""
-    plain = text.plain
-    safe = printable(plain)
-    if safe == plain:
-        return text
-    at = [0]
-    for c in plain:
-        at.append(at[-1] + len(_ESCAPED.get(ord(c), c)))
-    return Text(
-        safe,
-        text.style,
-        justify=text.justify,
-        overflow=text.overflow,
-        no_wrap=text.no_wrap,
-        end=text.end,
-        tab_size=text.tab_size,
-        spans=[Span(at[s.start], at[s.end], s.style) for s in text.spans],
-    )
-
-
-class SafeConsole(Console):
-    """A rich Console that shows every character it is given instead of letting it act.
-
-    Text is made printable before it is laid out (so it wraps with its escapes), and
-    every segment once more on the way out, whatever renderable produced it.
-    """
-
-    def render_str(self, text: str, **kwargs: Any) -> Text:
-        """Every str becomes Text here (printed, or a table cell measured): made printable first."""
-        return super().render_str(printable(text), **kwargs)
-
-    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
-        if isinstance(renderable, Text):
-            renderable = _printable_text(renderable)
-        for segment in super().render(renderable, options):
-            # Control segments are rich's own cursor moves (status --watch); styles are added later.
-            yield segment if segment.control else segment._replace(text=printable(segment.text))
-
-
-out = SafeConsole(highlight=False, soft_wrap=True, emoji=False)
-err = SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+out = deferred_console(highlight=False, soft_wrap=True, emoji=False)
+err = deferred_console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -45,7 +45,7 @@ def _inputs(files: list[str]) -> "list[Input]":
 @contextmanager
 def _progress(inputs: "list[Input]", enabled: bool) -> Iterator[Callable[[int], None] | None]:
     """A byte progress bar on a terminal; nothing when piped."""
-    if not enabled or not err.is_terminal:
+    if not enabled or not sys.stderr.isatty() or not err.is_terminal:  # a pipe: rich not even imported
         yield None
         return
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn

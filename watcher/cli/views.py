@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from rich.console import Group, RenderableType
-from rich.text import Text
-
 from watcher.classify.grouping import ClassifyStats
 from watcher.events import ErrorEvent, Kind
 from watcher.schema import error_doc
 from watcher.times import format_duration, format_time
 
-if TYPE_CHECKING:  # `classify --json` needs neither the engine nor rich's tables
+if TYPE_CHECKING:  # `classify --json` needs neither the engine nor rich
+    from rich.console import RenderableType
+
     from watcher.classify.rules import RuleSet
     from watcher.replay import Verdict
 
@@ -71,7 +70,9 @@ def classify_json(
 
 
 def classify_table(results: Mapping[str, ClassifyStats], ruleset: RuleSet) -> RenderableType:
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     totals = _totals(results)
     by_rule: dict[str, int] = totals["errors_by_rule"]  # type: ignore[assignment]
@@ -98,6 +99,9 @@ def classify_table(results: Mapping[str, ClassifyStats], ruleset: RuleSet) -> Re
 
 
 def verdict_text(v: Verdict) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
     lines: list[Text] = []
     if v.resolved:
         lines.append(
