@@ -46,12 +46,23 @@ def measure(stages: Sequence[Sequence[str]], env: Mapping[str, str] | None = Non
         return Measured(wall, rss, codes, _read(out), _read(err))
 
 
-def best_of(repeat: int, stages: Sequence[Sequence[str]], env: Mapping[str, str] | None) -> Measured:
-    """Fastest of `repeat` runs (least disturbed by the VM), with the highest peak RSS seen."""
-    runs = [measure(stages, env) for _ in range(max(repeat, 1))]
-    best = min(runs, key=lambda m: m.wall_s)
-    best.peak_rss_bytes = max(m.peak_rss_bytes for m in runs)
-    return best
+Run = tuple[Sequence[Sequence[str]], Mapping[str, str] | None]
+"""A command (its pipeline stages) and its environment."""
+
+
+def best_of(repeat: int, runs: Sequence[Run]) -> list[Measured]:
+    """Each run's fastest of `repeat` (least disturbed by the VM), with the highest peak RSS seen.
+
+    The runs take turns, round after round: a slow spell of the machine then falls on every
+    tool alike instead of on the one that happened to be running, so their ratio holds.
+    """
+    rounds = [[measure(stages, env) for stages, env in runs] for _ in range(max(repeat, 1))]
+    out = []
+    for each in zip(*rounds, strict=True):
+        best = min(each, key=lambda m: m.wall_s)
+        best.peak_rss_bytes = max(m.peak_rss_bytes for m in each)
+        out.append(best)
+    return out
 
 
 def warm_cache(path: Path) -> int:
