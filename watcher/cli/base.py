@@ -32,7 +32,7 @@ from watcher.config.endpoint import DEFAULT_CONFIG, SYSTEM_CONFIG, Endpoint, res
 from watcher.errors import ConfigError, WatcherError
 
 if TYPE_CHECKING:
-    from watcher.config import Settings
+    from watcher.config import RuleSettings, Settings
 
 
 class Group(TyperGroup):
@@ -229,6 +229,13 @@ def config_path(given: Path | None) -> Path | None:
 def endpoint(given: Path | None) -> Endpoint:
     """Where the daemon is, for commands that only talk to it (no full config validation)."""
     return resolve(config_path(given))
+
+
+def load_rules(given: Path | None) -> RuleSettings:
+    """The config's rules alone: the rest of the file is neither read nor checked."""
+    from watcher import config
+
+    return config.load_rules(config_path(given))
 
 
 def load_settings(given: Path | None) -> Settings:

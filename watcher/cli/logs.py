@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from watcher.cli.base import Command, ConfigOpt, JsonOpt, command, err, load_settings, new_app, out
+from watcher.cli.base import (
+    Command,
+    ConfigOpt,
+    JsonOpt,
+    command,
+    err,
+    load_rules,
+    load_settings,
+    new_app,
+    out,
+)
 from watcher.errors import InputError
 
 if TYPE_CHECKING:
@@ -72,12 +82,14 @@ def classify(
     show: Annotated[bool, typer.Option("--show", help="Print each error event's line.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Count the error events each rule matches, to tune rules before an incident."""
+    """Count the error events each rule matches, to tune rules before an incident.
+
+    Only the config's rules (and max_line_bytes) are read: `check-config` checks the rest."""
     from watcher.classify.rules import RuleSet
     from watcher.classify.stream import classify_stream
     from watcher.cli import views
 
-    settings = load_settings(config_file)
+    settings = load_rules(config_file)
     ruleset = RuleSet.compile(settings.rules, settings.ignore)
     inputs = _inputs(files)
     shown: list[ErrorEvent] = []

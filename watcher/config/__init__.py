@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from watcher.config.base import Format
     from watcher.config.notify import NotifyConfig
-    from watcher.config.rules import RuleConfig
+    from watcher.config.rules import RuleConfig, RuleSettings, load_rules
     from watcher.config.runbook import RunbookConfig
     from watcher.config.settings import (
         DEFAULT_CONFIG,
@@ -41,6 +41,8 @@ _HOME = {
     "Format": "base",
     "NotifyConfig": "notify",
     "RuleConfig": "rules",
+    "RuleSettings": "rules",
+    "load_rules": "rules",
     "RunbookConfig": "runbook",
     "DEFAULT_CONFIG": "settings",
     "HttpConfig": "settings",
@@ -68,12 +70,14 @@ __all__ = [
     "ResolutionConfig",
     "RetentionConfig",
     "RuleConfig",
+    "RuleSettings",
     "RunbookConfig",
     "Settings",
     "SourceConfig",
     "SshLogin",
     "SshSettings",
     "load",
+    "load_rules",
     "valid_sources",
 ]
 

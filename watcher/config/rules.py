@@ -1,12 +1,17 @@
-"""The `[[rules]]` and `[[ignore]]` entries."""
+"""The `[[rules]]` and `[[ignore]]` entries, and RuleSettings: all `watcher classify` reads."""
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
 
 from watcher import patterns
 from watcher.config.base import NAME, Model
-from watcher.names import in_scope
+from watcher.config.loading import column, load_model
+from watcher.names import duplicates, in_scope
 
 MAX_REGEX = 4096
 """Characters of a rule's regex: a longer one is not written by hand."""
@@ -56,3 +61,43 @@ class RuleConfig(Model):
 
     def applies_to(self, source: str) -> bool:
         return in_scope(source, self.sources)
+
+
+class RuleSettings(Model):
+    """The rules, and how long a line may be: what `watcher classify` reads of the config.
+
+    The rest of the file is not read here, so a rule can be tuned while another section is
+    being written; Settings adds it, and `check-config` and the daemon refuse what is wrong.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    max_line_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    rules: list[RuleConfig] = []
+    ignore: list[RuleConfig] = []
+
+    @model_validator(mode="after")
+    def _names(self) -> RuleSettings:
+        problems = rule_problems([r.name for r in self.rules], [r.name for r in self.ignore])
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def rule_problems(rules: Sequence[object], ignore: Sequence[object]) -> list[str]:
+    """No error rule, or a name used twice (of models, or of raw TOML)."""
+    problems: list[str] = []
+    if not rules:
+        problems.append(
+            "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
+        )
+    return problems + duplicates("rules", rules) + duplicates("ignore", ignore)
+
+
+def raw_rule_problems(data: Mapping[str, Any]) -> list[str]:
+    return rule_problems(column(data, "rules", "name"), column(data, "ignore", "name"))
+
+
+def load_rules(path: Path | None) -> RuleSettings:
+    """RuleSettings from `path` (TOML) and the environment; raise ConfigError listing every problem."""
+    return load_model(RuleSettings, path, None, raw_rule_problems)

@@ -7,21 +7,18 @@ variables are read by watcher.config.environment.
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, TypeAdapter, ValidationError, field_validator, model_validator
 
-from watcher.config import environment
 from watcher.config.alerts import AlertmanagerConfig
 from watcher.config.base import Duration, Model, Window, within
 from watcher.config.endpoint import DEFAULT_CONFIG, DEFAULT_LISTEN, DEFAULT_STATE_DIR, check_listen, read_toml
+from watcher.config.loading import column, load_model
 from watcher.config.notify import NotifyConfig
-from watcher.config.rules import RuleConfig
+from watcher.config.rules import RuleSettings, raw_rule_problems
 from watcher.config.runbook import RunbookConfig
 from watcher.config.sites import check_api_url, check_site_name
 from watcher.config.sources import SourceConfig
@@ -89,11 +86,12 @@ class SiteConfig(Model):
         return check_api_url(v)
 
 
-class Settings(Model):
+class Settings(RuleSettings):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # RuleSettings reads part of the file
+
     state_dir: Path = DEFAULT_STATE_DIR
     site: str = ""
     """This watcher's site, in `watcher_build_info{site}`; empty for a single watcher."""
-    max_line_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     http: HttpConfig = HttpConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     notify: NotifyConfig = NotifyConfig()
@@ -101,8 +99,6 @@ class Settings(Model):
     retention: RetentionConfig = RetentionConfig()
     runbook: RunbookConfig = RunbookConfig()
     sources: list[SourceConfig] = []
-    rules: list[RuleConfig] = []
-    ignore: list[RuleConfig] = []
     sites: list[SiteConfig] = []
 
     @field_validator("site")
@@ -115,7 +111,6 @@ class Settings(Model):
         problems = _cross_problems(
             [s.name for s in self.sources],
             [r.name for r in self.rules],
-            [r.name for r in self.ignore],
             [s.rules or [] for s in self.sources],
             [s.name for s in self.sites],
         )
@@ -127,20 +122,12 @@ class Settings(Model):
 def _cross_problems(
     sources: Sequence[object],
     rules: Sequence[object],
-    ignore: Sequence[object],
     selected: Sequence[object],
     sites: Sequence[object],
 ) -> list[str]:
-    """Names used twice, and source rule selections naming no rule (of models, or of raw TOML)."""
-    problems: list[str] = []
-    if not rules:
-        problems.append(
-            "rules: no error rules; add at least one [[rules]] entry (with none, every log looks clean)"
-        )
-    problems += duplicates("sources", sources)
-    problems += duplicates("rules", rules)
-    problems += duplicates("ignore", ignore)
-    problems += duplicates("sites", sites)
+    """Names used twice, and source rule selections naming no rule (of models, or of raw TOML);
+    the rules' own checks are RuleSettings'."""
+    problems = duplicates("sources", sources) + duplicates("sites", sites)
     known = {name for name in rules if isinstance(name, str)}
     for i, names in enumerate(selected):
         for name in names if isinstance(names, list) else []:
@@ -151,37 +138,18 @@ def _cross_problems(
 
 def _raw_cross_problems(data: Mapping[str, Any]) -> list[str]:
     """The cross-checks on the TOML as written, for when a field error kept pydantic from reaching them."""
-
-    def column(section: str, key: str) -> list[object]:
-        items = data.get(section)
-        rows = items if isinstance(items, list) else []
-        return [row.get(key) if isinstance(row, dict) else None for row in rows]
-
-    return _cross_problems(
-        column("sources", "name"),
-        column("rules", "name"),
-        column("ignore", "name"),
-        column("sources", "rules"),
-        column("sites", "name"),
+    return raw_rule_problems(data) + _cross_problems(
+        column(data, "sources", "name"),
+        column(data, "rules", "name"),
+        column(data, "sources", "rules"),
+        column(data, "sites", "name"),
     )
 
 
 def load(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read `path` (TOML), apply `overrides` then the environment, validate; raise ConfigError
     listing every problem."""
-    data = environment.merge(read_toml(path) if path is not None else {}, overrides or {})
-    given, unread = environment.overrides(Settings, os.environ)
-    data = environment.merge(data, given)
-    try:
-        settings = Settings(**data)
-    except ValidationError as exc:
-        problems = _problems(exc)
-        raise ConfigError(
-            unread + problems + [p for p in _raw_cross_problems(data) if p not in problems]
-        ) from None
-    if unread:
-        raise ConfigError(unread)
-    return settings
+    return load_model(Settings, path, overrides, _raw_cross_problems)
 
 
 def valid_sources(path: Path | None) -> list[tuple[int, SourceConfig]]:
@@ -201,41 +169,3 @@ def valid_sources(path: Path | None) -> list[tuple[int, SourceConfig]]:
         except ValidationError:
             continue
     return out
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    out: list[str] = []
-    for err in exc.errors(include_url=False):
-        loc = _format_loc(err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "union_tag_invalid":
-            given = repr(err.get("ctx", {}).get("tag", ""))
-            given = given if len(given) <= 40 else given[:40] + "…"
-            msg = f"kind: {given} is not a source kind; use docker, journal or file"
-        elif err["type"] == "union_tag_not_found":
-            msg = "missing kind (docker, journal or file)"
-        for line in msg.splitlines():
-            if re.match(r"^\w+\[\d+\]", line):  # a cross-check that names its own key
-                out.append(line)
-                continue
-            key = re.match(r"^([a-z_]+): (.+)$", line)  # a model check naming one field
-            where = f"{loc}.{key.group(1)}" if key and loc else loc
-            text = key.group(2) if key and loc else line
-            out.append(f"{where}: {text}" if where else text)
-    return out
-
-
-def _format_loc(loc: Sequence[int | str]) -> str:
-    parts: list[str] = []
-    for i, item in enumerate(loc):
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif i > 0 and loc[0] == "sources" and i == 2 and item in ("docker", "journal", "file"):
-            continue  # the discriminator tag pydantic inserts into the path
-        elif re.fullmatch(r"[A-Za-z0-9_-]+", item):
-            parts.append(("." if parts else "") + item)
-        else:  # a quoted TOML key may hold anything, a newline included: shown, not obeyed
-            parts.append(f"[{json.dumps(item)[:40]}]")
-    return "".join(parts)
