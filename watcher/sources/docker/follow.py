@@ -12,7 +12,9 @@ any thread and unblocks a pending `read` (it shuts the socket down, as the SDK's
 CancellableStream does). Over a plain socket (unix, tcp, an ssh:// host's forwarded
 socket; not TLS) the body is read by the event loop itself instead (`in_loop`,
 `read_async`): no thread hand-off per read, which with a hundred followed containers
-was most of the source's CPU.
+was most of the source's CPU. The socket then stays registered with the loop while the
+body is read (_LoopBody), rather than once per read as `loop.sock_recv` does: two
+epoll_ctl calls, a failed recv and a future less per line of a followed container.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import select
 import socket
+from collections import deque
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -30,6 +33,8 @@ import requests
 from watcher.sources.docker.stream import LogDecoder
 
 READ = 64 * 1024
+HELD = 1 << 20
+"""Bytes read ahead of the consumer before the loop stops reading the socket for a while."""
 LINGER = 0.001
 """Seconds a read waits for more of a backlog before handing over what it has."""
 
@@ -65,7 +70,7 @@ class LogStream:
         self._sock: socket.socket | None = None
         self._closed = False
         self._held = b""
-        self._receiving = False
+        self._body: _LoopBody | None = None
         self._chunked = True
         self._eof = False
         self.live_ns: int | None = None
@@ -111,26 +116,22 @@ class LogStream:
         sock.setblocking(False)
         held: bytes = fp.peek()  # what http.client read past the headers (no wait: non-blocking)
         self._held = fp.read1(len(held)) if held else b""
+        self._body = _LoopBody(sock, asyncio.get_running_loop())
         return True
 
     async def read_async(self) -> bytes:
-        """`read`, by the event loop (after `in_loop`)."""
+        """`read`, by the event loop (after `in_loop`): what arrived since the last call."""
         if self._held:
             data, self._held = self._held, b""
             return data
-        if self._closed or self._sock is None:
+        if self._closed or self._body is None:
             return b""
-        self._receiving = True
         try:
-            data = await asyncio.get_running_loop().sock_recv(self._sock, READ)
+            data = await self._body.read()
         except OSError:
             if self._closed:
                 return b""
             raise
-        finally:
-            self._receiving = False
-            if self._closed:
-                self.close()  # what close() left for after the receive
         self._eof = not data
         return data
 
@@ -166,14 +167,87 @@ class LogStream:
             raise
 
     def close(self) -> None:
+        """Any thread, except after `in_loop`: then the loop's."""
         self._closed = True
+        if self._body is not None:
+            self._body.stop()  # before the descriptor is closed, and maybe reused
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-        # Not under a receive the loop is waiting on: it would wait for a closed descriptor
-        # forever. The shutdown ends that receive, which closes the response then.
-        if self._response is not None and not self._receiving:
+        if self._response is not None:
             self._response.close()
+
+
+class _LoopBody:
+    """A non-blocking socket the loop reads whenever it is readable, until its end or `stop`.
+
+    What it reads waits here for `read`; past HELD bytes the socket is left unread until
+    `read` takes them (Docker then waits to write, as it would for a slow client).
+    """
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self._sock, self._loop = sock, loop
+        self._fd = sock.fileno()
+        self._parts: deque[bytes] = deque()
+        self._size = 0
+        self._end = False
+        self._error: OSError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._watching = False
+        self._watch()
+
+    def _watch(self) -> None:
+        if not self._watching and not self._end:
+            self._loop.add_reader(self._fd, self._readable)
+            self._watching = True
+
+    def _unwatch(self) -> None:
+        if self._watching:
+            self._loop.remove_reader(self._fd)
+            self._watching = False
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._error, data = exc, b""
+        if data:
+            self._parts.append(data)
+            self._size += len(data)
+            if self._size >= HELD:
+                self._unwatch()
+        else:
+            self._end = True
+            self._unwatch()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def read(self) -> bytes:
+        """What was read and not yet taken; b"" at the end. Raises the socket's error."""
+        while not self._parts and not self._end:
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if not self._parts:
+            if self._error is not None:
+                raise self._error
+            return b""
+        data = self._parts.popleft() if len(self._parts) == 1 else b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        self._watch()
+        return data
+
+    def stop(self) -> None:
+        """Read no more; a pending `read` returns what there is, then the end."""
+        self._end = True
+        self._unwatch()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 def _after_date(date: str | None) -> int | None:
