@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -98,25 +97,36 @@ def throughput(
     }
 
 
-class Peer(threading.Thread):
+_RECORDER = (
+    "import sys, time\n"
+    "seen = [b'%d %s' % (time.time_ns(), line) for line in sys.stdin.buffer]\n"
+    "sys.stdout.buffer.write(b''.join(seen))\n"
+)
+"""Notes each line's arrival: in a process of its own, so that neither its CPU nor its turns
+at the interpreter lock are charged to the watcher measured beside it."""
+
+
+class Peer:
     """`docker logs -t -f` of one container, each line's arrival noted (the peer's latency)."""
 
     def __init__(self, host: str, name: str) -> None:
-        super().__init__(daemon=True)
         self.arrivals: list[tuple[int, bytes]] = []
         self.proc = subprocess.Popen(
             ["docker", "-H", host, "logs", "-t", "-f", "--tail", "0", name], stdout=subprocess.PIPE
         )
-
-    def run(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.arrivals.append((time.time_ns(), line))
+        self.recorder = subprocess.Popen(
+            [sys.executable, "-c", _RECORDER], stdin=self.proc.stdout, stdout=subprocess.PIPE
+        )
+        self.proc.stdout.close()  # the recorder's now: it sees the end when docker exits
 
     def stop(self) -> None:
         self.proc.kill()
         self.proc.wait()
-        self.join(5)
+        out, _ = self.recorder.communicate(timeout=30)
+        for line in out.splitlines(keepends=True):
+            ns, _, data = line.partition(b" ")
+            self.arrivals.append((int(ns), data))
 
 
 def delays_ms(arrivals: list[tuple[int, bytes]], warm: int) -> list[float]:
@@ -166,13 +176,12 @@ async def follow(
         for n in names:  # off the event loop: the source is reading meanwhile
             await asyncio.to_thread(client.containers.run, IMAGE, ["sh", "-c", script], name=n, detach=True)
         peer_readers = [Peer(engine.host, n) for n in names[:peers]]
-        for p in peer_readers:
-            p.start()
         warm = time.time_ns() + 1_000_000_000
         await asyncio.sleep(1)
-        cpu0, t0 = _cpu(), time.monotonic()
+        cpu0, wait0, t0 = _cpu(), _runnable_waiting(), time.monotonic()
         await asyncio.sleep(seconds)
         cpu = (_cpu() - cpu0) / (time.monotonic() - t0)
+        waiting = (_runnable_waiting() - wait0) / (time.monotonic() - t0)
         for p in peer_readers:
             p.stop()
     finally:
@@ -192,6 +201,7 @@ async def follow(
         "lines": len(delays),
         **dist_ms(delays),
         "cpu_cores": round(cpu, 3),
+        "runnable_waiting": round(waiting, 3),
         "lines_per_s": round(len(delays) / seconds),
         "peer": {
             "command": "docker logs -t -f --tail 0 NAME",
@@ -201,6 +211,16 @@ async def follow(
             "watcher_on_the_same": dist_ms(delays_ms(mine, warm)),
         },
     }
+
+
+def _runnable_waiting() -> float:
+    """Seconds this process's threads have waited, runnable, for a CPU (/proc schedstat): on a
+    machine the writers saturate, the part of a line's delay that is the scheduler's."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def _cpu() -> float:
