@@ -206,7 +206,8 @@ def docker(s: Sizes) -> list[Row]:
     f, t, peer = doc["follow"], doc["throughput"], doc["follow"]["peer"]
     same = peer["watcher_on_the_same"]
     ours = f"p99 {f['p99_ms']:.0f} ms, {f['cpu_cores']:.2f} core"
-    ours += f" ({f['lines_per_s']:,} lines/s; p50 {f['p50_ms']:.0f} ms)"
+    ours += f" ({f['lines_per_s']:,} lines/s; p50 {f['p50_ms']:.0f} ms;"
+    ours += f" waited {f['runnable_waiting']:.2f} s/s for a CPU)"
     theirs = f"`docker logs -t -f` on {peer['containers']} of them: p99 {peer['p99_ms']:.0f} ms"
     ratio = (
         f"{same['p99_ms'] / peer['p99_ms']:.2f}x (ours there: {same['p99_ms']:.0f} ms)"
