@@ -1,10 +1,11 @@
 """`WATCHER_SECTION__KEY` variables: the environment's overrides of the config file, key by key.
 
-A variable names a key of Settings, case-insensitively, `__` stepping into a table
-(`WATCHER_RESOLUTION__WINDOW=5m`). A key whose value is a list or a table is given as
-JSON (`WATCHER_RULES='[{"name": "panic", "regex": "^panic:"}]'`); any other value is
-given as it is, and validated like the file's. Variables that name no key of Settings
-(`WATCHER_CONFIG`, a typo) are not config: the CLI reads some of them itself.
+A variable names a key of the model being loaded (Settings, or RuleSettings for
+`classify`), case-insensitively, `__` stepping into a table (`WATCHER_RESOLUTION__WINDOW=5m`).
+A key whose value is a list or a table is given as JSON
+(`WATCHER_RULES='[{"name": "panic", "regex": "^panic:"}]'`); any other value is given as
+it is, and validated like the file's. Variables that name no key (`WATCHER_CONFIG`, a typo
+at the top level) are not config: the CLI reads some of them itself.
 
 This is pydantic-settings' environment source, the one part of it the watcher used; it
 cost every start that reads the config 0.15 s of imports (asyncio, argparse, dotenv and

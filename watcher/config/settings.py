@@ -1,8 +1,8 @@
 """Configuration: a TOML file, overridden key by key by `WATCHER_SECTION__KEY` variables.
 
-`load()` is the only entry point. Every problem is reported at once, one line
-each, naming the key as the user wrote it (`sources[2].known_hosts: ...`). The
-variables are read by watcher.config.environment.
+`load()` reads the whole of it (`load_rules()`, in rules.py, the rules alone); loading.py
+reports every problem at once, one line each, naming the key as the user wrote it
+(`sources[2].known_hosts: ...`); environment.py reads the variables.
 """
 
 from __future__ import annotations
