@@ -192,7 +192,8 @@ class _LoopBody:
         self._size = 0
         self._end = False
         self._error: OSError | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._arrived = asyncio.Event()
+        """Set when data, the end or an error arrives."""
         self._watching = False
         self._watch()
 
@@ -221,17 +222,13 @@ class _LoopBody:
         else:
             self._end = True
             self._unwatch()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._arrived.set()
 
     async def read(self) -> bytes:
         """What was read and not yet taken; b"" at the end. Raises the socket's error."""
         while not self._parts and not self._end:
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            self._arrived.clear()
+            await self._arrived.wait()
         if not self._parts:
             if self._error is not None:
                 raise self._error
@@ -246,8 +243,7 @@ class _LoopBody:
         """Read no more; a pending `read` returns what there is, then the end."""
         self._end = True
         self._unwatch()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._arrived.set()
 
 
 def _after_date(date: str | None) -> int | None:

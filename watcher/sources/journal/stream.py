@@ -150,7 +150,8 @@ class Feed:
 
     def __init__(self) -> None:
         self._items: list[tuple[Kind, bytes]] = []
-        self._waiter: asyncio.Future[None] | None = None
+        self._arrived = asyncio.Event()
+        """Set when an event arrives or the silence watch fires."""
         self._silent = False
         self._queued = 0
         self._paused = False
@@ -183,8 +184,7 @@ class Feed:
     def _add(self, kind: Kind, data: bytes) -> None:
         self._items.append((kind, data))
         self._silent = False  # whatever arrived ended the silence the watch may have seen
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._arrived.set()
 
     async def get(self, silence: float) -> list[tuple[Kind, bytes]]:
         """What arrived since the last call, in order (at least one event); TimeoutError when
@@ -192,11 +192,8 @@ class Feed:
         if not self._items and not self._silent:
             if self._watch is None and not self.done.is_set():
                 self._watch = self._loop.call_at(self._last + silence, self._expire, silence)
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            self._arrived.clear()
+            await self._arrived.wait()
         if not self._items:
             raise TimeoutError
         items, self._items = self._items, []
@@ -214,8 +211,7 @@ class Feed:
         else:
             self._watch = None
             self._silent = True
-            if self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(None)
+            self._arrived.set()
 
 
 def joined(arrived: list[tuple[Kind, bytes]]) -> list[tuple[Kind, bytes]]:
